@@ -1,0 +1,137 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Nerzal/gocloak/v14"
+)
+
+// KeycloakInfo is what a started Keycloak exposes.
+type KeycloakInfo struct {
+	URL   string `json:"url"`
+	Realm string `json:"realm"`
+	// The bootstrap admin of the master realm. The state file holding it is readable by its
+	// owner only, and the sandbox is thrown away with it.
+	AdminUser     string `json:"admin_user"`
+	AdminPassword string `json:"admin_password"`
+}
+
+// keycloakFeatures turns on what Kagenti needs: SPIFFE identity providers for secret-free client
+// authentication (federated-jwt is supported without a flag from 26.6; standard token exchange
+// v2 is on by default since 26.2).
+const keycloakFeatures = "spiffe"
+
+// startKeycloak runs Keycloak in dev mode with an in-memory database and creates the realm.
+func (s *Sandbox) startKeycloak(ctx context.Context) error {
+	home := s.builder.Dir(Keycloak())
+	javaHome, err := findJavaHome()
+	if err != nil {
+		return err
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	pw := make([]byte, 12)
+	if _, err := rand.Read(pw); err != nil {
+		return err
+	}
+	info := KeycloakInfo{
+		// localhost, not 127.0.0.1: a token's issuer is the host the request named, and SPIFFE
+		// client assertions must name the issuer exactly.
+		URL:           "http://localhost:" + strconv.Itoa(ports[0]),
+		Realm:         s.opts.KeycloakRealm,
+		AdminUser:     "admin",
+		AdminPassword: hex.EncodeToString(pw),
+	}
+	dataDir := filepath.Join(s.Dir, "keycloak")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	proc := &Process{
+		Name: "keycloak", Path: filepath.Join(home, "bin", "kc.sh"), LogPath: s.logPath("keycloak"), Dir: dataDir,
+		Args: []string{"start-dev",
+			"--http-host=127.0.0.1", "--http-port=" + strconv.Itoa(ports[0]),
+			"--http-management-port=" + strconv.Itoa(ports[1]),
+			"--health-enabled=true", "--db=dev-mem", "--features=" + keycloakFeatures},
+		Env: []string{
+			"JAVA_HOME=" + javaHome,
+			"KC_BOOTSTRAP_ADMIN_USERNAME=" + info.AdminUser,
+			"KC_BOOTSTRAP_ADMIN_PASSWORD=" + info.AdminPassword,
+		},
+		Healthy:      httpHealthy(&http.Client{Timeout: 2 * time.Second}, "http://127.0.0.1:"+strconv.Itoa(ports[1])+"/health/ready"),
+		StartTimeout: 3 * time.Minute,
+		StopTimeout:  20 * time.Second,
+	}
+	if err := s.start(ctx, proc); err != nil {
+		return err
+	}
+	if err := createRealm(ctx, info); err != nil {
+		return fmt.Errorf("create Keycloak realm %q: %w", info.Realm, err)
+	}
+	s.Keycloak = info
+	return nil
+}
+
+func createRealm(ctx context.Context, info KeycloakInfo) error {
+	client := gocloak.NewClient(info.URL)
+	token, err := client.LoginAdmin(ctx, info.AdminUser, info.AdminPassword, "master")
+	if err != nil {
+		return err
+	}
+	_, err = client.CreateRealm(ctx, token.AccessToken, gocloak.RealmRepresentation{
+		Realm:   gocloak.StringP(info.Realm),
+		Enabled: gocloak.BoolP(true),
+	})
+	if err != nil && !strings.Contains(err.Error(), "409") {
+		return err
+	}
+	return nil
+}
+
+// findJavaHome prefers $JAVA_HOME, then the newest JDK under /usr/lib/jvm (Keycloak 26.6+ runs on
+// Java 25; 17 still works).
+func findJavaHome() (string, error) {
+	if h := os.Getenv("JAVA_HOME"); h != "" {
+		return h, nil
+	}
+	entries, _ := filepath.Glob("/usr/lib/jvm/*/bin/java")
+	type jdk struct {
+		home    string
+		version int
+	}
+	var jdks []jdk
+	for _, java := range entries {
+		home := filepath.Dir(filepath.Dir(java))
+		if st, err := os.Lstat(home); err != nil || st.Mode()&os.ModeSymlink != 0 {
+			continue
+		}
+		jdks = append(jdks, jdk{home, jdkMajor(filepath.Base(home))})
+	}
+	if len(jdks) == 0 {
+		return "", fmt.Errorf("keycloak needs a Java 17+ runtime: set JAVA_HOME or apt-get install openjdk-17-jre-headless")
+	}
+	sort.Slice(jdks, func(i, j int) bool { return jdks[i].version > jdks[j].version })
+	return jdks[0].home, nil
+}
+
+// jdkMajor reads the major version from a directory name such as "temurin-25-jdk-amd64" or
+// "java-17-openjdk-amd64".
+func jdkMajor(name string) int {
+	for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '.' }) {
+		if n, err := strconv.Atoi(part); err == nil && n >= 8 {
+			return n
+		}
+	}
+	return 0
+}

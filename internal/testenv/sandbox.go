@@ -1,0 +1,285 @@
+// Package testenv builds, starts and stops a sandbox of the real systems the provider drives —
+// a Kubernetes control plane with kwok fake nodes, a SPIRE server and Keycloak — on loopback,
+// from binaries it builds and caches itself. It is imported only by tests and dev commands.
+package testenv
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Component names, for Options.Components.
+const (
+	ComponentKubernetes = "kubernetes"
+	ComponentSpire      = "spire"
+	ComponentKeycloak   = "keycloak"
+)
+
+// Options configure a sandbox. Zero values mean the defaults.
+type Options struct {
+	// Dir holds state, logs and sockets; a new temp dir when empty. Keep it short: SPIRE's
+	// socket path must stay under 100 bytes.
+	Dir string
+	// CacheDir holds built tools (DefaultCacheDir when empty).
+	CacheDir string
+	// Components to start (all when empty).
+	Components    []string
+	Nodes         int
+	TrustDomain   string
+	KeycloakRealm string
+	// Log receives build progress and component start lines.
+	Log io.Writer
+}
+
+// Sandbox is a running set of components. Its exported fields are saved as JSON in the state file
+// so that another command can use or stop it.
+type Sandbox struct {
+	Dir        string          `json:"dir"`
+	Kubernetes KubernetesInfo  `json:"kubernetes"`
+	Spire      SpireInfo       `json:"spire"`
+	Keycloak   KeycloakInfo    `json:"keycloak"`
+	Processes  []ProcessRecord `json:"processes"`
+	StartedIn  string          `json:"started_in"`
+
+	opts    Options
+	builder *Builder
+	mu      sync.Mutex
+	procs   []*Process
+}
+
+// ProcessRecord identifies a started process for Stop and for logs.
+type ProcessRecord struct {
+	Name string `json:"name"`
+	Pid  int    `json:"pid"`
+	Path string `json:"path"`
+	Log  string `json:"log"`
+}
+
+// StateFile is the name of the JSON state file in a sandbox dir.
+const StateFile = "sandbox.json"
+
+func (o Options) withDefaults() Options {
+	if o.CacheDir == "" {
+		o.CacheDir = DefaultCacheDir()
+	}
+	if len(o.Components) == 0 {
+		o.Components = []string{ComponentKubernetes, ComponentSpire, ComponentKeycloak}
+	}
+	if o.Nodes == 0 {
+		o.Nodes = 2
+	}
+	if o.TrustDomain == "" {
+		o.TrustDomain = "sandbox.kagenti.test"
+	}
+	if o.KeycloakRealm == "" {
+		o.KeycloakRealm = "kagenti"
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return o
+}
+
+func (o Options) has(component string) bool {
+	for _, c := range o.Components {
+		if c == component {
+			return true
+		}
+	}
+	return false
+}
+
+// Start builds what is missing from the cache, then starts the components in parallel and waits
+// until each is healthy. On any error everything already started is stopped again.
+func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
+	opts = opts.withDefaults()
+	builder := &Builder{CacheDir: opts.CacheDir, Log: opts.Log}
+	tools := map[string][]Tool{
+		ComponentKubernetes: {Kubernetes(), Kwok()},
+		ComponentSpire:      {Spire()},
+		ComponentKeycloak:   {Keycloak()},
+	}
+	for _, c := range opts.Components {
+		ts, ok := tools[c]
+		if !ok {
+			return nil, fmt.Errorf("unknown sandbox component %q (kubernetes, spire, keycloak)", c)
+		}
+		for _, t := range ts {
+			if err := builder.Ensure(ctx, t); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if opts.Dir == "" {
+		if opts.Dir, err = os.MkdirTemp("", "kagenti-sb-"); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(opts.Dir, "logs"), 0o700); err != nil {
+		return nil, err
+	}
+	sb = &Sandbox{Dir: opts.Dir, opts: opts, builder: builder}
+	defer func() {
+		if err != nil {
+			_ = sb.Stop()
+			sb = nil
+		}
+	}()
+	started := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	if opts.has(ComponentKeycloak) { // slowest: start it first
+		g.Go(func() error { return sb.startKeycloak(gctx) })
+	}
+	if opts.has(ComponentKubernetes) {
+		g.Go(func() error { return sb.startKubernetes(gctx) })
+	}
+	if opts.has(ComponentSpire) {
+		g.Go(func() error { return sb.startSpire(gctx) })
+	}
+	if err := g.Wait(); err != nil {
+		return sb, err
+	}
+	sb.StartedIn = time.Since(started).Round(10 * time.Millisecond).String()
+	return sb, sb.save()
+}
+
+func (s *Sandbox) logPath(name string) string { return filepath.Join(s.Dir, "logs", name+".log") }
+
+// start starts a process and records it, so that Stop stops it even if it never became healthy.
+func (s *Sandbox) start(ctx context.Context, p *Process) error {
+	fmt.Fprintf(s.opts.Log, "[sandbox] starting %s\n", p.Name)
+	err := p.Start(ctx)
+	s.mu.Lock()
+	if p.Pid != 0 {
+		s.procs = append(s.procs, p)
+		s.Processes = append(s.Processes, ProcessRecord{Name: p.Name, Pid: p.Pid, Path: p.Path, Log: p.LogPath})
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Sandbox) save() error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.Dir, StateFile), data, 0o600)
+}
+
+// Load reads a sandbox started by another process from its dir.
+func Load(dir string) (*Sandbox, error) {
+	data, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return nil, fmt.Errorf("no sandbox in %s (start one with `make sandbox-up`): %w", dir, err)
+	}
+	sb := &Sandbox{}
+	if err := json.Unmarshal(data, sb); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return sb, nil
+}
+
+// Stop stops every process in reverse start order, each by its own PID, and removes the dir.
+// It works both on a sandbox this process started and on one loaded from its state file.
+func (s *Sandbox) Stop() error {
+	var errs []error
+	if len(s.procs) > 0 {
+		for i := len(s.procs) - 1; i >= 0; i-- {
+			errs = append(errs, s.procs[i].Stop())
+		}
+	} else {
+		for i := len(s.Processes) - 1; i >= 0; i-- {
+			p := s.Processes[i]
+			errs = append(errs, StopPID(p.Pid, filepath.Dir(p.Path), 20*time.Second))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if os.Getenv("KAGENTI_SANDBOX_KEEP") != "" {
+		return nil
+	}
+	return os.RemoveAll(s.Dir)
+}
+
+// Logs returns the tail of every component's log, for a failing test to print.
+func (s *Sandbox) Logs(lines int) string {
+	var b strings.Builder
+	recs := append([]ProcessRecord(nil), s.Processes...)
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
+	for _, p := range recs {
+		fmt.Fprintf(&b, "==> %s (pid %d, %s)\n%s\n", p.Name, p.Pid, p.Log, tailFile(p.Log, lines))
+	}
+	return b.String()
+}
+
+// Env is the environment under which the provider, tofu/terraform and kubectl reach this
+// sandbox: the provider's documented environment variables.
+func (s *Sandbox) Env() map[string]string {
+	env := map[string]string{}
+	if s.Kubernetes.Kubeconfig != "" {
+		env["KUBECONFIG"] = s.Kubernetes.Kubeconfig
+	}
+	if s.Spire.Socket != "" {
+		env["KAGENTI_SPIRE_ADDRESS"] = "unix://" + s.Spire.Socket
+		env["KAGENTI_SPIRE_TRUST_DOMAIN"] = s.Spire.TrustDomain
+	}
+	if s.Keycloak.URL != "" {
+		env["KAGENTI_KEYCLOAK_URL"] = s.Keycloak.URL
+		env["KAGENTI_KEYCLOAK_REALM"] = s.Keycloak.Realm
+		env["KAGENTI_KEYCLOAK_AUTH_REALM"] = "master"
+		env["KAGENTI_KEYCLOAK_CLIENT_ID"] = "admin-cli"
+		env["KAGENTI_KEYCLOAK_USERNAME"] = s.Keycloak.AdminUser
+		env["KAGENTI_KEYCLOAK_PASSWORD"] = s.Keycloak.AdminPassword
+	}
+	return env
+}
+
+// Summary is a human-readable description of what runs, for `make sandbox-up`.
+func (s *Sandbox) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "sandbox in %s (started in %s)\n", s.Dir, s.StartedIn)
+	for _, p := range s.Processes {
+		fmt.Fprintf(&b, "  %-26s pid %-7d log %s\n", p.Name, p.Pid, p.Log)
+	}
+	if s.Kubernetes.Kubeconfig != "" {
+		fmt.Fprintf(&b, "kubernetes: %s\n", s.Kubernetes.Server)
+	}
+	if s.Spire.Socket != "" {
+		fmt.Fprintf(&b, "spire:      unix://%s (trust domain %s, JWKS %s)\n", s.Spire.Socket, s.Spire.TrustDomain, s.Spire.JWKSURL)
+	}
+	if s.Keycloak.URL != "" {
+		fmt.Fprintf(&b, "keycloak:   %s (realm %s; admin credentials in %s)\n", s.Keycloak.URL, s.Keycloak.Realm, filepath.Join(s.Dir, "env"))
+	}
+	if s.Kubernetes.Kubeconfig != "" {
+		fmt.Fprintf(&b, "KUBECONFIG=%s\n", s.Kubernetes.Kubeconfig)
+	}
+	return b.String()
+}
+
+// WriteEnvFile writes `export K=V` lines for a shell to source (owner-only: it holds the Keycloak
+// admin password of this throw-away sandbox).
+func (s *Sandbox) WriteEnvFile(path string) error {
+	env := s.Env()
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "export %s=%q\n", k, env[k])
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}

@@ -1,0 +1,122 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"text/template"
+	"time"
+)
+
+// SpireInfo is what a started SPIRE server exposes.
+type SpireInfo struct {
+	// Socket is the server's admin API (unix socket).
+	Socket      string `json:"socket"`
+	TrustDomain string `json:"trust_domain"`
+	// JWKSURL serves the trust bundle's JWT keys over plain http on loopback (SPIRE's OIDC
+	// discovery provider); Keycloak's SPIFFE identity provider reads it.
+	JWKSURL string `json:"jwks_url"`
+}
+
+var spireServerConf = template.Must(template.New("server.conf").Parse(`server {
+    bind_address = "127.0.0.1"
+    bind_port = "{{.Port}}"
+    socket_path = "{{.Socket}}"
+    trust_domain = "{{.TrustDomain}}"
+    data_dir = "{{.DataDir}}"
+    log_level = "INFO"
+    ca_ttl = "24h"
+    default_x509_svid_ttl = "1h"
+    default_jwt_svid_ttl = "5m"
+}
+
+plugins {
+    DataStore "sql" {
+        plugin_data {
+            database_type = "sqlite3"
+            connection_string = "{{.DataDir}}/datastore.sqlite3"
+        }
+    }
+    NodeAttestor "join_token" {
+        plugin_data {}
+    }
+    KeyManager "memory" {
+        plugin_data {}
+    }
+}
+`))
+
+var oidcProviderConf = template.Must(template.New("oidc.conf").Parse(`log_level = "INFO"
+domains = ["localhost"]
+insecure_addr = "127.0.0.1:{{.Port}}"
+allow_insecure_scheme = true
+server_api {
+    address = "unix://{{.Socket}}"
+}
+`))
+
+// startSpire brings up spire-server (sqlite datastore, join_token attestor, admin API on a unix
+// socket) and the OIDC discovery provider that serves its JWT keys.
+func (s *Sandbox) startSpire(ctx context.Context) error {
+	bin := s.builder.Dir(Spire())
+	dir := filepath.Join(s.Dir, "spire")
+	dataDir := filepath.Join(dir, "data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	socket := filepath.Join(dir, "server.sock")
+	if len(socket) > 100 {
+		return fmt.Errorf("sandbox dir %s is too long for a unix socket path; choose a shorter one", s.Dir)
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	serverConf := filepath.Join(dir, "server.conf")
+	if err := renderFile(spireServerConf, serverConf, map[string]any{
+		"Port": ports[0], "Socket": socket, "TrustDomain": s.opts.TrustDomain, "DataDir": dataDir,
+	}); err != nil {
+		return err
+	}
+	serverBin := filepath.Join(bin, "spire-server")
+	server := &Process{
+		Name: "spire-server", Path: serverBin, LogPath: s.logPath("spire-server"),
+		Args: []string{"run", "-config", serverConf},
+		Healthy: func(ctx context.Context) error {
+			return exec.CommandContext(ctx, serverBin, "healthcheck", "-socketPath", socket).Run()
+		},
+	}
+	if err := s.start(ctx, server); err != nil {
+		return err
+	}
+
+	oidcConf := filepath.Join(dir, "oidc-discovery-provider.conf")
+	if err := renderFile(oidcProviderConf, oidcConf, map[string]any{"Port": ports[1], "Socket": socket}); err != nil {
+		return err
+	}
+	// The provider answers only for its configured domains, so the URL says localhost.
+	jwksURL := "http://localhost:" + strconv.Itoa(ports[1]) + "/keys"
+	oidc := &Process{
+		Name: "oidc-discovery-provider", Path: filepath.Join(bin, "oidc-discovery-provider"), LogPath: s.logPath("oidc-discovery-provider"),
+		Args:    []string{"-config", oidcConf},
+		Healthy: httpHealthy(&http.Client{Timeout: 2 * time.Second}, jwksURL),
+	}
+	if err := s.start(ctx, oidc); err != nil {
+		return err
+	}
+	s.Spire = SpireInfo{Socket: socket, TrustDomain: s.opts.TrustDomain, JWKSURL: jwksURL}
+	return nil
+}
+
+func renderFile(t *template.Template, path string, data any) error {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o600)
+}

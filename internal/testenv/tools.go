@@ -1,0 +1,357 @@
+package testenv
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Pinned versions of everything the sandbox runs. Changing one of these is the only thing that
+// makes the cache rebuild that tool: each tool is cached under a directory named after it and its
+// version, see Tool.Dir.
+const (
+	KubernetesVersion = "v1.37.2"
+	EtcdVersion       = "v3.7.0"
+	KwokVersion       = "v0.8.0"
+	TofuVersion       = "v1.12.6"
+	// TerraformVersion is the last MPL-licensed release, and the newest one that builds from the
+	// Go module proxy (later releases replace nested modules that are not in the module zip).
+	TerraformVersion = "v1.5.7"
+	SpireVersion     = "v1.13.3"
+	// KeycloakVersion: 26.6+ fixes an NPE on unknown SPIFFE ids and has federated client
+	// authentication without a preview flag.
+	KeycloakVersion = "26.7.3"
+)
+
+//go:embed k8sbuild/go.mod.txt k8sbuild/go.sum.txt k8sbuild/tools.go.txt
+var k8sBuildModule embed.FS
+
+// Tool is one cached, versioned build product: a directory of binaries (or, for Keycloak, an
+// unpacked distribution).
+type Tool struct {
+	Name    string
+	Version string
+	// Files that must all exist (relative to Dir) for the cache entry to count as complete.
+	Files []string
+	build func(ctx context.Context, b *Builder, out string) error
+}
+
+// Builder builds tools into a cache directory, each at most once per version.
+type Builder struct {
+	CacheDir string
+	// Log receives progress lines; builds take minutes when cold.
+	Log io.Writer
+}
+
+// DefaultCacheDir is $KAGENTI_CACHE_DIR, else the user cache dir's "kagenti" folder.
+func DefaultCacheDir() string {
+	if d := os.Getenv("KAGENTI_CACHE_DIR"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "kagenti")
+	}
+	return filepath.Join(os.TempDir(), "kagenti-cache")
+}
+
+// Dir is where a tool's files live once built.
+func (b *Builder) Dir(t Tool) string {
+	return filepath.Join(b.CacheDir, "tools", t.Name+"-"+t.Version)
+}
+
+// Path returns the cached path of one of a tool's files.
+func (b *Builder) Path(t Tool, file string) string { return filepath.Join(b.Dir(t), file) }
+
+// Cached reports whether every file of the tool is present.
+func (b *Builder) Cached(t Tool) bool {
+	for _, f := range t.Files {
+		if st, err := os.Stat(b.Path(t, f)); err != nil || st.Size() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Ensure builds the tool unless it is cached. Concurrent callers (parallel test binaries, make
+// targets) serialise on a lock file so the tool is built once.
+func (b *Builder) Ensure(ctx context.Context, t Tool) error {
+	if b.Cached(t) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(b.CacheDir, "tools"), 0o755); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(b.CacheDir, "tools", "."+t.Name+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("locking the %s build: %w", t.Name, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	if b.Cached(t) {
+		return nil
+	}
+	tmp := b.Dir(t) + ".partial"
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	start := time.Now()
+	b.logf("building %s %s (cold builds take minutes; cached afterwards in %s)", t.Name, t.Version, b.Dir(t))
+	if err := t.build(ctx, b, tmp); err != nil {
+		return fmt.Errorf("building %s %s: %w", t.Name, t.Version, err)
+	}
+	_ = os.RemoveAll(b.Dir(t))
+	if err := os.Rename(tmp, b.Dir(t)); err != nil {
+		return err
+	}
+	if !b.Cached(t) {
+		return fmt.Errorf("building %s %s: expected files %v missing in %s", t.Name, t.Version, t.Files, b.Dir(t))
+	}
+	b.logf("built %s %s in %s", t.Name, t.Version, time.Since(start).Round(time.Second))
+	return nil
+}
+
+func (b *Builder) logf(format string, args ...any) {
+	if b.Log != nil {
+		fmt.Fprintf(b.Log, "[sandbox] "+format+"\n", args...)
+	}
+}
+
+// run executes a command with the builder's log as its output.
+func (b *Builder) run(ctx context.Context, dir string, env []string, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if b.Log != nil {
+		cmd.Stdout = io.MultiWriter(&out, b.Log)
+		cmd.Stderr = cmd.Stdout
+	}
+	if err := cmd.Run(); err != nil {
+		tail := out.String()
+		if len(tail) > 4000 {
+			tail = tail[len(tail)-4000:]
+		}
+		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, tail)
+	}
+	return nil
+}
+
+// moduleDir downloads module@version into the module cache and returns its directory. Modules
+// whose go.mod carries replace directives cannot be `go install`ed; they are built as the main
+// module from this (read-only) directory instead.
+func (b *Builder) moduleDir(ctx context.Context, workDir, modVersion string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", modVersion)
+	cmd.Dir = workDir
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go mod download %s: %w", modVersion, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, `"Dir": "`); ok {
+			return strings.TrimSuffix(v, `",`), nil
+		}
+	}
+	return "", fmt.Errorf("go mod download %s: no module directory in %q", modVersion, out)
+}
+
+// Tools returns the full set, in the order a cold build should run them (the slowest and most
+// needed first).
+func Tools() []Tool {
+	return []Tool{Kubernetes(), Kwok(), Tofu(), Spire(), Keycloak(), Terraform()}
+}
+
+// ToolByName finds a tool of Tools by name.
+func ToolByName(name string) (Tool, error) {
+	var names []string
+	for _, t := range Tools() {
+		if t.Name == name {
+			return t, nil
+		}
+		names = append(names, t.Name)
+	}
+	return Tool{}, fmt.Errorf("unknown tool %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// Kubernetes is etcd and the control-plane binaries plus kubectl.
+func Kubernetes() Tool {
+	return Tool{
+		Name:    "kubernetes",
+		Version: KubernetesVersion + "-etcd" + EtcdVersion,
+		Files:   []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"},
+		build:   buildKubernetes,
+	}
+}
+
+func buildKubernetes(ctx context.Context, b *Builder, out string) error {
+	// k8s.io/kubernetes replaces its staging modules with ./staging/..., which `go install`
+	// refuses; a scratch main module requiring it with every staging module pinned to its
+	// published v0.X.Y builds it. etcd/server has relative replaces too, and k8s.io/kubernetes
+	// already depends on it, so it is built in the same module and reuses compiled packages.
+	src := filepath.Join(b.CacheDir, "src", "k8sbuild-"+KubernetesVersion)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	for name, file := range map[string]string{"go.mod.txt": "go.mod", "go.sum.txt": "go.sum", "tools.go.txt": "tools.go"} {
+		data, err := k8sBuildModule.ReadFile("k8sbuild/" + name)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(src, file), data, 0o644); err != nil {
+			return err
+		}
+	}
+	minor := strings.SplitN(strings.TrimPrefix(KubernetesVersion, "v1."), ".", 2)[0]
+	ldflags := strings.Join([]string{
+		"-s -w",
+		"-X k8s.io/component-base/version.gitVersion=" + KubernetesVersion,
+		"-X k8s.io/component-base/version.gitMajor=1",
+		"-X k8s.io/component-base/version.gitMinor=" + minor,
+		"-X k8s.io/component-base/version.gitTreeState=clean",
+		"-X k8s.io/client-go/pkg/version.gitVersion=" + KubernetesVersion,
+		"-X k8s.io/client-go/pkg/version.gitMajor=1",
+		"-X k8s.io/client-go/pkg/version.gitMinor=" + minor,
+	}, " ")
+	env := []string{"CGO_ENABLED=0"}
+	if err := b.run(ctx, src, env, "go", "build", "-mod=mod", "-trimpath", "-ldflags", ldflags, "-o", out+"/",
+		"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
+		"k8s.io/kubernetes/cmd/kube-scheduler", "k8s.io/kubernetes/cmd/kubectl"); err != nil {
+		return err
+	}
+	if err := b.run(ctx, src, nil, "go", "mod", "edit", "-require", "go.etcd.io/etcd/server/v3@"+EtcdVersion); err != nil {
+		return err
+	}
+	return b.run(ctx, src, env, "go", "build", "-mod=mod", "-trimpath", "-ldflags", "-s -w",
+		"-o", filepath.Join(out, "etcd"), "go.etcd.io/etcd/server/v3")
+}
+
+// Kwok runs fake nodes and marks their pods Ready. Its stage definitions (kwokctl normally
+// generates them) are taken from the kwok module itself.
+func Kwok() Tool {
+	return Tool{
+		Name:    "kwok",
+		Version: KwokVersion,
+		Files:   []string{"kwok", "kwok-stages.yaml"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			if err := b.run(ctx, out, []string{"CGO_ENABLED=0", "GOBIN=" + out}, "go", "install", "-trimpath",
+				"-ldflags", "-s -w", "sigs.k8s.io/kwok/cmd/kwok@"+KwokVersion); err != nil {
+				return err
+			}
+			dir, err := b.moduleDir(ctx, out, "sigs.k8s.io/kwok@"+KwokVersion)
+			if err != nil {
+				return err
+			}
+			var stages strings.Builder
+			for _, f := range []string{
+				"node/fast/node-initialize.yaml",
+				"node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+				"pod/fast/pod-ready.yaml",
+				"pod/fast/pod-complete.yaml",
+				"pod/fast/pod-delete.yaml",
+			} {
+				data, err := os.ReadFile(filepath.Join(dir, "kustomize", "stage", f))
+				if err != nil {
+					return fmt.Errorf("kwok stage %s: %w", f, err)
+				}
+				stages.WriteString("---\n")
+				stages.Write(data)
+				stages.WriteString("\n")
+			}
+			return os.WriteFile(filepath.Join(out, "kwok-stages.yaml"), []byte(stages.String()), 0o644)
+		},
+	}
+}
+
+// Tofu is the OpenTofu CLI, built inside its module folder (it replaces hcl/v2, so `go install`
+// refuses it).
+func Tofu() Tool {
+	return Tool{
+		Name:    "tofu",
+		Version: TofuVersion,
+		Files:   []string{"tofu"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			dir, err := b.moduleDir(ctx, out, "github.com/opentofu/opentofu@"+TofuVersion)
+			if err != nil {
+				return err
+			}
+			return b.run(ctx, dir, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath",
+				"-ldflags", "-s -w -X github.com/opentofu/opentofu/version.dev=no",
+				"-o", filepath.Join(out, "tofu"), "./cmd/tofu")
+		},
+	}
+}
+
+// Terraform is the Terraform CLI.
+func Terraform() Tool {
+	return Tool{
+		Name:    "terraform",
+		Version: TerraformVersion,
+		Files:   []string{"terraform"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			return b.run(ctx, out, []string{"CGO_ENABLED=0", "GOBIN=" + out}, "go", "install", "-trimpath",
+				"-ldflags", "-s -w", "github.com/hashicorp/terraform@"+TerraformVersion)
+		},
+	}
+}
+
+// Spire is spire-server and the OIDC discovery provider (which serves the trust bundle as a JWKS
+// over plain http on loopback, for Keycloak's SPIFFE identity provider).
+func Spire() Tool {
+	return Tool{
+		Name:    "spire",
+		Version: SpireVersion,
+		Files:   []string{"spire-server", "oidc-discovery-provider"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			if _, err := exec.LookPath("gcc"); err != nil {
+				return errors.New("spire-server needs gcc (cgo sqlite3): apt-get install gcc")
+			}
+			dir, err := b.moduleDir(ctx, out, "github.com/spiffe/spire@"+SpireVersion)
+			if err != nil {
+				return err
+			}
+			// go install is refused (the proxy serves no version list for spire), so build
+			// from the module folder.
+			return b.run(ctx, dir, []string{"CGO_ENABLED=1"}, "go", "build", "-trimpath",
+				"-ldflags", "-s -w -X github.com/spiffe/spire/pkg/common/version.gittag="+strings.TrimPrefix(SpireVersion, "v"),
+				"-o", out+"/", "./cmd/spire-server", "./support/oidc-discovery-provider")
+		},
+	}
+}
+
+// Keycloak is the Quarkus distribution from Maven Central, fetched with Maven and unpacked.
+func Keycloak() Tool {
+	return Tool{
+		Name:    "keycloak",
+		Version: KeycloakVersion,
+		Files:   []string{"bin/kc.sh", "lib/quarkus-run.jar"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			if _, err := exec.LookPath("mvn"); err != nil {
+				return errors.New("fetching Keycloak needs Maven (mvn): apt-get install maven")
+			}
+			dl := out + ".download"
+			_ = os.RemoveAll(dl)
+			defer os.RemoveAll(dl)
+			if err := b.run(ctx, out, nil, "mvn", "-B", "-q", "dependency:copy",
+				"-Dartifact=org.keycloak:keycloak-quarkus-dist:"+KeycloakVersion+":tar.gz",
+				"-DoutputDirectory="+dl); err != nil {
+				return err
+			}
+			archive := filepath.Join(dl, "keycloak-quarkus-dist-"+KeycloakVersion+".tar.gz")
+			return b.run(ctx, out, nil, "tar", "-xzf", archive, "--strip-components=1", "-C", out)
+		},
+	}
+}
