@@ -126,7 +126,7 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 		"ca.crt": ca.certPEM(), "ca.key": caKey,
 		"apiserver.crt": apiCert, "apiserver.key": apiKey,
 		"admin.crt": adminCert, "admin.key": adminKey,
-		"front-proxy-ca.crt": frontProxyCA.certPEM(),
+		"front-proxy-ca.crt":     frontProxyCA.certPEM(),
 		"front-proxy-client.crt": proxyCert, "front-proxy-client.key": proxyKey,
 		"sa.key": saKey, "sa.pub": pemBlock("PUBLIC KEY", saPub),
 		"tokens.csv": []byte(token + ",kagenti-admin-token,kagenti-admin-token-uid,system:masters\n"),

@@ -1,0 +1,33 @@
+package provider
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+)
+
+// Named diagnostic constructors: a fixed Title-Case summary; the detail says what was being
+// done, what to do about it, then the original error.
+
+func unexpectedConfigureType(got any) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Unexpected Configure Type",
+		fmt.Sprintf("Expected *provider.providerData, got %T. Please report this issue to the provider developers.", got))
+}
+
+func kubernetesUnreachable(doing string, err error) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Kubernetes API Unreachable",
+		fmt.Sprintf("While %s the provider could not reach the Kubernetes API. Check the provider's kubernetes block "+
+			"(config_path, config_context, host, token, ...) or KUBECONFIG, and that the cluster is up.\n\nOriginal Error: %v", doing, err))
+}
+
+func spireUnreachable(doing string, err error) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("SPIRE Server Unreachable",
+		fmt.Sprintf("While %s the provider could not use the SPIRE server admin API. Check spire.address "+
+			"(KAGENTI_SPIRE_ADDRESS, a unix:// socket the provider may open) and spire.trust_domain.\n\nOriginal Error: %v", doing, err))
+}
+
+func keycloakUnreachable(doing string, err error) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Keycloak Unreachable",
+		fmt.Sprintf("While %s the provider could not use Keycloak. Check keycloak.url, keycloak.realm and the "+
+			"credentials (username/password or client_id/client_secret).\n\nOriginal Error: %v", doing, err))
+}

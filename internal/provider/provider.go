@@ -1,0 +1,374 @@
+package provider
+
+import (
+	"context"
+	"os"
+	"regexp"
+	"strconv"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
+	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
+)
+
+// Ensure kagentiProvider satisfies the framework interfaces.
+var (
+	_ provider.Provider                   = &kagentiProvider{}
+	_ provider.ProviderWithValidateConfig = &kagentiProvider{}
+)
+
+// New returns the provider factory; version is "dev" for local builds and "test" in tests.
+func New(version string) func() provider.Provider {
+	return func() provider.Provider {
+		return &kagentiProvider{version: version}
+	}
+}
+
+// kagentiProvider is the kagenti provider.
+type kagentiProvider struct {
+	version string
+}
+
+// kagentiProviderModel is the provider configuration.
+type kagentiProviderModel struct {
+	Kubernetes  *kubernetesConfigModel `tfsdk:"kubernetes"`
+	Spire       *spireConfigModel      `tfsdk:"spire"`
+	Keycloak    *keycloakConfigModel   `tfsdk:"keycloak"`
+	LabelDomain types.String           `tfsdk:"label_domain"`
+}
+
+type kubernetesConfigModel struct {
+	ConfigPath           types.String     `tfsdk:"config_path"`
+	ConfigContext        types.String     `tfsdk:"config_context"`
+	Host                 types.String     `tfsdk:"host"`
+	Token                types.String     `tfsdk:"token"`
+	ClusterCACertificate types.String     `tfsdk:"cluster_ca_certificate"`
+	ClientCertificate    types.String     `tfsdk:"client_certificate"`
+	ClientKey            types.String     `tfsdk:"client_key"`
+	Insecure             types.Bool       `tfsdk:"insecure"`
+	Exec                 *execConfigModel `tfsdk:"exec"`
+}
+
+type execConfigModel struct {
+	APIVersion types.String `tfsdk:"api_version"`
+	Command    types.String `tfsdk:"command"`
+	Args       types.List   `tfsdk:"args"`
+	Env        types.Map    `tfsdk:"env"`
+}
+
+type spireConfigModel struct {
+	Address         types.String `tfsdk:"address"`
+	TrustDomain     types.String `tfsdk:"trust_domain"`
+	DefaultParentID types.String `tfsdk:"default_parent_id"`
+}
+
+type keycloakConfigModel struct {
+	URL          types.String `tfsdk:"url"`
+	Realm        types.String `tfsdk:"realm"`
+	AuthRealm    types.String `tfsdk:"auth_realm"`
+	ClientID     types.String `tfsdk:"client_id"`
+	ClientSecret types.String `tfsdk:"client_secret"`
+	Username     types.String `tfsdk:"username"`
+	Password     types.String `tfsdk:"password"`
+}
+
+// DefaultLabelDomain prefixes every label and annotation the provider writes.
+const DefaultLabelDomain = "kagenti.io"
+
+var (
+	dnsSubdomain   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	httpURL        = regexp.MustCompile(`^https?://[^\s/]+(/\S*)?$`)
+	spireAddress   = regexp.MustCompile(`^unix:///\S+$`)
+	trustDomainRe  = regexp.MustCompile(`^[a-z0-9._-]+$`)
+	spiffeIDPrefix = regexp.MustCompile(`^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)*$`)
+)
+
+func (p *kagentiProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "kagenti"
+	resp.Version = p.version
+}
+
+func (p *kagentiProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Deploys and secures AI agents and their MCP tools on Kubernetes with Kagenti. " +
+			"Every setting is optional and falls back to an environment variable; each backend (Kubernetes, SPIRE, " +
+			"Keycloak) is connected on first use, so a configuration that touches only Kubernetes needs no SPIRE or Keycloak.",
+		Attributes: map[string]schema.Attribute{
+			"label_domain": schema.StringAttribute{
+				MarkdownDescription: "Domain of the labels and annotations the provider writes and the router reads " +
+					"(`<label_domain>/type`, ...). Defaults to `" + DefaultLabelDomain + "`, or `KAGENTI_LABEL_DOMAIN`. " +
+					"Change it only together with the router's configuration.",
+				Optional:   true,
+				Validators: []validator.String{stringvalidator.RegexMatches(dnsSubdomain, "must be a DNS subdomain such as kagenti.io")},
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"kubernetes": schema.SingleNestedBlock{
+				MarkdownDescription: "How to reach the Kubernetes API; the fields mean what they mean in the hashicorp/kubernetes " +
+					"provider. Without `config_path` or `host`, `KUBECONFIG` is used, then the in-cluster service account.",
+				Attributes: map[string]schema.Attribute{
+					"config_path": schema.StringAttribute{
+						MarkdownDescription: "Path to a kubeconfig file. Env: `KUBE_CONFIG_PATH`.",
+						Optional:            true,
+					},
+					"config_context": schema.StringAttribute{
+						MarkdownDescription: "Context of the kubeconfig to use instead of its current context. Env: `KUBE_CTX`.",
+						Optional:            true,
+					},
+					"host": schema.StringAttribute{
+						MarkdownDescription: "API server URL, e.g. `https://127.0.0.1:6443`. Env: `KUBE_HOST`.",
+						Optional:            true,
+						Validators:          []validator.String{stringvalidator.RegexMatches(httpURL, "must be an http(s) URL such as https://127.0.0.1:6443")},
+					},
+					"token": schema.StringAttribute{
+						MarkdownDescription: "Bearer token. Env: `KUBE_TOKEN`.",
+						Optional:            true,
+						Sensitive:           true,
+					},
+					"cluster_ca_certificate": schema.StringAttribute{
+						MarkdownDescription: "PEM-encoded CA certificate of the API server. Env: `KUBE_CLUSTER_CA_CERT_DATA`.",
+						Optional:            true,
+					},
+					"client_certificate": schema.StringAttribute{
+						MarkdownDescription: "PEM-encoded client certificate. Env: `KUBE_CLIENT_CERT_DATA`.",
+						Optional:            true,
+						Validators: []validator.String{stringvalidator.AlsoRequires(
+							path.MatchRelative().AtParent().AtName("client_key"))},
+					},
+					"client_key": schema.StringAttribute{
+						MarkdownDescription: "PEM-encoded key of `client_certificate`. Env: `KUBE_CLIENT_KEY_DATA`.",
+						Optional:            true,
+						Sensitive:           true,
+						Validators: []validator.String{stringvalidator.AlsoRequires(
+							path.MatchRelative().AtParent().AtName("client_certificate"))},
+					},
+					"insecure": schema.BoolAttribute{
+						MarkdownDescription: "Skip verification of the API server's certificate. Env: `KUBE_INSECURE`.",
+						Optional:            true,
+					},
+				},
+				Blocks: map[string]schema.Block{
+					"exec": schema.SingleNestedBlock{
+						MarkdownDescription: "A credential plugin that prints an ExecCredential, e.g. a cloud CLI.",
+						Attributes: map[string]schema.Attribute{
+							"api_version": schema.StringAttribute{
+								MarkdownDescription: "ExecCredential API version, e.g. `client.authentication.k8s.io/v1`.",
+								Optional:            true,
+								Validators: []validator.String{stringvalidator.OneOf(
+									"client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")},
+							},
+							"command": schema.StringAttribute{
+								MarkdownDescription: "Command to run.",
+								Optional:            true,
+							},
+							"args": schema.ListAttribute{
+								MarkdownDescription: "Arguments of the command.",
+								Optional:            true,
+								ElementType:         types.StringType,
+								Validators:          []validator.List{listvalidator.SizeAtMost(64)},
+							},
+							"env": schema.MapAttribute{
+								MarkdownDescription: "Environment variables of the command.",
+								Optional:            true,
+								ElementType:         types.StringType,
+							},
+						},
+					},
+				},
+			},
+			"spire": schema.SingleNestedBlock{
+				MarkdownDescription: "The SPIRE server whose admin API registers workload identities.",
+				Attributes: map[string]schema.Attribute{
+					"address": schema.StringAttribute{
+						MarkdownDescription: "Admin API of the SPIRE server: its unix socket, `unix:///run/spire/server/private/api.sock`. " +
+							"Env: `KAGENTI_SPIRE_ADDRESS`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(spireAddress, "must be a unix socket address such as unix:///run/spire/server.sock")},
+					},
+					"trust_domain": schema.StringAttribute{
+						MarkdownDescription: "Expected trust domain, e.g. `example.org`. When set, the provider refuses a server of another " +
+							"trust domain. Env: `KAGENTI_SPIRE_TRUST_DOMAIN`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(trustDomainRe, "must be a trust domain name such as example.org (lower-case letters, digits, '.', '-', '_'; no spiffe:// prefix)")},
+					},
+					"default_parent_id": schema.StringAttribute{
+						MarkdownDescription: "Parent SPIFFE ID of registration entries that set none, e.g. the node alias " +
+							"`spiffe://example.org/k8s-cluster/prod`. Env: `KAGENTI_SPIRE_DEFAULT_PARENT_ID`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(spiffeIDPrefix, "must be a SPIFFE ID such as spiffe://example.org/k8s-cluster/prod")},
+					},
+				},
+			},
+			"keycloak": schema.SingleNestedBlock{
+				MarkdownDescription: "The Keycloak that controls access. Log in either as an admin user (`username`, `password`) " +
+					"or as a service-account client (`client_id`, `client_secret`).",
+				Attributes: map[string]schema.Attribute{
+					"url": schema.StringAttribute{
+						MarkdownDescription: "Base URL, e.g. `https://keycloak.example.com`. Env: `KAGENTI_KEYCLOAK_URL`.",
+						Optional:            true,
+						Validators:          []validator.String{stringvalidator.RegexMatches(httpURL, "must be an http(s) URL such as https://keycloak.example.com")},
+					},
+					"realm": schema.StringAttribute{
+						MarkdownDescription: "Realm that holds agent and tool clients. Defaults to `kagenti`. Env: `KAGENTI_KEYCLOAK_REALM`.",
+						Optional:            true,
+						Validators:          []validator.String{stringvalidator.LengthBetween(1, 255)},
+					},
+					"auth_realm": schema.StringAttribute{
+						MarkdownDescription: "Realm to log in to. Defaults to `master`. Env: `KAGENTI_KEYCLOAK_AUTH_REALM`.",
+						Optional:            true,
+						Validators:          []validator.String{stringvalidator.LengthBetween(1, 255)},
+					},
+					"client_id": schema.StringAttribute{
+						MarkdownDescription: "Client to log in with. Defaults to `admin-cli`. Env: `KAGENTI_KEYCLOAK_CLIENT_ID`.",
+						Optional:            true,
+					},
+					"client_secret": schema.StringAttribute{
+						MarkdownDescription: "Secret of `client_id`. Env: `KAGENTI_KEYCLOAK_CLIENT_SECRET`.",
+						Optional:            true,
+						Sensitive:           true,
+					},
+					"username": schema.StringAttribute{
+						MarkdownDescription: "Admin user. Env: `KAGENTI_KEYCLOAK_USERNAME`.",
+						Optional:            true,
+						Validators: []validator.String{stringvalidator.AlsoRequires(
+							path.MatchRelative().AtParent().AtName("password"))},
+					},
+					"password": schema.StringAttribute{
+						MarkdownDescription: "Password of `username`. Env: `KAGENTI_KEYCLOAK_PASSWORD`.",
+						Optional:            true,
+						Sensitive:           true,
+						Validators: []validator.String{stringvalidator.AlsoRequires(
+							path.MatchRelative().AtParent().AtName("username"))},
+					},
+				},
+			},
+		},
+	}
+}
+
+// ValidateConfig checks combinations that single-attribute validators cannot see.
+func (p *kagentiProvider) ValidateConfig(ctx context.Context, req provider.ValidateConfigRequest, resp *provider.ValidateConfigResponse) {
+	var cfg kagentiProviderModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if k := cfg.Kubernetes; k != nil && k.Exec != nil && !k.Exec.Command.IsUnknown() && k.Exec.Command.ValueString() == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("kubernetes").AtName("exec").AtName("command"),
+			"Missing Exec Command", "kubernetes.exec needs a command that prints an ExecCredential, e.g. command = \"aws\".")
+	}
+}
+
+func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var cfg kagentiProviderModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	data := &providerData{
+		labelDomain: stringOr(cfg.LabelDomain, "KAGENTI_LABEL_DOMAIN", DefaultLabelDomain),
+	}
+	if !dnsSubdomain.MatchString(data.labelDomain) {
+		resp.Diagnostics.AddAttributeError(path.Root("label_domain"), "Invalid Label Domain",
+			"KAGENTI_LABEL_DOMAIN must be a DNS subdomain such as kagenti.io, got "+strconv.Quote(data.labelDomain)+".")
+		return
+	}
+
+	kc := cfg.Kubernetes
+	if kc == nil {
+		kc = &kubernetesConfigModel{}
+	}
+	data.kubeConfig = kube.Config{
+		ConfigPath:           stringOr(kc.ConfigPath, "KUBE_CONFIG_PATH", ""),
+		ConfigContext:        stringOr(kc.ConfigContext, "KUBE_CTX", ""),
+		Host:                 stringOr(kc.Host, "KUBE_HOST", ""),
+		Token:                stringOr(kc.Token, "KUBE_TOKEN", ""),
+		ClusterCACertificate: stringOr(kc.ClusterCACertificate, "KUBE_CLUSTER_CA_CERT_DATA", ""),
+		ClientCertificate:    stringOr(kc.ClientCertificate, "KUBE_CLIENT_CERT_DATA", ""),
+		ClientKey:            stringOr(kc.ClientKey, "KUBE_CLIENT_KEY_DATA", ""),
+		Insecure:             boolOr(kc.Insecure, "KUBE_INSECURE"),
+	}
+	if kc.Exec != nil {
+		exec := &kube.ExecConfig{APIVersion: kc.Exec.APIVersion.ValueString(), Command: kc.Exec.Command.ValueString()}
+		resp.Diagnostics.Append(kc.Exec.Args.ElementsAs(ctx, &exec.Args, false)...)
+		resp.Diagnostics.Append(kc.Exec.Env.ElementsAs(ctx, &exec.Env, false)...)
+		if exec.APIVersion == "" {
+			exec.APIVersion = "client.authentication.k8s.io/v1"
+		}
+		data.kubeConfig.Exec = exec
+	}
+
+	sc := cfg.Spire
+	if sc == nil {
+		sc = &spireConfigModel{}
+	}
+	data.spireConfig = spireConfig{
+		Address:         stringOr(sc.Address, "KAGENTI_SPIRE_ADDRESS", ""),
+		TrustDomain:     stringOr(sc.TrustDomain, "KAGENTI_SPIRE_TRUST_DOMAIN", ""),
+		DefaultParentID: stringOr(sc.DefaultParentID, "KAGENTI_SPIRE_DEFAULT_PARENT_ID", ""),
+	}
+
+	kcc := cfg.Keycloak
+	if kcc == nil {
+		kcc = &keycloakConfigModel{}
+	}
+	data.keycloakConfig = keycloak.Config{
+		URL:          stringOr(kcc.URL, "KAGENTI_KEYCLOAK_URL", ""),
+		Realm:        stringOr(kcc.Realm, "KAGENTI_KEYCLOAK_REALM", "kagenti"),
+		AuthRealm:    stringOr(kcc.AuthRealm, "KAGENTI_KEYCLOAK_AUTH_REALM", "master"),
+		ClientID:     stringOr(kcc.ClientID, "KAGENTI_KEYCLOAK_CLIENT_ID", "admin-cli"),
+		ClientSecret: stringOr(kcc.ClientSecret, "KAGENTI_KEYCLOAK_CLIENT_SECRET", ""),
+		Username:     stringOr(kcc.Username, "KAGENTI_KEYCLOAK_USERNAME", ""),
+		Password:     stringOr(kcc.Password, "KAGENTI_KEYCLOAK_PASSWORD", ""),
+	}
+	// Values from the environment get the same checks as configured ones; the error names the
+	// attribute the value stands for.
+	resp.Diagnostics.Append(validateResolved(data)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.DataSourceData = data
+	resp.ResourceData = data
+}
+
+func (p *kagentiProvider) Resources(_ context.Context) []func() resource.Resource {
+	return nil
+}
+
+func (p *kagentiProvider) DataSources(_ context.Context) []func() datasource.DataSource {
+	return []func() datasource.DataSource{
+		NewEnvironmentDataSource,
+	}
+}
+
+// stringOr returns the configured value, else the environment variable, else the default.
+// Unknown values (computed from resources not yet created) count as unset here; they cannot be
+// used to connect during plan anyway.
+func stringOr(v types.String, env, def string) string {
+	if !v.IsNull() && !v.IsUnknown() {
+		return v.ValueString()
+	}
+	if env != "" {
+		if e := os.Getenv(env); e != "" {
+			return e
+		}
+	}
+	return def
+}
+
+func boolOr(v types.Bool, env string) bool {
+	if !v.IsNull() && !v.IsUnknown() {
+		return v.ValueBool()
+	}
+	b, _ := strconv.ParseBool(os.Getenv(env))
+	return b
+}
