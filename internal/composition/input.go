@@ -1,0 +1,118 @@
+// Package composition expands a Kagenti agent or tool into the Kubernetes objects that run it.
+// Render is a pure function of its Input and the embedded templates: no I/O, clock, randomness
+// or map order. It knows nothing of Terraform.
+package composition
+
+// Kind is the composite's kind.
+type Kind string
+
+// Composite kinds.
+const (
+	KindAgent Kind = "agent"
+	KindTool  Kind = "tool"
+)
+
+// Frameworks an agent can be composed for; each has a preset.
+var Frameworks = []string{"langgraph", "crewai", "ag2", "llama-stack", "beeai", "custom"}
+
+// Protocols an agent can speak.
+var Protocols = []string{"a2a", "acp"}
+
+// Transports a tool can serve MCP over; each has a preset.
+var Transports = []string{"streamable-http", "sse"}
+
+// Input is the spec of one agent or tool. The JSON form (no secret values: secret env only
+// references Secrets) is stored on the composite's Service for import.
+type Input struct {
+	Kind        Kind   `json:"kind"`
+	Name        string `json:"name"`
+	Namespace   string `json:"namespace"`
+	LabelDomain string `json:"-"`
+
+	// Framework and Protocol are for agents; Transport for tools.
+	Framework string `json:"framework,omitempty"`
+	Protocol  string `json:"protocol,omitempty"`
+	Transport string `json:"transport,omitempty"`
+
+	// Exactly one of Image (run it in the cluster) or Endpoint (it runs elsewhere) is set.
+	Image    string `json:"image,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
+	// Port is the container port; 0 means the preset's.
+	Port int64 `json:"port,omitempty"`
+
+	Description string  `json:"description,omitempty"`
+	Version     string  `json:"version,omitempty"`
+	Skills      []Skill `json:"skills,omitempty"`
+
+	// Replicas is ignored when Autoscaling is set (the HPA owns the count).
+	Replicas    int64        `json:"replicas,omitempty"`
+	Autoscaling *Autoscaling `json:"autoscaling,omitempty"`
+
+	Env       map[string]string    `json:"env,omitempty"`
+	SecretEnv map[string]SecretRef `json:"secret_env,omitempty"`
+	LLM       *LLM                 `json:"llm,omitempty"`
+	// Tools are the MCP tools wired into an agent, resolved to their URLs.
+	Tools        []ToolRef    `json:"tools,omitempty"`
+	Persistence  *Persistence `json:"persistence,omitempty"`
+	OTELEndpoint string       `json:"otel_endpoint,omitempty"`
+
+	Patches []Patch `json:"patches,omitempty"`
+	// Templates replace embedded templates by key (e.g. "deployment"); the text is a Go
+	// template of one Kubernetes object, rendered with the same data.
+	Templates map[string]string `json:"templates,omitempty"`
+}
+
+// Skill is an A2A agent skill, published in the card.
+type Skill struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Tags        []string `json:"tags,omitempty"`
+	Examples    []string `json:"examples,omitempty"`
+}
+
+// Autoscaling becomes a HorizontalPodAutoscaler.
+type Autoscaling struct {
+	MinReplicas          int64 `json:"min_replicas"`
+	MaxReplicas          int64 `json:"max_replicas"`
+	TargetCPUUtilization int64 `json:"target_cpu_utilization"`
+}
+
+// SecretRef names a key of a Secret in the composite's namespace.
+type SecretRef struct {
+	Secret string `json:"secret"`
+	Key    string `json:"key"`
+}
+
+// LLM points an agent at its model server.
+type LLM struct {
+	BaseURL string     `json:"base_url"`
+	Model   string     `json:"model"`
+	APIKey  *SecretRef `json:"api_key,omitempty"`
+}
+
+// ToolRef is a tool wired into an agent.
+type ToolRef struct {
+	ID        string `json:"id"`
+	URL       string `json:"url"`
+	Transport string `json:"transport"`
+}
+
+// Persistence is either a volume (Size) or an external store (Store) for checkpoints.
+type Persistence struct {
+	Size         string     `json:"size,omitempty"`
+	StorageClass string     `json:"storage_class,omitempty"`
+	MountPath    string     `json:"mount_path,omitempty"`
+	Store        *SecretRef `json:"store,omitempty"`
+}
+
+// Patch changes one composed object after rendering.
+type Patch struct {
+	// Target is the composed object's key: serviceaccount, deployment, service, card, hpa,
+	// pdb, pvc.
+	Target string `json:"target"`
+	// Type is strategic (Kubernetes strategic merge), merge (RFC 7386) or json (RFC 6902).
+	Type string `json:"type"`
+	// Patch is the patch document, in YAML or JSON.
+	Patch string `json:"patch"`
+}

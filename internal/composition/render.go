@@ -1,0 +1,526 @@
+package composition
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+)
+
+//go:embed templates/*.yaml.tmpl presets/agent/*.yaml presets/tool/*.yaml
+var embedded embed.FS
+
+// Object keys: the stable name of each composed object within a composite, in apply order.
+const (
+	KeyServiceAccount = "serviceaccount"
+	KeyPVC            = "pvc"
+	KeyCard           = "card"
+	KeyDeployment     = "deployment"
+	KeyService        = "service"
+	KeyHPA            = "hpa"
+	KeyPDB            = "pdb"
+)
+
+var allObjectKeys = []string{KeyServiceAccount, KeyPVC, KeyCard, KeyDeployment, KeyService, KeyHPA, KeyPDB}
+
+// objectGVK is the kind each key renders; a custom template must keep it, since pruning and
+// drift detection look objects up by it.
+var objectGVK = map[string]schema.GroupVersionKind{
+	KeyServiceAccount: {Version: "v1", Kind: "ServiceAccount"},
+	KeyPVC:            {Version: "v1", Kind: "PersistentVolumeClaim"},
+	KeyCard:           {Version: "v1", Kind: "ConfigMap"},
+	KeyDeployment:     {Group: "apps", Version: "v1", Kind: "Deployment"},
+	KeyService:        {Version: "v1", Kind: "Service"},
+	KeyHPA:            {Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"},
+	KeyPDB:            {Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"},
+}
+
+// ComposedKinds are every kind a composite may own, for pruning and deletion.
+func ComposedKinds() []schema.GroupVersionKind {
+	kinds := make([]schema.GroupVersionKind, 0, len(allObjectKeys))
+	for _, k := range allObjectKeys {
+		kinds = append(kinds, objectGVK[k])
+	}
+	return kinds
+}
+
+// PatchTypes are the supported patch types.
+var PatchTypes = []string{"strategic", "merge", "json"}
+
+// Object is one composed Kubernetes object and its stable key.
+type Object struct {
+	Key    string
+	Object *unstructured.Unstructured
+}
+
+// Output is the result of rendering a composite.
+type Output struct {
+	Objects []Object
+	// Revision is "sha256:<hex>" of the template set that rendered the objects (embedded
+	// templates and presets plus any custom templates).
+	Revision string
+	// URL is where clients reach the composite inside the cluster (for a tool, its MCP URL).
+	URL string
+	// Card is the A2A agent card or ACP manifest (JSON) of an agent; empty for tools.
+	Card string
+}
+
+// Error is a render failure about one attribute.
+type Error struct{ Errs field.ErrorList }
+
+func (e *Error) Error() string { return e.Errs.ToAggregate().Error() }
+
+// preset is the per-framework or per-transport data a composition starts from.
+type preset struct {
+	Port           int64             `json:"port"`
+	ProbePath      map[string]string `json:"probePath"`
+	Path           string            `json:"path"`
+	CheckpointPath string            `json:"checkpointPath"`
+	Env            []EnvVar          `json:"env"`
+}
+
+// EnvVar is one container environment variable, a value or a Secret reference.
+type EnvVar struct {
+	Name   string     `json:"name"`
+	Value  string     `json:"value,omitempty"`
+	Secret *SecretRef `json:"secret,omitempty"`
+}
+
+// templateData is what templates see.
+type templateData struct {
+	In                 Input
+	Preset             struct{ ProbePath string }
+	Port               int64
+	Replicas           int64
+	Container          string
+	Env                []EnvVar
+	SelectorLabels     map[string]string
+	PodLabels          map[string]string
+	ServiceAnnotations map[string]string
+	CardName           string
+	CardKey            string
+	Card               string
+	PVCName            string
+	MountPath          string
+}
+
+// Renderer renders composites from a template set. The zero value is not usable; use
+// NewRenderer.
+type Renderer struct {
+	files fs.FS
+	// revision of the embedded set, computed once.
+	revision [sha256.Size]byte
+	hashed   []byte
+}
+
+// NewRenderer returns a renderer over the embedded templates and presets.
+func NewRenderer() (*Renderer, error) { return newRenderer(embedded) }
+
+func newRenderer(files fs.FS) (*Renderer, error) {
+	var paths []string
+	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		paths = append(paths, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(paths)
+	var all bytes.Buffer
+	for _, p := range paths {
+		data, err := fs.ReadFile(files, p)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&all, "%s\x00%d\x00", p, len(data))
+		all.Write(data)
+	}
+	return &Renderer{files: files, hashed: all.Bytes(), revision: sha256.Sum256(all.Bytes())}, nil
+}
+
+// Revision is the revision of the template set an input would be rendered with.
+func (r *Renderer) Revision(in Input) string {
+	if len(in.Templates) == 0 {
+		return "sha256:" + hex.EncodeToString(r.revision[:])
+	}
+	h := sha256.New()
+	h.Write(r.hashed)
+	for _, k := range sortedKeys(in.Templates) {
+		fmt.Fprintf(h, "custom/%s\x00%d\x00%s", k, len(in.Templates[k]), in.Templates[k])
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// objectKeys are the keys an input renders, in apply order.
+func objectKeys(in Input) []string {
+	inCluster := in.Image != ""
+	var keys []string
+	if inCluster {
+		keys = append(keys, KeyServiceAccount)
+		if in.Persistence != nil && in.Persistence.Size != "" {
+			keys = append(keys, KeyPVC)
+		}
+	}
+	if in.Kind == KindAgent {
+		keys = append(keys, KeyCard)
+	}
+	if inCluster {
+		keys = append(keys, KeyDeployment)
+	}
+	keys = append(keys, KeyService)
+	if inCluster {
+		if in.Autoscaling != nil {
+			keys = append(keys, KeyHPA)
+		}
+		if minReplicas(in) > 1 {
+			keys = append(keys, KeyPDB)
+		}
+	}
+	return keys
+}
+
+func minReplicas(in Input) int64 {
+	if in.Autoscaling != nil {
+		return in.Autoscaling.MinReplicas
+	}
+	return in.Replicas
+}
+
+// Render validates an input and expands it into its objects.
+func (r *Renderer) Render(in Input) (*Output, error) {
+	if errs := Validate(in); len(errs) > 0 {
+		return nil, &Error{Errs: errs}
+	}
+	keys := contract.NewKeys(in.LabelDomain)
+	p, err := r.preset(in)
+	if err != nil {
+		return nil, err
+	}
+	port := in.Port
+	if port == 0 {
+		port = p.Port
+	}
+	if in.Endpoint != "" && in.Port == 0 {
+		port = endpointPort(in.Endpoint)
+	}
+
+	out := &Output{Revision: r.Revision(in)}
+	switch {
+	case in.Endpoint != "":
+		out.URL = in.Endpoint
+	default:
+		out.URL = fmt.Sprintf("http://%s.%s.svc.cluster.local:%d%s", in.Name, in.Namespace, port, p.Path)
+	}
+
+	protocol := in.Protocol
+	if in.Kind == KindTool {
+		protocol = "mcp"
+	}
+	selector := map[string]string{
+		"app.kubernetes.io/name": in.Name,
+		keys.Type():              string(in.Kind),
+	}
+	labels := map[string]string{
+		"app.kubernetes.io/name":       in.Name,
+		"app.kubernetes.io/managed-by": contract.ManagedBy,
+		keys.Type():                    string(in.Kind),
+		keys.Composite():               in.Name,
+		keys.Protocol():                protocol,
+		keys.Revision():                strings.TrimPrefix(out.Revision, "sha256:")[:16],
+	}
+	if in.Kind == KindAgent {
+		labels[keys.Framework()] = in.Framework
+	} else {
+		labels[keys.Transport()] = in.Transport
+	}
+
+	data := templateData{
+		In:             in,
+		Port:           port,
+		Container:      string(in.Kind),
+		SelectorLabels: selector,
+		PodLabels:      labels,
+		CardName:       contract.CardConfigMapName(in.Name),
+	}
+	data.Preset.ProbePath = p.ProbePath[in.Protocol]
+	if in.Autoscaling == nil {
+		data.Replicas = in.Replicas
+		if data.Replicas == 0 {
+			data.Replicas = 1
+		}
+	}
+	if in.Persistence != nil && in.Persistence.Size != "" {
+		data.PVCName = in.Name + "-data"
+		data.MountPath = in.Persistence.MountPath
+		if data.MountPath == "" {
+			data.MountPath = p.CheckpointPath
+		}
+	}
+	data.Env = composeEnv(in, p, port, data.MountPath)
+
+	spec, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	data.ServiceAnnotations = map[string]string{keys.Spec(): string(spec), keys.URL(): out.URL}
+	if in.Endpoint != "" {
+		data.ServiceAnnotations[keys.Endpoint()] = in.Endpoint
+	}
+	if in.Kind == KindAgent {
+		card, key, err := agentCard(in, out.URL)
+		if err != nil {
+			return nil, err
+		}
+		out.Card, data.Card, data.CardKey = card, card, key
+	}
+
+	for _, key := range objectKeys(in) {
+		obj, err := r.renderObject(in, key, data)
+		if err != nil {
+			return nil, err
+		}
+		out.Objects = append(out.Objects, Object{Key: key, Object: obj})
+	}
+	for i, patch := range in.Patches {
+		p := field.NewPath("composition", "patches").Index(i)
+		for _, o := range out.Objects {
+			if o.Key != patch.Target {
+				continue
+			}
+			if err := applyPatch(o.Object, patch); err != nil {
+				return nil, &Error{Errs: field.ErrorList{field.Invalid(p.Child("patch"), patch.Patch, err.Error())}}
+			}
+		}
+	}
+	for _, o := range out.Objects {
+		// Labels and the key are set after templates and patches so that no custom template or
+		// patch can drop them: discovery, pruning and drift detection depend on them.
+		l := o.Object.GetLabels()
+		if l == nil {
+			l = map[string]string{}
+		}
+		for k, v := range labels {
+			l[k] = v
+		}
+		o.Object.SetLabels(l)
+		a := o.Object.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[keys.ResourceName()] = o.Key
+		o.Object.SetAnnotations(a)
+		o.Object.SetNamespace(in.Namespace)
+	}
+	return out, nil
+}
+
+func (r *Renderer) preset(in Input) (*preset, error) {
+	name := "presets/agent/" + in.Framework + ".yaml"
+	if in.Kind == KindTool {
+		name = "presets/tool/" + in.Transport + ".yaml"
+	}
+	raw, err := fs.ReadFile(r.files, name)
+	if err != nil {
+		return nil, fmt.Errorf("composition preset %s: %w", name, err)
+	}
+	var p preset
+	if err := yaml.UnmarshalStrict(raw, &p); err != nil {
+		return nil, fmt.Errorf("composition preset %s: %w", name, err)
+	}
+	return &p, nil
+}
+
+var funcs = template.FuncMap{
+	// quote renders a string as a JSON string, which is also a valid YAML scalar: no value can
+	// break out of its field.
+	"quote": func(s string) (string, error) {
+		b, err := json.Marshal(s)
+		return string(b), err
+	},
+	"toJSON": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+}
+
+func (r *Renderer) renderObject(in Input, key string, data templateData) (*unstructured.Unstructured, error) {
+	text, custom := in.Templates[key]
+	errPath := field.NewPath("composition", "templates").Key(key)
+	if !custom {
+		raw, err := fs.ReadFile(r.files, path.Join("templates", key+".yaml.tmpl"))
+		if err != nil {
+			return nil, fmt.Errorf("composition template %s: %w", key, err)
+		}
+		text = string(raw)
+	}
+	fail := func(err error) error {
+		if custom {
+			return &Error{Errs: field.ErrorList{field.Invalid(errPath, "(template)", err.Error())}}
+		}
+		return fmt.Errorf("render composed object %q: %w", key, err)
+	}
+	tmpl, err := template.New(key).Option("missingkey=error").Funcs(funcs).Parse(text)
+	if err != nil {
+		return nil, fail(err)
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, data); err != nil {
+		return nil, fail(err)
+	}
+	j, err := yaml.YAMLToJSON(buf.Bytes())
+	if err != nil {
+		return nil, fail(fmt.Errorf("rendered YAML: %w", err))
+	}
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(j); err != nil {
+		return nil, fail(fmt.Errorf("rendered object: %w", err))
+	}
+	if gvk := obj.GroupVersionKind(); gvk != objectGVK[key] {
+		return nil, fail(fmt.Errorf("renders a %s, want a %s", gvk, objectGVK[key]))
+	}
+	if obj.GetName() == "" {
+		return nil, fail(fmt.Errorf("rendered object has no metadata.name"))
+	}
+	return obj, nil
+}
+
+// composeEnv merges, in increasing precedence: the preset's env, the platform wiring (HOST,
+// PORT, LLM, tools, checkpoint store, OTEL), then the user's env and secret env. The result is
+// sorted by name so that rendering is deterministic.
+func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
+	env := map[string]EnvVar{}
+	set := func(name, value string) { env[name] = EnvVar{Name: name, Value: value} }
+	for _, e := range p.Env {
+		env[e.Name] = e
+	}
+	set("HOST", "0.0.0.0")
+	set("PORT", strconv.FormatInt(port, 10))
+	if l := in.LLM; l != nil {
+		set("LLM_API_BASE", l.BaseURL)
+		set("LLM_MODEL", l.Model)
+		if l.APIKey != nil {
+			ref := *l.APIKey
+			env["LLM_API_KEY"] = EnvVar{Name: "LLM_API_KEY", Secret: &ref}
+		}
+	}
+	if len(in.Tools) > 0 {
+		urls := make([]string, len(in.Tools))
+		for i, t := range in.Tools {
+			urls[i] = t.URL
+		}
+		set("MCP_URL", urls[0])
+		set("MCP_URLS", strings.Join(urls, ","))
+		set("MCP_TRANSPORT", in.Tools[0].Transport)
+	}
+	if mountPath != "" {
+		set("CHECKPOINT_DIR", mountPath)
+	}
+	if in.Persistence != nil && in.Persistence.Store != nil {
+		ref := *in.Persistence.Store
+		env["CHECKPOINT_STORE_URL"] = EnvVar{Name: "CHECKPOINT_STORE_URL", Secret: &ref}
+	}
+	if in.OTELEndpoint != "" {
+		set("OTEL_EXPORTER_OTLP_ENDPOINT", in.OTELEndpoint)
+		set("OTEL_SERVICE_NAME", in.Name)
+	}
+	for k, v := range in.Env {
+		set(k, v)
+	}
+	for k, ref := range in.SecretEnv {
+		ref := ref
+		env[k] = EnvVar{Name: k, Secret: &ref}
+	}
+	out := make([]EnvVar, 0, len(env))
+	for _, k := range sortedKeys(env) {
+		out = append(out, env[k])
+	}
+	return out
+}
+
+func endpointPort(endpoint string) int64 {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return 80
+	}
+	if _, p, err := net.SplitHostPort(u.Host); err == nil {
+		if n, err := strconv.ParseInt(p, 10, 64); err == nil {
+			return n
+		}
+	}
+	if u.Scheme == "https" {
+		return 443
+	}
+	return 80
+}
+
+// applyPatch changes obj in place.
+func applyPatch(obj *unstructured.Unstructured, p Patch) error {
+	patch, err := yaml.YAMLToJSON([]byte(p.Patch))
+	if err != nil {
+		return fmt.Errorf("patch is neither YAML nor JSON: %w", err)
+	}
+	original, err := obj.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	var patched []byte
+	switch p.Type {
+	case "strategic":
+		typed, err := scheme.Scheme.New(obj.GroupVersionKind())
+		if err != nil {
+			return fmt.Errorf("strategic merge patch of a %s: %w", obj.GetKind(), err)
+		}
+		patched, err = strategicpatch.StrategicMergePatch(original, patch, typed)
+		if err != nil {
+			return fmt.Errorf("strategic merge patch: %w", err)
+		}
+	case "merge":
+		patched, err = jsonpatch.MergePatch(original, patch)
+		if err != nil {
+			return fmt.Errorf("merge patch: %w", err)
+		}
+	case "json":
+		ops, err := jsonpatch.DecodePatch(patch)
+		if err != nil {
+			return fmt.Errorf("json patch: %w", err)
+		}
+		patched, err = ops.Apply(original)
+		if err != nil {
+			return fmt.Errorf("json patch: %w", err)
+		}
+	default:
+		return fmt.Errorf("unknown patch type %q", p.Type)
+	}
+	result := &unstructured.Unstructured{}
+	if err := result.UnmarshalJSON(patched); err != nil {
+		return fmt.Errorf("patched object: %w", err)
+	}
+	if result.GroupVersionKind() != obj.GroupVersionKind() || result.GetName() != obj.GetName() {
+		return fmt.Errorf("a patch may not change the object's apiVersion, kind or name")
+	}
+	obj.Object = result.Object
+	return nil
+}

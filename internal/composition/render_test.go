@@ -1,0 +1,246 @@
+package composition_test
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*/want.yaml from the current rendering")
+
+// goldenInput is a testdata input: the composition input plus the provider-level label domain.
+type goldenInput struct {
+	LabelDomain string `json:"label_domain"`
+	composition.Input
+}
+
+// render renders an output as the golden text: one YAML document per object, headed by its key,
+// then the URL, revision and card.
+func render(t *testing.T, r *composition.Renderer, in composition.Input) []byte {
+	t.Helper()
+	out, err := r.Render(in)
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# url: %s\n# revision: %s\n", out.URL, out.Revision)
+	if out.Card != "" {
+		fmt.Fprintf(&buf, "# card: %s\n", out.Card)
+	}
+	for _, o := range out.Objects {
+		y, err := yaml.Marshal(o.Object.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&buf, "---\n# key: %s\n%s", o.Key, y)
+	}
+	return buf.Bytes()
+}
+
+// TestRenderGolden renders every testdata case and compares with its want.yaml; rendering twice
+// must give identical bytes. Regenerate with `go test ./internal/composition -update` and read
+// the diff.
+func TestRenderGolden(t *testing.T) {
+	r, err := composition.NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := filepath.Glob("testdata/*/input.yaml")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden cases: %v", err)
+	}
+	for _, inputPath := range dirs {
+		dir := filepath.Dir(inputPath)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			raw, err := os.ReadFile(inputPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gi goldenInput
+			if err := yaml.UnmarshalStrict(raw, &gi); err != nil {
+				t.Fatalf("%s: %v", inputPath, err)
+			}
+			in := gi.Input
+			in.LabelDomain = gi.LabelDomain
+			got := render(t, r, in)
+			if again := render(t, r, in); !bytes.Equal(got, again) {
+				t.Fatalf("rendering is not deterministic:\n%s", cmp.Diff(string(got), string(again)))
+			}
+			wantPath := filepath.Join(dir, "want.yaml")
+			if *update {
+				if err := os.WriteFile(wantPath, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(wantPath)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("rendering of %s changed (-want +got):\n%s", dir, diff)
+			}
+		})
+	}
+}
+
+func validAgent() composition.Input {
+	return composition.Input{
+		Kind: composition.KindAgent, Name: "weather", Namespace: "team1",
+		Framework: "langgraph", Protocol: "a2a", Image: "ghcr.io/example/weather:1.0.0",
+	}
+}
+
+// TestValidate pins the error path and message of each kind of bad input.
+func TestValidate(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		change func(*composition.Input)
+		want   []string // "path: message fragment"
+	}{
+		"a valid agent has no errors": {
+			reason: "the baseline must pass",
+			change: func(*composition.Input) {},
+		},
+		"name must be a DNS-1035 label": {
+			reason: "the Service takes the name",
+			change: func(in *composition.Input) { in.Name = "Weather_Agent" },
+			want:   []string{"name: Invalid value: \"Weather_Agent\": a DNS-1035 label must consist of lower case"},
+		},
+		"name too long": {
+			reason: "derived names must stay within 63 characters",
+			change: func(in *composition.Input) { in.Name = strings.Repeat("a", 51) },
+			want:   []string{"name: Too long: may not be more than 50"},
+		},
+		"unknown framework": {
+			reason: "each framework needs a preset",
+			change: func(in *composition.Input) { in.Framework = "autogen" },
+			want:   []string{`framework: Unsupported value: "autogen": supported values: "langgraph", "crewai"`},
+		},
+		"image or endpoint required": {
+			change: func(in *composition.Input) { in.Image = "" },
+			want:   []string{"image: Required value: set image (run it in the cluster) or endpoint"},
+		},
+		"image and endpoint conflict": {
+			change: func(in *composition.Input) { in.Endpoint = "http://127.0.0.1:9000" },
+			want:   []string{"endpoint: Invalid value: \"http://127.0.0.1:9000\": set either image or endpoint"},
+		},
+		"bad image reference": {
+			change: func(in *composition.Input) { in.Image = "GHCR.io/Example/Agent:latest" },
+			want:   []string{"image: Invalid value: \"GHCR.io/Example/Agent:latest\": must be an image reference"},
+		},
+		"port out of range": {
+			change: func(in *composition.Input) { in.Port = 70000 },
+			want:   []string{"port: Invalid value: 70000: must be between 1 and 65535"},
+		},
+		"replicas with autoscaling": {
+			reason: "the HPA owns the count",
+			change: func(in *composition.Input) {
+				in.Replicas = 2
+				in.Autoscaling = &composition.Autoscaling{MinReplicas: 1, MaxReplicas: 3, TargetCPUUtilization: 80}
+			},
+			want: []string{"replicas: Forbidden: set either replicas or autoscaling"},
+		},
+		"min above max": {
+			change: func(in *composition.Input) {
+				in.Autoscaling = &composition.Autoscaling{MinReplicas: 5, MaxReplicas: 3, TargetCPUUtilization: 80}
+			},
+			want: []string{"autoscaling.max_replicas: Invalid value: 3: must be at least min_replicas (5)"},
+		},
+		"bad env name": {
+			change: func(in *composition.Input) { in.Env = map[string]string{"1BAD": "x"} },
+			want:   []string{"env[1BAD]: Invalid value"},
+		},
+		"secret env also in env": {
+			change: func(in *composition.Input) {
+				in.Env = map[string]string{"KEY": "x"}
+				in.SecretEnv = map[string]composition.SecretRef{"KEY": {Secret: "s", Key: "k"}}
+			},
+			want: []string{"secret_env[KEY]: Duplicate value"},
+		},
+		"bad quantity": {
+			change: func(in *composition.Input) { in.Persistence = &composition.Persistence{Size: "lots"} },
+			want:   []string{"persistence.size: Invalid value: \"lots\": must be a positive quantity"},
+		},
+		"unknown patch target": {
+			reason: "no HPA is rendered without autoscaling",
+			change: func(in *composition.Input) {
+				in.Patches = []composition.Patch{{Target: "hpa", Type: "merge", Patch: "{}"}}
+			},
+			want: []string{`composition.patches[0].target: Unsupported value: "hpa": supported values: "serviceaccount", "card", "deployment", "service"`},
+		},
+		"duplicate skill ids": {
+			change: func(in *composition.Input) {
+				in.Skills = []composition.Skill{{ID: "a", Name: "A"}, {ID: "a", Name: "B"}}
+			},
+			want: []string{`skills[1].id: Duplicate value: "a"`},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := validAgent()
+			tc.change(&in)
+			var got []string
+			for _, e := range composition.Validate(in) {
+				got = append(got, e.Error())
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("%s: got %d errors %q, want %d matching %q", tc.reason, len(got), got, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("%s: error %d = %q, want it to contain %q", tc.reason, i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+// TestRenderPatchErrors: a patch that fails names the patch's attribute path.
+func TestRenderPatchErrors(t *testing.T) {
+	r, err := composition.NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := validAgent()
+	in.Patches = []composition.Patch{{Target: "deployment", Type: "json", Patch: `[{"op":"remove","path":"/spec/nothing"}]`}}
+	_, err = r.Render(in)
+	if err == nil || !strings.Contains(err.Error(), "composition.patches[0].patch") {
+		t.Fatalf("Render error = %v, want one about composition.patches[0].patch", err)
+	}
+	in.Patches = []composition.Patch{{Target: "deployment", Type: "merge", Patch: `{"kind": "StatefulSet"}`}}
+	_, err = r.Render(in)
+	if err == nil || !strings.Contains(err.Error(), "may not change the object's apiVersion, kind or name") {
+		t.Fatalf("Render error = %v, want a refusal to change the kind", err)
+	}
+}
+
+// TestRevision: the revision changes with a custom template and is stable otherwise.
+func TestRevision(t *testing.T) {
+	r, err := composition.NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := validAgent()
+	base := r.Revision(in)
+	if !strings.HasPrefix(base, "sha256:") || len(base) != len("sha256:")+64 {
+		t.Fatalf("revision %q is not sha256:<64 hex>", base)
+	}
+	in.Name = "other"
+	if r.Revision(in) != base {
+		t.Errorf("the revision depends on the template set only, not on the spec")
+	}
+	in.Templates = map[string]string{"service": "x"}
+	if r.Revision(in) == base {
+		t.Errorf("a custom template must change the revision")
+	}
+}

@@ -1,0 +1,205 @@
+package composition
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// MaxNameLength keeps derived names (the "-card" ConfigMap, "-data" claim) and label values
+// within Kubernetes' 63-character limits.
+const MaxNameLength = 50
+
+var (
+	// imageRef is a container image reference: [registry[:port]/]path[:tag][@digest].
+	imageRef = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
+	// envName is a portable environment variable name.
+	envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// Validate checks an input and returns every problem, each with the path of the attribute it is
+// about (the paths use the provider's attribute names).
+func Validate(in Input) field.ErrorList {
+	var errs field.ErrorList
+	errs = append(errs, validateName(field.NewPath("name"), in.Name)...)
+	for _, msg := range validation.IsDNS1123Label(in.Namespace) {
+		errs = append(errs, field.Invalid(field.NewPath("namespace"), in.Namespace, msg))
+	}
+	switch in.Kind {
+	case KindAgent:
+		if !slices.Contains(Frameworks, in.Framework) {
+			errs = append(errs, field.NotSupported(field.NewPath("framework"), in.Framework, Frameworks))
+		}
+		if !slices.Contains(Protocols, in.Protocol) {
+			errs = append(errs, field.NotSupported(field.NewPath("protocol"), in.Protocol, Protocols))
+		}
+	case KindTool:
+		if !slices.Contains(Transports, in.Transport) {
+			errs = append(errs, field.NotSupported(field.NewPath("transport"), in.Transport, Transports))
+		}
+	default:
+		errs = append(errs, field.NotSupported(field.NewPath("kind"), string(in.Kind), []string{string(KindAgent), string(KindTool)}))
+	}
+
+	switch {
+	case in.Image == "" && in.Endpoint == "":
+		errs = append(errs, field.Required(field.NewPath("image"), "set image (run it in the cluster) or endpoint (it runs elsewhere)"))
+	case in.Image != "" && in.Endpoint != "":
+		errs = append(errs, field.Invalid(field.NewPath("endpoint"), in.Endpoint, "set either image or endpoint, not both"))
+	case in.Image != "":
+		if !imageRef.MatchString(in.Image) {
+			errs = append(errs, field.Invalid(field.NewPath("image"), in.Image, "must be an image reference such as ghcr.io/org/agent:1.0.0 (lower-case repository, optional :tag and @sha256:digest)"))
+		}
+	default:
+		if u, err := url.Parse(in.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, field.Invalid(field.NewPath("endpoint"), in.Endpoint, "must be an http(s) URL such as http://10.0.0.5:8000"))
+		}
+	}
+	if in.Port != 0 && (in.Port < 1 || in.Port > 65535) {
+		errs = append(errs, field.Invalid(field.NewPath("port"), in.Port, "must be between 1 and 65535"))
+	}
+
+	seen := map[string]bool{}
+	for i, s := range in.Skills {
+		p := field.NewPath("skills").Index(i)
+		if s.ID == "" {
+			errs = append(errs, field.Required(p.Child("id"), "every skill needs an id"))
+		} else if seen[s.ID] {
+			errs = append(errs, field.Duplicate(p.Child("id"), s.ID))
+		}
+		seen[s.ID] = true
+		if s.Name == "" {
+			errs = append(errs, field.Required(p.Child("name"), "every skill needs a name"))
+		}
+	}
+	if in.Kind == KindTool && len(in.Skills) > 0 {
+		errs = append(errs, field.Forbidden(field.NewPath("skills"), "skills describe agents; tools publish theirs over MCP"))
+	}
+
+	if in.Replicas < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("replicas"), in.Replicas, "must be 0 or more"))
+	}
+	if a := in.Autoscaling; a != nil {
+		p := field.NewPath("autoscaling")
+		if in.Replicas != 0 {
+			errs = append(errs, field.Forbidden(field.NewPath("replicas"), "set either replicas or autoscaling: with autoscaling the HorizontalPodAutoscaler owns the replica count"))
+		}
+		if a.MinReplicas < 1 {
+			errs = append(errs, field.Invalid(p.Child("min_replicas"), a.MinReplicas, "must be 1 or more"))
+		}
+		if a.MaxReplicas < a.MinReplicas {
+			errs = append(errs, field.Invalid(p.Child("max_replicas"), a.MaxReplicas, fmt.Sprintf("must be at least min_replicas (%d)", a.MinReplicas)))
+		}
+		if a.TargetCPUUtilization < 1 || a.TargetCPUUtilization > 100 {
+			errs = append(errs, field.Invalid(p.Child("target_cpu_utilization"), a.TargetCPUUtilization, "must be a percentage between 1 and 100"))
+		}
+		if in.Endpoint != "" {
+			errs = append(errs, field.Forbidden(p, "an agent registered by endpoint runs elsewhere and cannot be autoscaled here"))
+		}
+	}
+
+	for _, k := range sortedKeys(in.Env) {
+		if !envName.MatchString(k) {
+			errs = append(errs, field.Invalid(field.NewPath("env").Key(k), k, "environment variable names are letters, digits and '_', not starting with a digit"))
+		}
+	}
+	for _, k := range sortedKeys(in.SecretEnv) {
+		p := field.NewPath("secret_env").Key(k)
+		if !envName.MatchString(k) {
+			errs = append(errs, field.Invalid(p, k, "environment variable names are letters, digits and '_', not starting with a digit"))
+		}
+		if _, dup := in.Env[k]; dup {
+			errs = append(errs, field.Duplicate(p, k+" is also set in env"))
+		}
+		errs = append(errs, validateSecretRef(p, in.SecretEnv[k])...)
+	}
+	if l := in.LLM; l != nil {
+		p := field.NewPath("llm")
+		if u, err := url.Parse(l.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, field.Invalid(p.Child("base_url"), l.BaseURL, "must be an http(s) URL such as http://ollama:11434/v1"))
+		}
+		if l.APIKey != nil {
+			errs = append(errs, validateSecretRef(p.Child("api_key"), *l.APIKey)...)
+		}
+	}
+	if in.Kind == KindTool && len(in.Tools) > 0 {
+		errs = append(errs, field.Forbidden(field.NewPath("tools"), "only agents are wired to tools"))
+	}
+	if p := in.Persistence; p != nil {
+		pp := field.NewPath("persistence")
+		switch {
+		case p.Size == "" && p.Store == nil:
+			errs = append(errs, field.Required(pp.Child("size"), "set size (a volume) or store (a Secret with the store's URL)"))
+		case p.Size != "" && p.Store != nil:
+			errs = append(errs, field.Invalid(pp.Child("store"), "", "set either size or store, not both"))
+		case p.Size != "":
+			if q, err := resource.ParseQuantity(p.Size); err != nil || q.Sign() <= 0 {
+				errs = append(errs, field.Invalid(pp.Child("size"), p.Size, "must be a positive quantity such as 1Gi or 500Mi"))
+			}
+			if in.Endpoint != "" {
+				errs = append(errs, field.Forbidden(pp.Child("size"), "an agent registered by endpoint runs elsewhere and gets no volume here"))
+			}
+		default:
+			errs = append(errs, validateSecretRef(pp.Child("store"), *p.Store)...)
+		}
+		if p.MountPath != "" && !strings.HasPrefix(p.MountPath, "/") {
+			errs = append(errs, field.Invalid(pp.Child("mount_path"), p.MountPath, "must be an absolute path"))
+		}
+	}
+
+	keys := objectKeys(in)
+	for i, patch := range in.Patches {
+		p := field.NewPath("composition", "patches").Index(i)
+		if !slices.Contains(keys, patch.Target) {
+			errs = append(errs, field.NotSupported(p.Child("target"), patch.Target, keys))
+		}
+		if !slices.Contains(PatchTypes, patch.Type) {
+			errs = append(errs, field.NotSupported(p.Child("type"), patch.Type, PatchTypes))
+		}
+	}
+	for _, k := range sortedKeys(in.Templates) {
+		if !slices.Contains(allObjectKeys, k) {
+			errs = append(errs, field.NotSupported(field.NewPath("composition", "templates").Key(k), k, allObjectKeys))
+		}
+	}
+	return errs
+}
+
+func validateName(p *field.Path, name string) field.ErrorList {
+	var errs field.ErrorList
+	// Service names are DNS-1035 labels: the strictest of the names derived from it.
+	for _, msg := range validation.IsDNS1035Label(name) {
+		errs = append(errs, field.Invalid(p, name, msg))
+	}
+	if len(name) > MaxNameLength {
+		errs = append(errs, field.TooLong(p, name, MaxNameLength))
+	}
+	return errs
+}
+
+func validateSecretRef(p *field.Path, ref SecretRef) field.ErrorList {
+	var errs field.ErrorList
+	for _, msg := range validation.IsDNS1123Subdomain(ref.Secret) {
+		errs = append(errs, field.Invalid(p.Child("secret"), ref.Secret, msg))
+	}
+	for _, msg := range validation.IsConfigMapKey(ref.Key) {
+		errs = append(errs, field.Invalid(p.Child("key"), ref.Key, msg))
+	}
+	return errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

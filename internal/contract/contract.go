@@ -1,0 +1,76 @@
+// Package contract is what the provider writes to the cluster and the router reads: label and
+// annotation keys, and the names and keys of the card and policy ConfigMaps. Both sides import
+// it, so the two cannot drift apart. Every key hangs off a configurable label domain because
+// upstream Kagenti renamed its labels once.
+package contract
+
+import "strings"
+
+// ManagedBy is the app.kubernetes.io/managed-by value of every composed object.
+const ManagedBy = "kagenti"
+
+// FieldManager is the server-side apply field manager of every composed object.
+const FieldManager = "kagenti"
+
+// Composite kinds, the value of the type label.
+const (
+	TypeAgent = "agent"
+	TypeTool  = "tool"
+)
+
+// Keys of the card ConfigMap's data.
+const (
+	// CardKey holds the A2A agent card (JSON) of an A2A agent.
+	CardKey = "agent-card.json"
+	// ManifestKey holds the ACP agent manifest (JSON) of an ACP agent.
+	ManifestKey = "agent-manifest.json"
+)
+
+// CardConfigMapName is the ConfigMap that holds an agent's card or manifest.
+func CardConfigMapName(agent string) string { return agent + "-card" }
+
+// Keys are the label and annotation keys under one domain.
+type Keys struct{ Domain string }
+
+// NewKeys returns the keys under domain ("kagenti.io" when empty).
+func NewKeys(domain string) Keys {
+	if domain == "" {
+		domain = "kagenti.io"
+	}
+	return Keys{Domain: strings.TrimSuffix(domain, "/")}
+}
+
+func (k Keys) key(name string) string { return k.Domain + "/" + name }
+
+// Type labels a composed object with its composite's kind: agent or tool. The router discovers
+// agents by it.
+func (k Keys) Type() string { return k.key("type") }
+
+// Composite labels a composed object with its composite's name (the namespace is the object's).
+func (k Keys) Composite() string { return k.key("composite") }
+
+// Framework labels an agent's objects with its framework (langgraph, crewai, ...).
+func (k Keys) Framework() string { return k.key("framework") }
+
+// Protocol labels an agent's objects with a2a or acp, and a tool's with mcp.
+func (k Keys) Protocol() string { return k.key("protocol") }
+
+// Transport labels a tool's objects with its MCP transport (streamable-http, sse).
+func (k Keys) Transport() string { return k.key("transport") }
+
+// Revision labels a composed object with the composition revision that rendered it.
+func (k Keys) Revision() string { return k.key("composition-revision") }
+
+// ResourceName annotates a composed object with its stable key in the composition.
+func (k Keys) ResourceName() string { return k.key("composition-resource-name") }
+
+// Spec annotates an agent's or tool's Service with the composite's spec (JSON, no secret
+// values), from which `terraform import` rebuilds the resource.
+func (k Keys) Spec() string { return k.key("spec") }
+
+// Endpoint annotates the Service of an agent or tool that runs outside the cluster with the URL
+// the router sends its traffic to.
+func (k Keys) Endpoint() string { return k.key("endpoint") }
+
+// URL annotates a composite's Service with the URL its clients use (for a tool: the MCP URL).
+func (k Keys) URL() string { return k.key("url") }
