@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
 )
@@ -274,8 +275,15 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	renderer, err := composition.NewRenderer()
+	if err != nil {
+		resp.Diagnostics.AddError("Composition Templates Unreadable", "The provider's embedded templates could not be read. "+
+			"Please report this issue to the provider developers.\n\nOriginal Error: "+err.Error())
+		return
+	}
 	data := &providerData{
 		labelDomain: stringOr(cfg.LabelDomain, "KAGENTI_LABEL_DOMAIN", DefaultLabelDomain),
+		renderer:    renderer,
 	}
 	if !dnsSubdomain.MatchString(data.labelDomain) {
 		resp.Diagnostics.AddAttributeError(path.Root("label_domain"), "Invalid Label Domain",
@@ -341,7 +349,10 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 }
 
 func (p *kagentiProvider) Resources(_ context.Context) []func() resource.Resource {
-	return nil
+	return []func() resource.Resource{
+		NewAgentResource,
+		NewToolResource,
+	}
 }
 
 func (p *kagentiProvider) DataSources(_ context.Context) []func() datasource.DataSource {

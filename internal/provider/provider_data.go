@@ -10,6 +10,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"k8s.io/client-go/rest"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
@@ -26,8 +27,12 @@ type providerData struct {
 	spireConfig    spireConfig
 	keycloakConfig keycloak.Config
 
+	// renderer is pure and shared by every composite resource.
+	renderer *composition.Renderer
+
 	mu       sync.Mutex
 	rest     *rest.Config
+	applier  *kube.Applier
 	spire    *spire.Client
 	spireTD  spiffeid.TrustDomain
 	keycloak *keycloak.Client
@@ -50,6 +55,22 @@ func (d *providerData) Kubernetes() (*rest.Config, error) {
 	}
 	d.rest = cfg
 	return cfg, nil
+}
+
+// Applier returns the Kubernetes applier, built on first use.
+func (d *providerData) Applier() (*kube.Applier, error) {
+	cfg, err := d.Kubernetes()
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.applier == nil {
+		if d.applier, err = kube.NewApplier(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return d.applier, nil
 }
 
 // Spire returns a connected SPIRE client and the server's trust domain.

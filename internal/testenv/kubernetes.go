@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -221,6 +222,9 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := createStorage(ctx, client, s.opts.Volumes); err != nil {
+		return err
+	}
 	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=kwok"})
 		if err != nil {
@@ -263,6 +267,40 @@ func createFakeNode(ctx context.Context, client kubernetes.Interface, name strin
 		return nil
 	}
 	return err
+}
+
+// createStorage makes a default StorageClass without a provisioner and a pool of static
+// PersistentVolumes for it: the PV controller binds claims to them, so pods with volumes get
+// scheduled (there is no storage provisioner here). Nothing is ever written to them.
+func createStorage(ctx context.Context, client kubernetes.Interface, volumes int) error {
+	immediate := storagev1.VolumeBindingImmediate
+	sc := &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "standard", Annotations: map[string]string{
+			"storageclass.kubernetes.io/is-default-class": "true"}},
+		Provisioner:       "kubernetes.io/no-provisioner",
+		VolumeBindingMode: &immediate,
+	}
+	if _, err := client.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	for i := range volumes {
+		pv := &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("sandbox-pv-%03d", i)},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
+				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce, corev1.ReadWriteMany},
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+				StorageClassName:              "standard",
+				PersistentVolumeSource: corev1.PersistentVolumeSource{
+					HostPath: &corev1.HostPathVolumeSource{Path: fmt.Sprintf("/var/lib/kagenti-sandbox/pv-%03d", i)},
+				},
+			},
+		}
+		if _, err := client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 func writeKubeconfig(path, server string, caPEM, certPEM, keyPEM []byte, token string) error {

@@ -34,8 +34,10 @@ type Options struct {
 	// CacheDir holds built tools (DefaultCacheDir when empty).
 	CacheDir string
 	// Components to start (all when empty).
-	Components    []string
-	Nodes         int
+	Components []string
+	Nodes      int
+	// Volumes is the number of static PersistentVolumes to offer (a claim binds one for good).
+	Volumes       int
 	TrustDomain   string
 	KeycloakRealm string
 	// Log receives build progress and component start lines.
@@ -78,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Nodes == 0 {
 		o.Nodes = 2
+	}
+	if o.Volumes == 0 {
+		o.Volumes = 40
 	}
 	if o.TrustDomain == "" {
 		o.TrustDomain = "sandbox.kagenti.test"

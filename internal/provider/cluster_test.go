@@ -1,0 +1,150 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+)
+
+// Helpers that assert directly against the sandbox cluster, next to the state checks.
+
+func testAccKube(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	if testAccSandbox == nil {
+		t.Skip("acceptance test: set TF_ACC=1 (make testacc)")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", testAccSandbox.Kubernetes.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// testAccNamespace creates a namespace for one test and deletes it afterwards.
+func testAccNamespace(t *testing.T, client kubernetes.Interface) string {
+	t.Helper()
+	name := "acc-" + rand.String(6)
+	_, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return name
+}
+
+// checkNoLabelledObjects fails when anything with the composite's labels is left in the
+// namespace: destroy must leave nothing behind.
+func checkNoLabelledObjects(client kubernetes.Interface, namespace string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		ctx := context.Background()
+		sel := metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kagenti"}
+		var left []string
+		if l, err := client.AppsV1().Deployments(namespace).List(ctx, sel); err == nil {
+			for _, o := range l.Items {
+				left = append(left, "Deployment "+o.Name)
+			}
+		}
+		if l, err := client.CoreV1().Services(namespace).List(ctx, sel); err == nil {
+			for _, o := range l.Items {
+				left = append(left, "Service "+o.Name)
+			}
+		}
+		if l, err := client.CoreV1().ConfigMaps(namespace).List(ctx, sel); err == nil {
+			for _, o := range l.Items {
+				left = append(left, "ConfigMap "+o.Name)
+			}
+		}
+		if l, err := client.CoreV1().ServiceAccounts(namespace).List(ctx, sel); err == nil {
+			for _, o := range l.Items {
+				left = append(left, "ServiceAccount "+o.Name)
+			}
+		}
+		if l, err := client.CoreV1().PersistentVolumeClaims(namespace).List(ctx, sel); err == nil {
+			for _, o := range l.Items {
+				left = append(left, "PersistentVolumeClaim "+o.Name)
+			}
+		}
+		if l, err := client.PolicyV1().PodDisruptionBudgets(namespace).List(ctx, sel); err == nil {
+			for _, o := range l.Items {
+				left = append(left, "PodDisruptionBudget "+o.Name)
+			}
+		}
+		if l, err := client.AutoscalingV2().HorizontalPodAutoscalers(namespace).List(ctx, sel); err == nil {
+			for _, o := range l.Items {
+				left = append(left, "HorizontalPodAutoscaler "+o.Name)
+			}
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("objects left in %s after destroy: %s", namespace, strings.Join(left, ", "))
+		}
+		return nil
+	}
+}
+
+// checkDeploymentAvailable checks the Deployment's rollout is complete with want ready pods.
+func checkDeploymentAvailable(client kubernetes.Interface, namespace, name string, want int32) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		d, err := client.AppsV1().Deployments(namespace).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if d.Status.AvailableReplicas != want || d.Status.UpdatedReplicas != want {
+			return fmt.Errorf("Deployment %s/%s: %d available, %d updated, want %d", namespace, name, d.Status.AvailableReplicas, d.Status.UpdatedReplicas, want)
+		}
+		return nil
+	}
+}
+
+// checkContainerEnv checks one env var of the Deployment's first container.
+func checkContainerEnv(client kubernetes.Interface, namespace, name, key, want string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		d, err := client.AppsV1().Deployments(namespace).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == key {
+				if e.Value != want {
+					return fmt.Errorf("Deployment %s/%s env %s = %q, want %q", namespace, name, key, e.Value, want)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("Deployment %s/%s has no env %s", namespace, name, key)
+	}
+}
+
+// checkExists checks an object exists (exists=true) or not.
+func checkExists(get func(ctx context.Context) error, what string, exists bool) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		err := get(context.Background())
+		switch {
+		case exists && err != nil:
+			return fmt.Errorf("%s: %w", what, err)
+		case !exists && err == nil:
+			return fmt.Errorf("%s exists, want it gone", what)
+		case !exists && !apierrors.IsNotFound(err):
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+}
+
+type terraformState = terraform.State

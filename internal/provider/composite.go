@@ -1,0 +1,691 @@
+package provider
+
+// Shared pieces of the composite resources kagenti_agent and kagenti_tool: the attributes they
+// have in common, the conversion between their models and composition.Input, and the
+// render → apply → wait → observe cycle. Nothing here speaks YAML or client-go types.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	rschema "github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
+)
+
+const (
+	defaultCreateTimeout = 10 * time.Minute
+	defaultDeleteTimeout = 5 * time.Minute
+	// privateInputKey holds, in private state, the input last applied, so that Read can render
+	// exactly what was applied and compare it with the cluster.
+	privateInputKey = "applied_input"
+)
+
+var (
+	dns1035Label  = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123Label  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	envVarName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	compositeIDRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z]([-a-z0-9]*[a-z0-9])?$`)
+)
+
+// compositeModel holds the attributes agents and tools share; the resource models embed it.
+type compositeModel struct {
+	ID             types.String   `tfsdk:"id"`
+	Name           types.String   `tfsdk:"name"`
+	Namespace      types.String   `tfsdk:"namespace"`
+	Image          types.String   `tfsdk:"image"`
+	Endpoint       types.String   `tfsdk:"endpoint"`
+	Port           types.Int64    `tfsdk:"port"`
+	Description    types.String   `tfsdk:"description"`
+	Replicas       types.Int64    `tfsdk:"replicas"`
+	Autoscaling    types.Object   `tfsdk:"autoscaling"`
+	Env            types.Map      `tfsdk:"env"`
+	SecretEnv      types.Map      `tfsdk:"secret_env"`
+	OTELEndpoint   types.String   `tfsdk:"otel_endpoint"`
+	Composition    types.Object   `tfsdk:"composition"`
+	WaitForRollout types.Bool     `tfsdk:"wait_for_rollout"`
+	Timeouts       timeouts.Value `tfsdk:"timeouts"`
+
+	URL           types.String `tfsdk:"url"`
+	Revision      types.String `tfsdk:"revision"`
+	ReadyReplicas types.Int64  `tfsdk:"ready_replicas"`
+	Objects       types.List   `tfsdk:"objects"`
+}
+
+type autoscalingModel struct {
+	MinReplicas          types.Int64 `tfsdk:"min_replicas"`
+	MaxReplicas          types.Int64 `tfsdk:"max_replicas"`
+	TargetCPUUtilization types.Int64 `tfsdk:"target_cpu_utilization"`
+}
+
+type secretRefModel struct {
+	Secret types.String `tfsdk:"secret"`
+	Key    types.String `tfsdk:"key"`
+}
+
+type compositionModel struct {
+	Patches   []patchModel `tfsdk:"patches"`
+	Templates types.Map    `tfsdk:"templates"`
+}
+
+type patchModel struct {
+	Target types.String `tfsdk:"target"`
+	Type   types.String `tfsdk:"type"`
+	Patch  types.String `tfsdk:"patch"`
+}
+
+type objectModel struct {
+	Key        types.String `tfsdk:"key"`
+	APIVersion types.String `tfsdk:"api_version"`
+	Kind       types.String `tfsdk:"kind"`
+	Namespace  types.String `tfsdk:"namespace"`
+	Name       types.String `tfsdk:"name"`
+	InSync     types.Bool   `tfsdk:"in_sync"`
+	Drift      types.List   `tfsdk:"drift"`
+}
+
+var (
+	secretRefAttrTypes   = map[string]attr.Type{"secret": types.StringType, "key": types.StringType}
+	autoscalingAttrTypes = map[string]attr.Type{
+		"min_replicas": types.Int64Type, "max_replicas": types.Int64Type, "target_cpu_utilization": types.Int64Type,
+	}
+	patchAttrTypes       = map[string]attr.Type{"target": types.StringType, "type": types.StringType, "patch": types.StringType}
+	compositionAttrTypes = map[string]attr.Type{
+		"patches":   types.ListType{ElemType: types.ObjectType{AttrTypes: patchAttrTypes}},
+		"templates": types.MapType{ElemType: types.StringType},
+	}
+	objectAttrTypes = map[string]attr.Type{
+		"key": types.StringType, "api_version": types.StringType, "kind": types.StringType,
+		"namespace": types.StringType, "name": types.StringType, "in_sync": types.BoolType,
+		"drift": types.ListType{ElemType: types.StringType},
+	}
+)
+
+func secretRefAttributes(what string) map[string]rschema.Attribute {
+	return map[string]rschema.Attribute{
+		"secret": rschema.StringAttribute{
+			MarkdownDescription: "Name of the Secret (in the same namespace) that holds " + what + ".",
+			Required:            true,
+			Validators:          []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`), "must be a Secret name (lower-case DNS subdomain)")},
+		},
+		"key": rschema.StringAttribute{
+			MarkdownDescription: "Key in the Secret.",
+			Required:            true,
+			Validators:          []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^[-._a-zA-Z0-9]+$`), "must be a Secret key (letters, digits, '-', '_', '.')")},
+		},
+	}
+}
+
+// compositeAttributes are the schema attributes agents and tools share. noun is "agent" or
+// "tool".
+func compositeAttributes(ctx context.Context, noun string) map[string]rschema.Attribute {
+	return map[string]rschema.Attribute{
+		"id": rschema.StringAttribute{
+			MarkdownDescription: "`<namespace>/<name>`; also the import ID.",
+			Computed:            true,
+			PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+		},
+		"name": rschema.StringAttribute{
+			MarkdownDescription: "Name of the " + noun + ", and of its Deployment, Service and ServiceAccount: a DNS-1035 label of at most " +
+				strconv.Itoa(composition.MaxNameLength) + " characters. Changing it replaces the " + noun + ".",
+			Required:      true,
+			PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			Validators: []validator.String{
+				stringvalidator.LengthBetween(1, composition.MaxNameLength),
+				stringvalidator.RegexMatches(dns1035Label, "must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter"),
+			},
+		},
+		"namespace": rschema.StringAttribute{
+			MarkdownDescription: "Namespace the " + noun + " runs in; it must exist. Changing it replaces the " + noun + ".",
+			Required:            true,
+			PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			Validators: []validator.String{
+				stringvalidator.LengthBetween(1, 63),
+				stringvalidator.RegexMatches(dns1123Label, "must be a DNS-1123 label: lower-case letters, digits and '-'"),
+			},
+		},
+		"image": rschema.StringAttribute{
+			MarkdownDescription: "Container image to run, e.g. `ghcr.io/example/" + noun + ":1.0.0`. Exactly one of `image` and `endpoint` is set.",
+			Optional:            true,
+			Validators: []validator.String{stringvalidator.ExactlyOneOf(path.MatchRoot("image"), path.MatchRoot("endpoint"))},
+		},
+		"endpoint": rschema.StringAttribute{
+			MarkdownDescription: "URL of a " + noun + " that runs elsewhere. It gets a Service, labels" +
+				map[bool]string{true: " and a card", false: ""}[noun == "agent"] +
+				" so that discovery, identity and the router treat it like any other, but no Deployment.",
+			Optional: true,
+			Validators: []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^https?://[^\s/]+(/\S*)?$`),
+				"must be an http(s) URL such as http://10.0.0.5:8000")},
+		},
+		"port": rschema.Int64Attribute{
+			MarkdownDescription: "Container and Service port. Defaults to the preset's.",
+			Optional:            true,
+			Validators:          []validator.Int64{int64validator.Between(1, 65535)},
+		},
+		"description": rschema.StringAttribute{
+			MarkdownDescription: "What the " + noun + " does" + map[bool]string{true: "; published in its card.", false: "."}[noun == "agent"],
+			Optional:            true,
+		},
+		"replicas": rschema.Int64Attribute{
+			MarkdownDescription: "Number of pods (default 1). Conflicts with `autoscaling`. More than one adds a PodDisruptionBudget.",
+			Optional:            true,
+			Validators: []validator.Int64{
+				int64validator.Between(0, 1000),
+				int64validator.ConflictsWith(path.MatchRoot("autoscaling")),
+			},
+		},
+		"autoscaling": rschema.SingleNestedAttribute{
+			MarkdownDescription: "Scale on CPU with a HorizontalPodAutoscaler instead of a fixed `replicas`.",
+			Optional:            true,
+			Attributes: map[string]rschema.Attribute{
+				"min_replicas": rschema.Int64Attribute{
+					MarkdownDescription: "Lower bound (at least 1).", Required: true,
+					Validators: []validator.Int64{int64validator.AtLeast(1)},
+				},
+				"max_replicas": rschema.Int64Attribute{
+					MarkdownDescription: "Upper bound (at least `min_replicas`).", Required: true,
+					Validators: []validator.Int64{int64validator.AtLeastSumOf(path.MatchRelative().AtParent().AtName("min_replicas"))},
+				},
+				"target_cpu_utilization": rschema.Int64Attribute{
+					MarkdownDescription: "Average CPU utilization to aim for, in percent of requests (1-100).", Required: true,
+					Validators: []validator.Int64{int64validator.Between(1, 100)},
+				},
+			},
+		},
+		"env": rschema.MapAttribute{
+			MarkdownDescription: "Environment variables. They are not secret: use `secret_env` for secrets. They override the preset's " +
+				"and the platform's (HOST, PORT, LLM_*, MCP_*).",
+			Optional:    true,
+			ElementType: types.StringType,
+			Validators: []validator.Map{mapvalidator.KeysAre(stringvalidator.RegexMatches(envVarName,
+				"environment variable names are letters, digits and '_', not starting with a digit"))},
+		},
+		"secret_env": rschema.MapNestedAttribute{
+			MarkdownDescription: "Environment variables read from Secrets at run time: the values never pass through Terraform.",
+			Optional:            true,
+			NestedObject:        rschema.NestedAttributeObject{Attributes: secretRefAttributes("the value")},
+			Validators: []validator.Map{mapvalidator.KeysAre(stringvalidator.RegexMatches(envVarName,
+				"environment variable names are letters, digits and '_', not starting with a digit"))},
+		},
+		"otel_endpoint": rschema.StringAttribute{
+			MarkdownDescription: "OTLP endpoint; sets OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME.",
+			Optional:            true,
+		},
+		"composition": rschema.SingleNestedAttribute{
+			MarkdownDescription: "Reach any field of any composed object. Object keys: `serviceaccount`, `deployment`, `service`, " +
+				map[bool]string{true: "`card`, ", false: ""}[noun == "agent"] + "`hpa`, `pdb`" + map[bool]string{true: ", `pvc`", false: ""}[noun == "agent"] + ".",
+			Optional: true,
+			Attributes: map[string]rschema.Attribute{
+				"patches": rschema.ListNestedAttribute{
+					MarkdownDescription: "Patches applied, in order, to the rendered objects.",
+					Optional:            true,
+					NestedObject: rschema.NestedAttributeObject{Attributes: map[string]rschema.Attribute{
+						"target": rschema.StringAttribute{MarkdownDescription: "Key of the composed object to patch, e.g. `deployment`.", Required: true},
+						"type": rschema.StringAttribute{
+							MarkdownDescription: "`strategic` (Kubernetes strategic merge patch), `merge` (RFC 7386) or `json` (RFC 6902).",
+							Required:            true,
+							Validators:          []validator.String{stringvalidator.OneOf(composition.PatchTypes...)},
+						},
+						"patch": rschema.StringAttribute{MarkdownDescription: "The patch, in YAML or JSON.", Required: true},
+					}},
+				},
+				"templates": rschema.MapAttribute{
+					MarkdownDescription: "Replace the template of a composed object (by key) with your own Go template of one Kubernetes " +
+						"object. It sees the same data as the built-in ones (`.In`, `.Port`, `.Env`, `.SelectorLabels`, `.PodLabels`, ...) " +
+						"and the functions `quote` and `toJSON`; it must keep the object's kind.",
+					Optional:    true,
+					ElementType: types.StringType,
+				},
+			},
+		},
+		"wait_for_rollout": rschema.BoolAttribute{
+			MarkdownDescription: "Wait until the Deployment is Available after create and update (default `true`).",
+			Optional:            true,
+			Computed:            true,
+			Default:             booldefault.StaticBool(true),
+		},
+		"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+		"url": rschema.StringAttribute{
+			MarkdownDescription: "Where clients reach the " + noun + " inside the cluster" + map[bool]string{true: ".", false: " (its MCP endpoint)."}[noun == "agent"],
+			Computed:            true,
+		},
+		"revision": rschema.StringAttribute{
+			MarkdownDescription: "`sha256:` of the composition templates that render the objects. A provider upgrade that changes " +
+				"templates shows up here in the plan.",
+			Computed: true,
+		},
+		"ready_replicas": rschema.Int64Attribute{
+			MarkdownDescription: "Ready pods of the Deployment when last read.",
+			Computed:            true,
+			PlanModifiers:       []planmodifier.Int64{int64planmodifier.UseStateForUnknown()},
+		},
+		"objects": rschema.ListNestedAttribute{
+			MarkdownDescription: "The composed Kubernetes objects. `in_sync` is false and `drift` lists the fields that differ when the " +
+				"cluster no longer matches; the next apply repairs it.",
+			Computed: true,
+			NestedObject: rschema.NestedAttributeObject{Attributes: map[string]rschema.Attribute{
+				"key":         rschema.StringAttribute{MarkdownDescription: "Stable key of the object in the composition.", Computed: true},
+				"api_version": rschema.StringAttribute{MarkdownDescription: "API version.", Computed: true},
+				"kind":        rschema.StringAttribute{MarkdownDescription: "Kind.", Computed: true},
+				"namespace":   rschema.StringAttribute{MarkdownDescription: "Namespace.", Computed: true},
+				"name":        rschema.StringAttribute{MarkdownDescription: "Name.", Computed: true},
+				"in_sync":     rschema.BoolAttribute{MarkdownDescription: "Whether the object exists and matches.", Computed: true},
+				"drift": rschema.ListAttribute{
+					MarkdownDescription: "Fields whose live value differs from the applied one.",
+					Computed:            true, ElementType: types.StringType,
+				},
+			}},
+		},
+	}
+}
+
+// compositeInput fills the shared part of a composition input from a model. known is false when
+// a value the rendering depends on is not known yet (planning against resources not created).
+func compositeInput(ctx context.Context, m *compositeModel, in *composition.Input) (known bool, diags diag.Diagnostics) {
+	known = true
+	str := func(v types.String) string {
+		if v.IsUnknown() {
+			known = false
+		}
+		return v.ValueString()
+	}
+	num := func(v types.Int64) int64 {
+		if v.IsUnknown() {
+			known = false
+		}
+		return v.ValueInt64()
+	}
+	in.Name, in.Namespace = str(m.Name), str(m.Namespace)
+	in.Image, in.Endpoint = str(m.Image), str(m.Endpoint)
+	in.Port, in.Replicas = num(m.Port), num(m.Replicas)
+	in.Description, in.OTELEndpoint = str(m.Description), str(m.OTELEndpoint)
+
+	if m.Autoscaling.IsUnknown() {
+		known = false
+	} else if !m.Autoscaling.IsNull() {
+		var a autoscalingModel
+		diags.Append(m.Autoscaling.As(ctx, &a, basetypes.ObjectAsOptions{})...)
+		in.Autoscaling = &composition.Autoscaling{MinReplicas: num(a.MinReplicas), MaxReplicas: num(a.MaxReplicas), TargetCPUUtilization: num(a.TargetCPUUtilization)}
+	}
+	if !m.Env.IsNull() {
+		if m.Env.IsUnknown() {
+			known = false
+		} else {
+			in.Env = map[string]string{}
+			for k, v := range m.Env.Elements() {
+				s := v.(types.String)
+				in.Env[k] = str(s)
+			}
+		}
+	}
+	if !m.SecretEnv.IsNull() {
+		if m.SecretEnv.IsUnknown() {
+			known = false
+		} else {
+			var refs map[string]secretRefModel
+			diags.Append(m.SecretEnv.ElementsAs(ctx, &refs, false)...)
+			in.SecretEnv = map[string]composition.SecretRef{}
+			for k, r := range refs {
+				in.SecretEnv[k] = composition.SecretRef{Secret: str(r.Secret), Key: str(r.Key)}
+			}
+		}
+	}
+	if m.Composition.IsUnknown() {
+		known = false
+	} else if !m.Composition.IsNull() {
+		var c compositionModel
+		diags.Append(m.Composition.As(ctx, &c, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: false})...)
+		for _, p := range c.Patches {
+			in.Patches = append(in.Patches, composition.Patch{Target: str(p.Target), Type: str(p.Type), Patch: str(p.Patch)})
+		}
+		if c.Templates.IsUnknown() {
+			known = false
+		} else if !c.Templates.IsNull() {
+			in.Templates = map[string]string{}
+			for k, v := range c.Templates.Elements() {
+				in.Templates[k] = str(v.(types.String))
+			}
+		}
+	}
+	return known, diags
+}
+
+// compositeModelFromInput sets the shared user attributes from an input (import).
+func compositeModelFromInput(ctx context.Context, in composition.Input, m *compositeModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	optString := func(s string) types.String {
+		if s == "" {
+			return types.StringNull()
+		}
+		return types.StringValue(s)
+	}
+	optInt := func(n int64) types.Int64 {
+		if n == 0 {
+			return types.Int64Null()
+		}
+		return types.Int64Value(n)
+	}
+	m.ID = types.StringValue(in.Namespace + "/" + in.Name)
+	m.Name, m.Namespace = types.StringValue(in.Name), types.StringValue(in.Namespace)
+	m.Image, m.Endpoint = optString(in.Image), optString(in.Endpoint)
+	m.Port, m.Replicas = optInt(in.Port), optInt(in.Replicas)
+	m.Description, m.OTELEndpoint = optString(in.Description), optString(in.OTELEndpoint)
+	m.Autoscaling = types.ObjectNull(autoscalingAttrTypes)
+	if a := in.Autoscaling; a != nil {
+		var d diag.Diagnostics
+		m.Autoscaling, d = types.ObjectValueFrom(ctx, autoscalingAttrTypes, autoscalingModel{
+			MinReplicas: types.Int64Value(a.MinReplicas), MaxReplicas: types.Int64Value(a.MaxReplicas),
+			TargetCPUUtilization: types.Int64Value(a.TargetCPUUtilization),
+		})
+		diags.Append(d...)
+	}
+	m.Env = types.MapNull(types.StringType)
+	if len(in.Env) > 0 {
+		var d diag.Diagnostics
+		m.Env, d = types.MapValueFrom(ctx, types.StringType, in.Env)
+		diags.Append(d...)
+	}
+	m.SecretEnv = types.MapNull(types.ObjectType{AttrTypes: secretRefAttrTypes})
+	if len(in.SecretEnv) > 0 {
+		refs := map[string]secretRefModel{}
+		for k, r := range in.SecretEnv {
+			refs[k] = secretRefModel{Secret: types.StringValue(r.Secret), Key: types.StringValue(r.Key)}
+		}
+		var d diag.Diagnostics
+		m.SecretEnv, d = types.MapValueFrom(ctx, types.ObjectType{AttrTypes: secretRefAttrTypes}, refs)
+		diags.Append(d...)
+	}
+	m.Composition = types.ObjectNull(compositionAttrTypes)
+	if len(in.Patches) > 0 || len(in.Templates) > 0 {
+		c := compositionModel{Templates: types.MapNull(types.StringType)}
+		for _, p := range in.Patches {
+			c.Patches = append(c.Patches, patchModel{Target: types.StringValue(p.Target), Type: types.StringValue(p.Type), Patch: types.StringValue(p.Patch)})
+		}
+		if len(in.Templates) > 0 {
+			var d diag.Diagnostics
+			c.Templates, d = types.MapValueFrom(ctx, types.StringType, in.Templates)
+			diags.Append(d...)
+		}
+		var d diag.Diagnostics
+		m.Composition, d = types.ObjectValueFrom(ctx, compositionAttrTypes, c)
+		diags.Append(d...)
+	}
+	if m.WaitForRollout.IsNull() || m.WaitForRollout.IsUnknown() {
+		m.WaitForRollout = types.BoolValue(true)
+	}
+	if m.Timeouts.IsNull() || m.Timeouts.IsUnknown() {
+		m.Timeouts = timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{
+			"create": types.StringType, "update": types.StringType, "delete": types.StringType,
+		})}
+	}
+	return diags
+}
+
+// renderErrorDiags maps composition errors onto the attributes they are about.
+func renderErrorDiags(err error, summary string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	var rerr *composition.Error
+	if errors.As(err, &rerr) {
+		for _, e := range rerr.Errs {
+			// The path is in the text too: Terraform cannot point at every nested attribute.
+			diags.AddAttributeError(fieldToPath(e.Field), summary, e.Field+": "+e.ErrorBody())
+		}
+		return diags
+	}
+	diags.AddError(summary, err.Error())
+	return diags
+}
+
+// fieldToPath converts a composition field path ("skills[0].id", "env[FOO]") to an attribute
+// path. Composition paths use the provider's attribute names, so only the syntax differs.
+func fieldToPath(f string) path.Path {
+	var p path.Path
+	first := true
+	for _, part := range strings.Split(f, ".") {
+		name, rest, _ := strings.Cut(part, "[")
+		if first {
+			p = path.Root(name)
+			first = false
+		} else {
+			p = p.AtName(name)
+		}
+		for rest != "" {
+			idx, after, _ := strings.Cut(rest, "]")
+			if n, err := strconv.Atoi(idx); err == nil {
+				p = p.AtListIndex(n)
+			} else {
+				p = p.AtMapKey(idx)
+			}
+			rest = strings.TrimPrefix(after, "[")
+		}
+	}
+	return p
+}
+
+// compositeEngine runs the render → apply → wait → observe cycle for one composite kind.
+type compositeEngine struct {
+	data *providerData
+	kind composition.Kind
+}
+
+func (e *compositeEngine) selector(in composition.Input) kube.CompositeSelector {
+	keys := contract.NewKeys(e.data.labelDomain)
+	return kube.CompositeSelector{
+		Namespace: in.Namespace,
+		Labels:    map[string]string{keys.Type(): string(e.kind), keys.Composite(): in.Name},
+		Kinds:     composition.ComposedKinds(),
+	}
+}
+
+func (e *compositeEngine) render(in composition.Input) (*composition.Output, error) {
+	in.Kind = e.kind
+	in.LabelDomain = e.data.labelDomain
+	return e.data.renderer.Render(in)
+}
+
+// planComputed fills the computed attributes a plan can know: id, url, revision and the
+// objects, all in sync.
+func (e *compositeEngine) planComputed(ctx context.Context, in composition.Input, m *compositeModel) (*composition.Output, diag.Diagnostics) {
+	out, err := e.render(in)
+	if err != nil {
+		return nil, renderErrorDiags(err, "Invalid "+titleKind(e.kind)+" Configuration")
+	}
+	m.ID = types.StringValue(in.Namespace + "/" + in.Name)
+	m.URL = types.StringValue(out.URL)
+	m.Revision = types.StringValue(out.Revision)
+	var obs []kube.Observation
+	for _, o := range out.Objects {
+		obs = append(obs, kube.Observation{Ref: kube.RefOf(o.Object), Exists: true})
+	}
+	var diags diag.Diagnostics
+	m.Objects, diags = objectsValue(ctx, out, obs)
+	return out, diags
+}
+
+// apply renders, applies and prunes, then waits for the rollout. It returns the output even on
+// failure so that the caller can record what exists.
+func (e *compositeEngine) apply(ctx context.Context, in composition.Input, wait bool) (*composition.Output, error) {
+	out, err := e.render(in)
+	if err != nil {
+		return nil, err
+	}
+	applier, err := e.data.Applier()
+	if err != nil {
+		return out, err
+	}
+	objs := make([]*unstructured.Unstructured, len(out.Objects))
+	for i, o := range out.Objects {
+		objs[i] = o.Object
+	}
+	tflog.Debug(ctx, "applying composed objects", map[string]any{"composite": in.Namespace + "/" + in.Name, "objects": len(objs), "revision": out.Revision})
+	pruned, err := applier.Sync(ctx, e.selector(in), objs)
+	if err != nil {
+		return out, err
+	}
+	for _, r := range pruned {
+		tflog.Info(ctx, "pruned object no longer rendered", map[string]any{"object": r.String()})
+	}
+	if wait && in.Image != "" {
+		err := applier.WaitDeploymentAvailable(ctx, in.Namespace, in.Name, func(s kube.DeploymentStatus) {
+			tflog.Info(ctx, "waiting for rollout", map[string]any{
+				"deployment": in.Namespace + "/" + in.Name, "ready": s.ReadyReplicas, "updated": s.UpdatedReplicas,
+				"available": s.AvailableReplicas, "waiting_for": s.Reason,
+			})
+		})
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// observe reads the live objects of a rendered output into the computed attributes. It reports
+// whether any object exists at all.
+func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out *composition.Output, m *compositeModel) (bool, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	applier, err := e.data.Applier()
+	if err != nil {
+		diags.Append(kubernetesUnreachable("reading "+in.Namespace+"/"+in.Name, err))
+		return false, diags
+	}
+	objs := make([]*unstructured.Unstructured, len(out.Objects))
+	for i, o := range out.Objects {
+		objs[i] = o.Object
+	}
+	obs, err := applier.Observe(ctx, objs)
+	if err != nil {
+		diags.Append(kubernetesUnreachable("reading "+in.Namespace+"/"+in.Name, err))
+		return false, diags
+	}
+	anyExists := false
+	for _, o := range obs {
+		anyExists = anyExists || o.Exists
+		if !o.InSync() {
+			tflog.Info(ctx, "composed object out of sync", map[string]any{"object": o.Ref.String(), "exists": o.Exists, "drift": o.Drift})
+		}
+	}
+	m.Objects, diags = objectsValue(ctx, out, obs)
+	m.ReadyReplicas = types.Int64Value(0)
+	if in.Image != "" {
+		status, err := applier.ReadDeployment(ctx, in.Namespace, in.Name)
+		if err != nil {
+			diags.Append(kubernetesUnreachable("reading Deployment "+in.Namespace+"/"+in.Name, err))
+			return anyExists, diags
+		}
+		if status != nil {
+			m.ReadyReplicas = types.Int64Value(int64(status.ReadyReplicas))
+		}
+	}
+	return anyExists, diags
+}
+
+func (e *compositeEngine) delete(ctx context.Context, in composition.Input) error {
+	applier, err := e.data.Applier()
+	if err != nil {
+		return err
+	}
+	return applier.DeleteAll(ctx, e.selector(in))
+}
+
+func objectsValue(ctx context.Context, out *composition.Output, obs []kube.Observation) (types.List, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	objs := make([]objectModel, 0, len(out.Objects))
+	for i, o := range out.Objects {
+		drift := []string{}
+		inSync := true
+		if i < len(obs) {
+			inSync = obs[i].InSync()
+			if !obs[i].Exists {
+				drift = []string{"(missing)"}
+			} else if obs[i].Drift != nil {
+				drift = obs[i].Drift
+			}
+		}
+		dl, d := types.ListValueFrom(ctx, types.StringType, drift)
+		diags.Append(d...)
+		objs = append(objs, objectModel{
+			Key: types.StringValue(o.Key), APIVersion: types.StringValue(o.Object.GetAPIVersion()),
+			Kind: types.StringValue(o.Object.GetKind()), Namespace: types.StringValue(o.Object.GetNamespace()),
+			Name: types.StringValue(o.Object.GetName()), InSync: types.BoolValue(inSync), Drift: dl,
+		})
+	}
+	list, d := types.ListValueFrom(ctx, types.ObjectType{AttrTypes: objectAttrTypes}, objs)
+	diags.Append(d...)
+	return list, diags
+}
+
+// readAppliedInput finds the input last applied: from private state, else (import) from the
+// spec annotation of the composite's Service. nil means the composite is gone.
+func (e *compositeEngine) readAppliedInput(ctx context.Context, private []byte, namespace, name string) (*composition.Input, error) {
+	if len(private) > 0 {
+		var in composition.Input
+		if err := json.Unmarshal(private, &in); err != nil {
+			return nil, fmt.Errorf("private state: %w", err)
+		}
+		return &in, nil
+	}
+	applier, err := e.data.Applier()
+	if err != nil {
+		return nil, err
+	}
+	svc, err := applier.Get(ctx, kube.Ref{GVK: serviceGVK, Namespace: namespace, Name: name})
+	if err != nil || svc == nil {
+		return nil, err
+	}
+	keys := contract.NewKeys(e.data.labelDomain)
+	if svc.GetLabels()[keys.Type()] != string(e.kind) {
+		return nil, fmt.Errorf("Service %s/%s is not a Kagenti %s (label %s=%q)", namespace, name, e.kind, keys.Type(), svc.GetLabels()[keys.Type()])
+	}
+	spec := svc.GetAnnotations()[keys.Spec()]
+	if spec == "" {
+		return nil, fmt.Errorf("Service %s/%s has no %s annotation to import from", namespace, name, keys.Spec())
+	}
+	var in composition.Input
+	if err := json.Unmarshal([]byte(spec), &in); err != nil {
+		return nil, fmt.Errorf("Service %s/%s annotation %s: %w", namespace, name, keys.Spec(), err)
+	}
+	return &in, nil
+}
+
+func titleKind(k composition.Kind) string {
+	if k == composition.KindTool {
+		return "Tool"
+	}
+	return "Agent"
+}
+
+// parseCompositeID splits an import ID "<namespace>/<name>".
+func parseCompositeID(id string) (namespace, name string, err error) {
+	if !compositeIDRe.MatchString(id) {
+		return "", "", fmt.Errorf("import ID %q must be <namespace>/<name>, e.g. team1/weather-service", id)
+	}
+	namespace, name, _ = strings.Cut(id, "/")
+	return namespace, name, nil
+}
+
+var serviceGVK = schema.GroupVersionKind{Version: "v1", Kind: "Service"}

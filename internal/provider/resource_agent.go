@@ -1,0 +1,362 @@
+package provider
+
+import (
+	"context"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	rschema "github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
+)
+
+var (
+	_ resource.Resource                = &agentResource{}
+	_ resource.ResourceWithConfigure   = &agentResource{}
+	_ resource.ResourceWithImportState = &agentResource{}
+	_ resource.ResourceWithModifyPlan  = &agentResource{}
+)
+
+// NewAgentResource returns the kagenti_agent resource.
+func NewAgentResource() resource.Resource {
+	return &agentResource{}
+}
+
+// agentResource deploys an AI agent: a composite of a ServiceAccount, Deployment, Service, card
+// ConfigMap and, as asked, HorizontalPodAutoscaler, PodDisruptionBudget and PersistentVolumeClaim.
+type agentResource struct {
+	engine *compositeEngine
+}
+
+type agentResourceModel struct {
+	compositeModel
+	Framework   types.String `tfsdk:"framework"`
+	Protocol    types.String `tfsdk:"protocol"`
+	Version     types.String `tfsdk:"version"`
+	Skills      types.List   `tfsdk:"skills"`
+	LLM         types.Object `tfsdk:"llm"`
+	Tools       types.List   `tfsdk:"tools"`
+	Persistence types.Object `tfsdk:"persistence"`
+	Card        types.String `tfsdk:"card"`
+}
+
+type skillModel struct {
+	ID          types.String `tfsdk:"id"`
+	Name        types.String `tfsdk:"name"`
+	Description types.String `tfsdk:"description"`
+	Tags        types.List   `tfsdk:"tags"`
+	Examples    types.List   `tfsdk:"examples"`
+}
+
+type llmModel struct {
+	BaseURL types.String `tfsdk:"base_url"`
+	Model   types.String `tfsdk:"model"`
+	APIKey  types.Object `tfsdk:"api_key"`
+}
+
+type persistenceModel struct {
+	Size         types.String `tfsdk:"size"`
+	StorageClass types.String `tfsdk:"storage_class"`
+	MountPath    types.String `tfsdk:"mount_path"`
+	Store        types.Object `tfsdk:"store"`
+}
+
+var (
+	skillAttrTypes = map[string]attr.Type{
+		"id": types.StringType, "name": types.StringType, "description": types.StringType,
+		"tags": types.ListType{ElemType: types.StringType}, "examples": types.ListType{ElemType: types.StringType},
+	}
+	llmAttrTypes = map[string]attr.Type{
+		"base_url": types.StringType, "model": types.StringType, "api_key": types.ObjectType{AttrTypes: secretRefAttrTypes},
+	}
+	persistenceAttrTypes = map[string]attr.Type{
+		"size": types.StringType, "storage_class": types.StringType, "mount_path": types.StringType,
+		"store": types.ObjectType{AttrTypes: secretRefAttrTypes},
+	}
+)
+
+func (r *agentResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_agent"
+}
+
+func (r *agentResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	attrs := compositeAttributes(ctx, "agent")
+	attrs["framework"] = rschema.StringAttribute{
+		MarkdownDescription: "Agent framework; picks the composition preset (port, probes, env): `langgraph`, `crewai`, `ag2`, " +
+			"`llama-stack`, `beeai` or `custom`.",
+		Required:   true,
+		Validators: []validator.String{stringvalidator.OneOf(composition.Frameworks...)},
+	}
+	attrs["protocol"] = rschema.StringAttribute{
+		MarkdownDescription: "Protocol the agent speaks: `a2a` (default) or `acp`. Decides whether it publishes an A2A agent card or an ACP manifest.",
+		Optional:            true,
+		Computed:            true,
+		Default:             stringdefault.StaticString("a2a"),
+		Validators:          []validator.String{stringvalidator.OneOf(composition.Protocols...)},
+	}
+	attrs["version"] = rschema.StringAttribute{
+		MarkdownDescription: "Version published in the card (default `1.0.0`).",
+		Optional:            true,
+	}
+	attrs["skills"] = rschema.ListNestedAttribute{
+		MarkdownDescription: "Skills published in the agent card.",
+		Optional:            true,
+		NestedObject: rschema.NestedAttributeObject{Attributes: map[string]rschema.Attribute{
+			"id":          rschema.StringAttribute{MarkdownDescription: "Unique id of the skill.", Required: true, Validators: []validator.String{stringvalidator.LengthAtLeast(1)}},
+			"name":        rschema.StringAttribute{MarkdownDescription: "Human-readable name.", Required: true, Validators: []validator.String{stringvalidator.LengthAtLeast(1)}},
+			"description": rschema.StringAttribute{MarkdownDescription: "What the skill does.", Optional: true},
+			"tags":        rschema.ListAttribute{MarkdownDescription: "Tags for discovery.", Optional: true, ElementType: types.StringType},
+			"examples":    rschema.ListAttribute{MarkdownDescription: "Example prompts.", Optional: true, ElementType: types.StringType},
+		}},
+	}
+	attrs["llm"] = rschema.SingleNestedAttribute{
+		MarkdownDescription: "The model server the agent uses; sets LLM_API_BASE, LLM_MODEL and (from a Secret) LLM_API_KEY.",
+		Optional:            true,
+		Attributes: map[string]rschema.Attribute{
+			"base_url": rschema.StringAttribute{MarkdownDescription: "OpenAI-compatible API base URL, e.g. `http://ollama:11434/v1`.", Required: true},
+			"model":    rschema.StringAttribute{MarkdownDescription: "Model name, e.g. `llama3.2:3b`.", Required: true},
+			"api_key": rschema.SingleNestedAttribute{
+				MarkdownDescription: "Secret holding the API key.", Optional: true,
+				Attributes: secretRefAttributes("the API key"),
+			},
+		},
+	}
+	attrs["tools"] = rschema.ListAttribute{
+		MarkdownDescription: "Ids of the `kagenti_tool`s the agent uses (`[kagenti_tool.weather.id]`); sets MCP_URL, MCP_URLS and MCP_TRANSPORT.",
+		Optional:            true,
+		ElementType:         types.StringType,
+		Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(
+			stringvalidator.RegexMatches(compositeIDRe, "must be a kagenti_tool id, <namespace>/<name>"))},
+	}
+	attrs["persistence"] = rschema.SingleNestedAttribute{
+		MarkdownDescription: "Checkpoint storage: a volume (`size`, mounted at the preset's path and exported as CHECKPOINT_DIR) or " +
+			"an external store whose URL is in a Secret (`store`, exported as CHECKPOINT_STORE_URL).",
+		Optional: true,
+		Attributes: map[string]rschema.Attribute{
+			"size": rschema.StringAttribute{
+				MarkdownDescription: "Size of a PersistentVolumeClaim, e.g. `1Gi`.", Optional: true,
+				Validators: []validator.String{stringvalidator.ExactlyOneOf(path.MatchRelative().AtParent().AtName("store"))},
+			},
+			"storage_class": rschema.StringAttribute{MarkdownDescription: "Storage class of the claim.", Optional: true},
+			"mount_path":    rschema.StringAttribute{MarkdownDescription: "Where the volume is mounted (default `/data`).", Optional: true},
+			"store": rschema.SingleNestedAttribute{
+				MarkdownDescription: "Secret holding the URL of an external checkpoint store (e.g. PostgreSQL, Redis).", Optional: true,
+				Attributes: secretRefAttributes("the store URL"),
+			},
+		},
+	}
+	attrs["card"] = rschema.StringAttribute{
+		MarkdownDescription: "The rendered A2A agent card (or ACP manifest), JSON.",
+		Computed:            true,
+	}
+	resp.Schema = rschema.Schema{
+		MarkdownDescription: "An AI agent of any framework, deployed on Kubernetes and reachable through A2A or ACP. It expands, " +
+			"through a versioned composition, into a ServiceAccount, a Deployment, a Service and a ConfigMap with its card " +
+			"(plus a HorizontalPodAutoscaler, PodDisruptionBudget and PersistentVolumeClaim as asked), all labelled for discovery. " +
+			"Drift in any field the provider sets shows in the plan and is repaired by the next apply.",
+		Attributes: attrs,
+	}
+}
+
+func (r *agentResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.Append(unexpectedConfigureType(req.ProviderData))
+		return
+	}
+	r.engine = &compositeEngine{data: data, kind: composition.KindAgent}
+}
+
+func (r *agentResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.engine == nil {
+		return
+	}
+	r.engine.modifyPlan(ctx, req, resp, &agentResourceModel{})
+}
+
+func (r *agentResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan agentResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.engine.applyAndRecord(ctx, &plan, createTimeout(ctx), &resp.State, resp.Private, &resp.Diagnostics)
+}
+
+func (r *agentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state agentResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.engine.read(ctx, &state, req.Private, resp)
+}
+
+func (r *agentResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan agentResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.engine.applyAndRecord(ctx, &plan, updateTimeout(ctx), &resp.State, resp.Private, &resp.Diagnostics)
+}
+
+func (r *agentResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state agentResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.engine.deleteComposite(ctx, &state, &resp.Diagnostics)
+}
+
+func (r *agentResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	importComposite(ctx, req, resp)
+}
+
+func (m *agentResourceModel) common() *compositeModel { return &m.compositeModel }
+
+func (m *agentResourceModel) input(ctx context.Context) (composition.Input, bool, diag.Diagnostics) {
+	in := composition.Input{Kind: composition.KindAgent}
+	known, diags := compositeInput(ctx, &m.compositeModel, &in)
+	str := func(v types.String) string {
+		if v.IsUnknown() {
+			known = false
+		}
+		return v.ValueString()
+	}
+	in.Framework, in.Protocol, in.Version = str(m.Framework), str(m.Protocol), str(m.Version)
+	if m.Skills.IsUnknown() {
+		known = false
+	} else if !m.Skills.IsNull() {
+		var skills []skillModel
+		diags.Append(m.Skills.ElementsAs(ctx, &skills, false)...)
+		for _, s := range skills {
+			skill := composition.Skill{ID: str(s.ID), Name: str(s.Name), Description: str(s.Description)}
+			if s.Tags.IsUnknown() || s.Examples.IsUnknown() {
+				known = false
+			}
+			diags.Append(s.Tags.ElementsAs(ctx, &skill.Tags, false)...)
+			diags.Append(s.Examples.ElementsAs(ctx, &skill.Examples, false)...)
+			in.Skills = append(in.Skills, skill)
+		}
+	}
+	if m.LLM.IsUnknown() {
+		known = false
+	} else if !m.LLM.IsNull() {
+		var l llmModel
+		diags.Append(m.LLM.As(ctx, &l, basetypes.ObjectAsOptions{})...)
+		in.LLM = &composition.LLM{BaseURL: str(l.BaseURL), Model: str(l.Model)}
+		if !l.APIKey.IsNull() && !l.APIKey.IsUnknown() {
+			var ref secretRefModel
+			diags.Append(l.APIKey.As(ctx, &ref, basetypes.ObjectAsOptions{})...)
+			in.LLM.APIKey = &composition.SecretRef{Secret: str(ref.Secret), Key: str(ref.Key)}
+		}
+	}
+	if m.Tools.IsUnknown() {
+		known = false
+	} else if !m.Tools.IsNull() {
+		for _, v := range m.Tools.Elements() {
+			s := v.(types.String)
+			// An unknown id is a tool created in this apply: it is resolved then.
+			in.Tools = append(in.Tools, composition.ToolRef{ID: s.ValueString()})
+		}
+	}
+	if m.Persistence.IsUnknown() {
+		known = false
+	} else if !m.Persistence.IsNull() {
+		var p persistenceModel
+		diags.Append(m.Persistence.As(ctx, &p, basetypes.ObjectAsOptions{})...)
+		in.Persistence = &composition.Persistence{Size: str(p.Size), StorageClass: str(p.StorageClass), MountPath: str(p.MountPath)}
+		if !p.Store.IsNull() && !p.Store.IsUnknown() {
+			var ref secretRefModel
+			diags.Append(p.Store.As(ctx, &ref, basetypes.ObjectAsOptions{})...)
+			in.Persistence.Store = &composition.SecretRef{Secret: str(ref.Secret), Key: str(ref.Key)}
+		}
+	}
+	return in, known, diags
+}
+
+func (m *agentResourceModel) fromInput(ctx context.Context, in composition.Input) diag.Diagnostics {
+	diags := compositeModelFromInput(ctx, in, &m.compositeModel)
+	opt := func(s string) types.String {
+		if s == "" {
+			return types.StringNull()
+		}
+		return types.StringValue(s)
+	}
+	m.Framework, m.Protocol, m.Version = types.StringValue(in.Framework), types.StringValue(in.Protocol), opt(in.Version)
+	m.Skills = types.ListNull(types.ObjectType{AttrTypes: skillAttrTypes})
+	if len(in.Skills) > 0 {
+		var skills []skillModel
+		for _, s := range in.Skills {
+			tags, d := optStringList(ctx, s.Tags)
+			diags.Append(d...)
+			examples, d := optStringList(ctx, s.Examples)
+			diags.Append(d...)
+			skills = append(skills, skillModel{ID: types.StringValue(s.ID), Name: types.StringValue(s.Name), Description: opt(s.Description), Tags: tags, Examples: examples})
+		}
+		var d diag.Diagnostics
+		m.Skills, d = types.ListValueFrom(ctx, types.ObjectType{AttrTypes: skillAttrTypes}, skills)
+		diags.Append(d...)
+	}
+	m.LLM = types.ObjectNull(llmAttrTypes)
+	if l := in.LLM; l != nil {
+		key := types.ObjectNull(secretRefAttrTypes)
+		if l.APIKey != nil {
+			var d diag.Diagnostics
+			key, d = types.ObjectValueFrom(ctx, secretRefAttrTypes, secretRefModel{Secret: types.StringValue(l.APIKey.Secret), Key: types.StringValue(l.APIKey.Key)})
+			diags.Append(d...)
+		}
+		var d diag.Diagnostics
+		m.LLM, d = types.ObjectValueFrom(ctx, llmAttrTypes, llmModel{BaseURL: types.StringValue(l.BaseURL), Model: types.StringValue(l.Model), APIKey: key})
+		diags.Append(d...)
+	}
+	m.Tools = types.ListNull(types.StringType)
+	if len(in.Tools) > 0 {
+		ids := make([]string, len(in.Tools))
+		for i, t := range in.Tools {
+			ids[i] = t.ID
+		}
+		var d diag.Diagnostics
+		m.Tools, d = types.ListValueFrom(ctx, types.StringType, ids)
+		diags.Append(d...)
+	}
+	m.Persistence = types.ObjectNull(persistenceAttrTypes)
+	if p := in.Persistence; p != nil {
+		store := types.ObjectNull(secretRefAttrTypes)
+		if p.Store != nil {
+			var d diag.Diagnostics
+			store, d = types.ObjectValueFrom(ctx, secretRefAttrTypes, secretRefModel{Secret: types.StringValue(p.Store.Secret), Key: types.StringValue(p.Store.Key)})
+			diags.Append(d...)
+		}
+		var d diag.Diagnostics
+		m.Persistence, d = types.ObjectValueFrom(ctx, persistenceAttrTypes, persistenceModel{
+			Size: opt(p.Size), StorageClass: opt(p.StorageClass), MountPath: opt(p.MountPath), Store: store,
+		})
+		diags.Append(d...)
+	}
+	return diags
+}
+
+func (m *agentResourceModel) setOutput(out *composition.Output) { m.Card = types.StringValue(out.Card) }
+
+func (m *agentResourceModel) setOutputUnknown() { m.Card = types.StringUnknown() }
+
+func optStringList(ctx context.Context, s []string) (types.List, diag.Diagnostics) {
+	if len(s) == 0 {
+		return types.ListNull(types.StringType), nil
+	}
+	return types.ListValueFrom(ctx, types.StringType, s)
+}

@@ -1,0 +1,396 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+func testAccAgentConfig(namespace, agentBody string) string {
+	return fmt.Sprintf(`
+resource "kagenti_tool" "weather" {
+  name      = "weather-tool"
+  namespace = %[1]q
+  image     = "ghcr.io/example/weather-tool:0.3.1"
+}
+
+resource "kagenti_agent" "test" {
+  name        = "weather-service"
+  namespace   = %[1]q
+  framework   = "langgraph"
+  image       = "ghcr.io/example/weather-service:1.4.0"
+  description = "Answers questions about the weather"
+  skills      = [{ id = "forecast", name = "Forecast", description = "Forecasts", tags = ["weather"] }]
+  tools       = [kagenti_tool.weather.id]
+  secret_env  = { OPENAI_API_KEY = { secret = "openai", key = "apikey" } }
+  llm         = { base_url = "http://ollama:11434/v1", model = "llama3.2:3b" }
+%[2]s
+}
+`, namespace, agentBody)
+}
+
+// The whole life of an agent wired to a tool: create → Available; import; env change rolls
+// out; scale; autoscaling; persistence and patches; out-of-band drift detected and repaired;
+// destroy leaves nothing with our labels.
+func TestAccAgentResource_Lifecycle(t *testing.T) {
+	client := testAccKube(t)
+	for _, cli := range testAccCLIs {
+		t.Run(cli.name, func(t *testing.T) {
+			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+			testAccAgentLifecycle(t, client)
+		})
+	}
+}
+
+func testAccAgentLifecycle(t *testing.T, client kubernetes.Interface) {
+	ns := testAccNamespace(t, client)
+	agent := "kagenti_agent.test"
+	toolURL := fmt.Sprintf("http://weather-tool.%s.svc.cluster.local:8000/mcp", ns)
+	deployments := client.AppsV1().Deployments(ns)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             checkNoLabelledObjects(client, ns),
+		Steps: []resource.TestStep{
+			{
+				Config: testAccAgentConfig(ns, `  replicas = 2
+  env      = { LOG_LEVEL = "info" }`),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("id"), knownvalue.StringExact(ns+"/weather-service")),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("ready_replicas"), knownvalue.Int64Exact(2)),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("url"), knownvalue.StringExact(fmt.Sprintf("http://weather-service.%s.svc.cluster.local:8000", ns))),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("card"), knownvalue.StringRegexp(regexp.MustCompile(`"skills":\[\{"id":"forecast","name":"Forecast"`))),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("revision"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:[0-9a-f]{64}$`))),
+					// serviceaccount, card, deployment, service, pdb (2 replicas)
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects"), knownvalue.ListSizeExact(5)),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects").AtSliceIndex(2).AtMapKey("kind"), knownvalue.StringExact("Deployment")),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects").AtSliceIndex(2).AtMapKey("in_sync"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue("kagenti_tool.weather", tfjsonpath.New("url"), knownvalue.StringExact(toolURL)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkDeploymentAvailable(client, ns, "weather-service", 2),
+					checkContainerEnv(client, ns, "weather-service", "MCP_URL", toolURL),
+					checkContainerEnv(client, ns, "weather-service", "MCP_TRANSPORT", "streamable-http"),
+					checkContainerEnv(client, ns, "weather-service", "LLM_MODEL", "llama3.2:3b"),
+					checkContainerEnv(client, ns, "weather-service", "LOG_LEVEL", "info"),
+					checkExists(func(ctx context.Context) error {
+						_, err := client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "weather-service", metav1.GetOptions{})
+						return err
+					}, "PodDisruptionBudget", true),
+					checkExists(func(ctx context.Context) error {
+						_, err := client.CoreV1().ConfigMaps(ns).Get(ctx, "weather-service-card", metav1.GetOptions{})
+						return err
+					}, "card ConfigMap", true),
+				),
+			},
+			{
+				ResourceName:            agent,
+				ImportState:             true,
+				ImportStateId:           ns + "/weather-service",
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"timeouts"},
+			},
+			{
+				// An env change and a scale-up roll out.
+				Config: testAccAgentConfig(ns, `  replicas = 3
+  env      = { LOG_LEVEL = "debug" }`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(agent, plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("ready_replicas"), knownvalue.Int64Exact(3)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkDeploymentAvailable(client, ns, "weather-service", 3),
+					checkContainerEnv(client, ns, "weather-service", "LOG_LEVEL", "debug"),
+				),
+			},
+			{
+				// Autoscaling replaces the fixed count: an HPA appears, and with min 1 the PDB is pruned.
+				Config: testAccAgentConfig(ns, `  autoscaling = { min_replicas = 1, max_replicas = 4, target_cpu_utilization = 75 }`),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects").AtSliceIndex(4).AtMapKey("kind"), knownvalue.StringExact("HorizontalPodAutoscaler")),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects"), knownvalue.ListSizeExact(5)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkExists(func(ctx context.Context) error {
+						_, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "weather-service", metav1.GetOptions{})
+						return err
+					}, "HorizontalPodAutoscaler", true),
+					checkExists(func(ctx context.Context) error {
+						_, err := client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "weather-service", metav1.GetOptions{})
+						return err
+					}, "PodDisruptionBudget", false),
+				),
+			},
+			{
+				// A checkpoint volume, and patches that reach fields no attribute has.
+				Config: testAccAgentConfig(ns, `  persistence = { size = "1Gi" }
+  composition = {
+    patches = [{
+      target = "deployment"
+      type   = "strategic"
+      patch  = <<-EOT
+        spec:
+          template:
+            spec:
+              containers:
+                - name: agent
+                  resources:
+                    limits: { memory: 512Mi }
+      EOT
+    }, {
+      target = "service"
+      type   = "merge"
+      patch  = jsonencode({ metadata = { annotations = { "example.com/team" = "weather" } } })
+    }]
+  }`),
+				Check: resource.ComposeTestCheckFunc(
+					checkDeploymentAvailable(client, ns, "weather-service", 1),
+					checkContainerEnv(client, ns, "weather-service", "CHECKPOINT_DIR", "/data"),
+					checkExists(func(ctx context.Context) error {
+						_, err := client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "weather-service-data", metav1.GetOptions{})
+						return err
+					}, "PersistentVolumeClaim", true),
+					checkExists(func(ctx context.Context) error {
+						_, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "weather-service", metav1.GetOptions{})
+						return err
+					}, "HorizontalPodAutoscaler", false),
+					func(*terraformState) error {
+						d, err := deployments.Get(context.Background(), "weather-service", metav1.GetOptions{})
+						if err != nil {
+							return err
+						}
+						if got := d.Spec.Template.Spec.Containers[0].Resources.Limits.Memory().String(); got != "512Mi" {
+							return fmt.Errorf("patched memory limit = %s, want 512Mi", got)
+						}
+						svc, err := client.CoreV1().Services(ns).Get(context.Background(), "weather-service", metav1.GetOptions{})
+						if err != nil {
+							return err
+						}
+						if svc.Annotations["example.com/team"] != "weather" {
+							return fmt.Errorf("merge patch not applied to the Service: annotations %v", svc.Annotations)
+						}
+						return nil
+					},
+				),
+			},
+			{
+				// Out-of-band: delete the Service and change an env value of the Deployment.
+				PreConfig: func() {
+					ctx := context.Background()
+					if err := client.CoreV1().Services(ns).Delete(ctx, "weather-service", metav1.DeleteOptions{}); err != nil {
+						t.Fatal(err)
+					}
+					patch := `[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"ghcr.io/example/weather-service:evil"}]`
+					if _, err := deployments.Patch(ctx, "weather-service", types.JSONPatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: testAccAgentConfig(ns, `  persistence = { size = "1Gi" }`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(agent, plancheck.ResourceActionUpdate),
+				}},
+				Check: resource.ComposeTestCheckFunc(
+					checkExists(func(ctx context.Context) error {
+						_, err := client.CoreV1().Services(ns).Get(ctx, "weather-service", metav1.GetOptions{})
+						return err
+					}, "Service (re-created)", true),
+					func(*terraformState) error {
+						d, err := deployments.Get(context.Background(), "weather-service", metav1.GetOptions{})
+						if err != nil {
+							return err
+						}
+						if img := d.Spec.Template.Spec.Containers[0].Image; img != "ghcr.io/example/weather-service:1.4.0" {
+							return fmt.Errorf("image after repair = %s", img)
+						}
+						return nil
+					},
+				),
+			},
+			{
+				// After the repair the plan is empty.
+				Config:   testAccAgentConfig(ns, `  persistence = { size = "1Gi" }`),
+				PlanOnly: true,
+			},
+		},
+	})
+}
+
+// Drift alone (no config change) shows in the plan: the objects attribute says which object
+// and which field.
+func TestAccAgentResource_DriftShowsInPlan(t *testing.T) {
+	client := testAccKube(t)
+	for _, cli := range testAccCLIs {
+		t.Run(cli.name, func(t *testing.T) {
+			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+			ns := testAccNamespace(t, client)
+			config := fmt.Sprintf(`
+resource "kagenti_agent" "test" {
+  name      = "drifty"
+  namespace = %q
+  framework = "crewai"
+  image     = "ghcr.io/example/drifty:1.0.0"
+  env       = { MODE = "calm" }
+}
+`, ns)
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				CheckDestroy:             checkNoLabelledObjects(client, ns),
+				Steps: []resource.TestStep{
+					{Config: config},
+					{
+						PreConfig: func() {
+							patch := `[{"op":"replace","path":"/spec/replicas","value":4}]`
+							if _, err := client.AppsV1().Deployments(ns).Patch(context.Background(), "drifty", types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+								t.Fatal(err)
+							}
+						},
+						Config:             config,
+						PlanOnly:           true,
+						ExpectNonEmptyPlan: true,
+					},
+					{
+						Config: config,
+						ConfigStateChecks: []statecheck.StateCheck{
+							statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("objects").AtSliceIndex(2).AtMapKey("in_sync"), knownvalue.Bool(true)),
+						},
+						Check: checkDeploymentAvailable(client, ns, "drifty", 1),
+					},
+				},
+			})
+		})
+	}
+}
+
+// An agent deleted entirely out of band is planned for creation again.
+func TestAccAgentResource_DeletedOutOfBand(t *testing.T) {
+	client := testAccKube(t)
+	ns := testAccNamespace(t, client)
+	config := fmt.Sprintf(`
+resource "kagenti_agent" "test" {
+  name      = "gone"
+  namespace = %q
+  framework = "ag2"
+  protocol  = "acp"
+  image     = "ghcr.io/example/gone:1.0.0"
+}
+`, ns)
+	testAccRun(t, resource.TestCase{
+		CheckDestroy: checkNoLabelledObjects(client, ns),
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("card"), knownvalue.StringRegexp(regexp.MustCompile(`"input_content_types"`))),
+				},
+			},
+			{
+				PreConfig: func() {
+					ctx := context.Background()
+					sel := metav1.ListOptions{LabelSelector: "kagenti.io/composite=gone"}
+					_ = client.AppsV1().Deployments(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+					_ = client.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+					_ = client.CoreV1().ServiceAccounts(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+					if err := client.CoreV1().Services(ns).Delete(ctx, "gone", metav1.DeleteOptions{}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("kagenti_agent.test", plancheck.ResourceActionCreate),
+				}},
+				Check: checkDeploymentAvailable(client, ns, "gone", 1),
+			},
+		},
+	})
+}
+
+// An agent that runs elsewhere gets a Service, card and labels but no Deployment.
+func TestAccAgentResource_Endpoint(t *testing.T) {
+	client := testAccKube(t)
+	ns := testAccNamespace(t, client)
+	testAccRun(t, resource.TestCase{
+		CheckDestroy: checkNoLabelledObjects(client, ns),
+		Steps: []resource.TestStep{{
+			Config: fmt.Sprintf(`
+resource "kagenti_agent" "remote" {
+  name      = "remote"
+  namespace = %q
+  framework = "custom"
+  endpoint  = "http://127.0.0.1:9101"
+}
+`, ns),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("kagenti_agent.remote", tfjsonpath.New("url"), knownvalue.StringExact("http://127.0.0.1:9101")),
+				statecheck.ExpectKnownValue("kagenti_agent.remote", tfjsonpath.New("objects"), knownvalue.ListSizeExact(2)),
+			},
+			Check: resource.ComposeTestCheckFunc(
+				checkExists(func(ctx context.Context) error {
+					_, err := client.AppsV1().Deployments(ns).Get(ctx, "remote", metav1.GetOptions{})
+					return err
+				}, "Deployment", false),
+				func(*terraformState) error {
+					svc, err := client.CoreV1().Services(ns).Get(context.Background(), "remote", metav1.GetOptions{})
+					if err != nil {
+						return err
+					}
+					if svc.Annotations["kagenti.io/endpoint"] != "http://127.0.0.1:9101" || svc.Spec.Selector != nil {
+						return fmt.Errorf("endpoint Service: annotations %v selector %v", svc.Annotations, svc.Spec.Selector)
+					}
+					return nil
+				},
+			),
+		}},
+	})
+}
+
+// Bad input fails at plan time, on the attribute, with what is allowed.
+func TestAccAgentResource_PlanTimeValidation(t *testing.T) {
+	base := `
+resource "kagenti_agent" "bad" {
+  name      = %q
+  namespace = "team1"
+  framework = %q
+  image     = %q
+%s
+}
+`
+	cases := map[string]struct {
+		name, framework, image, extra string
+		want                          string
+	}{
+		"name is not a DNS label":    {"Weather_Agent", "langgraph", "ghcr.io/x/y:1", "", `must be a DNS-1035 label`},
+		"unknown framework":          {"a", "autogen", "ghcr.io/x/y:1", "", `value must be one of:`},
+		"bad image reference":        {"a", "langgraph", "GHCR.io/X:latest", "", `must be an image reference`},
+		"replicas with autoscaling":  {"a", "langgraph", "ghcr.io/x/y:1", `  replicas = 2` + "\n" + `  autoscaling = { min_replicas = 1, max_replicas = 2, target_cpu_utilization = 50 }`, `cannot be specified when`},
+		"min above max":              {"a", "langgraph", "ghcr.io/x/y:1", `  autoscaling = { min_replicas = 5, max_replicas = 2, target_cpu_utilization = 50 }`, `max_replicas`},
+		"bad env name":               {"a", "langgraph", "ghcr.io/x/y:1", `  env = { "1X" = "y" }`, `environment variable names`},
+		"bad quantity":               {"a", "langgraph", "ghcr.io/x/y:1", `  persistence = { size = "lots" }`, `must be a positive quantity`},
+		"unknown patch target":       {"a", "langgraph", "ghcr.io/x/y:1", `  composition = { patches = [{ target = "hpa", type = "merge", patch = "{}" }] }`, `composition.patches\[0\].target`},
+		"unknown tool":               {"a", "langgraph", "ghcr.io/x/y:1", `  tools = ["team1/no-such-tool"]`, `No kagenti_tool "team1/no-such-tool" exists`},
+		"image and endpoint":         {"a", "langgraph", "ghcr.io/x/y:1", `  endpoint = "http://127.0.0.1:1"`, `one \(and only one\) of \[image,endpoint\]`},
+		"port out of range":          {"a", "langgraph", "ghcr.io/x/y:1", `  port = 70000`, `between 1 and 65535`},
+		"custom template wrong kind": {"a", "langgraph", "ghcr.io/x/y:1", `  composition = { templates = { service = "apiVersion: v1\nkind: Secret\nmetadata: {name: x}" } }`, `renders a /v1,\s+Kind=Secret`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			testAccRun(t, resource.TestCase{
+				Steps: []resource.TestStep{{
+					Config:      fmt.Sprintf(base, tc.name, tc.framework, tc.image, tc.extra),
+					PlanOnly:    true,
+					ExpectError: regexp.MustCompile(tc.want),
+				}},
+			})
+		})
+	}
+}
