@@ -389,4 +389,3 @@ func joinRefs(refs []Ref) string {
 func ToTyped(obj *unstructured.Unstructured, into any) error {
 	return runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, into)
 }
-

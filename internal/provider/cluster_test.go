@@ -21,9 +21,7 @@ import (
 
 func testAccKube(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	if testAccSandbox == nil {
-		t.Skip("acceptance test: set TF_ACC=1 (make testacc)")
-	}
+	testAccPreCheck(t)
 	cfg, err := clientcmd.BuildConfigFromFlags("", testAccSandbox.Kubernetes.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)

@@ -172,7 +172,7 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 		"image": rschema.StringAttribute{
 			MarkdownDescription: "Container image to run, e.g. `ghcr.io/example/" + noun + ":1.0.0`. Exactly one of `image` and `endpoint` is set.",
 			Optional:            true,
-			Validators: []validator.String{stringvalidator.ExactlyOneOf(path.MatchRoot("image"), path.MatchRoot("endpoint"))},
+			Validators:          []validator.String{stringvalidator.ExactlyOneOf(path.MatchRoot("image"), path.MatchRoot("endpoint"))},
 		},
 		"endpoint": rschema.StringAttribute{
 			MarkdownDescription: "URL of a " + noun + " that runs elsewhere. It gets a Service, labels" +

@@ -54,6 +54,7 @@ func environmentChecks(withSpire, withKeycloak bool) []statecheck.StateCheck {
 // The provider configured by environment variables only (KUBECONFIG, KAGENTI_SPIRE_*,
 // KAGENTI_KEYCLOAK_*) reads all three systems.
 func TestAccEnvironmentDataSource_EnvOnly(t *testing.T) {
+	testAccPreCheck(t)
 	testAccRun(t, resource.TestCase{
 		Steps: []resource.TestStep{{
 			Config:            testAccEnvironmentData,
@@ -64,10 +65,8 @@ func TestAccEnvironmentDataSource_EnvOnly(t *testing.T) {
 
 // An explicit kubeconfig file and context, with SPIRE and Keycloak set in the provider block.
 func TestAccEnvironmentDataSource_KubeconfigFile(t *testing.T) {
+	testAccPreCheck(t)
 	sb := testAccSandbox
-	if sb == nil {
-		t.Skip("acceptance test: set TF_ACC=1 (make testacc)")
-	}
 	t.Setenv("KUBECONFIG", "")
 	for _, k := range []string{"KAGENTI_SPIRE_ADDRESS", "KAGENTI_SPIRE_TRUST_DOMAIN", "KAGENTI_KEYCLOAK_URL", "KAGENTI_KEYCLOAK_USERNAME", "KAGENTI_KEYCLOAK_PASSWORD"} {
 		t.Setenv(k, "")
@@ -99,10 +98,8 @@ provider "kagenti" {
 // host + token + CA, with no kubeconfig anywhere, and no SPIRE or Keycloak settings: the
 // provider must work with Kubernetes alone and read the other two as null.
 func TestAccEnvironmentDataSource_HostTokenKubernetesOnly(t *testing.T) {
+	testAccPreCheck(t)
 	sb := testAccSandbox
-	if sb == nil {
-		t.Skip("acceptance test: set TF_ACC=1 (make testacc)")
-	}
 	for _, k := range []string{"KUBECONFIG", "KAGENTI_SPIRE_ADDRESS", "KAGENTI_SPIRE_TRUST_DOMAIN", "KAGENTI_KEYCLOAK_URL", "KAGENTI_KEYCLOAK_USERNAME", "KAGENTI_KEYCLOAK_PASSWORD"} {
 		t.Setenv(k, "")
 	}
@@ -122,10 +119,8 @@ provider "kagenti" {
 
 // Each backend that is configured but unreachable or wrong gives one clear error naming it.
 func TestAccEnvironmentDataSource_BackendErrors(t *testing.T) {
+	testAccPreCheck(t)
 	sb := testAccSandbox
-	if sb == nil {
-		t.Skip("acceptance test: set TF_ACC=1 (make testacc)")
-	}
 	missingSocket := filepath.Join(t.TempDir(), "nothing.sock")
 	testAccRun(t, resource.TestCase{
 		Steps: []resource.TestStep{

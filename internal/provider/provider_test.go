@@ -119,5 +119,13 @@ func testAccRun(t *testing.T, tc resource.TestCase) {
 	}
 }
 
+// testAccPreCheck skips an acceptance test unless TF_ACC started (or found) a sandbox.
+func testAccPreCheck(t *testing.T) {
+	t.Helper()
+	if testAccSandbox == nil {
+		t.Skip("acceptance test: set TF_ACC=1 (make testacc)")
+	}
+}
+
 // hclPath quotes a file path for HCL.
 func hclPath(p string) string { return fmt.Sprintf("%q", filepath.ToSlash(p)) }
