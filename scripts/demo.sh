@@ -34,4 +34,8 @@ export TF_CLI_CONFIG_FILE=$work/tofurc
 cp examples/quickstart/*.tf "$work/"
 "$tofu_dir/tofu" -chdir="$work" apply -auto-approve -no-color
 echo
+echo "What the cluster holds now:"
+kubectl=$(sandbox build kubernetes | sed -n 's/^kubernetes [^:]*: //p')/kubectl
+"$kubectl" get deploy,svc,cm,sa,pdb -n default -l app.kubernetes.io/managed-by=kagenti
+echo
 echo "Sandbox still running: 'make sandbox-status', 'make sandbox-down'. State: $work/terraform.tfstate"

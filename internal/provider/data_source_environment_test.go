@@ -130,7 +130,7 @@ func TestAccEnvironmentDataSource_BackendErrors(t *testing.T) {
 			},
 			{
 				Config:      "provider \"kagenti\" {\n  spire {\n    trust_domain = \"other.example\"\n  }\n}\n" + testAccEnvironmentData,
-				ExpectError: regexp.MustCompile(`serves trust domain "` + regexp.QuoteMeta(sb.Spire.TrustDomain) + `", not the\s+configured "other.example"`),
+				ExpectError: regexp.MustCompile(`serves\s+trust\s+domain\s+"` + regexp.QuoteMeta(sb.Spire.TrustDomain) + `",\s+not\s+the\s+configured\s+"other.example"`),
 			},
 			{
 				Config:      "provider \"kagenti\" {\n  keycloak {\n    password = \"wrong\"\n    username = \"admin\"\n  }\n}\n" + testAccEnvironmentData,

@@ -1,0 +1,58 @@
+resource "kagenti_tool" "weather" {
+  name      = "weather-tool"
+  namespace = "team1"
+  image     = "ghcr.io/example/weather-tool:0.3.1"
+  transport = "streamable-http"
+  port      = 8000
+}
+
+resource "kagenti_agent" "weather" {
+  name        = "weather-service"
+  namespace   = "team1"
+  framework   = "langgraph"
+  protocol    = "a2a"
+  image       = "ghcr.io/example/weather-service:1.4.0"
+  description = "Answers questions about the weather"
+  skills = [{
+    id          = "forecast"
+    name        = "Forecast"
+    description = "Forecasts the weather for a city"
+    tags        = ["weather"]
+  }]
+
+  replicas   = 2
+  env        = { LOG_LEVEL = "info" }
+  secret_env = { OPENAI_API_KEY = { secret = "openai", key = "apikey" } }
+  llm        = { base_url = "http://ollama:11434/v1", model = "llama3.2:3b" }
+  tools      = [kagenti_tool.weather.id]
+
+  persistence = { size = "1Gi" }
+
+  # Reach any field of any composed object.
+  composition = {
+    patches = [{
+      target = "deployment"
+      type   = "strategic"
+      patch  = <<-EOT
+        spec:
+          template:
+            spec:
+              containers:
+                - name: agent
+                  resources:
+                    requests: { cpu: 100m, memory: 256Mi }
+                    limits: { memory: 512Mi }
+      EOT
+    }]
+  }
+
+  timeouts = { create = "5m" }
+}
+
+# An agent that runs elsewhere: it gets a Service, a card and labels, but no Deployment.
+resource "kagenti_agent" "remote" {
+  name      = "remote-planner"
+  namespace = "team1"
+  framework = "custom"
+  endpoint  = "https://planner.example.com"
+}
