@@ -134,7 +134,7 @@ func TestAccEnvironmentDataSource_BackendErrors(t *testing.T) {
 			},
 			{
 				Config:      "provider \"kagenti\" {\n  keycloak {\n    password = \"wrong\"\n    username = \"admin\"\n  }\n}\n" + testAccEnvironmentData,
-				ExpectError: regexp.MustCompile(`Keycloak Unreachable(.|\n)*401`),
+				ExpectError: regexp.MustCompile(`Keycloak Unreachable(.|\n)*Invalid user credentials`),
 			},
 			{
 				Config:      "provider \"kagenti\" {\n  kubernetes {\n    host = \"https://127.0.0.1:1\"\n    insecure = true\n  }\n}\n" + testAccEnvironmentData,
