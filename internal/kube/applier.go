@@ -389,3 +389,29 @@ func joinRefs(refs []Ref) string {
 func ToTyped(obj *unstructured.Unstructured, into any) error {
 	return runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, into)
 }
+
+// ApplySecret writes an Opaque Secret with server-side apply. Its values are never logged.
+func (a *Applier) ApplySecret(ctx context.Context, namespace, name string, data map[string]string) error {
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Secret",
+		"metadata": map[string]any{"name": name, "namespace": namespace,
+			"labels": map[string]any{"app.kubernetes.io/managed-by": contract.ManagedBy}},
+		"type": "Opaque",
+	}}
+	sd := map[string]any{}
+	for k, v := range data {
+		sd[k] = v
+	}
+	obj.Object["stringData"] = sd
+	_, err := a.Apply(ctx, obj)
+	if err != nil {
+		// The error of a failed apply never carries the request body.
+		return fmt.Errorf("store Secret %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+// DeleteSecret deletes a Secret; one already gone counts as deleted.
+func (a *Applier) DeleteSecret(ctx context.Context, namespace, name string) error {
+	return a.Delete(ctx, Ref{GVK: schema.GroupVersionKind{Version: "v1", Kind: "Secret"}, Namespace: namespace, Name: name})
+}

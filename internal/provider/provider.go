@@ -67,9 +67,10 @@ type execConfigModel struct {
 }
 
 type spireConfigModel struct {
-	Address         types.String `tfsdk:"address"`
-	TrustDomain     types.String `tfsdk:"trust_domain"`
-	DefaultParentID types.String `tfsdk:"default_parent_id"`
+	Address           types.String `tfsdk:"address"`
+	TrustDomain       types.String `tfsdk:"trust_domain"`
+	DefaultParentID   types.String `tfsdk:"default_parent_id"`
+	BundleEndpointURL types.String `tfsdk:"bundle_endpoint_url"`
 }
 
 type keycloakConfigModel struct {
@@ -207,6 +208,13 @@ func (p *kagentiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 						Optional:   true,
 						Validators: []validator.String{stringvalidator.RegexMatches(spiffeIDPrefix, "must be a SPIFFE ID such as spiffe://example.org/k8s-cluster/prod")},
 					},
+					"bundle_endpoint_url": schema.StringAttribute{
+						MarkdownDescription: "URL where Keycloak fetches the trust bundle's JWT keys (a JWKS, e.g. SPIRE's OIDC discovery " +
+							"provider `/keys`). Needed by identities whose Keycloak client authenticates with its JWT-SVID. " +
+							"Env: `KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(httpURL, "must be an http(s) URL such as https://spire-oidc.example.com/keys")},
+					},
 				},
 			},
 			"keycloak": schema.SingleNestedBlock{
@@ -320,9 +328,10 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 		sc = &spireConfigModel{}
 	}
 	data.spireConfig = spireConfig{
-		Address:         stringOr(sc.Address, "KAGENTI_SPIRE_ADDRESS", ""),
-		TrustDomain:     stringOr(sc.TrustDomain, "KAGENTI_SPIRE_TRUST_DOMAIN", ""),
-		DefaultParentID: stringOr(sc.DefaultParentID, "KAGENTI_SPIRE_DEFAULT_PARENT_ID", ""),
+		Address:           stringOr(sc.Address, "KAGENTI_SPIRE_ADDRESS", ""),
+		TrustDomain:       stringOr(sc.TrustDomain, "KAGENTI_SPIRE_TRUST_DOMAIN", ""),
+		DefaultParentID:   stringOr(sc.DefaultParentID, "KAGENTI_SPIRE_DEFAULT_PARENT_ID", ""),
+		BundleEndpointURL: stringOr(sc.BundleEndpointURL, "KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL", ""),
 	}
 
 	kcc := cfg.Keycloak
@@ -352,6 +361,7 @@ func (p *kagentiProvider) Resources(_ context.Context) []func() resource.Resourc
 	return []func() resource.Resource{
 		NewAgentResource,
 		NewToolResource,
+		NewIdentityResource,
 	}
 }
 

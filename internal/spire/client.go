@@ -89,6 +89,8 @@ type Config struct {
 	TrustDomain string
 	// DefaultParentID is the parent of entries that name none.
 	DefaultParentID string
+	// BundleEndpointURL serves the bundle's JWT keys (JWKS) to relying parties such as Keycloak.
+	BundleEndpointURL string
 }
 
 // Connect dials the server and checks that it answers and serves the expected trust domain, so

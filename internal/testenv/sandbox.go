@@ -239,6 +239,7 @@ func (s *Sandbox) Env() map[string]string {
 	if s.Spire.Socket != "" {
 		env["KAGENTI_SPIRE_ADDRESS"] = "unix://" + s.Spire.Socket
 		env["KAGENTI_SPIRE_TRUST_DOMAIN"] = s.Spire.TrustDomain
+		env["KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL"] = s.Spire.JWKSURL
 	}
 	if s.Keycloak.URL != "" {
 		env["KAGENTI_KEYCLOAK_URL"] = s.Keycloak.URL

@@ -1,0 +1,796 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	rschema "github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
+	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
+)
+
+var (
+	_ resource.Resource                   = &identityResource{}
+	_ resource.ResourceWithConfigure      = &identityResource{}
+	_ resource.ResourceWithImportState    = &identityResource{}
+	_ resource.ResourceWithModifyPlan     = &identityResource{}
+	_ resource.ResourceWithValidateConfig = &identityResource{}
+)
+
+const (
+	defaultX509SVIDTTL = time.Hour
+	defaultJWTSVIDTTL  = 5 * time.Minute
+	// Keycloak accepts a JWT-SVID client assertion only within 300 s of its iat.
+	maxFederatedJWTTTL = 5 * time.Minute
+)
+
+var (
+	spiffeIDRe = regexp.MustCompile(`^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$`)
+	selectorRe = regexp.MustCompile(`^[a-z0-9_-]+:.+$`)
+)
+
+// NewIdentityResource returns the kagenti_identity resource.
+func NewIdentityResource() resource.Resource {
+	return &identityResource{}
+}
+
+// identityResource gives a workload a SPIFFE identity (a SPIRE registration entry) and, when asked,
+// a Keycloak client that authenticates with that identity's JWT-SVIDs instead of a secret.
+type identityResource struct {
+	data *providerData
+}
+
+type identityResourceModel struct {
+	ID             types.String `tfsdk:"id"`
+	Namespace      types.String `tfsdk:"namespace"`
+	ServiceAccount types.String `tfsdk:"service_account"`
+	SPIFFEID       types.String `tfsdk:"spiffe_id"`
+	ParentID       types.String `tfsdk:"parent_id"`
+	Selectors      types.List   `tfsdk:"selectors"`
+	X509SVIDTTL    types.String `tfsdk:"x509_svid_ttl"`
+	JWTSVIDTTL     types.String `tfsdk:"jwt_svid_ttl"`
+	KeycloakClient types.Object `tfsdk:"keycloak_client"`
+
+	SpireEntryID       types.String `tfsdk:"spire_entry_id"`
+	KeycloakClientID   types.String `tfsdk:"keycloak_client_id"`
+	KeycloakClientUUID types.String `tfsdk:"keycloak_client_uuid"`
+	AudienceScope      types.String `tfsdk:"audience_scope"`
+	TokenURL           types.String `tfsdk:"token_url"`
+	Issuer             types.String `tfsdk:"issuer"`
+}
+
+type keycloakClientModel struct {
+	Authentication types.String `tfsdk:"authentication"`
+	Audiences      types.List   `tfsdk:"audiences"`
+	TokenExchange  types.Bool   `tfsdk:"token_exchange"`
+	AllowedCallers types.List   `tfsdk:"allowed_callers"`
+}
+
+var keycloakClientAttrTypes = map[string]attr.Type{
+	"authentication":  types.StringType,
+	"audiences":       types.ListType{ElemType: types.StringType},
+	"token_exchange":  types.BoolType,
+	"allowed_callers": types.ListType{ElemType: types.StringType},
+}
+
+func (r *identityResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_identity"
+}
+
+func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	clientIDList := []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(
+		stringvalidator.RegexMatches(spiffeIDRe, "must be a Keycloak client id of a Kagenti identity: its SPIFFE ID, e.g. spiffe://example.org/ns/team1/sa/ui"))}
+	resp.Schema = rschema.Schema{
+		MarkdownDescription: "A workload identity with no static credentials: a SPIRE registration entry that issues the " +
+			"service account's pods short-lived SVIDs, and optionally a Keycloak client (named by the SPIFFE ID) that " +
+			"authenticates with the workload's JWT-SVID, may exchange tokens (RFC 8693), and names which callers may obtain " +
+			"tokens for it. Import by SPIRE entry id.",
+		Attributes: map[string]rschema.Attribute{
+			"id": rschema.StringAttribute{
+				MarkdownDescription: "The SPIRE entry id; also the import ID.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"namespace": rschema.StringAttribute{
+				MarkdownDescription: "Namespace of the workload. Changing it replaces the identity.",
+				Required:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+				Validators:          []validator.String{stringvalidator.RegexMatches(dns1123Label, "must be a DNS-1123 label")},
+			},
+			"service_account": rschema.StringAttribute{
+				MarkdownDescription: "Service account of the workload's pods. Changing it replaces the identity.",
+				Required:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+				Validators:          []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`), "must be a service account name (DNS subdomain)")},
+			},
+			"spiffe_id": rschema.StringAttribute{
+				MarkdownDescription: "SPIFFE ID; defaults to `spiffe://<trust domain>/ns/<namespace>/sa/<service_account>`. It must be in the " +
+					"SPIRE server's trust domain. It is also the Keycloak client id. Changing it replaces the identity.",
+				Optional:      true,
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplace()},
+				Validators:    []validator.String{stringvalidator.RegexMatches(spiffeIDRe, "must be a SPIFFE ID such as spiffe://example.org/ns/team1/sa/weather")},
+			},
+			"parent_id": rschema.StringAttribute{
+				MarkdownDescription: "Parent of the entry (the node or node alias whose agent serves it); defaults to the provider's " +
+					"`spire.default_parent_id`, else `spiffe://<trust domain>/kagenti/cluster`.",
+				Optional:      true,
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+				Validators:    []validator.String{stringvalidator.RegexMatches(spiffeIDRe, "must be a SPIFFE ID such as spiffe://example.org/k8s-cluster/prod")},
+			},
+			"selectors": rschema.ListAttribute{
+				MarkdownDescription: "Workload selectors, `type:value`; default `k8s:ns:<namespace>` and `k8s:sa:<service_account>`.",
+				Optional:            true,
+				Computed:            true,
+				ElementType:         types.StringType,
+				PlanModifiers:       []planmodifier.List{listplanmodifier.UseStateForUnknown()},
+				Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues(),
+					listvalidator.ValueStringsAre(stringvalidator.RegexMatches(selectorRe, "must be type:value, e.g. k8s:ns:team1"))},
+			},
+			"x509_svid_ttl": rschema.StringAttribute{
+				MarkdownDescription: "Lifetime of X509-SVIDs, a duration from `1m` to `720h` (default `1h`).",
+				Optional:            true,
+				Computed:            true,
+				Default:             stringdefault.StaticString("1h"),
+				Validators:          []validator.String{durationBetween(time.Minute, 720*time.Hour)},
+			},
+			"jwt_svid_ttl": rschema.StringAttribute{
+				MarkdownDescription: "Lifetime of JWT-SVIDs, from `30s` to `24h` (default `5m`); at most `5m` with `federated-jwt`, " +
+					"since Keycloak accepts an assertion only within 300 s of its issue.",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString("5m"),
+				Validators: []validator.String{durationBetween(30*time.Second, 24*time.Hour)},
+			},
+			"keycloak_client": rschema.SingleNestedAttribute{
+				MarkdownDescription: "A Keycloak client for the workload, named by its SPIFFE ID.",
+				Optional:            true,
+				Attributes: map[string]rschema.Attribute{
+					"authentication": rschema.StringAttribute{
+						MarkdownDescription: "`federated-jwt` (default): the workload's JWT-SVID is its client assertion, no secret exists. " +
+							"`client-secret`: Keycloak generates a secret, which goes to the Kubernetes Secret `<service_account>-keycloak` " +
+							"(never into state or logs).",
+						Optional: true, Computed: true,
+						Default:    stringdefault.StaticString(keycloak.AuthFederatedJWT),
+						Validators: []validator.String{stringvalidator.OneOf(keycloak.AuthFederatedJWT, keycloak.AuthClientSecret)},
+					},
+					"audiences": rschema.ListAttribute{
+						MarkdownDescription: "Client ids (SPIFFE IDs) this workload may obtain tokens for.",
+						Optional:            true, ElementType: types.StringType, Validators: clientIDList,
+					},
+					"token_exchange": rschema.BoolAttribute{
+						MarkdownDescription: "Whether the workload may exchange tokens it received for tokens to its audiences (RFC 8693).",
+						Optional:            true, Computed: true, Default: booldefault.StaticBool(false),
+					},
+					"allowed_callers": rschema.ListAttribute{
+						MarkdownDescription: "Client ids (SPIFFE IDs) allowed to obtain tokens for this workload, e.g. by token exchange. " +
+							"Everyone else is refused.",
+						Optional: true, ElementType: types.StringType, Validators: clientIDList,
+					},
+				},
+			},
+			"spire_entry_id": rschema.StringAttribute{
+				MarkdownDescription: "Id of the SPIRE registration entry.", Computed: true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"keycloak_client_id": rschema.StringAttribute{
+				MarkdownDescription: "Client id in Keycloak (the SPIFFE ID); null without `keycloak_client`.", Computed: true,
+			},
+			"keycloak_client_uuid": rschema.StringAttribute{
+				MarkdownDescription: "Internal id of the Keycloak client.", Computed: true,
+			},
+			"audience_scope": rschema.StringAttribute{
+				MarkdownDescription: "Client scope a caller requests (with `audience` = this client id) to get a token for this workload.",
+				Computed:            true,
+			},
+			"token_url": rschema.StringAttribute{MarkdownDescription: "Token endpoint of the realm.", Computed: true},
+			"issuer":    rschema.StringAttribute{MarkdownDescription: "Issuer of the realm's tokens.", Computed: true},
+		},
+	}
+}
+
+func (r *identityResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.Append(unexpectedConfigureType(req.ProviderData))
+		return
+	}
+	r.data = data
+}
+
+// ValidateConfig checks the rule that ties two attributes: federated-jwt needs JWT-SVIDs that
+// Keycloak still accepts.
+func (r *identityResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var m identityResourceModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || m.KeycloakClient.IsNull() || m.KeycloakClient.IsUnknown() || m.JWTSVIDTTL.IsNull() || m.JWTSVIDTTL.IsUnknown() {
+		return
+	}
+	var kc keycloakClientModel
+	resp.Diagnostics.Append(m.KeycloakClient.As(ctx, &kc, basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true})...)
+	if kc.Authentication.ValueString() == keycloak.AuthClientSecret {
+		return
+	}
+	if d, err := time.ParseDuration(m.JWTSVIDTTL.ValueString()); err == nil && d > maxFederatedJWTTTL {
+		resp.Diagnostics.AddAttributeError(path.Root("jwt_svid_ttl"), "JWT-SVID Lifetime Too Long",
+			fmt.Sprintf("jwt_svid_ttl is %s, but with keycloak_client.authentication = \"federated-jwt\" Keycloak accepts a JWT-SVID only "+
+				"within 300 s of its issue. Use 5m or less, or client-secret authentication.", d))
+	}
+}
+
+// identitySpec is the resolved desired state.
+type identitySpec struct {
+	entry  spire.EntrySpec
+	client *keycloak.ClientSpec
+	// audiences and callers are client ids.
+	audiences, callers []string
+}
+
+// resolve fills defaults that depend on the SPIRE server (trust domain) into the model and
+// returns the desired state. It connects to SPIRE.
+func (r *identityResource) resolve(ctx context.Context, m *identityResourceModel) (*identitySpec, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	_, td, err := r.data.Spire(ctx)
+	if err != nil {
+		if errors.Is(err, errBackendNotConfigured) {
+			diags.AddError("SPIRE Not Configured", "kagenti_identity needs the SPIRE server: set spire.address in the provider (or KAGENTI_SPIRE_ADDRESS).")
+		} else {
+			diags.Append(spireUnreachable("planning kagenti_identity", err))
+		}
+		return nil, diags
+	}
+	ns, sa := m.Namespace.ValueString(), m.ServiceAccount.ValueString()
+	if m.SPIFFEID.IsNull() || m.SPIFFEID.IsUnknown() {
+		m.SPIFFEID = types.StringValue(fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td.Name(), ns, sa))
+	} else if want := "spiffe://" + td.Name() + "/"; !strings.HasPrefix(m.SPIFFEID.ValueString(), want) {
+		diags.AddAttributeError(path.Root("spiffe_id"), "SPIFFE ID Outside The Trust Domain",
+			fmt.Sprintf("spiffe_id %s is not in the SPIRE server's trust domain %s: use spiffe://%s/...", m.SPIFFEID.ValueString(), td.Name(), td.Name()))
+	}
+	if m.ParentID.IsNull() || m.ParentID.IsUnknown() {
+		parent := r.data.spireConfig.DefaultParentID
+		if parent == "" {
+			parent = "spiffe://" + td.Name() + "/kagenti/cluster"
+		}
+		m.ParentID = types.StringValue(parent)
+	}
+	if m.Selectors.IsNull() || m.Selectors.IsUnknown() {
+		m.Selectors, _ = types.ListValueFrom(ctx, types.StringType, []string{"k8s:ns:" + ns, "k8s:sa:" + sa})
+	}
+	spec := &identitySpec{entry: spire.EntrySpec{SPIFFEID: m.SPIFFEID.ValueString(), ParentID: m.ParentID.ValueString()}}
+	diags.Append(m.Selectors.ElementsAs(ctx, &spec.entry.Selectors, false)...)
+	spec.entry.X509SVIDTTL, _ = time.ParseDuration(m.X509SVIDTTL.ValueString())
+	spec.entry.JWTSVIDTTL, _ = time.ParseDuration(m.JWTSVIDTTL.ValueString())
+	if !m.KeycloakClient.IsNull() && !m.KeycloakClient.IsUnknown() {
+		var kc keycloakClientModel
+		diags.Append(m.KeycloakClient.As(ctx, &kc, basetypes.ObjectAsOptions{})...)
+		spec.client = &keycloak.ClientSpec{
+			ClientID:       m.SPIFFEID.ValueString(),
+			Description:    fmt.Sprintf("Workload %s/%s (managed by Kagenti)", ns, sa),
+			Authentication: kc.Authentication.ValueString(),
+			TokenExchange:  kc.TokenExchange.ValueBool(),
+		}
+		spec.audiences = knownStrings(kc.Audiences)
+		spec.callers = knownStrings(kc.AllowedCallers)
+	}
+	return spec, diags
+}
+
+func (r *identityResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || req.Plan.Raw.IsNull() {
+		return
+	}
+	var plan identityResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() || plan.Namespace.IsUnknown() || plan.ServiceAccount.IsUnknown() {
+		return
+	}
+	spec, diags := r.resolve(ctx, &plan)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if spec.client != nil {
+		// The client id is known before the client exists, but another identity that lists it
+		// as a caller or audience must not see it as known until then: a known id is checked
+		// for existence at plan time.
+		if !req.State.Raw.IsNull() {
+			plan.KeycloakClientID = types.StringValue(spec.client.ClientID)
+			plan.AudienceScope = types.StringValue(keycloak.AudienceScopeName(spec.client.ClientID))
+		}
+		kc, err := r.data.Keycloak(ctx)
+		if err != nil {
+			if errors.Is(err, errBackendNotConfigured) {
+				resp.Diagnostics.AddAttributeError(path.Root("keycloak_client"), "Keycloak Not Configured",
+					"keycloak_client needs Keycloak: set keycloak.url and credentials in the provider (or KAGENTI_KEYCLOAK_*).")
+			} else {
+				resp.Diagnostics.Append(keycloakUnreachable("planning kagenti_identity", err))
+			}
+			return
+		}
+		if spec.client.Authentication == keycloak.AuthFederatedJWT && r.data.spireConfig.BundleEndpointURL == "" {
+			resp.Diagnostics.AddAttributeError(path.Root("keycloak_client").AtName("authentication"), "SPIRE Bundle Endpoint Not Configured",
+				"federated-jwt authentication needs Keycloak to fetch the SPIRE JWT keys: set spire.bundle_endpoint_url in the provider "+
+					"(or KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL), or use authentication = \"client-secret\".")
+		}
+		// Known callers and audiences must exist; unknown ones are created in this apply.
+		resp.Diagnostics.Append(r.checkClientsExist(ctx, kc, req, spec)...)
+		if info, err := kc.RealmInfo(ctx); err == nil {
+			plan.TokenURL, plan.Issuer = types.StringValue(info.TokenEndpoint), types.StringValue(info.Issuer)
+		}
+	} else {
+		plan.KeycloakClientID, plan.KeycloakClientUUID = types.StringNull(), types.StringNull()
+		plan.AudienceScope, plan.TokenURL, plan.Issuer = types.StringNull(), types.StringNull(), types.StringNull()
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+func (r *identityResource) checkClientsExist(ctx context.Context, kc *keycloak.Client, req resource.ModifyPlanRequest, spec *identitySpec) diag.Diagnostics {
+	var diags diag.Diagnostics
+	check := func(attr string, ids []string) {
+		for i, id := range ids {
+			if id == "" || id == spec.client.ClientID {
+				continue
+			}
+			if _, err := kc.FindClient(ctx, id); errors.Is(err, keycloak.ErrNotFound) {
+				diags.AddAttributeError(path.Root("keycloak_client").AtName(attr).AtListIndex(i), "Unknown Client",
+					fmt.Sprintf("keycloak_client.%s[%d]: no Keycloak client %q exists in realm %s. Reference the other identity "+
+						"(kagenti_identity.x.keycloak_client_id) so that Terraform creates it first, or fix the id.", attr, i, id, kc.Realm()))
+			} else if err != nil {
+				diags.Append(keycloakUnreachable("checking "+id, err))
+			}
+		}
+	}
+	check("allowed_callers", spec.callers)
+	check("audiences", spec.audiences)
+	return diags
+}
+
+func (r *identityResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan identityResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	spec, diags := r.resolve(ctx, &plan)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	sc, _, _ := r.data.Spire(ctx)
+	entry, err := sc.CreateEntry(ctx, spec.entry)
+	if err != nil {
+		resp.Diagnostics.AddError("SPIRE Entry Not Created", fmt.Sprintf("Registering %s failed; nothing was created.\n\nOriginal Error: %v", spec.entry.SPIFFEID, err))
+		return
+	}
+	plan.ID, plan.SpireEntryID = types.StringValue(entry.ID), types.StringValue(entry.ID)
+	tflog.Info(ctx, "SPIRE entry registered", map[string]any{"spiffe_id": spec.entry.SPIFFEID, "entry_id": entry.ID})
+	// From here on the state records what exists, so that a failure below leaves a (tainted)
+	// resource that the next apply replaces and destroy removes: nothing is orphaned.
+	plan.KeycloakClientUUID = types.StringNull()
+	resp.Diagnostics.Append(r.reconcileKeycloak(ctx, &plan, spec, nil)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// reconcileKeycloak brings the client, its grants and (for client-secret) its Secret to the spec.
+// prior holds the grants recorded before, so that removed ones are revoked.
+func (r *identityResource) reconcileKeycloak(ctx context.Context, m *identityResourceModel, spec *identitySpec, prior *identitySpec) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if spec.client == nil {
+		return diags
+	}
+	kc, err := r.data.Keycloak(ctx)
+	if err != nil {
+		diags.Append(keycloakUnreachable("creating the client of "+spec.client.ClientID, err))
+		return diags
+	}
+	fail := func(doing string, err error) diag.Diagnostics {
+		diags.AddError("Keycloak Client Not Reconciled", fmt.Sprintf("While %s for %s: the SPIRE entry exists and is recorded in state; "+
+			"fix the cause and apply again (or destroy).\n\nOriginal Error: %v", doing, spec.client.ClientID, err))
+		return diags
+	}
+	if spec.client.Authentication == keycloak.AuthFederatedJWT {
+		_, td, _ := r.data.Spire(ctx)
+		alias, err := kc.EnsureSpiffeIdentityProvider(ctx, td.Name(), r.data.spireConfig.BundleEndpointURL)
+		if err != nil {
+			return fail("setting up the SPIFFE identity provider", err)
+		}
+		spec.client.IdentityProvider = alias
+	}
+	uuid, err := kc.CreateClient(ctx, *spec.client)
+	if err != nil {
+		return fail("creating the client", err)
+	}
+	m.KeycloakClientUUID = types.StringValue(uuid)
+	m.KeycloakClientID = types.StringValue(spec.client.ClientID)
+	m.AudienceScope = types.StringValue(keycloak.AudienceScopeName(spec.client.ClientID))
+	if info, err := kc.RealmInfo(ctx); err == nil {
+		m.TokenURL, m.Issuer = types.StringValue(info.TokenEndpoint), types.StringValue(info.Issuer)
+	}
+	if _, err := kc.EnsureAudienceScope(ctx, spec.client.ClientID); err != nil {
+		return fail("creating the audience scope", err)
+	}
+	for _, caller := range spec.callers {
+		if err := kc.GrantAudience(ctx, caller, spec.client.ClientID); err != nil {
+			return fail("allowing caller "+caller, err)
+		}
+	}
+	for _, aud := range spec.audiences {
+		if err := kc.GrantAudience(ctx, spec.client.ClientID, aud); err != nil {
+			return fail("granting audience "+aud, err)
+		}
+	}
+	if prior != nil {
+		for _, caller := range minus(prior.callers, spec.callers) {
+			if err := kc.RevokeAudience(ctx, caller, spec.client.ClientID); err != nil {
+				return fail("removing caller "+caller, err)
+			}
+		}
+		for _, aud := range minus(prior.audiences, spec.audiences) {
+			if err := kc.RevokeAudience(ctx, spec.client.ClientID, aud); err != nil {
+				return fail("removing audience "+aud, err)
+			}
+		}
+	}
+	if spec.client.Authentication == keycloak.AuthClientSecret {
+		secret, err := kc.ClientSecret(ctx, uuid)
+		if err != nil {
+			return fail("reading the generated secret", err)
+		}
+		applier, err := r.data.Applier()
+		if err != nil {
+			diags.Append(kubernetesUnreachable("storing the client secret of "+spec.client.ClientID, err))
+			return diags
+		}
+		if err := applier.ApplySecret(ctx, m.Namespace.ValueString(), clientSecretName(m), map[string]string{
+			"client-id": spec.client.ClientID, "client-secret": secret,
+		}); err != nil {
+			diags.Append(kubernetesUnreachable("storing the client secret of "+spec.client.ClientID, err))
+		}
+	}
+	return diags
+}
+
+// knownStrings returns a list's strings, with "" for elements not known yet (planning).
+func knownStrings(l types.List) []string {
+	if l.IsNull() || l.IsUnknown() {
+		return nil
+	}
+	var out []string
+	for _, v := range l.Elements() {
+		s, _ := v.(types.String)
+		out = append(out, s.ValueString())
+	}
+	return out
+}
+
+func clientSecretName(m *identityResourceModel) string {
+	return m.ServiceAccount.ValueString() + "-keycloak"
+}
+
+func minus(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		found := false
+		for _, y := range b {
+			found = found || x == y
+		}
+		if !found {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (r *identityResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state identityResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	sc, _, err := r.data.Spire(ctx)
+	if err != nil {
+		resp.Diagnostics.Append(spireUnreachable("reading kagenti_identity", err))
+		return
+	}
+	entry, err := sc.GetEntry(ctx, state.ID.ValueString())
+	if errors.Is(err, spire.ErrNotFound) {
+		tflog.Info(ctx, "SPIRE entry gone; the identity will be created again", map[string]any{"entry_id": state.ID.ValueString()})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(spireUnreachable("reading kagenti_identity", err))
+		return
+	}
+	imported := state.SpireEntryID.IsNull()
+	state.SpireEntryID = types.StringValue(entry.ID)
+	state.SPIFFEID, state.ParentID = types.StringValue(entry.SPIFFEID), types.StringValue(entry.ParentID)
+	state.Selectors = keepListIfSameSet(ctx, state.Selectors, entry.Selectors)
+	state.X509SVIDTTL = keepDurationIfEqual(state.X509SVIDTTL, entry.X509SVIDTTL)
+	state.JWTSVIDTTL = keepDurationIfEqual(state.JWTSVIDTTL, entry.JWTSVIDTTL)
+	if imported {
+		// ns and sa from the default selectors (the import ID is only the entry id).
+		for _, s := range entry.Selectors {
+			if v, ok := strings.CutPrefix(s, "k8s:ns:"); ok {
+				state.Namespace = types.StringValue(v)
+			}
+			if v, ok := strings.CutPrefix(s, "k8s:sa:"); ok {
+				state.ServiceAccount = types.StringValue(v)
+			}
+		}
+	}
+	resp.Diagnostics.Append(r.readKeycloak(ctx, &state, imported)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// readKeycloak refreshes the client's settings and grants. A client deleted out of band reads
+// as authentication = null, so the plan shows the change and the next apply re-creates it.
+func (r *identityResource) readKeycloak(ctx context.Context, m *identityResourceModel, imported bool) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if m.KeycloakClient.IsNull() && !imported {
+		return diags
+	}
+	kc, err := r.data.Keycloak(ctx)
+	if errors.Is(err, errBackendNotConfigured) && imported {
+		return diags
+	}
+	if err != nil {
+		diags.Append(keycloakUnreachable("reading kagenti_identity", err))
+		return diags
+	}
+	clientID := m.SPIFFEID.ValueString()
+	uuid := m.KeycloakClientUUID.ValueString()
+	if uuid == "" {
+		if uuid, err = kc.FindClient(ctx, clientID); errors.Is(err, keycloak.ErrNotFound) {
+			uuid = ""
+		} else if err != nil {
+			diags.Append(keycloakUnreachable("reading kagenti_identity", err))
+			return diags
+		}
+	}
+	var prior keycloakClientModel
+	if !m.KeycloakClient.IsNull() {
+		diags.Append(m.KeycloakClient.As(ctx, &prior, basetypes.ObjectAsOptions{})...)
+	} else {
+		prior = keycloakClientModel{Audiences: types.ListNull(types.StringType), AllowedCallers: types.ListNull(types.StringType)}
+	}
+	var st *keycloak.ClientState
+	if uuid != "" {
+		st, err = kc.GetClient(ctx, uuid)
+		if errors.Is(err, keycloak.ErrNotFound) {
+			st = nil
+		} else if err != nil {
+			diags.Append(keycloakUnreachable("reading kagenti_identity", err))
+			return diags
+		}
+	}
+	if st == nil {
+		if imported {
+			return diags
+		}
+		tflog.Info(ctx, "Keycloak client gone; the next apply re-creates it", map[string]any{"client_id": clientID})
+		m.KeycloakClientUUID = types.StringNull()
+		prior.Authentication = types.StringNull()
+		m.KeycloakClient, _ = types.ObjectValueFrom(ctx, keycloakClientAttrTypes, prior)
+		return diags
+	}
+	m.KeycloakClientUUID = types.StringValue(st.UUID)
+	m.KeycloakClientID = types.StringValue(st.ClientID)
+	m.AudienceScope = types.StringValue(keycloak.AudienceScopeName(st.ClientID))
+	if info, err := kc.RealmInfo(ctx); err == nil {
+		m.TokenURL, m.Issuer = types.StringValue(info.TokenEndpoint), types.StringValue(info.Issuer)
+	}
+	prior.Authentication = types.StringValue(st.Authentication)
+	prior.TokenExchange = types.BoolValue(st.TokenExchange)
+	// Grants: keep those that still hold, in the configured order; a revoked one drops out and
+	// the plan adds it back.
+	var audiences, callers []string
+	diags.Append(prior.Audiences.ElementsAs(ctx, &audiences, false)...)
+	diags.Append(prior.AllowedCallers.ElementsAs(ctx, &callers, false)...)
+	var keptAud, keptCallers []string
+	for _, aud := range audiences {
+		want := keycloak.AudienceScopeName(aud)
+		for _, s := range st.OptionalScopes {
+			if s == want {
+				keptAud = append(keptAud, aud)
+			}
+		}
+	}
+	for _, caller := range callers {
+		ok, err := kc.HasAudience(ctx, caller, st.ClientID)
+		if err != nil {
+			diags.Append(keycloakUnreachable("reading the callers of "+st.ClientID, err))
+			return diags
+		}
+		if ok {
+			keptCallers = append(keptCallers, caller)
+		}
+	}
+	prior.Audiences = listOrNull(ctx, prior.Audiences, keptAud)
+	prior.AllowedCallers = listOrNull(ctx, prior.AllowedCallers, keptCallers)
+	var d diag.Diagnostics
+	m.KeycloakClient, d = types.ObjectValueFrom(ctx, keycloakClientAttrTypes, prior)
+	diags.Append(d...)
+	return diags
+}
+
+func listOrNull(ctx context.Context, prior types.List, values []string) types.List {
+	if prior.IsNull() && len(values) == 0 {
+		return prior
+	}
+	if values == nil {
+		values = []string{}
+	}
+	l, _ := types.ListValueFrom(ctx, types.StringType, values)
+	return l
+}
+
+// keepListIfSameSet keeps the state's order when the live set is the same.
+func keepListIfSameSet(ctx context.Context, state types.List, live []string) types.List {
+	var have []string
+	if !state.IsNull() && !state.IsUnknown() {
+		state.ElementsAs(ctx, &have, false)
+	}
+	a, b := append([]string(nil), have...), append([]string(nil), live...)
+	sort.Strings(a)
+	sort.Strings(b)
+	if strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(have) > 0 {
+		return state
+	}
+	l, _ := types.ListValueFrom(ctx, types.StringType, live)
+	return l
+}
+
+// keepDurationIfEqual keeps the configured spelling ("1h") when the live value is the same.
+func keepDurationIfEqual(state types.String, live time.Duration) types.String {
+	if d, err := time.ParseDuration(state.ValueString()); err == nil && d == live {
+		return state
+	}
+	return types.StringValue(formatDuration(live))
+}
+
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	s = strings.TrimSuffix(s, "0m")
+	if s == "" {
+		return "0s"
+	}
+	return s
+}
+
+func (r *identityResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state identityResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	spec, diags := r.resolve(ctx, &plan)
+	resp.Diagnostics.Append(diags...)
+	prior, diags := r.resolve(ctx, &state)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	sc, _, _ := r.data.Spire(ctx)
+	if err := sc.UpdateEntry(ctx, state.ID.ValueString(), spec.entry); err != nil {
+		resp.Diagnostics.AddError("SPIRE Entry Not Updated", fmt.Sprintf("Updating %s failed.\n\nOriginal Error: %v", spec.entry.SPIFFEID, err))
+		return
+	}
+	plan.ID, plan.SpireEntryID = state.ID, state.ID
+	if spec.client == nil && prior.client != nil {
+		resp.Diagnostics.Append(r.deleteKeycloak(ctx, &state)...)
+	}
+	resp.Diagnostics.Append(r.reconcileKeycloak(ctx, &plan, spec, prior)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *identityResource) deleteKeycloak(ctx context.Context, m *identityResourceModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if m.KeycloakClientID.IsNull() {
+		return diags
+	}
+	kc, err := r.data.Keycloak(ctx)
+	if err != nil {
+		diags.Append(keycloakUnreachable("deleting the client of "+m.SPIFFEID.ValueString(), err))
+		return diags
+	}
+	clientID := m.KeycloakClientID.ValueString()
+	if err := kc.DeleteAudienceScope(ctx, clientID); err != nil {
+		diags.AddError("Keycloak Client Not Deleted", err.Error())
+		return diags
+	}
+	uuid := m.KeycloakClientUUID.ValueString()
+	if uuid == "" {
+		if uuid, err = kc.FindClient(ctx, clientID); errors.Is(err, keycloak.ErrNotFound) {
+			return diags
+		} else if err != nil {
+			diags.AddError("Keycloak Client Not Deleted", err.Error())
+			return diags
+		}
+	}
+	if err := kc.DeleteClient(ctx, uuid); err != nil {
+		diags.AddError("Keycloak Client Not Deleted", err.Error())
+	}
+	if applier, err := r.data.Applier(); err == nil {
+		if err := applier.DeleteSecret(ctx, m.Namespace.ValueString(), clientSecretName(m)); err != nil {
+			diags.AddError("Client Secret Not Deleted", err.Error())
+		}
+	}
+	return diags
+}
+
+func (r *identityResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state identityResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(r.deleteKeycloak(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	sc, _, err := r.data.Spire(ctx)
+	if err != nil {
+		resp.Diagnostics.Append(spireUnreachable("deleting kagenti_identity", err))
+		return
+	}
+	if err := sc.DeleteEntry(ctx, state.ID.ValueString()); err != nil {
+		resp.Diagnostics.AddError("SPIRE Entry Not Deleted", err.Error())
+	}
+}
+
+func (r *identityResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+}
+
+// durationValidator checks a Go duration within bounds.
+type durationValidator struct{ min, max time.Duration }
+
+func durationBetween(min, max time.Duration) validator.String { return durationValidator{min, max} }
+
+func (v durationValidator) Description(context.Context) string {
+	return fmt.Sprintf("must be a duration between %s and %s, e.g. 5m or 1h", formatDuration(v.min), formatDuration(v.max))
+}
+
+func (v durationValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v durationValidator) ValidateString(ctx context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	d, err := time.ParseDuration(req.ConfigValue.ValueString())
+	if err != nil || d < v.min || d > v.max {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Duration",
+			fmt.Sprintf("%s %s, got %q", req.Path, v.Description(ctx), req.ConfigValue.ValueString()))
+	}
+}

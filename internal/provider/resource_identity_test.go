@@ -1,0 +1,364 @@
+package provider
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
+	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
+)
+
+// identityTestEnv talks to the sandbox's SPIRE and Keycloak directly, as a workload would.
+type identityTestEnv struct {
+	spire    *spire.Client
+	keycloak *keycloak.Client
+}
+
+func newIdentityTestEnv(t *testing.T) *identityTestEnv {
+	t.Helper()
+	testAccPreCheck(t)
+	sb := testAccSandbox
+	sc, err := spire.Dial("unix://" + sb.Spire.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	kc, err := keycloak.New(context.Background(), keycloak.Config{URL: sb.Keycloak.URL, Realm: sb.Keycloak.Realm,
+		Username: sb.Keycloak.AdminUser, Password: sb.Keycloak.AdminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &identityTestEnv{spire: sc, keycloak: kc}
+}
+
+func (e *identityTestEnv) issuer() string {
+	return testAccSandbox.Keycloak.URL + "/realms/" + testAccSandbox.Keycloak.Realm
+}
+
+// clientToken logs a workload in with a JWT-SVID minted for it as the client assertion: no
+// secret is involved anywhere.
+func (e *identityTestEnv) clientToken(ctx context.Context, spiffeID string) (string, error) {
+	svid, err := e.spire.MintJWTSVID(ctx, spiffeID, []string{e.issuer()}, 2*time.Minute)
+	if err != nil {
+		return "", err
+	}
+	return e.tokenRequest(ctx, url.Values{
+		"grant_type":            {"client_credentials"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-spiffe"},
+		"client_assertion":      {svid},
+	})
+}
+
+// exchange is an RFC 8693 token exchange by the workload spiffeID (authenticated by a fresh
+// JWT-SVID) of subjectToken for a token to audience.
+func (e *identityTestEnv) exchange(ctx context.Context, spiffeID, subjectToken, audience string) (string, error) {
+	svid, err := e.spire.MintJWTSVID(ctx, spiffeID, []string{e.issuer()}, 2*time.Minute)
+	if err != nil {
+		return "", err
+	}
+	return e.tokenRequest(ctx, url.Values{
+		"grant_type":            {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-spiffe"},
+		"client_assertion":      {svid},
+		"subject_token":         {subjectToken},
+		"subject_token_type":    {"urn:ietf:params:oauth:token-type:access_token"},
+		"audience":              {audience},
+		"scope":                 {keycloak.AudienceScopeName(audience)},
+	})
+}
+
+func (e *identityTestEnv) tokenRequest(ctx context.Context, form url.Values) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.issuer()+"/protocol/openid-connect/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("token endpoint: %s: %s", resp.Status, body)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
+		return "", fmt.Errorf("token endpoint: no access_token in %s", body)
+	}
+	return tok.AccessToken, nil
+}
+
+// claims decodes a JWT's payload (the token came straight from Keycloak over loopback).
+func claims(t *testing.T, jwt string) map[string]any {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", jwt)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func audiences(c map[string]any) []string {
+	switch a := c["aud"].(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, x := range a {
+			out = append(out, fmt.Sprint(x))
+		}
+		return out
+	}
+	return nil
+}
+
+func testAccIdentityConfig(ns, jwtTTL string, extraCallee string) string {
+	return fmt.Sprintf(`
+resource "kagenti_identity" "caller" {
+  namespace       = %[1]q
+  service_account = "ui"
+  keycloak_client = { token_exchange = true }
+}
+
+resource "kagenti_identity" "other" {
+  namespace       = %[1]q
+  service_account = "intruder"
+  keycloak_client = { token_exchange = true }
+}
+
+resource "kagenti_identity" "callee" {
+  namespace       = %[1]q
+  service_account = "weather-service"
+  x509_svid_ttl   = "1h"
+  jwt_svid_ttl    = %[2]q
+  keycloak_client = {
+    allowed_callers = [kagenti_identity.caller.keycloak_client_id]
+  }
+%[3]s
+}
+`, ns, jwtTTL, extraCallee)
+}
+
+// The seed's promise end to end: SPIRE entries and Keycloak clients from Terraform; a real
+// JWT-SVID logs the caller in with no secret; the caller exchanges its token for one to the
+// callee (allowed); a workload not on the list is refused; drift in either system is repaired;
+// destroy leaves neither entry nor client.
+func TestAccIdentityResource_TokenExchange(t *testing.T) {
+	env := newIdentityTestEnv(t)
+	for _, cli := range testAccCLIs {
+		t.Run(cli.name, func(t *testing.T) {
+			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+			testAccIdentityTokenExchange(t, env)
+		})
+	}
+}
+
+func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv) {
+	ctx := context.Background()
+	ns := "idacc-" + rand.String(5)
+	td := testAccSandbox.Spire.TrustDomain
+	callerID := fmt.Sprintf("spiffe://%s/ns/%s/sa/ui", td, ns)
+	calleeID := fmt.Sprintf("spiffe://%s/ns/%s/sa/weather-service", td, ns)
+	otherID := fmt.Sprintf("spiffe://%s/ns/%s/sa/intruder", td, ns)
+	callee := "kagenti_identity.callee"
+	var calleeEntryID string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy: func(*terraform.State) error {
+			for _, id := range []string{callerID, calleeID, otherID} {
+				entries, err := env.spire.FindEntries(ctx, id)
+				if err != nil {
+					return err
+				}
+				if len(entries) > 0 {
+					return fmt.Errorf("SPIRE entries of %s left after destroy: %v", id, entries)
+				}
+				if _, err := env.keycloak.FindClient(ctx, id); !errors.Is(err, keycloak.ErrNotFound) {
+					return fmt.Errorf("Keycloak client %s left after destroy (err %v)", id, err)
+				}
+			}
+			return nil
+		},
+		Steps: []resource.TestStep{
+			{
+				Config: testAccIdentityConfig(ns, "5m", ""),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(callee, tfjsonpath.New("spiffe_id"), knownvalue.StringExact(calleeID)),
+					statecheck.ExpectKnownValue(callee, tfjsonpath.New("keycloak_client_id"), knownvalue.StringExact(calleeID)),
+					statecheck.ExpectKnownValue(callee, tfjsonpath.New("selectors"), knownvalue.ListExact([]knownvalue.Check{
+						knownvalue.StringExact("k8s:ns:" + ns), knownvalue.StringExact("k8s:sa:weather-service")})),
+					statecheck.ExpectKnownValue(callee, tfjsonpath.New("issuer"), knownvalue.StringExact(env.issuer())),
+					statecheck.ExpectKnownValue(callee, tfjsonpath.New("keycloak_client").AtMapKey("authentication"), knownvalue.StringExact("federated-jwt")),
+				},
+				Check: func(s *terraform.State) error {
+					calleeEntryID = s.RootModule().Resources[callee].Primary.ID
+					entry, err := env.spire.GetEntry(ctx, calleeEntryID)
+					if err != nil {
+						return err
+					}
+					if entry.SPIFFEID != calleeID || entry.JWTSVIDTTL != 5*time.Minute || entry.X509SVIDTTL != time.Hour {
+						return fmt.Errorf("SPIRE entry = %+v", entry)
+					}
+					// 2-3: the caller logs in with a JWT-SVID: no secret exists for it.
+					callerToken, err := env.clientToken(ctx, callerID)
+					if err != nil {
+						return fmt.Errorf("caller login with its JWT-SVID: %w", err)
+					}
+					if c := claims(t, callerToken); c["azp"] != callerID {
+						return fmt.Errorf("caller token azp = %v, want %s", c["azp"], callerID)
+					}
+					// 4: exchange for the callee: granted, audience = callee, azp names the caller.
+					exchanged, err := env.exchange(ctx, callerID, callerToken, calleeID)
+					if err != nil {
+						return fmt.Errorf("allowed exchange refused: %w", err)
+					}
+					c := claims(t, exchanged)
+					if !slices.Contains(audiences(c), calleeID) || c["azp"] != callerID {
+						return fmt.Errorf("exchanged token: aud %v azp %v, want aud %s azp %s", c["aud"], c["azp"], calleeID, callerID)
+					}
+					// 5: a workload not in allowed_callers is refused.
+					otherToken, err := env.clientToken(ctx, otherID)
+					if err != nil {
+						return fmt.Errorf("other login: %w", err)
+					}
+					_, err = env.exchange(ctx, otherID, otherToken, calleeID)
+					if err == nil {
+						return fmt.Errorf("exchange by %s (not an allowed caller) was granted", otherID)
+					}
+					// Refused for the allow-list, not for some other failure (its login worked).
+					if !strings.Contains(err.Error(), "400 Bad Request") || !strings.Contains(err.Error(), "invalid_scope") {
+						return fmt.Errorf("exchange by %s refused for the wrong reason: %w", otherID, err)
+					}
+					return nil
+				},
+			},
+			{
+				ResourceName:            callee,
+				ImportState:             true,
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"keycloak_client"},
+			},
+			{
+				// A TTL change plans exactly that: an in-place update.
+				Config: testAccIdentityConfig(ns, "2m", ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(callee, plancheck.ResourceActionUpdate),
+					plancheck.ExpectResourceAction("kagenti_identity.caller", plancheck.ResourceActionNoop),
+					plancheck.ExpectKnownValue(callee, tfjsonpath.New("jwt_svid_ttl"), knownvalue.StringExact("2m")),
+				}},
+				Check: func(*terraform.State) error {
+					entry, err := env.spire.GetEntry(ctx, calleeEntryID)
+					if err != nil {
+						return err
+					}
+					if entry.JWTSVIDTTL != 2*time.Minute {
+						return fmt.Errorf("jwt ttl in SPIRE = %s, want 2m", entry.JWTSVIDTTL)
+					}
+					return nil
+				},
+			},
+			{
+				// Out of band: the callee's client and the caller's SPIRE entry disappear.
+				PreConfig: func() {
+					uuid, err := env.keycloak.FindClient(ctx, calleeID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := env.keycloak.DeleteClient(ctx, uuid); err != nil {
+						t.Fatal(err)
+					}
+					entries, err := env.spire.FindEntries(ctx, callerID)
+					if err != nil || len(entries) != 1 {
+						t.Fatalf("caller entries %v, %v", entries, err)
+					}
+					if err := env.spire.DeleteEntry(ctx, entries[0].ID); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: testAccIdentityConfig(ns, "2m", ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(callee, plancheck.ResourceActionUpdate),
+					plancheck.ExpectResourceAction("kagenti_identity.caller", plancheck.ResourceActionCreate),
+				}},
+				Check: func(*terraform.State) error {
+					if entries, err := env.spire.FindEntries(ctx, callerID); err != nil || len(entries) != 1 {
+						return fmt.Errorf("caller entry not re-created: %v %v", entries, err)
+					}
+					// The repaired pair works again end to end.
+					callerToken, err := env.clientToken(ctx, callerID)
+					if err != nil {
+						return err
+					}
+					_, err = env.exchange(ctx, callerID, callerToken, calleeID)
+					return err
+				},
+			},
+			{
+				Config:   testAccIdentityConfig(ns, "2m", ""),
+				PlanOnly: true,
+			},
+		},
+	})
+}
+
+// Bad input fails at plan time, on the attribute.
+func TestAccIdentityResource_PlanTimeValidation(t *testing.T) {
+	testAccPreCheck(t)
+	td := testAccSandbox.Spire.TrustDomain
+	cases := map[string]struct {
+		body string
+		want string
+	}{
+		"malformed SPIFFE id":      {`spiffe_id = "spiffe:/bad"`, `must be a SPIFFE ID`},
+		"other trust domain":       {`spiffe_id = "spiffe://other.example/ns/a/sa/b"`, `not in the SPIRE\s+server's\s+trust\s+domain`},
+		"empty selectors":          {`selectors = []`, `list must contain at least 1`},
+		"selector without type":    {`selectors = ["team1"]`, `must be type:value`},
+		"x509 TTL out of range":    {`x509_svid_ttl = "10s"`, `must be a duration between 1m and 720h`},
+		"JWT TTL too long for KC":  {`jwt_svid_ttl = "10m"` + "\n" + `keycloak_client = {}`, `Keycloak accepts a JWT-SVID only`},
+		"unknown caller":           {fmt.Sprintf(`keycloak_client = { allowed_callers = ["spiffe://%s/ns/x/sa/nobody"] }`, td), `no Keycloak client`},
+		"caller not a SPIFFE id":   {`keycloak_client = { allowed_callers = ["ui"] }`, `must be a Keycloak client id`},
+		"unknown authentication":   {`keycloak_client = { authentication = "password" }`, `value must be one of`},
+		"duration is not duration": {`jwt_svid_ttl = "five minutes"`, `must be a duration`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			testAccRun(t, resource.TestCase{
+				Steps: []resource.TestStep{{
+					Config:      fmt.Sprintf("resource \"kagenti_identity\" \"bad\" {\n  namespace = \"team1\"\n  service_account = \"sa\"\n  %s\n}\n", tc.body),
+					PlanOnly:    true,
+					ExpectError: regexp.MustCompile(tc.want),
+				}},
+			})
+		})
+	}
+}
