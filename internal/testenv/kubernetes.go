@@ -44,7 +44,17 @@ type KubernetesInfo struct {
 	// ClientCertFile/ClientKeyFile are the admin client certificate (system:masters).
 	ClientCertFile string `json:"client_cert_file"`
 	ClientKeyFile  string `json:"client_key_file"`
+	// AuditLog is the apiserver's JSON audit log, when Options.AuditLog asked for one.
+	AuditLog string `json:"audit_log,omitempty"`
 }
+
+// auditPolicy records every request once, at Metadata level (user, verb, resource, user agent).
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+`
 
 // startKubernetes brings up etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
 // kwok with fake nodes, and returns once nodes are Ready and the default ServiceAccount exists.
@@ -172,6 +182,15 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 			"--authorization-mode", "Node,RBAC", "--allow-privileged=true", "--profiling=false", "--v=1"},
 		Healthy:      httpHealthy(adminHTTP, server+"/readyz"),
 		StartTimeout: 2 * time.Minute,
+	}
+	if s.opts.AuditLog {
+		policy := filepath.Join(dir, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+			return err
+		}
+		s.Kubernetes.AuditLog = filepath.Join(dir, "audit.log")
+		apiserver.Args = append(apiserver.Args, "--audit-policy-file", policy,
+			"--audit-log-path", s.Kubernetes.AuditLog, "--audit-log-format", "json", "--audit-log-maxsize", "0")
 	}
 	if err := s.start(ctx, apiserver); err != nil {
 		return err

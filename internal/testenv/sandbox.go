@@ -40,6 +40,9 @@ type Options struct {
 	Volumes       int
 	TrustDomain   string
 	KeycloakRealm string
+	// AuditLog makes the apiserver write a JSON audit log (Metadata level) to
+	// <dir>/kubernetes/audit.log, so that benchmarks can count requests per client.
+	AuditLog bool
 	// Log receives build progress and component start lines.
 	Log io.Writer
 }

@@ -1,0 +1,294 @@
+// Command kagenti-bench measures the provider against the sandbox (`make bench`): for N agents
+// it times `tofu apply` and a no-op `tofu plan`, counts the provider's Kubernetes API requests
+// from the apiserver's audit log, samples the provider's peak RSS, and times `kubectl apply
+// --server-side` of the same rendered objects for comparison.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
+	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "kagenti-bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	n                                       int
+	apply, applyNoWait, plan, kubectl, kwait time.Duration
+	requestsPerAgent                        float64
+	peakRSSMiB                              float64
+}
+
+func run(ctx context.Context) error {
+	sizes := flag.String("n", "1,10,50", "numbers of agents")
+	parallelism := flag.Int("parallelism", 10, "tofu -parallelism")
+	flag.Parse()
+
+	cacheDir := testenv.DefaultCacheDir()
+	builder := &testenv.Builder{CacheDir: cacheDir, Log: os.Stderr}
+	for _, t := range []testenv.Tool{testenv.Tofu(), testenv.Kubernetes()} {
+		if err := builder.Ensure(ctx, t); err != nil {
+			return err
+		}
+	}
+	tofu := builder.Path(testenv.Tofu(), "tofu")
+	kubectl := builder.Path(testenv.Kubernetes(), "kubectl")
+
+	work, err := os.MkdirTemp("", "kagenti-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	sb, err := testenv.Start(ctx, testenv.Options{Components: []string{testenv.ComponentKubernetes}, AuditLog: true, Volumes: 1, Log: os.Stderr})
+	if err != nil {
+		return err
+	}
+	defer sb.Stop()
+
+	// The provider binary behind a wrapper that samples its peak RSS (VmHWM) while it runs.
+	plugins := filepath.Join(work, "plugins")
+	if err := os.MkdirAll(plugins, 0o755); err != nil {
+		return err
+	}
+	real := filepath.Join(work, "terraform-provider-kagenti.real")
+	build := exec.CommandContext(ctx, "go", "build", "-o", real, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build provider: %w", err)
+	}
+	rssFile := filepath.Join(work, "rss")
+	wrapper := fmt.Sprintf(`#!/bin/sh
+%q "$@" &
+pid=$!
+trap 'kill $pid 2>/dev/null' TERM INT
+while kill -0 $pid 2>/dev/null; do
+  awk '/VmHWM/ {print $2}' /proc/$pid/status >> %q 2>/dev/null
+  sleep 0.05
+done
+wait $pid
+`, real, rssFile)
+	if err := os.WriteFile(filepath.Join(plugins, "terraform-provider-kagenti"), []byte(wrapper), 0o755); err != nil {
+		return err
+	}
+	mirror := filepath.Join(work, "mirror")
+	_ = os.MkdirAll(mirror, 0o755)
+	rc := filepath.Join(work, "tofurc")
+	if err := os.WriteFile(rc, []byte(fmt.Sprintf(`provider_installation {
+  dev_overrides { "kagenti/kagenti" = %q }
+  filesystem_mirror {
+    path    = %q
+    include = ["*/*/*"]
+  }
+}
+`, plugins, mirror)), 0o644); err != nil {
+		return err
+	}
+	env := append(os.Environ(), "TF_CLI_CONFIG_FILE="+rc, "KUBECONFIG="+sb.Kubernetes.Kubeconfig, "TF_IN_AUTOMATION=1")
+
+	var results []result
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		r, err := benchN(ctx, n, *parallelism, work, tofu, kubectl, env, sb, rssFile)
+		if err != nil {
+			return fmt.Errorf("N=%d: %w", n, err)
+		}
+		results = append(results, r)
+	}
+	fmt.Printf("\nkagenti-bench: tofu apply/plan with the provider vs kubectl apply --server-side, sandbox on loopback, -parallelism=%d\n\n", *parallelism)
+	fmt.Println("| agents | tofu apply (wait for rollout) | tofu apply (no wait) | no-op plan | kubectl apply --server-side | kubectl apply + wait Available | API requests / agent (apply) | provider peak RSS |")
+	fmt.Println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, r := range results {
+		fmt.Printf("| %d | %s | %s | %s | %s | %s | %.1f | %.0f MiB |\n", r.n, secs(r.apply), secs(r.applyNoWait), secs(r.plan), secs(r.kubectl), secs(r.kwait), r.requestsPerAgent, r.peakRSSMiB)
+	}
+	return nil
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func agentsConfig(ns string, n int, wait bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "terraform {\n  required_providers {\n    kagenti = { source = \"kagenti/kagenti\" }\n  }\n}\nprovider \"kagenti\" {}\n")
+	for i := range n {
+		fmt.Fprintf(&b, `
+resource "kagenti_agent" "a%[1]d" {
+  name             = "agent-%[1]d"
+  namespace        = %[2]q
+  framework        = "langgraph"
+  image            = "ghcr.io/example/agent:1.0.0"
+  description      = "benchmark agent %[1]d"
+  skills           = [{ id = "s", name = "Skill", tags = ["bench"] }]
+  replicas         = 2
+  env              = { LOG_LEVEL = "info" }
+  wait_for_rollout = %[3]t
+}
+`, i, ns, wait)
+	}
+	return b.String()
+}
+
+func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string, env []string, sb *testenv.Sandbox, rssFile string) (result, error) {
+	r := result{n: n}
+	k := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", sb.Kubernetes.Kubeconfig}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	for _, wait := range []bool{true, false} {
+		ns := fmt.Sprintf("bench-%d-%t", n, wait)
+		if err := k("create", "namespace", ns); err != nil {
+			return r, err
+		}
+		dir := filepath.Join(work, ns)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return r, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(agentsConfig(ns, n, wait)), 0o644); err != nil {
+			return r, err
+		}
+		tf := func(args ...string) (time.Duration, error) {
+			cmd := exec.CommandContext(ctx, tofu, append([]string{"-chdir=" + dir}, args...)...)
+			cmd.Env = env
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			start := time.Now()
+			err := cmd.Run()
+			if err != nil {
+				return 0, fmt.Errorf("tofu %s: %w\n%s", strings.Join(args, " "), err, out.String())
+			}
+			return time.Since(start), nil
+		}
+		_ = os.Remove(rssFile)
+		auditBefore, err := countAudit(sb.Kubernetes.AuditLog)
+		if err != nil {
+			return r, err
+		}
+		d, err := tf("apply", "-auto-approve", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism))
+		if err != nil {
+			return r, err
+		}
+		auditAfter, err := countAudit(sb.Kubernetes.AuditLog)
+		if err != nil {
+			return r, err
+		}
+		if wait {
+			r.apply = d
+			r.requestsPerAgent = float64(auditAfter-auditBefore) / float64(n)
+			r.peakRSSMiB = peakRSS(rssFile) / 1024
+			// A no-op plan: refresh of every agent, nothing to change (exit code 0).
+			if r.plan, err = tf("plan", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
+				return r, err
+			}
+		} else {
+			r.applyNoWait = d
+		}
+		if _, err := tf("destroy", "-auto-approve", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
+			return r, err
+		}
+	}
+
+	// kubectl with the very objects the provider renders.
+	renderer, err := composition.NewRenderer()
+	if err != nil {
+		return r, err
+	}
+	ns := fmt.Sprintf("bench-%d-kubectl", n)
+	if err := k("create", "namespace", ns); err != nil {
+		return r, err
+	}
+	var docs bytes.Buffer
+	for i := range n {
+		out, err := renderer.Render(composition.Input{
+			Kind: composition.KindAgent, Name: fmt.Sprintf("agent-%d", i), Namespace: ns, Framework: "langgraph", Protocol: "a2a",
+			Image: "ghcr.io/example/agent:1.0.0", Description: fmt.Sprintf("benchmark agent %d", i),
+			Skills: []composition.Skill{{ID: "s", Name: "Skill", Tags: []string{"bench"}}}, Replicas: 2, Env: map[string]string{"LOG_LEVEL": "info"},
+		})
+		if err != nil {
+			return r, err
+		}
+		for _, o := range out.Objects {
+			y, err := yaml.Marshal(o.Object.Object)
+			if err != nil {
+				return r, err
+			}
+			docs.WriteString("---\n")
+			docs.Write(y)
+		}
+	}
+	file := filepath.Join(work, ns+".yaml")
+	if err := os.WriteFile(file, docs.Bytes(), 0o644); err != nil {
+		return r, err
+	}
+	start := time.Now()
+	if err := k("apply", "--server-side", "--field-manager", "bench", "-f", file); err != nil {
+		return r, err
+	}
+	r.kubectl = time.Since(start)
+	if err := k("wait", "--for=condition=Available", "deployment", "--all", "-n", ns, "--timeout=300s"); err != nil {
+		return r, err
+	}
+	r.kwait = time.Since(start)
+	return r, k("delete", "namespace", ns, "--wait=false")
+}
+
+// countAudit counts the provider's completed requests in the audit log.
+func countAudit(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var ev struct {
+			Stage     string `json:"stage"`
+			UserAgent string `json:"userAgent"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Stage == "ResponseComplete" && strings.HasPrefix(ev.UserAgent, "terraform-provider-kagenti") {
+			n++
+		}
+	}
+	return n, sc.Err()
+}
+
+// peakRSS is the largest VmHWM sample (KiB).
+func peakRSS(path string) float64 {
+	data, _ := os.ReadFile(path)
+	peak := 0.0
+	for _, l := range strings.Fields(string(data)) {
+		if v, err := strconv.ParseFloat(l, 64); err == nil && v > peak {
+			peak = v
+		}
+	}
+	return peak
+}
