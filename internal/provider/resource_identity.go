@@ -408,69 +408,47 @@ func (r *identityResource) reconcileKeycloak(ctx context.Context, m *identityRes
 		diags.Append(keycloakUnreachable("creating the client of "+spec.client.ClientID, err))
 		return diags
 	}
-	fail := func(doing string, err error) diag.Diagnostics {
-		diags.AddError("Keycloak Client Not Reconciled", fmt.Sprintf("While %s for %s: the SPIRE entry exists and is recorded in state; "+
-			"fix the cause and apply again (or destroy).\n\nOriginal Error: %v", doing, spec.client.ClientID, err))
-		return diags
+	_, td, _ := r.data.Spire(ctx)
+	w := keycloak.WorkloadClient{Spec: *spec.client, TrustDomain: td.Name(), BundleEndpoint: r.data.spireConfig.BundleEndpointURL,
+		Callers: spec.callers, Audiences: spec.audiences}
+	if prior != nil {
+		w.RevokeCallers, w.RevokeAudiences = minus(prior.callers, spec.callers), minus(prior.audiences, spec.audiences)
 	}
-	if spec.client.Authentication == keycloak.AuthFederatedJWT {
-		_, td, _ := r.data.Spire(ctx)
-		alias, err := kc.EnsureSpiffeIdentityProvider(ctx, td.Name(), r.data.spireConfig.BundleEndpointURL)
-		if err != nil {
-			return fail("setting up the SPIFFE identity provider", err)
-		}
-		spec.client.IdentityProvider = alias
+	uuid, err := kc.EnsureWorkloadClient(ctx, w)
+	if uuid != "" {
+		m.KeycloakClientUUID = types.StringValue(uuid)
 	}
-	uuid, err := kc.CreateClient(ctx, *spec.client)
-	if err != nil {
-		return fail("creating the client", err)
-	}
-	m.KeycloakClientUUID = types.StringValue(uuid)
 	m.KeycloakClientID = types.StringValue(spec.client.ClientID)
 	m.AudienceScope = types.StringValue(keycloak.AudienceScopeName(spec.client.ClientID))
 	if info, err := kc.RealmInfo(ctx); err == nil {
 		m.TokenURL, m.Issuer = types.StringValue(info.TokenEndpoint), types.StringValue(info.Issuer)
 	}
-	if _, err := kc.EnsureAudienceScope(ctx, spec.client.ClientID); err != nil {
-		return fail("creating the audience scope", err)
-	}
-	for _, caller := range spec.callers {
-		if err := kc.GrantAudience(ctx, caller, spec.client.ClientID); err != nil {
-			return fail("allowing caller "+caller, err)
-		}
-	}
-	for _, aud := range spec.audiences {
-		if err := kc.GrantAudience(ctx, spec.client.ClientID, aud); err != nil {
-			return fail("granting audience "+aud, err)
-		}
-	}
-	if prior != nil {
-		for _, caller := range minus(prior.callers, spec.callers) {
-			if err := kc.RevokeAudience(ctx, caller, spec.client.ClientID); err != nil {
-				return fail("removing caller "+caller, err)
-			}
-		}
-		for _, aud := range minus(prior.audiences, spec.audiences) {
-			if err := kc.RevokeAudience(ctx, spec.client.ClientID, aud); err != nil {
-				return fail("removing audience "+aud, err)
-			}
-		}
+	if err != nil {
+		diags.AddError("Keycloak Client Not Reconciled", fmt.Sprintf("Setting up the Keycloak client of %s failed; the SPIRE entry "+
+			"exists and is recorded in state. Fix the cause and apply again (or destroy).\n\nOriginal Error: %v", spec.client.ClientID, err))
+		return diags
 	}
 	if spec.client.Authentication == keycloak.AuthClientSecret {
-		secret, err := kc.ClientSecret(ctx, uuid)
-		if err != nil {
-			return fail("reading the generated secret", err)
-		}
-		applier, err := r.data.Applier()
-		if err != nil {
-			diags.Append(kubernetesUnreachable("storing the client secret of "+spec.client.ClientID, err))
-			return diags
-		}
-		if err := applier.ApplySecret(ctx, m.Namespace.ValueString(), clientSecretName(m), map[string]string{
-			"client-id": spec.client.ClientID, "client-secret": secret,
-		}); err != nil {
-			diags.Append(kubernetesUnreachable("storing the client secret of "+spec.client.ClientID, err))
-		}
+		diags.Append(storeClientSecret(ctx, r.data, kc, uuid, spec.client.ClientID, m.Namespace.ValueString(), clientSecretName(m))...)
+	}
+	return diags
+}
+
+// storeClientSecret copies a client-secret client's generated secret into a Kubernetes Secret,
+// the only place it is kept: never in state or logs.
+func storeClientSecret(ctx context.Context, data *providerData, kc *keycloak.Client, uuid, clientID, namespace, name string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	secret, err := kc.ClientSecret(ctx, uuid)
+	if err != nil {
+		diags.Append(keycloakUnreachable("reading the generated secret of "+clientID, err))
+		return diags
+	}
+	applier, err := data.Applier()
+	if err == nil {
+		err = applier.ApplySecret(ctx, namespace, name, map[string]string{"client-id": clientID, "client-secret": secret})
+	}
+	if err != nil {
+		diags.Append(kubernetesUnreachable("storing the client secret of "+clientID, err))
 	}
 	return diags
 }
@@ -724,22 +702,9 @@ func (r *identityResource) deleteKeycloak(ctx context.Context, m *identityResour
 		diags.Append(keycloakUnreachable("deleting the client of "+m.SPIFFEID.ValueString(), err))
 		return diags
 	}
-	clientID := m.KeycloakClientID.ValueString()
-	if err := kc.DeleteAudienceScope(ctx, clientID); err != nil {
+	if err := kc.RemoveWorkloadClient(ctx, m.KeycloakClientID.ValueString()); err != nil {
 		diags.AddError("Keycloak Client Not Deleted", err.Error())
 		return diags
-	}
-	uuid := m.KeycloakClientUUID.ValueString()
-	if uuid == "" {
-		if uuid, err = kc.FindClient(ctx, clientID); errors.Is(err, keycloak.ErrNotFound) {
-			return diags
-		} else if err != nil {
-			diags.AddError("Keycloak Client Not Deleted", err.Error())
-			return diags
-		}
-	}
-	if err := kc.DeleteClient(ctx, uuid); err != nil {
-		diags.AddError("Keycloak Client Not Deleted", err.Error())
 	}
 	if applier, err := r.data.Applier(); err == nil {
 		if err := applier.DeleteSecret(ctx, m.Namespace.ValueString(), clientSecretName(m)); err != nil {
