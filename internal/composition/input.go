@@ -56,6 +56,10 @@ type Input struct {
 	Persistence  *Persistence `json:"persistence,omitempty"`
 	OTELEndpoint string       `json:"otel_endpoint,omitempty"`
 
+	// Identity gives the workload a SPIFFE identity (and a Keycloak client); its env tells the
+	// workload who it is and where to get tokens.
+	Identity *Identity `json:"identity,omitempty"`
+
 	Patches []Patch `json:"patches,omitempty"`
 	// Templates replace embedded templates by key (e.g. "deployment"); the text is a Go
 	// template of one Kubernetes object, rendered with the same data.
@@ -115,4 +119,25 @@ type Patch struct {
 	Type string `json:"type"`
 	// Patch is the patch document, in YAML or JSON.
 	Patch string `json:"patch"`
+}
+
+// Identity is a workload identity attached to an agent or tool: a SPIRE entry for its service
+// account and, optionally, a Keycloak client named by its SPIFFE ID.
+type Identity struct {
+	SPIFFEID    string          `json:"spiffe_id"`
+	X509SVIDTTL string          `json:"x509_svid_ttl,omitempty"`
+	JWTSVIDTTL  string          `json:"jwt_svid_ttl,omitempty"`
+	Client      *IdentityClient `json:"keycloak_client,omitempty"`
+}
+
+// IdentityClient is the Keycloak side of an identity. Issuer, JWKSURI and TokenURL are the
+// realm's, resolved at apply, and handed to the workload as env.
+type IdentityClient struct {
+	Authentication string   `json:"authentication"`
+	TokenExchange  bool     `json:"token_exchange,omitempty"`
+	Audiences      []string `json:"audiences,omitempty"`
+	AllowedCallers []string `json:"allowed_callers,omitempty"`
+	Issuer         string   `json:"issuer,omitempty"`
+	JWKSURI        string   `json:"jwks_uri,omitempty"`
+	TokenURL       string   `json:"token_url,omitempty"`
 }

@@ -442,6 +442,17 @@ func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
 		ref := *in.Persistence.Store
 		env["CHECKPOINT_STORE_URL"] = EnvVar{Name: "CHECKPOINT_STORE_URL", Secret: &ref}
 	}
+	if id := in.Identity; id != nil {
+		set("SPIFFE_ID", id.SPIFFEID)
+		if c := id.Client; c != nil {
+			set("CLIENT_ID", id.SPIFFEID)
+			for name, v := range map[string]string{"ISSUER": c.Issuer, "JWKS_URI": c.JWKSURI, "TOKEN_URL": c.TokenURL} {
+				if v != "" {
+					set(name, v)
+				}
+			}
+		}
+	}
 	if in.OTELEndpoint != "" {
 		set("OTEL_EXPORTER_OTLP_ENDPOINT", in.OTELEndpoint)
 		set("OTEL_SERVICE_NAME", in.Name)

@@ -35,6 +35,7 @@ import (
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
 )
 
@@ -75,6 +76,16 @@ type compositeModel struct {
 	Revision      types.String `tfsdk:"revision"`
 	ReadyReplicas types.Int64  `tfsdk:"ready_replicas"`
 	Objects       types.List   `tfsdk:"objects"`
+
+	Identity types.Object `tfsdk:"identity"`
+	SPIFFEID types.String `tfsdk:"spiffe_id"`
+	ClientID types.String `tfsdk:"client_id"`
+}
+
+type compositeIdentityModel struct {
+	X509SVIDTTL    types.String `tfsdk:"x509_svid_ttl"`
+	JWTSVIDTTL     types.String `tfsdk:"jwt_svid_ttl"`
+	KeycloakClient types.Object `tfsdk:"keycloak_client"`
 }
 
 type autoscalingModel struct {
@@ -284,6 +295,37 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 			Computed:            true,
 			PlanModifiers:       []planmodifier.Int64{int64planmodifier.UseStateForUnknown()},
 		},
+		"identity": rschema.SingleNestedAttribute{
+			MarkdownDescription: "A workload identity for the " + noun + "'s service account, as `kagenti_identity` makes one: a SPIRE " +
+				"entry (`spiffe://<trust domain>/ns/<namespace>/sa/<name>`, selectors `k8s:ns`/`k8s:sa`) and, with `keycloak_client`, a " +
+				"Keycloak client named by that SPIFFE ID. The workload gets SPIFFE_ID, and with a client CLIENT_ID, ISSUER, JWKS_URI " +
+				"and TOKEN_URL. Needs the provider's `spire` (and `keycloak`) settings.",
+			Optional: true,
+			Attributes: map[string]rschema.Attribute{
+				"x509_svid_ttl": rschema.StringAttribute{
+					MarkdownDescription: "Lifetime of X509-SVIDs, `1m` to `720h` (default `1h`).", Optional: true,
+					Validators: []validator.String{durationBetween(time.Minute, 720*time.Hour)},
+				},
+				"jwt_svid_ttl": rschema.StringAttribute{
+					MarkdownDescription: "Lifetime of JWT-SVIDs, `30s` to `5m` (default `5m`: Keycloak accepts a JWT-SVID assertion only within 300 s).",
+					Optional:            true,
+					Validators:          []validator.String{durationBetween(30*time.Second, maxFederatedJWTTTL)},
+				},
+				"keycloak_client": rschema.SingleNestedAttribute{
+					MarkdownDescription: "A Keycloak client for the workload; the same settings as `kagenti_identity.keycloak_client`.",
+					Optional:            true,
+					Attributes:          keycloakClientAttributes(),
+				},
+			},
+		},
+		"spiffe_id": rschema.StringAttribute{
+			MarkdownDescription: "SPIFFE ID of the workload, with `identity`.",
+			Computed:            true,
+		},
+		"client_id": rschema.StringAttribute{
+			MarkdownDescription: "Keycloak client id of the workload (its SPIFFE ID), with `identity.keycloak_client`.",
+			Computed:            true,
+		},
 		"objects": rschema.ListNestedAttribute{
 			MarkdownDescription: "The composed Kubernetes objects. `in_sync` is false and `drift` lists the fields that differ when the " +
 				"cluster no longer matches; the next apply repairs it.",
@@ -372,6 +414,27 @@ func compositeInput(ctx context.Context, m *compositeModel, in *composition.Inpu
 			}
 		}
 	}
+	if m.Identity.IsUnknown() {
+		known = false
+	} else if !m.Identity.IsNull() {
+		var id compositeIdentityModel
+		diags.Append(m.Identity.As(ctx, &id, basetypes.ObjectAsOptions{})...)
+		in.Identity = &composition.Identity{X509SVIDTTL: str(id.X509SVIDTTL), JWTSVIDTTL: str(id.JWTSVIDTTL)}
+		if id.KeycloakClient.IsUnknown() {
+			known = false
+		} else if !id.KeycloakClient.IsNull() {
+			var kc keycloakClientModel
+			diags.Append(id.KeycloakClient.As(ctx, &kc, basetypes.ObjectAsOptions{})...)
+			authentication := kc.Authentication.ValueString()
+			if authentication == "" {
+				authentication = keycloak.AuthFederatedJWT
+			}
+			in.Identity.Client = &composition.IdentityClient{
+				Authentication: authentication, TokenExchange: kc.TokenExchange.ValueBool(),
+				Audiences: knownStrings(kc.Audiences), AllowedCallers: knownStrings(kc.AllowedCallers),
+			}
+		}
+	}
 	return known, diags
 }
 
@@ -433,6 +496,32 @@ func compositeModelFromInput(ctx context.Context, in composition.Input, m *compo
 		}
 		var d diag.Diagnostics
 		m.Composition, d = types.ObjectValueFrom(ctx, compositionAttrTypes, c)
+		diags.Append(d...)
+	}
+	m.Identity = types.ObjectNull(compositeIdentityAttrTypes)
+	if id := in.Identity; id != nil {
+		kc := types.ObjectNull(keycloakClientAttrTypes)
+		if c := id.Client; c != nil {
+			aud, d := optStringList(ctx, c.Audiences)
+			diags.Append(d...)
+			callers, d := optStringList(ctx, c.AllowedCallers)
+			diags.Append(d...)
+			kc, d = types.ObjectValueFrom(ctx, keycloakClientAttrTypes, keycloakClientModel{
+				Authentication: types.StringValue(c.Authentication), TokenExchange: types.BoolValue(c.TokenExchange),
+				Audiences: aud, AllowedCallers: callers,
+			})
+			diags.Append(d...)
+		}
+		opt := func(s string) types.String {
+			if s == "" {
+				return types.StringNull()
+			}
+			return types.StringValue(s)
+		}
+		var d diag.Diagnostics
+		m.Identity, d = types.ObjectValueFrom(ctx, compositeIdentityAttrTypes, compositeIdentityModel{
+			X509SVIDTTL: opt(id.X509SVIDTTL), JWTSVIDTTL: opt(id.JWTSVIDTTL), KeycloakClient: kc,
+		})
 		diags.Append(d...)
 	}
 	if m.WaitForRollout.IsNull() || m.WaitForRollout.IsUnknown() {
@@ -523,8 +612,20 @@ func (e *compositeEngine) planComputed(ctx context.Context, in composition.Input
 		obs = append(obs, kube.Observation{Ref: kube.RefOf(o.Object), Exists: true})
 	}
 	var diags diag.Diagnostics
-	m.Objects, diags = objectsValue(ctx, out, obs)
+	m.Objects, diags = objectsValue(ctx, out, obs, identityObjects(ctx, in, true, true)...)
+	setIdentityIDs(in, m)
 	return out, diags
+}
+
+// setIdentityIDs sets the computed spiffe_id and client_id from a resolved input.
+func setIdentityIDs(in composition.Input, m *compositeModel) {
+	m.SPIFFEID, m.ClientID = types.StringNull(), types.StringNull()
+	if id := in.Identity; id != nil && id.SPIFFEID != "" {
+		m.SPIFFEID = types.StringValue(id.SPIFFEID)
+		if id.Client != nil {
+			m.ClientID = types.StringValue(id.SPIFFEID)
+		}
+	}
 }
 
 // apply renders, applies and prunes, then waits for the rollout. It returns the output even on
@@ -589,7 +690,17 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 			tflog.Info(ctx, "composed object out of sync", map[string]any{"object": o.Ref.String(), "exists": o.Exists, "drift": o.Drift})
 		}
 	}
-	m.Objects, diags = objectsValue(ctx, out, obs)
+	var extra []objectModel
+	if in.Identity != nil {
+		entryOK, clientOK, err := e.identityStatus(ctx, in)
+		if err != nil {
+			diags.AddError("Identity Unreadable", fmt.Sprintf("Reading the identity of %s/%s from SPIRE and Keycloak failed.\n\nOriginal Error: %v", in.Namespace, in.Name, err))
+			return anyExists, diags
+		}
+		extra = identityObjects(ctx, in, entryOK, clientOK)
+	}
+	m.Objects, diags = objectsValue(ctx, out, obs, extra...)
+	setIdentityIDs(in, m)
 	m.ReadyReplicas = types.Int64Value(0)
 	if in.Image != "" {
 		status, err := applier.ReadDeployment(ctx, in.Namespace, in.Name)
@@ -612,7 +723,7 @@ func (e *compositeEngine) delete(ctx context.Context, in composition.Input) erro
 	return applier.DeleteAll(ctx, e.selector(in))
 }
 
-func objectsValue(ctx context.Context, out *composition.Output, obs []kube.Observation) (types.List, diag.Diagnostics) {
+func objectsValue(ctx context.Context, out *composition.Output, obs []kube.Observation, extra ...objectModel) (types.List, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	objs := make([]objectModel, 0, len(out.Objects))
 	for i, o := range out.Objects {
@@ -634,6 +745,7 @@ func objectsValue(ctx context.Context, out *composition.Output, obs []kube.Obser
 			Name: types.StringValue(o.Object.GetName()), InSync: types.BoolValue(inSync), Drift: dl,
 		})
 	}
+	objs = append(objs, extra...)
 	list, d := types.ListValueFrom(ctx, types.ObjectType{AttrTypes: objectAttrTypes}, objs)
 	diags.Append(d...)
 	return list, diags
@@ -686,6 +798,11 @@ func parseCompositeID(id string) (namespace, name string, err error) {
 	}
 	namespace, name, _ = strings.Cut(id, "/")
 	return namespace, name, nil
+}
+
+var compositeIdentityAttrTypes = map[string]attr.Type{
+	"x509_svid_ttl": types.StringType, "jwt_svid_ttl": types.StringType,
+	"keycloak_client": types.ObjectType{AttrTypes: keycloakClientAttrTypes},
 }
 
 var serviceGVK = schema.GroupVersionKind{Version: "v1", Kind: "Service"}

@@ -29,6 +29,8 @@ type compositeResourceModel interface {
 	setOutput(out *composition.Output)
 	// setOutputUnknown marks them unknown.
 	setOutputUnknown()
+	// setOutputUnknownAsNull clears them (a failed create records no output).
+	setOutputUnknownAsNull()
 }
 
 type privateGetter interface {
@@ -73,6 +75,10 @@ func (e *compositeEngine) modifyPlan(ctx context.Context, req resource.ModifyPla
 		m.ReadyReplicas = types.Int64Unknown()
 		plan.setOutputUnknown()
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
+		return
+	}
+	if err := e.resolveIdentity(ctx, &in, true); err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("identity"), "Identity Unavailable", err.Error())
 		return
 	}
 	id := m.ID
@@ -138,7 +144,7 @@ func (e *compositeEngine) checkTools(ctx context.Context, in composition.Input, 
 // applyAndRecord applies the input and writes the state. On failure the state records what
 // exists with its objects out of sync, so that the next apply finishes the job and destroy
 // removes everything (a failed create is also tainted by Terraform).
-func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourceModel, timeoutOf func(*compositeModel) (diag.Diagnostics, context.Context, context.CancelFunc), state *tfsdk.State, private privateSetter, diags *diag.Diagnostics) {
+func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourceModel, timeoutOf func(*compositeModel) (diag.Diagnostics, context.Context, context.CancelFunc), prior privateGetter, state *tfsdk.State, private privateSetter, diags *diag.Diagnostics) {
 	c := m.common()
 	in, _, d := m.input(ctx)
 	diags.Append(d...)
@@ -156,6 +162,34 @@ func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourc
 		return
 	}
 	c.ID = types.StringValue(in.Namespace + "/" + in.Name)
+	var priorIdentity *composition.Identity
+	if prior != nil {
+		raw, d := prior.GetKey(ctx, privateInputKey)
+		diags.Append(d...)
+		var p composition.Input
+		if len(raw) > 0 && json.Unmarshal(raw, &p) == nil {
+			priorIdentity = p.Identity
+		}
+	}
+	// The identity comes first: pods that start find their entry registered.
+	err := e.resolveIdentity(ctx, &in, false)
+	if err == nil {
+		err = e.ensureIdentity(ctx, in, priorIdentity)
+	}
+	if err != nil {
+		diags.AddAttributeError(path.Root("identity"), "Identity Not Reconciled", fmt.Sprintf("Setting up the identity of %s %s/%s "+
+			"failed; fix the cause and apply again.\n\nOriginal Error: %v", e.kind, in.Namespace, in.Name, err))
+		if state.Raw.IsNull() {
+			c.Objects = types.ListNull(types.ObjectType{AttrTypes: objectAttrTypes})
+			c.URL, c.Revision, c.ReadyReplicas = types.StringNull(), types.StringNull(), types.Int64Null()
+			setIdentityIDs(in, c)
+			m.setOutputUnknownAsNull()
+			diags.Append(setPrivateInput(ctx, private, in)...)
+			diags.Append(state.Set(ctx, m)...)
+		}
+		return
+	}
+	setIdentityIDs(in, c)
 	out, err := e.apply(ctx, in, c.WaitForRollout.ValueBool())
 	if out != nil {
 		c.URL, c.Revision = types.StringValue(out.URL), types.StringValue(out.Revision)
@@ -250,6 +284,11 @@ func (e *compositeEngine) deleteComposite(ctx context.Context, m compositeResour
 	if err := e.delete(ctx, in); err != nil {
 		diags.AddError("Delete Failed", fmt.Sprintf("Deleting the objects of %s %s/%s failed; destroy again to finish.\n\nOriginal Error: %v",
 			e.kind, in.Namespace, in.Name, err))
+		return
+	}
+	if err := e.removeIdentity(ctx, c.SPIFFEID.ValueString(), !c.ClientID.IsNull()); err != nil {
+		diags.AddError("Identity Not Deleted", fmt.Sprintf("The objects of %s %s/%s are gone, but removing its SPIRE entry or Keycloak "+
+			"client failed; destroy again to finish.\n\nOriginal Error: %v", e.kind, in.Namespace, in.Name, err))
 	}
 }
 

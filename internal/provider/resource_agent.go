@@ -191,7 +191,7 @@ func (r *agentResource) Create(ctx context.Context, req resource.CreateRequest, 
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.engine.applyAndRecord(ctx, &plan, createTimeout(ctx), &resp.State, resp.Private, &resp.Diagnostics)
+	r.engine.applyAndRecord(ctx, &plan, createTimeout(ctx), nil, &resp.State, resp.Private, &resp.Diagnostics)
 }
 
 func (r *agentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -209,7 +209,7 @@ func (r *agentResource) Update(ctx context.Context, req resource.UpdateRequest, 
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.engine.applyAndRecord(ctx, &plan, updateTimeout(ctx), &resp.State, resp.Private, &resp.Diagnostics)
+	r.engine.applyAndRecord(ctx, &plan, updateTimeout(ctx), req.Private, &resp.State, resp.Private, &resp.Diagnostics)
 }
 
 func (r *agentResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -353,6 +353,8 @@ func (m *agentResourceModel) fromInput(ctx context.Context, in composition.Input
 func (m *agentResourceModel) setOutput(out *composition.Output) { m.Card = types.StringValue(out.Card) }
 
 func (m *agentResourceModel) setOutputUnknown() { m.Card = types.StringUnknown() }
+
+func (m *agentResourceModel) setOutputUnknownAsNull() { m.Card = types.StringNull() }
 
 func optStringList(ctx context.Context, s []string) (types.List, diag.Diagnostics) {
 	if len(s) == 0 {

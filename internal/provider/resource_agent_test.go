@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -393,4 +394,82 @@ resource "kagenti_agent" "bad" {
 			})
 		})
 	}
+}
+
+// An agent with an identity block: its service account gets a SPIRE entry and a Keycloak client
+// named by its SPIFFE ID, the Deployment gets the env to use them, an out-of-band deletion of the
+// client is repaired, and destroy removes all of it.
+func TestAccAgentResource_Identity(t *testing.T) {
+	client := testAccKube(t)
+	env := newIdentityTestEnv(t)
+	ns := testAccNamespace(t, client)
+	spiffeID := fmt.Sprintf("spiffe://%s/ns/%s/sa/secure-agent", testAccSandbox.Spire.TrustDomain, ns)
+	config := fmt.Sprintf(`
+resource "kagenti_agent" "test" {
+  name      = "secure-agent"
+  namespace = %q
+  framework = "langgraph"
+  image     = "ghcr.io/example/secure-agent:1.0.0"
+  identity = {
+    jwt_svid_ttl    = "2m"
+    keycloak_client = { token_exchange = true }
+  }
+}
+`, ns)
+	ctx := context.Background()
+	testAccRun(t, resource.TestCase{
+		CheckDestroy: func(s *terraformState) error {
+			if entries, err := env.spire.FindEntries(ctx, spiffeID); err != nil || len(entries) > 0 {
+				return fmt.Errorf("SPIRE entries left: %v %v", entries, err)
+			}
+			if _, err := env.keycloak.FindClient(ctx, spiffeID); err == nil {
+				return fmt.Errorf("Keycloak client %s left after destroy", spiffeID)
+			}
+			return checkNoLabelledObjects(client, ns)(s)
+		},
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("spiffe_id"), knownvalue.StringExact(spiffeID)),
+					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("client_id"), knownvalue.StringExact(spiffeID)),
+					// serviceaccount, card, deployment, service, spire-entry, keycloak-client
+					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("objects"), knownvalue.ListSizeExact(6)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkContainerEnv(client, ns, "secure-agent", "SPIFFE_ID", spiffeID),
+					checkContainerEnv(client, ns, "secure-agent", "TOKEN_URL", env.issuer()+"/protocol/openid-connect/token"),
+					func(*terraformState) error {
+						entries, err := env.spire.FindEntries(ctx, spiffeID)
+						if err != nil || len(entries) != 1 || entries[0].JWTSVIDTTL != 2*time.Minute {
+							return fmt.Errorf("SPIRE entries of %s: %+v %v", spiffeID, entries, err)
+						}
+						// The workload can log in with its JWT-SVID: no secret exists.
+						_, err = env.clientToken(ctx, spiffeID)
+						return err
+					},
+				),
+			},
+			{
+				PreConfig: func() {
+					uuid, err := env.keycloak.FindClient(ctx, spiffeID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := env.keycloak.DeleteClient(ctx, uuid); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("kagenti_agent.test", plancheck.ResourceActionUpdate),
+				}},
+				Check: func(*terraformState) error {
+					_, err := env.clientToken(ctx, spiffeID)
+					return err
+				},
+			},
+			{Config: config, PlanOnly: true},
+		},
+	})
 }

@@ -99,8 +99,6 @@ func (r *identityResource) Metadata(_ context.Context, req resource.MetadataRequ
 }
 
 func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	clientIDList := []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(
-		stringvalidator.RegexMatches(spiffeIDRe, "must be a Keycloak client id of a Kagenti identity: its SPIFFE ID, e.g. spiffe://example.org/ns/team1/sa/ui"))}
 	resp.Schema = rschema.Schema{
 		MarkdownDescription: "A workload identity with no static credentials: a SPIRE registration entry that issues the " +
 			"service account's pods short-lived SVIDs, and optionally a Keycloak client (named by the SPIFFE ID) that " +
@@ -167,29 +165,7 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			"keycloak_client": rschema.SingleNestedAttribute{
 				MarkdownDescription: "A Keycloak client for the workload, named by its SPIFFE ID.",
 				Optional:            true,
-				Attributes: map[string]rschema.Attribute{
-					"authentication": rschema.StringAttribute{
-						MarkdownDescription: "`federated-jwt` (default): the workload's JWT-SVID is its client assertion, no secret exists. " +
-							"`client-secret`: Keycloak generates a secret, which goes to the Kubernetes Secret `<service_account>-keycloak` " +
-							"(never into state or logs).",
-						Optional: true, Computed: true,
-						Default:    stringdefault.StaticString(keycloak.AuthFederatedJWT),
-						Validators: []validator.String{stringvalidator.OneOf(keycloak.AuthFederatedJWT, keycloak.AuthClientSecret)},
-					},
-					"audiences": rschema.ListAttribute{
-						MarkdownDescription: "Client ids (SPIFFE IDs) this workload may obtain tokens for.",
-						Optional:            true, ElementType: types.StringType, Validators: clientIDList,
-					},
-					"token_exchange": rschema.BoolAttribute{
-						MarkdownDescription: "Whether the workload may exchange tokens it received for tokens to its audiences (RFC 8693).",
-						Optional:            true, Computed: true, Default: booldefault.StaticBool(false),
-					},
-					"allowed_callers": rschema.ListAttribute{
-						MarkdownDescription: "Client ids (SPIFFE IDs) allowed to obtain tokens for this workload, e.g. by token exchange. " +
-							"Everyone else is refused.",
-						Optional: true, ElementType: types.StringType, Validators: clientIDList,
-					},
-				},
+				Attributes:          keycloakClientAttributes(),
 			},
 			"spire_entry_id": rschema.StringAttribute{
 				MarkdownDescription: "Id of the SPIRE registration entry.", Computed: true,
@@ -207,6 +183,36 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			},
 			"token_url": rschema.StringAttribute{MarkdownDescription: "Token endpoint of the realm.", Computed: true},
 			"issuer":    rschema.StringAttribute{MarkdownDescription: "Issuer of the realm's tokens.", Computed: true},
+		},
+	}
+}
+
+// keycloakClientAttributes are the settings of a workload's Keycloak client, shared by
+// kagenti_identity and the identity block of agents and tools.
+func keycloakClientAttributes() map[string]rschema.Attribute {
+	clientIDList := []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(
+		stringvalidator.RegexMatches(spiffeIDRe, "must be a Keycloak client id of a Kagenti identity: its SPIFFE ID, e.g. spiffe://example.org/ns/team1/sa/ui"))}
+	return map[string]rschema.Attribute{
+		"authentication": rschema.StringAttribute{
+			MarkdownDescription: "`federated-jwt` (default): the workload's JWT-SVID is its client assertion, no secret exists. " +
+				"`client-secret`: Keycloak generates a secret, which goes to the Kubernetes Secret `<service account>-keycloak` " +
+				"(never into state or logs).",
+			Optional: true, Computed: true,
+			Default:    stringdefault.StaticString(keycloak.AuthFederatedJWT),
+			Validators: []validator.String{stringvalidator.OneOf(keycloak.AuthFederatedJWT, keycloak.AuthClientSecret)},
+		},
+		"audiences": rschema.ListAttribute{
+			MarkdownDescription: "Client ids (SPIFFE IDs) this workload may obtain tokens for.",
+			Optional:            true, ElementType: types.StringType, Validators: clientIDList,
+		},
+		"token_exchange": rschema.BoolAttribute{
+			MarkdownDescription: "Whether the workload may exchange tokens it received for tokens to its audiences (RFC 8693).",
+			Optional:            true, Computed: true, Default: booldefault.StaticBool(false),
+		},
+		"allowed_callers": rschema.ListAttribute{
+			MarkdownDescription: "Client ids (SPIFFE IDs) allowed to obtain tokens for this workload, e.g. by token exchange. " +
+				"Everyone else is refused.",
+			Optional: true, ElementType: types.StringType, Validators: clientIDList,
 		},
 	}
 }

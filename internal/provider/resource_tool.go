@@ -83,7 +83,7 @@ func (r *toolResource) Create(ctx context.Context, req resource.CreateRequest, r
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.engine.applyAndRecord(ctx, &plan, createTimeout(ctx), &resp.State, resp.Private, &resp.Diagnostics)
+	r.engine.applyAndRecord(ctx, &plan, createTimeout(ctx), nil, &resp.State, resp.Private, &resp.Diagnostics)
 }
 
 func (r *toolResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -101,7 +101,7 @@ func (r *toolResource) Update(ctx context.Context, req resource.UpdateRequest, r
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.engine.applyAndRecord(ctx, &plan, updateTimeout(ctx), &resp.State, resp.Private, &resp.Diagnostics)
+	r.engine.applyAndRecord(ctx, &plan, updateTimeout(ctx), req.Private, &resp.State, resp.Private, &resp.Diagnostics)
 }
 
 func (r *toolResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -137,3 +137,5 @@ func (m *toolResourceModel) fromInput(ctx context.Context, in composition.Input)
 func (m *toolResourceModel) setOutput(*composition.Output) {}
 
 func (m *toolResourceModel) setOutputUnknown() {}
+
+func (m *toolResourceModel) setOutputUnknownAsNull() {}

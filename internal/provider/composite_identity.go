@@ -1,0 +1,215 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
+	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
+)
+
+// The identity block of agents and tools: a SPIRE entry and Keycloak client keyed by the
+// workload's SPIFFE ID (deterministic from namespace and name), so that ensure and remove are
+// idempotent and need no ids in state.
+
+// resolveIdentity fills the SPIFFE ID (from the SPIRE server's trust domain) and, unless
+// planning, the realm's URLs the workload gets as env.
+func (e *compositeEngine) resolveIdentity(ctx context.Context, in *composition.Input, planning bool) error {
+	id := in.Identity
+	if id == nil {
+		return nil
+	}
+	_, td, err := e.data.Spire(ctx)
+	if errors.Is(err, errBackendNotConfigured) {
+		return errors.New("identity needs the SPIRE server: set spire.address in the provider (or KAGENTI_SPIRE_ADDRESS)")
+	}
+	if err != nil {
+		return err
+	}
+	id.SPIFFEID = fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td.Name(), in.Namespace, in.Name)
+	if id.Client == nil || planning {
+		return nil
+	}
+	kc, err := e.data.Keycloak(ctx)
+	if errors.Is(err, errBackendNotConfigured) {
+		return errors.New("identity.keycloak_client needs Keycloak: set keycloak.url and credentials in the provider (or KAGENTI_KEYCLOAK_*)")
+	}
+	if err != nil {
+		return err
+	}
+	info, err := kc.RealmInfo(ctx)
+	if err != nil {
+		return err
+	}
+	id.Client.Issuer, id.Client.JWKSURI, id.Client.TokenURL = info.Issuer, info.JWKSURI, info.TokenEndpoint
+	return nil
+}
+
+func (e *compositeEngine) entrySpec(in composition.Input) spire.EntrySpec {
+	_, td, _ := e.data.Spire(context.Background())
+	parent := e.data.spireConfig.DefaultParentID
+	if parent == "" {
+		parent = "spiffe://" + td.Name() + "/kagenti/cluster"
+	}
+	x509, err := time.ParseDuration(in.Identity.X509SVIDTTL)
+	if err != nil {
+		x509 = defaultX509SVIDTTL
+	}
+	jwt, err := time.ParseDuration(in.Identity.JWTSVIDTTL)
+	if err != nil {
+		jwt = defaultJWTSVIDTTL
+	}
+	return spire.EntrySpec{
+		SPIFFEID: in.Identity.SPIFFEID, ParentID: parent,
+		Selectors:   []string{"k8s:ns:" + in.Namespace, "k8s:sa:" + in.Name},
+		X509SVIDTTL: x509, JWTSVIDTTL: jwt,
+	}
+}
+
+// ensureIdentity registers the workload and sets up its client; prior is the identity applied
+// before (grants it had that are gone now are revoked; an identity dropped entirely is removed).
+func (e *compositeEngine) ensureIdentity(ctx context.Context, in composition.Input, prior *composition.Identity) error {
+	if in.Identity == nil {
+		if prior != nil {
+			return e.removeIdentity(ctx, prior.SPIFFEID, prior.Client != nil)
+		}
+		return nil
+	}
+	sc, _, err := e.data.Spire(ctx)
+	if err != nil {
+		return err
+	}
+	spec := e.entrySpec(in)
+	entries, err := sc.FindEntries(ctx, spec.SPIFFEID)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		_, err = sc.CreateEntry(ctx, spec)
+	} else {
+		err = sc.UpdateEntry(ctx, entries[0].ID, spec)
+	}
+	if err != nil {
+		return err
+	}
+	c := in.Identity.Client
+	if c == nil {
+		if prior != nil && prior.Client != nil {
+			kc, err := e.data.Keycloak(ctx)
+			if err != nil {
+				return err
+			}
+			return kc.RemoveWorkloadClient(ctx, prior.SPIFFEID)
+		}
+		return nil
+	}
+	kc, err := e.data.Keycloak(ctx)
+	if err != nil {
+		return err
+	}
+	_, td, _ := e.data.Spire(ctx)
+	w := keycloak.WorkloadClient{
+		Spec: keycloak.ClientSpec{ClientID: spec.SPIFFEID, Description: fmt.Sprintf("%s %s/%s (managed by Kagenti)", in.Kind, in.Namespace, in.Name),
+			Authentication: c.Authentication, TokenExchange: c.TokenExchange},
+		TrustDomain: td.Name(), BundleEndpoint: e.data.spireConfig.BundleEndpointURL,
+		Callers: c.AllowedCallers, Audiences: c.Audiences,
+	}
+	if prior != nil && prior.Client != nil {
+		w.RevokeCallers, w.RevokeAudiences = minus(prior.Client.AllowedCallers, c.AllowedCallers), minus(prior.Client.Audiences, c.Audiences)
+	}
+	uuid, err := kc.EnsureWorkloadClient(ctx, w)
+	if err != nil {
+		return err
+	}
+	if c.Authentication == keycloak.AuthClientSecret {
+		if diags := storeClientSecret(ctx, e.data, kc, uuid, spec.SPIFFEID, in.Namespace, in.Name+"-keycloak"); diags.HasError() {
+			return fmt.Errorf("store the client secret of %s: %s", spec.SPIFFEID, diags[0].Detail())
+		}
+	}
+	return nil
+}
+
+// identityStatus reports whether the entry (with the wanted spec) and the client exist.
+func (e *compositeEngine) identityStatus(ctx context.Context, in composition.Input) (entryInSync, clientExists bool, err error) {
+	sc, _, err := e.data.Spire(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	want := e.entrySpec(in)
+	entries, err := sc.FindEntries(ctx, want.SPIFFEID)
+	if err != nil {
+		return false, false, err
+	}
+	for _, got := range entries {
+		entryInSync = entryInSync || (got.X509SVIDTTL == want.X509SVIDTTL && got.JWTSVIDTTL == want.JWTSVIDTTL && got.ParentID == want.ParentID)
+	}
+	if in.Identity.Client == nil {
+		return entryInSync, false, nil
+	}
+	kc, err := e.data.Keycloak(ctx)
+	if err != nil {
+		return entryInSync, false, err
+	}
+	_, err = kc.FindClient(ctx, want.SPIFFEID)
+	if errors.Is(err, keycloak.ErrNotFound) {
+		return entryInSync, false, nil
+	}
+	return entryInSync, err == nil, err
+}
+
+// removeIdentity deletes every entry of the SPIFFE ID and, if it had one, the client.
+func (e *compositeEngine) removeIdentity(ctx context.Context, spiffeID string, withClient bool) error {
+	if spiffeID == "" {
+		return nil
+	}
+	if withClient {
+		kc, err := e.data.Keycloak(ctx)
+		if err != nil {
+			return err
+		}
+		if err := kc.RemoveWorkloadClient(ctx, spiffeID); err != nil {
+			return err
+		}
+	}
+	sc, _, err := e.data.Spire(ctx)
+	if err != nil {
+		return err
+	}
+	entries, err := sc.FindEntries(ctx, spiffeID)
+	if err != nil {
+		return err
+	}
+	for _, en := range entries {
+		if err := sc.DeleteEntry(ctx, en.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// identityObjects are the identity's parts in the objects attribute, so that a deleted entry or
+// client shows in the plan like any composed object.
+func identityObjects(ctx context.Context, in composition.Input, entryInSync, clientExists bool) []objectModel {
+	if in.Identity == nil {
+		return nil
+	}
+	mk := func(key, kind string, ok bool) objectModel {
+		drift := []string{}
+		if !ok {
+			drift = []string{"(missing or changed)"}
+		}
+		dl, _ := types.ListValueFrom(ctx, types.StringType, drift)
+		return objectModel{Key: types.StringValue(key), APIVersion: types.StringValue(kind + "/v1"), Kind: types.StringValue(kind),
+			Namespace: types.StringValue(in.Namespace), Name: types.StringValue(in.Identity.SPIFFEID), InSync: types.BoolValue(ok), Drift: dl}
+	}
+	out := []objectModel{mk("spire-entry", "SpireEntry", entryInSync)}
+	if in.Identity.Client != nil {
+		out = append(out, mk("keycloak-client", "KeycloakClient", clientExists))
+	}
+	return out
+}
