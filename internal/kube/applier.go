@@ -305,7 +305,7 @@ func (a *Applier) ReadDeployment(ctx context.Context, namespace, name string) (*
 // WaitDeploymentAvailable waits until a Deployment's rollout is complete. On timeout the error
 // carries the rollout state, the Deployment's conditions and recent warning events of it and its
 // pods. progress is called whenever the state changes.
-func (a *Applier) WaitDeploymentAvailable(ctx context.Context, namespace, name string, progress func(DeploymentStatus)) error {
+func (a *Applier) WaitDeploymentAvailable(ctx context.Context, namespace, name string, progress func(DeploymentStatus)) (DeploymentStatus, error) {
 	var last DeploymentStatus
 	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		d, err := a.typed.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
@@ -323,10 +323,10 @@ func (a *Applier) WaitDeploymentAvailable(ctx context.Context, namespace, name s
 		return s.Complete, nil
 	})
 	if err == nil {
-		return nil
+		return last, nil
 	}
 	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !wait.Interrupted(err) {
-		return err
+		return last, err
 	}
 	reason := last.Reason
 	// Use a fresh context: the operation's own has expired.
@@ -335,7 +335,7 @@ func (a *Applier) WaitDeploymentAvailable(ctx context.Context, namespace, name s
 	if extra := a.explainDeployment(diagCtx, namespace, name); extra != "" {
 		reason += "; " + extra
 	}
-	return &WaitError{What: fmt.Sprintf("Deployment %s/%s to become Available", namespace, name), Reason: reason, Err: err}
+	return last, &WaitError{What: fmt.Sprintf("Deployment %s/%s to become Available", namespace, name), Reason: reason, Err: err}
 }
 
 func (a *Applier) explainDeployment(ctx context.Context, namespace, name string) string {

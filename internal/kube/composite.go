@@ -7,23 +7,31 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// Sync applies every object in order, then prunes the composite's objects that are no longer
-// rendered. It stops at the first failure; what was applied before stays, and the next apply
-// converges (apply is idempotent).
-func (a *Applier) Sync(ctx context.Context, sel CompositeSelector, objs []*unstructured.Unstructured) (pruned []Ref, err error) {
+// Sync applies every object in order, then (with prune) deletes the composite's objects that are
+// no longer rendered. It stops at the first failure; what was applied before stays, and the next
+// apply converges (apply is idempotent). It returns the objects as the server holds them after
+// the apply, so that the caller need not read them again.
+func (a *Applier) Sync(ctx context.Context, sel CompositeSelector, objs []*unstructured.Unstructured, prune bool) (applied map[Ref]*unstructured.Unstructured, pruned []Ref, err error) {
 	ok, err := a.NamespaceExists(ctx, sel.Namespace)
 	if err != nil {
-		return nil, fmt.Errorf("get namespace %s: %w", sel.Namespace, err)
+		return nil, nil, fmt.Errorf("get namespace %s: %w", sel.Namespace, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("namespace %q does not exist: create it first (for example with a kubernetes_namespace resource) or choose another namespace", sel.Namespace)
+		return nil, nil, fmt.Errorf("namespace %q does not exist: create it first (for example with a kubernetes_namespace resource) or choose another namespace", sel.Namespace)
 	}
+	applied = map[Ref]*unstructured.Unstructured{}
 	for _, o := range objs {
-		if _, err := a.Apply(ctx, o); err != nil {
-			return nil, err
+		live, err := a.Apply(ctx, o)
+		if err != nil {
+			return applied, nil, err
 		}
+		applied[RefOf(o)] = live
 	}
-	return a.Prune(ctx, sel, objs)
+	if !prune {
+		return applied, nil, nil
+	}
+	pruned, err = a.Prune(ctx, sel, objs)
+	return applied, pruned, err
 }
 
 // Observation is what the cluster holds for one desired object.
@@ -38,14 +46,18 @@ type Observation struct {
 // InSync reports whether the object exists and matches.
 func (o Observation) InSync() bool { return o.Exists && len(o.Drift) == 0 }
 
-// Observe reads every desired object and compares it with the live one.
-func (a *Applier) Observe(ctx context.Context, objs []*unstructured.Unstructured) ([]Observation, error) {
+// Observe reads every desired object and compares it with the live one. Objects in known (as
+// returned by Sync) are not read again.
+func (a *Applier) Observe(ctx context.Context, objs []*unstructured.Unstructured, known map[Ref]*unstructured.Unstructured) ([]Observation, error) {
 	out := make([]Observation, 0, len(objs))
 	for _, o := range objs {
 		ref := RefOf(o)
-		live, err := a.Get(ctx, ref)
-		if err != nil {
-			return nil, err
+		live, ok := known[ref]
+		if !ok {
+			var err error
+			if live, err = a.Get(ctx, ref); err != nil {
+				return nil, err
+			}
 		}
 		obs := Observation{Ref: ref, Exists: live != nil, Live: live}
 		if live != nil {

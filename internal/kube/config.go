@@ -110,9 +110,11 @@ func RESTConfig(c Config) (*rest.Config, error) {
 		return nil, fmt.Errorf("build Kubernetes client configuration: %w", err)
 	}
 	cfg.UserAgent = "terraform-provider-kagenti"
-	// Composite applies send a burst of small requests; the client-go default (5 qps) would
-	// make a 50-agent apply wait on the client's own rate limiter.
-	cfg.QPS, cfg.Burst = 50, 100
+	// Composite applies send a burst of small requests, and Terraform applies many composites
+	// at once through one provider process; the client-go default (5 qps) or kubectl's (50)
+	// would make a 50-agent apply wait on the client's own rate limiter. The API server's
+	// priority and fairness still protects it.
+	cfg.QPS, cfg.Burst = 500, 1000
 	return cfg, nil
 }
 

@@ -628,57 +628,71 @@ func setIdentityIDs(in composition.Input, m *compositeModel) {
 	}
 }
 
-// apply renders, applies and prunes, then waits for the rollout. It returns the output even on
-// failure so that the caller can record what exists.
-func (e *compositeEngine) apply(ctx context.Context, in composition.Input, wait bool) (*composition.Output, error) {
+// applied is what an apply learnt about the cluster, so that the state is written without
+// reading everything again.
+type applied struct {
+	objects    map[kube.Ref]*unstructured.Unstructured
+	deployment *kube.DeploymentStatus
+}
+
+// apply renders, applies and (unless creating) prunes, then waits for the rollout. It returns the
+// output even on failure so that the caller can record what exists.
+func (e *compositeEngine) apply(ctx context.Context, in composition.Input, wait, creating bool) (*composition.Output, *applied, error) {
 	out, err := e.render(in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	applier, err := e.data.Applier()
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
 	objs := make([]*unstructured.Unstructured, len(out.Objects))
 	for i, o := range out.Objects {
 		objs[i] = o.Object
 	}
 	tflog.Debug(ctx, "applying composed objects", map[string]any{"composite": in.Namespace + "/" + in.Name, "objects": len(objs), "revision": out.Revision})
-	pruned, err := applier.Sync(ctx, e.selector(in), objs)
+	// A composite being created owns nothing yet (a failed earlier create is destroyed before
+	// it is created again), so there is nothing to prune.
+	live, pruned, err := applier.Sync(ctx, e.selector(in), objs, !creating)
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
 	for _, r := range pruned {
 		tflog.Info(ctx, "pruned object no longer rendered", map[string]any{"object": r.String()})
 	}
+	result := &applied{objects: live}
 	if wait && in.Image != "" {
-		err := applier.WaitDeploymentAvailable(ctx, in.Namespace, in.Name, func(s kube.DeploymentStatus) {
+		status, err := applier.WaitDeploymentAvailable(ctx, in.Namespace, in.Name, func(s kube.DeploymentStatus) {
 			tflog.Info(ctx, "waiting for rollout", map[string]any{
 				"deployment": in.Namespace + "/" + in.Name, "ready": s.ReadyReplicas, "updated": s.UpdatedReplicas,
 				"available": s.AvailableReplicas, "waiting_for": s.Reason,
 			})
 		})
 		if err != nil {
-			return out, err
+			return out, nil, err
 		}
+		result.deployment = &status
 	}
-	return out, nil
+	return out, result, nil
 }
 
-// observe reads the live objects of a rendered output into the computed attributes. It reports
-// whether any object exists at all.
-func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out *composition.Output, m *compositeModel) (bool, diag.Diagnostics) {
+// observe reads the live objects of a rendered output into the computed attributes (using what
+// an apply already returned, when given). It reports whether any object exists at all.
+func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out *composition.Output, m *compositeModel, known *applied) (bool, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	applier, err := e.data.Applier()
 	if err != nil {
 		diags.Append(kubernetesUnreachable("reading "+in.Namespace+"/"+in.Name, err))
 		return false, diags
 	}
+	if known == nil {
+		known = &applied{}
+	}
 	objs := make([]*unstructured.Unstructured, len(out.Objects))
 	for i, o := range out.Objects {
 		objs[i] = o.Object
 	}
-	obs, err := applier.Observe(ctx, objs)
+	obs, err := applier.Observe(ctx, objs, known.objects)
 	if err != nil {
 		diags.Append(kubernetesUnreachable("reading "+in.Namespace+"/"+in.Name, err))
 		return false, diags
@@ -703,10 +717,12 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 	setIdentityIDs(in, m)
 	m.ReadyReplicas = types.Int64Value(0)
 	if in.Image != "" {
-		status, err := applier.ReadDeployment(ctx, in.Namespace, in.Name)
-		if err != nil {
-			diags.Append(kubernetesUnreachable("reading Deployment "+in.Namespace+"/"+in.Name, err))
-			return anyExists, diags
+		status := known.deployment
+		if status == nil {
+			if status, err = applier.ReadDeployment(ctx, in.Namespace, in.Name); err != nil {
+				diags.Append(kubernetesUnreachable("reading Deployment "+in.Namespace+"/"+in.Name, err))
+				return anyExists, diags
+			}
 		}
 		if status != nil {
 			m.ReadyReplicas = types.Int64Value(int64(status.ReadyReplicas))

@@ -190,7 +190,7 @@ func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourc
 		return
 	}
 	setIdentityIDs(in, c)
-	out, err := e.apply(ctx, in, c.WaitForRollout.ValueBool())
+	out, result, err := e.apply(ctx, in, c.WaitForRollout.ValueBool(), prior == nil)
 	if out != nil {
 		c.URL, c.Revision = types.StringValue(out.URL), types.StringValue(out.Revision)
 		m.setOutput(out)
@@ -208,7 +208,7 @@ func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourc
 		}
 		return
 	}
-	_, d = e.observe(ctx, in, out, c)
+	_, d = e.observe(ctx, in, out, c, result)
 	diags.Append(d...)
 	diags.Append(setPrivateInput(ctx, private, in)...)
 	diags.Append(state.Set(ctx, m)...)
@@ -262,7 +262,7 @@ func (e *compositeEngine) read(ctx context.Context, m compositeResourceModel, pr
 		m.setOutput(out)
 		resp.Diagnostics.Append(setPrivateInput(ctx, resp.Private, *in)...)
 	}
-	exists, d := e.observe(ctx, *in, out, c)
+	exists, d := e.observe(ctx, *in, out, c, nil)
 	resp.Diagnostics.Append(d...)
 	if resp.Diagnostics.HasError() {
 		return
