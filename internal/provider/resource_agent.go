@@ -27,13 +27,13 @@ var (
 
 // NewAgentResource returns the kagenti_agent resource.
 func NewAgentResource() resource.Resource {
-	return &agentResource{}
+	return &agentResource{compositeResource[agentResourceModel, *agentResourceModel]{kind: composition.KindAgent}}
 }
 
 // agentResource deploys an AI agent: a composite of a ServiceAccount, Deployment, Service, card
 // ConfigMap and, as asked, HorizontalPodAutoscaler, PodDisruptionBudget and PersistentVolumeClaim.
 type agentResource struct {
-	engine *compositeEngine
+	compositeResource[agentResourceModel, *agentResourceModel]
 }
 
 type agentResourceModel struct {
@@ -164,65 +164,6 @@ func (r *agentResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 			"Drift in any field the provider sets shows in the plan and is repaired by the next apply.",
 		Attributes: attrs,
 	}
-}
-
-func (r *agentResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(unexpectedConfigureType(req.ProviderData))
-		return
-	}
-	r.engine = &compositeEngine{data: data, kind: composition.KindAgent}
-}
-
-func (r *agentResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if r.engine == nil {
-		return
-	}
-	r.engine.modifyPlan(ctx, req, resp, &agentResourceModel{})
-}
-
-func (r *agentResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan agentResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.engine.applyAndRecord(ctx, &plan, createTimeout(ctx), nil, &resp.State, resp.Private, &resp.Diagnostics)
-}
-
-func (r *agentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state agentResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.engine.read(ctx, &state, req.Private, resp)
-}
-
-func (r *agentResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan agentResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.engine.applyAndRecord(ctx, &plan, updateTimeout(ctx), req.Private, &resp.State, resp.Private, &resp.Diagnostics)
-}
-
-func (r *agentResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state agentResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.engine.deleteComposite(ctx, &state, &resp.Diagnostics)
-}
-
-func (r *agentResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	importComposite(ctx, req, resp)
 }
 
 func (m *agentResourceModel) common() *compositeModel { return &m.compositeModel }

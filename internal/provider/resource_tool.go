@@ -23,13 +23,13 @@ var (
 
 // NewToolResource returns the kagenti_tool resource.
 func NewToolResource() resource.Resource {
-	return &toolResource{}
+	return &toolResource{compositeResource[toolResourceModel, *toolResourceModel]{kind: composition.KindTool}}
 }
 
 // toolResource deploys an MCP tool server: a ServiceAccount, Deployment and Service (plus
 // HorizontalPodAutoscaler and PodDisruptionBudget as asked), labelled for discovery.
 type toolResource struct {
-	engine *compositeEngine
+	compositeResource[toolResourceModel, *toolResourceModel]
 }
 
 type toolResourceModel struct {
@@ -56,65 +56,6 @@ func (r *toolResource) Schema(ctx context.Context, _ resource.SchemaRequest, res
 			"labelled for discovery; drift shows in the plan and is repaired by the next apply.",
 		Attributes: attrs,
 	}
-}
-
-func (r *toolResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(unexpectedConfigureType(req.ProviderData))
-		return
-	}
-	r.engine = &compositeEngine{data: data, kind: composition.KindTool}
-}
-
-func (r *toolResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if r.engine == nil {
-		return
-	}
-	r.engine.modifyPlan(ctx, req, resp, &toolResourceModel{})
-}
-
-func (r *toolResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan toolResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.engine.applyAndRecord(ctx, &plan, createTimeout(ctx), nil, &resp.State, resp.Private, &resp.Diagnostics)
-}
-
-func (r *toolResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state toolResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.engine.read(ctx, &state, req.Private, resp)
-}
-
-func (r *toolResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan toolResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.engine.applyAndRecord(ctx, &plan, updateTimeout(ctx), req.Private, &resp.State, resp.Private, &resp.Diagnostics)
-}
-
-func (r *toolResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state toolResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.engine.deleteComposite(ctx, &state, &resp.Diagnostics)
-}
-
-func (r *toolResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	importComposite(ctx, req, resp)
 }
 
 func (m *toolResourceModel) common() *compositeModel { return &m.compositeModel }
