@@ -103,7 +103,7 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 		MarkdownDescription: "A workload identity with no static credentials: a SPIRE registration entry that issues the " +
 			"service account's pods short-lived SVIDs, and optionally a Keycloak client (named by the SPIFFE ID) that " +
 			"authenticates with the workload's JWT-SVID, may exchange tokens (RFC 8693), and names which callers may obtain " +
-			"tokens for it. Import by SPIRE entry id.",
+			"tokens for it. Import by SPIRE entry id or by client id (the SPIFFE ID).",
 		Attributes: map[string]rschema.Attribute{
 			"id": rschema.StringAttribute{
 				MarkdownDescription: "The SPIRE entry id; also the import ID.",
@@ -740,8 +740,29 @@ func (r *identityResource) Delete(ctx context.Context, req resource.DeleteReques
 	}
 }
 
+// ImportState takes the SPIRE entry id, or the Keycloak client id (the SPIFFE ID), whose entry
+// is then looked up.
 func (r *identityResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	id := req.ID
+	if strings.HasPrefix(id, "spiffe://") {
+		sc, _, err := r.data.Spire(ctx)
+		if err != nil {
+			resp.Diagnostics.Append(spireUnreachable("importing "+id, err))
+			return
+		}
+		entries, err := sc.FindEntries(ctx, id)
+		if err != nil {
+			resp.Diagnostics.Append(spireUnreachable("importing "+id, err))
+			return
+		}
+		if len(entries) != 1 {
+			resp.Diagnostics.AddError("Cannot Import Identity", fmt.Sprintf("%s has %d SPIRE entries; import by entry id instead "+
+				"(spire-server entry show -spiffeID %s).", id, len(entries), id))
+			return
+		}
+		id = entries[0].ID
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), id)...)
 }
 
 // durationValidator checks a Go duration within bounds.

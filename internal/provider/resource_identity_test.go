@@ -269,6 +269,14 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv) {
 				ImportStateVerifyIgnore: []string{"keycloak_client"},
 			},
 			{
+				// Import by Keycloak client id, which is the SPIFFE ID.
+				ResourceName:            callee,
+				ImportState:             true,
+				ImportStateId:           calleeID,
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"keycloak_client"},
+			},
+			{
 				// A TTL change plans exactly that: an in-place update.
 				Config: testAccIdentityConfig(ns, "2m", ""),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
