@@ -289,6 +289,15 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 	if in.Endpoint != "" {
 		data.ServiceAnnotations[keys.Endpoint()] = in.Endpoint
 	}
+	if id := in.Identity; id != nil && id.Client != nil {
+		policy, err := json.Marshal(contract.Policy{
+			Audience: id.SPIFFEID, AudienceScope: audienceScope(id.SPIFFEID), AllowedCallers: id.Client.AllowedCallers,
+		})
+		if err != nil {
+			return nil, err
+		}
+		data.ServiceAnnotations[keys.Policy()] = string(policy)
+	}
 	if in.Kind == KindAgent {
 		card, key, err := agentCard(in, out.URL)
 		if err != nil {
@@ -469,6 +478,27 @@ func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
 		out = append(out, env[k])
 	}
 	return out
+}
+
+// audienceScope names the Keycloak client scope that grants tokens for a client id; it must
+// match the keycloak package's AudienceScopeName (the composition may not import it: no I/O
+// packages here).
+func audienceScope(clientID string) string {
+	var b strings.Builder
+	b.WriteString("kagenti-aud-")
+	under := false
+	for _, r := range strings.TrimPrefix(clientID, "spiffe://") {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		switch {
+		case ok:
+			b.WriteRune(r)
+			under = false
+		case !under:
+			b.WriteRune('_')
+			under = true
+		}
+	}
+	return b.String()
 }
 
 func endpointPort(endpoint string) int64 {

@@ -74,3 +74,21 @@ func (k Keys) Endpoint() string { return k.key("endpoint") }
 
 // URL annotates a composite's Service with the URL its clients use (for a tool: the MCP URL).
 func (k Keys) URL() string { return k.key("url") }
+
+// Policy annotates an agent's or tool's Service with its access policy (JSON), which the router
+// enforces and uses for token exchange.
+func (k Keys) Policy() string { return k.key("policy") }
+
+// Policy is the access policy of one agent or tool.
+type Policy struct {
+	// Audience is the client id (the workload's SPIFFE ID) that tokens forwarded to it are
+	// exchanged for; empty when it has no identity, and then the caller's token is not forwarded.
+	Audience string `json:"audience,omitempty"`
+	// AudienceScope is the client scope to request with that audience.
+	AudienceScope string `json:"audience_scope,omitempty"`
+	// AllowedCallers are the client ids (azp) or SPIFFE IDs (sub of a JWT-SVID) that may call;
+	// empty means any authenticated caller.
+	AllowedCallers []string `json:"allowed_callers,omitempty"`
+	// RequiredScopes must all be in the caller token's scope claim.
+	RequiredScopes []string `json:"required_scopes,omitempty"`
+}
