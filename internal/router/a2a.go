@@ -1,0 +1,225 @@
+package router
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+)
+
+// agentURL is the router's public URL of an agent's A2A endpoint.
+func (rt *Router) agentURL(route *Route) string {
+	return rt.cfg.PublicURL + "/a2a/" + route.Namespace + "/" + route.Name
+}
+
+// rewriteCard points every URL of a card at the router, and lists the router's JSON-RPC
+// endpoint for both protocol versions it accepts (1.0 clients read supportedInterfaces, 0.3
+// clients url and preferredTransport).
+func rewriteCard(card json.RawMessage, publicURL string) (map[string]any, error) {
+	var c map[string]any
+	if err := json.Unmarshal(card, &c); err != nil {
+		return nil, err
+	}
+	c["url"] = publicURL
+	c["preferredTransport"] = "JSONRPC"
+	if _, ok := c["protocolVersion"]; !ok {
+		c["protocolVersion"] = "0.3.0"
+	}
+	delete(c, "additionalInterfaces")
+	c["supportedInterfaces"] = []map[string]any{
+		{"url": publicURL, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+		{"url": publicURL, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
+	}
+	return c, nil
+}
+
+func (rt *Router) lookup(r *http.Request) *Route {
+	route := rt.cfg.Registry.Lookup(r.PathValue("ns"), r.PathValue("name"))
+	if route == nil {
+		return nil
+	}
+	return route
+}
+
+// card serves an agent's card with its URLs rewritten to the router.
+func (rt *Router) card(w http.ResponseWriter, r *http.Request) {
+	route := rt.lookup(r)
+	if route == nil || route.Type != contract.TypeAgent || route.Protocol != "a2a" || len(route.Card) == 0 {
+		http.Error(w, "no such A2A agent", http.StatusNotFound)
+		return
+	}
+	c, err := rewriteCard(route.Card, rt.agentURL(route))
+	if err != nil {
+		http.Error(w, "the agent's card is not valid JSON", http.StatusBadGateway)
+		return
+	}
+	w.Header().Set("Cache-Control", "max-age=60")
+	writeJSON(w, http.StatusOK, c)
+}
+
+// catalogEntry is one agent in GET /agents.
+type catalogEntry struct {
+	Namespace string         `json:"namespace"`
+	Name      string         `json:"name"`
+	Protocol  string         `json:"protocol"`
+	Framework string         `json:"framework"`
+	URL       string         `json:"url"`
+	Card      map[string]any `json:"card,omitempty"`
+}
+
+// catalog lists every agent with its card; ?skill=, ?framework=, ?protocol= filter (a skill
+// matches a skill id, name or tag).
+func (rt *Router) catalog(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	entries := []catalogEntry{}
+	for _, route := range rt.cfg.Registry.List() {
+		if route.Type != contract.TypeAgent {
+			continue
+		}
+		if f := q.Get("framework"); f != "" && f != route.Framework {
+			continue
+		}
+		if p := q.Get("protocol"); p != "" && p != route.Protocol {
+			continue
+		}
+		e := catalogEntry{Namespace: route.Namespace, Name: route.Name, Protocol: route.Protocol, Framework: route.Framework}
+		switch route.Protocol {
+		case "acp":
+			e.URL = rt.cfg.PublicURL + "/acp/" + route.Namespace
+			_ = json.Unmarshal(route.Card, &e.Card)
+		default:
+			e.URL = rt.agentURL(route)
+			if len(route.Card) > 0 {
+				e.Card, _ = rewriteCard(route.Card, e.URL)
+			}
+		}
+		if s := q.Get("skill"); s != "" && !hasSkill(route.Card, s) {
+			continue
+		}
+		entries = append(entries, e)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": entries})
+}
+
+func hasSkill(card json.RawMessage, skill string) bool {
+	var c struct {
+		Skills []struct {
+			ID   string   `json:"id"`
+			Name string   `json:"name"`
+			Tags []string `json:"tags"`
+		} `json:"skills"`
+		Metadata struct {
+			Tags []string `json:"tags"`
+		} `json:"metadata"`
+	}
+	if json.Unmarshal(card, &c) != nil {
+		return false
+	}
+	for _, s := range c.Skills {
+		if strings.EqualFold(s.ID, skill) || strings.EqualFold(s.Name, skill) || containsFold(s.Tags, skill) {
+			return true
+		}
+	}
+	return containsFold(c.Metadata.Tags, skill)
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// a2aJSONRPC handles POST /a2a/{ns}/{name}: envelope checks, authn and policy, token exchange,
+// then the proxy. Every failure is a JSON-RPC error object carrying the request's id.
+func (rt *Router) a2aJSONRPC(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, &rpcError{Code: codeInvalidRequest, Message: "request body too large"})
+			return
+		}
+		writeRPCError(w, http.StatusBadRequest, nil, &rpcError{Code: codeParseError, Message: "could not read the request body"})
+		return
+	}
+	env, perr := parseEnvelope(body)
+	if perr != nil {
+		writeRPCError(w, http.StatusBadRequest, env.ID, perr)
+		return
+	}
+	method, ok := lookupMethod(env.Method)
+	if !ok {
+		writeRPCError(w, http.StatusOK, env.ID, &rpcError{Code: codeMethodNotFound, Message: "method not found: " + env.Method})
+		return
+	}
+	route := rt.lookup(r)
+	if route == nil || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
+		writeRPCError(w, http.StatusNotFound, env.ID, &rpcError{Code: codeMethodNotFound, Message: "no such A2A agent: " + r.PathValue("ns") + "/" + r.PathValue("name")})
+		return
+	}
+	caller, err := rt.authenticate(r, route)
+	if err != nil {
+		status, code := statusOf(err)
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kagenti-router"`)
+		}
+		writeRPCError(w, status, env.ID, &rpcError{Code: code, Message: err.Error()})
+		return
+	}
+	token, err := rt.upstreamToken(r.Context(), caller, route)
+	if err != nil {
+		status, code := statusOf(err)
+		writeRPCError(w, status, env.ID, &rpcError{Code: code, Message: err.Error()})
+		return
+	}
+	rt.metrics.rpcMethods.WithLabelValues(env.Method).Inc()
+	onError := func(w http.ResponseWriter, status int, err error) {
+		_, code := statusOf(err)
+		if status == http.StatusGatewayTimeout {
+			code = codeTimeout
+		}
+		writeRPCError(w, status, env.ID, &rpcError{Code: code, Message: err.Error()})
+	}
+	rt.proxy(w, r, route, "", token, body, method.stream, onError, nil)
+}
+
+// a2aREST forwards the HTTP+JSON binding (e.g. POST /a2a/ns/name/v1/message:send) unchanged,
+// after the same authn, policy and exchange.
+func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
+	route := rt.lookup(r)
+	if route == nil || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such A2A agent"})
+		return
+	}
+	rt.forwardHTTP(w, r, route, "/"+r.PathValue("rest"), nil)
+}
+
+// forwardHTTP is the non-JSON-RPC path: errors are JSON objects {"error": ...}.
+func (rt *Router) forwardHTTP(w http.ResponseWriter, r *http.Request, route *Route, path string, capture func([]byte)) {
+	fail := func(w http.ResponseWriter, status int, err error) {
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kagenti-router"`)
+		}
+		writeJSON(w, status, map[string]any{"error": map[string]any{"code": http.StatusText(status), "message": err.Error()}})
+	}
+	caller, err := rt.authenticate(r, route)
+	if err != nil {
+		status, _ := statusOf(err)
+		fail(w, status, err)
+		return
+	}
+	token, err := rt.upstreamToken(r.Context(), caller, route)
+	if err != nil {
+		status, _ := statusOf(err)
+		fail(w, status, err)
+		return
+	}
+	stream := strings.Contains(r.Header.Get("Accept"), "text/event-stream") || strings.HasSuffix(path, "/events") || strings.Contains(path, ":stream") || strings.Contains(path, ":subscribe")
+	rt.proxy(w, r, route, path, token, nil, stream, fail, capture)
+}

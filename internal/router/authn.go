@@ -1,0 +1,233 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// allowedAlgorithms are the asymmetric algorithms tokens may be signed with. "none" and every
+// HMAC algorithm are refused before any key is looked at: a token signed with HS256 using the
+// issuer's public key as the secret is rejected by construction.
+var allowedAlgorithms = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
+}
+
+// TrustedIssuer is one source of caller tokens.
+type TrustedIssuer struct {
+	// Issuer is the exact iss of its tokens (a Keycloak realm URL). Empty for SPIFFE JWT-SVIDs,
+	// which SPIRE signs without iss by default.
+	Issuer string
+	// TrustDomain, for JWT-SVIDs: sub must be a SPIFFE ID in it.
+	TrustDomain string
+	// JWKSURL serves the signing keys (Keycloak's certs endpoint; SPIRE's bundle as JWKS).
+	JWKSURL string
+	// Audiences: a token must name at least one of them in aud (the router's own client id,
+	// or its SPIFFE ID).
+	Audiences []string
+}
+
+// Caller is an authenticated caller.
+type Caller struct {
+	Subject string
+	// ClientID is the Keycloak client that obtained the token (azp); for a JWT-SVID, its
+	// SPIFFE ID.
+	ClientID string
+	Issuer   string
+	Scopes   []string
+	// Token is the raw bearer token, used only as the subject of a token exchange; it is never
+	// forwarded.
+	Token  string
+	Expiry time.Time
+}
+
+// Verifier validates bearer tokens against trusted issuers' key sets, fetched and cached; an
+// unknown key id refreshes the set (at most every MinRefresh) so that key rotation works.
+type Verifier struct {
+	Issuers    []TrustedIssuer
+	HTTP       *http.Client
+	MinRefresh time.Duration
+	Leeway     time.Duration
+	Now        func() time.Time
+
+	mu    sync.Mutex
+	keys  map[string]*jose.JSONWebKeySet
+	fetch map[string]time.Time
+}
+
+// AuthError is a refused token; Reason is safe to show the caller.
+type AuthError struct{ Reason string }
+
+func (e *AuthError) Error() string { return "unauthorized: " + e.Reason }
+
+func refuse(format string, args ...any) error { return &AuthError{Reason: fmt.Sprintf(format, args...)} }
+
+// BearerToken extracts the token of an Authorization: Bearer header.
+func BearerToken(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", refuse("no bearer token")
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", refuse("the Authorization header is not a bearer token")
+	}
+	return strings.TrimSpace(tok), nil
+}
+
+type tokenClaims struct {
+	jwt.Claims
+	AuthorizedParty string `json:"azp"`
+	Scope           string `json:"scope"`
+}
+
+// Verify validates a token: signature by a trusted key with an allowed algorithm, issuer,
+// audience, expiry and not-before.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
+	tok, err := jwt.ParseSigned(raw, allowedAlgorithms)
+	if err != nil {
+		return nil, refuse("malformed token or disallowed algorithm")
+	}
+	if len(tok.Headers) != 1 {
+		return nil, refuse("token must have exactly one signature")
+	}
+	var unverified tokenClaims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return nil, refuse("malformed claims")
+	}
+	iss, err := v.issuerFor(unverified)
+	if err != nil {
+		return nil, err
+	}
+	key, err := v.key(ctx, iss, tok.Headers[0].KeyID)
+	if err != nil {
+		return nil, err
+	}
+	var claims tokenClaims
+	if err := tok.Claims(key, &claims); err != nil {
+		return nil, refuse("bad signature")
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	leeway := v.Leeway
+	if leeway == 0 {
+		leeway = 30 * time.Second
+	}
+	if claims.Expiry == nil {
+		return nil, refuse("token has no expiry")
+	}
+	expected := jwt.Expected{Issuer: iss.Issuer, Time: now()}
+	if err := claims.ValidateWithLeeway(expected, leeway); err != nil {
+		switch {
+		case errors.Is(err, jwt.ErrExpired):
+			return nil, refuse("token expired")
+		case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
+			return nil, refuse("token not valid yet")
+		case errors.Is(err, jwt.ErrInvalidIssuer):
+			return nil, refuse("untrusted issuer")
+		}
+		return nil, refuse("invalid claims")
+	}
+	if !slices.ContainsFunc(iss.Audiences, func(a string) bool { return slices.Contains(claims.Audience, a) }) {
+		return nil, refuse("token is not addressed to this router (aud)")
+	}
+	c := &Caller{Subject: claims.Subject, ClientID: claims.AuthorizedParty, Issuer: claims.Issuer, Token: raw, Expiry: claims.Expiry.Time()}
+	if iss.TrustDomain != "" {
+		c.ClientID = claims.Subject
+	}
+	if claims.Scope != "" {
+		c.Scopes = strings.Fields(claims.Scope)
+	}
+	return c, nil
+}
+
+// issuerFor picks the trusted issuer a token claims to come from.
+func (v *Verifier) issuerFor(c tokenClaims) (*TrustedIssuer, error) {
+	for i := range v.Issuers {
+		iss := &v.Issuers[i]
+		switch {
+		case iss.TrustDomain != "":
+			if (c.Issuer == "" || c.Issuer == iss.Issuer) && strings.HasPrefix(c.Subject, "spiffe://"+iss.TrustDomain+"/") {
+				return iss, nil
+			}
+		case c.Issuer == iss.Issuer:
+			return iss, nil
+		}
+	}
+	return nil, refuse("untrusted issuer")
+}
+
+func (v *Verifier) key(ctx context.Context, iss *TrustedIssuer, kid string) (any, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.keys == nil {
+		v.keys, v.fetch = map[string]*jose.JSONWebKeySet{}, map[string]time.Time{}
+	}
+	find := func() any {
+		set := v.keys[iss.JWKSURL]
+		if set == nil {
+			return nil
+		}
+		for _, k := range set.Key(kid) {
+			if k.Use == "" || k.Use == "sig" || k.Use == "jwt-svid" {
+				return k.Key
+			}
+		}
+		return nil
+	}
+	if k := find(); k != nil {
+		return k, nil
+	}
+	minRefresh := v.MinRefresh
+	if minRefresh == 0 {
+		minRefresh = 10 * time.Second
+	}
+	if last, ok := v.fetch[iss.JWKSURL]; ok && time.Since(last) < minRefresh {
+		return nil, refuse("unknown signing key")
+	}
+	v.fetch[iss.JWKSURL] = time.Now()
+	set, err := v.fetchKeys(ctx, iss.JWKSURL)
+	if err != nil {
+		return nil, fmt.Errorf("fetch signing keys from %s: %w", iss.JWKSURL, err)
+	}
+	v.keys[iss.JWKSURL] = set
+	if k := find(); k != nil {
+		return k, nil
+	}
+	return nil, refuse("unknown signing key")
+}
+
+func (v *Verifier) fetchKeys(ctx context.Context, url string) (*jose.JSONWebKeySet, error) {
+	client := v.HTTP
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s", resp.Status)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&set); err != nil {
+		return nil, err
+	}
+	return &set, nil
+}

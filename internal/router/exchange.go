@@ -1,0 +1,125 @@
+package router
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Exchanger trades a caller's token for one addressed to the callee (RFC 8693, Keycloak's
+// standard token exchange): the callee never sees the caller's original token. Exchanged
+// tokens are cached per (subject token, audience) until shortly before they expire.
+type Exchanger struct {
+	TokenURL string
+	ClientID string
+	// ClientSecret authenticates the router to Keycloak; Assertion, when set, is used instead:
+	// it returns a fresh JWT-SVID of the router (client_assertion_type jwt-spiffe).
+	ClientSecret string
+	Assertion    func(ctx context.Context) (string, error)
+	HTTP         *http.Client
+
+	mu    sync.Mutex
+	cache map[string]cachedToken
+}
+
+type cachedToken struct {
+	token   string
+	expires time.Time
+}
+
+// ExchangeError is a refused exchange: the caller may not reach the callee.
+type ExchangeError struct {
+	Status int
+	Reason string
+}
+
+func (e *ExchangeError) Error() string { return "token exchange refused: " + e.Reason }
+
+// Exchange returns a token for audience (with scope) standing for the caller's token.
+func (x *Exchanger) Exchange(ctx context.Context, subjectToken, audience, scope string) (string, error) {
+	sum := sha256.Sum256([]byte(subjectToken))
+	key := hex.EncodeToString(sum[:]) + "|" + audience + "|" + scope
+	x.mu.Lock()
+	if c, ok := x.cache[key]; ok && time.Until(c.expires) > 10*time.Second {
+		x.mu.Unlock()
+		return c.token, nil
+	}
+	x.mu.Unlock()
+
+	form := url.Values{
+		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token":      {subjectToken},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
+		"audience":           {audience},
+	}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	if x.Assertion != nil {
+		a, err := x.Assertion(ctx)
+		if err != nil {
+			return "", fmt.Errorf("router identity: %w", err)
+		}
+		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe")
+		form.Set("client_assertion", a)
+	} else {
+		form.Set("client_id", x.ClientID)
+		form.Set("client_secret", x.ClientSecret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.TokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	client := x.HTTP
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("token exchange at %s: %w", x.TokenURL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		_ = json.Unmarshal(body, &e)
+		if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
+			return "", &ExchangeError{Status: http.StatusForbidden, Reason: strings.TrimSpace(e.Error + " " + e.Description)}
+		}
+		return "", fmt.Errorf("token exchange at %s: %s", x.TokenURL, resp.Status)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
+		return "", fmt.Errorf("token exchange at %s: no access_token in the answer", x.TokenURL)
+	}
+	x.mu.Lock()
+	if x.cache == nil {
+		x.cache = map[string]cachedToken{}
+	}
+	// Expired entries are dropped as new ones come in, which bounds the cache by the number of
+	// live tokens.
+	now := time.Now()
+	for k, c := range x.cache {
+		if now.After(c.expires) {
+			delete(x.cache, k)
+		}
+	}
+	x.cache[key] = cachedToken{token: tok.AccessToken, expires: now.Add(time.Duration(tok.ExpiresIn) * time.Second)}
+	x.mu.Unlock()
+	return tok.AccessToken, nil
+}

@@ -1,0 +1,341 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config configures a Router.
+type Config struct {
+	// PublicURL is where clients reach the router; agent cards are rewritten to it.
+	PublicURL string
+	Registry  *Registry
+	// Verifier authenticates callers; nil disables authentication (local development only).
+	Verifier *Verifier
+	// Exchanger trades the caller's token for one addressed to the callee; nil forwards no
+	// token at all.
+	Exchanger *Exchanger
+	// Timeout bounds a non-streaming call to a backend (default 2m: LLM answers are slow).
+	Timeout time.Duration
+	// MaxBodyBytes limits request bodies (default 4 MiB).
+	MaxBodyBytes int64
+	Log          *slog.Logger
+	// Registerer receives the metrics (a new registry when nil).
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+// Router is the HTTP handler of kagenti-router.
+type Router struct {
+	cfg       Config
+	mux       *http.ServeMux
+	transport *http.Transport
+	metrics   *metrics
+	runs      *runIndex
+	// draining makes /readyz fail so that load balancers stop sending new requests.
+	draining chan struct{}
+	once     sync.Once
+}
+
+// New provisions a router: defaults, metrics and routes.
+func New(cfg Config) (*Router, error) {
+	if cfg.Registry == nil {
+		return nil, errors.New("router: a registry is required")
+	}
+	if _, err := url.Parse(cfg.PublicURL); err != nil || cfg.PublicURL == "" {
+		return nil, fmt.Errorf("router: public URL %q is not a URL", cfg.PublicURL)
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Minute
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		cfg.Registerer, cfg.Gatherer = reg, reg
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	rt := &Router{
+		cfg:     cfg,
+		metrics: m,
+		runs:    newRunIndex(),
+		transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: cfg.Timeout,
+			ForceAttemptHTTP2:     false,
+		},
+		draining: make(chan struct{}),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", rt.ready)
+	if cfg.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /agents", rt.catalog)
+	mux.HandleFunc("GET /a2a/{ns}/{name}/.well-known/agent-card.json", rt.card)
+	mux.HandleFunc("GET /a2a/{ns}/{name}/.well-known/agent.json", rt.card)
+	mux.HandleFunc("POST /a2a/{ns}/{name}", rt.a2aJSONRPC)
+	mux.HandleFunc("/a2a/{ns}/{name}/{rest...}", rt.a2aREST)
+	mux.HandleFunc("GET /acp/{ns}/agents", rt.acpAgents)
+	mux.HandleFunc("GET /acp/{ns}/agents/{name}", rt.acpAgent)
+	mux.HandleFunc("POST /acp/{ns}/runs", rt.acpCreateRun)
+	mux.HandleFunc("/acp/{ns}/runs/{id}/{rest...}", rt.acpRun)
+	mux.HandleFunc("/acp/{ns}/runs/{id}", rt.acpRun)
+	rt.mux = mux
+	return rt, nil
+}
+
+// ServeHTTP runs the chain: recover → metrics and log → body limit → route.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			rt.cfg.Log.Error("panic", "path", r.URL.Path, "panic", fmt.Sprint(p))
+			if !rec.wrote {
+				http.Error(rec, "internal error", http.StatusInternalServerError)
+			}
+		}
+		status := rec.status
+		if r.Context().Err() != nil && !rec.wrote {
+			status = 499 // the client went away first; not a failure of ours
+		}
+		rt.metrics.observe(r, status, time.Since(start))
+		rt.cfg.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", status,
+			"duration_ms", time.Since(start).Milliseconds(), "traceparent", r.Header.Get("traceparent"))
+	}()
+	r.Body = http.MaxBytesReader(rec, r.Body, rt.cfg.MaxBodyBytes)
+	rt.mux.ServeHTTP(rec, r)
+}
+
+func (rt *Router) ready(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case <-rt.draining:
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+	default:
+		_, _ = io.WriteString(w, "ok\n")
+	}
+}
+
+// Drain marks the router not ready; in-flight requests finish (the server's Shutdown waits).
+func (rt *Router) Drain() { rt.once.Do(func() { close(rt.draining) }) }
+
+// authenticate runs the authn and policy stages for a route. It returns the caller (nil when
+// authentication is off) or writes nothing and returns an error for the protocol layer to shape.
+func (rt *Router) authenticate(r *http.Request, route *Route) (*Caller, error) {
+	if rt.cfg.Verifier == nil {
+		return nil, nil
+	}
+	raw, err := BearerToken(r)
+	if err != nil {
+		return nil, err
+	}
+	caller, err := rt.cfg.Verifier.Verify(r.Context(), raw)
+	if err != nil {
+		return nil, err
+	}
+	p := route.Policy
+	if len(p.AllowedCallers) > 0 && !contains(p.AllowedCallers, caller.ClientID) {
+		return nil, &forbiddenError{reason: fmt.Sprintf("%s may not call %s", caller.ClientID, route.Key())}
+	}
+	for _, s := range p.RequiredScopes {
+		if !contains(caller.Scopes, s) {
+			return nil, &forbiddenError{reason: "missing scope " + s}
+		}
+	}
+	return caller, nil
+}
+
+type forbiddenError struct{ reason string }
+
+func (e *forbiddenError) Error() string { return "forbidden: " + e.reason }
+
+// upstreamToken is the token sent to the callee: exchanged for its audience, or none.
+func (rt *Router) upstreamToken(ctx context.Context, caller *Caller, route *Route) (string, error) {
+	if caller == nil || rt.cfg.Exchanger == nil || route.Policy.Audience == "" {
+		return "", nil
+	}
+	tok, err := rt.cfg.Exchanger.Exchange(ctx, caller.Token, route.Policy.Audience, route.Policy.AudienceScope)
+	rt.metrics.exchanges.WithLabelValues(resultLabel(err)).Inc()
+	return tok, err
+}
+
+func resultLabel(err error) string {
+	var xe *ExchangeError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &xe):
+		return "refused"
+	}
+	return "error"
+}
+
+// statusOf maps an error of the authn, policy, exchange or proxy stage to an HTTP status and
+// a JSON-RPC code: one place decides.
+func statusOf(err error) (int, int) {
+	var ae *AuthError
+	var fe *forbiddenError
+	var xe *ExchangeError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ae):
+		return http.StatusUnauthorized, codeUnauthorized
+	case errors.As(err, &fe), errors.As(err, &xe):
+		return http.StatusForbidden, codeForbidden
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return http.StatusGatewayTimeout, codeTimeout
+	case errors.Is(err, errNoRoute):
+		return http.StatusNotFound, codeMethodNotFound
+	}
+	return http.StatusBadGateway, codeUnavailable
+}
+
+var errNoRoute = errors.New("no such agent")
+
+// proxy forwards r to the route's upstream with the exchanged token. Streaming responses
+// (text/event-stream) are flushed event by event; the client going away cancels the upstream
+// request through r's context. onError shapes failures for the protocol.
+func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, route *Route, path string, token string, body []byte,
+	stream bool, onError func(w http.ResponseWriter, status int, err error), capture func([]byte)) {
+	ctx := r.Context()
+	if !stream {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rt.cfg.Timeout)
+		defer cancel()
+	} else {
+		rt.metrics.openStreams.Inc()
+		defer rt.metrics.openStreams.Dec()
+	}
+	up := route.Upstream
+	p := &httputil.ReverseProxy{
+		Transport: rt.transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = up.Scheme, up.Host
+			pr.Out.URL.Path = strings.TrimRight(up.Path, "/") + path
+			pr.Out.URL.RawPath = ""
+			pr.Out.Host = up.Host
+			// Never forward the caller's token: only the one exchanged for this callee.
+			pr.Out.Header.Del("Authorization")
+			if token != "" {
+				pr.Out.Header.Set("Authorization", "Bearer "+token)
+			}
+			pr.SetXForwarded()
+		},
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
+			if r.Context().Err() != nil && ctx.Err() == nil {
+				return // the client went away: nothing to answer
+			}
+			status, _ := statusOf(err)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				status = http.StatusGatewayTimeout
+			}
+			rt.cfg.Log.Warn("upstream failed", "route", route.Key(), "error", err.Error())
+			onError(w, status, fmt.Errorf("agent %s is unavailable", route.Key()))
+		},
+	}
+	if capture != nil {
+		p.ModifyResponse = func(resp *http.Response) error {
+			resp.Body = &captureBody{ReadCloser: resp.Body, fn: capture}
+			return nil
+		}
+	}
+	out := r.Clone(ctx)
+	if body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+	}
+	p.ServeHTTP(w, out)
+}
+
+// captureBody hands the first bytes of a response to fn (for the ACP run index).
+type captureBody struct {
+	io.ReadCloser
+	fn   func([]byte)
+	seen int
+}
+
+func (c *captureBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if c.seen < 64<<10 && n > 0 {
+		c.fn(p[:n])
+		c.seen += n
+	}
+	return n, err
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Flush keeps SSE streaming through the recorder.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
