@@ -69,7 +69,9 @@ type AuthError struct{ Reason string }
 
 func (e *AuthError) Error() string { return "unauthorized: " + e.Reason }
 
-func refuse(format string, args ...any) error { return &AuthError{Reason: fmt.Sprintf(format, args...)} }
+func refuse(format string, args ...any) error {
+	return &AuthError{Reason: fmt.Sprintf(format, args...)}
+}
 
 // BearerToken extracts the token of an Authorization: Bearer header.
 func BearerToken(r *http.Request) (string, error) {

@@ -11,15 +11,15 @@ import (
 // agent: the router passes the method through unchanged and the agent answers in its version.
 var (
 	a2aMethodsV03 = map[string]methodInfo{
-		"message/send":                      {},
-		"message/stream":                    {stream: true},
-		"tasks/get":                         {idempotent: true},
-		"tasks/list":                        {idempotent: true},
-		"tasks/cancel":                      {},
-		"tasks/resubscribe":                 {stream: true},
-		"tasks/pushNotificationConfig/set":  {},
-		"tasks/pushNotificationConfig/get":  {idempotent: true},
-		"tasks/pushNotificationConfig/list": {idempotent: true},
+		"message/send":                        {},
+		"message/stream":                      {stream: true},
+		"tasks/get":                           {idempotent: true},
+		"tasks/list":                          {idempotent: true},
+		"tasks/cancel":                        {},
+		"tasks/resubscribe":                   {stream: true},
+		"tasks/pushNotificationConfig/set":    {},
+		"tasks/pushNotificationConfig/get":    {idempotent: true},
+		"tasks/pushNotificationConfig/list":   {idempotent: true},
 		"tasks/pushNotificationConfig/delete": {},
 		"agent/getAuthenticatedExtendedCard":  {idempotent: true},
 	}
