@@ -1,0 +1,132 @@
+// Command kagenti-router is the Kagenti runtime router: it discovers agents and tools in the
+// cluster, serves their cards, and proxies A2A and ACP traffic to them with token validation and
+// exchange. See internal/router.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
+	"github.com/kagenti/terraform-provider-kagenti/internal/router"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(log); err != nil {
+		log.Error("kagenti-router failed", "error", err.Error())
+		os.Exit(1)
+	}
+}
+
+func env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(log *slog.Logger) error {
+	listen := flag.String("listen", env("KAGENTI_ROUTER_LISTEN", ":8080"), "address to serve on")
+	public := flag.String("public-url", env("KAGENTI_ROUTER_PUBLIC_URL", "http://localhost:8080"), "URL clients reach the router at (cards are rewritten to it)")
+	labelDomain := flag.String("label-domain", env("KAGENTI_LABEL_DOMAIN", "kagenti.io"), "label and annotation domain")
+	namespaces := flag.String("namespaces", env("KAGENTI_ROUTER_NAMESPACES", ""), "comma-separated namespaces to serve (default: all)")
+	kubeconfig := flag.String("kubeconfig", env("KUBECONFIG", ""), "kubeconfig (default: in-cluster)")
+	issuer := flag.String("issuer", env("KAGENTI_ROUTER_ISSUER", ""), "trusted Keycloak issuer (realm URL); empty disables authentication")
+	jwksURL := flag.String("jwks-url", env("KAGENTI_ROUTER_JWKS_URL", ""), "JWKS of the issuer (default: <issuer>/protocol/openid-connect/certs)")
+	audience := flag.String("audience", env("KAGENTI_ROUTER_AUDIENCE", ""), "audience caller tokens must carry (the router's client id)")
+	trustDomain := flag.String("spiffe-trust-domain", env("KAGENTI_ROUTER_TRUST_DOMAIN", ""), "also accept JWT-SVIDs of this trust domain")
+	bundleURL := flag.String("spiffe-jwks-url", env("KAGENTI_ROUTER_SPIFFE_JWKS_URL", ""), "JWKS of the trust domain's JWT-SVID keys")
+	tokenURL := flag.String("token-url", env("KAGENTI_ROUTER_TOKEN_URL", ""), "token endpoint for exchanges (default: <issuer>/protocol/openid-connect/token)")
+	clientID := flag.String("client-id", env("KAGENTI_ROUTER_CLIENT_ID", ""), "the router's Keycloak client id")
+	secretFile := flag.String("client-secret-file", env("KAGENTI_ROUTER_CLIENT_SECRET_FILE", ""), "file holding the router's client secret (never a flag value)")
+	timeout := flag.Duration("upstream-timeout", 2*time.Minute, "timeout of a non-streaming call to an agent")
+	drain := flag.Duration("drain", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
+	flag.Parse()
+
+	cfg, err := kube.RESTConfig(kube.Config{ConfigPath: *kubeconfig})
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	registry := router.NewRegistry()
+	rcfg := router.Config{PublicURL: *public, Registry: registry, Timeout: *timeout, Log: log}
+	if *issuer != "" {
+		if *audience == "" {
+			return errors.New("-audience is required with -issuer: tokens must be addressed to the router")
+		}
+		if *jwksURL == "" {
+			*jwksURL = strings.TrimRight(*issuer, "/") + "/protocol/openid-connect/certs"
+		}
+		v := &router.Verifier{Issuers: []router.TrustedIssuer{{Issuer: *issuer, JWKSURL: *jwksURL, Audiences: []string{*audience}}}}
+		if *trustDomain != "" {
+			v.Issuers = append(v.Issuers, router.TrustedIssuer{TrustDomain: *trustDomain, JWKSURL: *bundleURL, Audiences: []string{*audience}})
+		}
+		rcfg.Verifier = v
+		if *clientID != "" {
+			secret, err := os.ReadFile(*secretFile)
+			if err != nil {
+				return fmt.Errorf("read -client-secret-file: %w", err)
+			}
+			if *tokenURL == "" {
+				*tokenURL = strings.TrimRight(*issuer, "/") + "/protocol/openid-connect/token"
+			}
+			rcfg.Exchanger = &router.Exchanger{TokenURL: *tokenURL, ClientID: *clientID, ClientSecret: strings.TrimSpace(string(secret))}
+		}
+	} else {
+		log.Warn("authentication is off: no -issuer given")
+	}
+	rt, err := router.New(rcfg)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	var ns []string
+	if *namespaces != "" {
+		ns = strings.Split(*namespaces, ",")
+	}
+	disc := &router.Discovery{Client: client, Keys: contract.NewKeys(*labelDomain), Namespaces: ns, Registry: registry, Log: log}
+	synced := make(chan struct{})
+	discErr := make(chan error, 1)
+	go func() { discErr <- disc.Run(ctx, synced) }()
+	select {
+	case <-synced:
+	case err := <-discErr:
+		return err
+	}
+	srv := &http.Server{Addr: *listen, Handler: rt, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ListenAndServe() }()
+	log.Info("kagenti-router serving", "listen", *listen, "public_url", *public)
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	// Graceful drain: fail readiness, then let in-flight requests (and streams) finish.
+	rt.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	log.Info("draining", "timeout", drain.String())
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,575 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
+	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+)
+
+const (
+	testIssuerURL = "https://keycloak.test/realms/kagenti"
+	testAudience  = "kagenti-router"
+	testCaller    = "spiffe://td.test/ns/team1/sa/ui"
+	testCallee    = "spiffe://td.test/ns/team1/sa/agent1"
+)
+
+// testIssuer signs tokens like a Keycloak realm and serves its JWKS (a unit-test stand-in).
+type testIssuer struct {
+	key *rsa.PrivateKey
+	kid string
+	srv *httptest.Server
+}
+
+func newTestIssuer(t *testing.T) *testIssuer {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ti := &testIssuer{key: key, kid: "k1"}
+	ti.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: ti.kid, Algorithm: "RS256", Use: "sig"}}})
+	}))
+	t.Cleanup(ti.srv.Close)
+	return ti
+}
+
+func (ti *testIssuer) claims(mod func(map[string]any)) map[string]any {
+	now := time.Now()
+	c := map[string]any{"iss": testIssuerURL, "sub": "user-42", "azp": testCaller, "aud": []string{testAudience},
+		"exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(), "scope": "openid agents"}
+	if mod != nil {
+		mod(c)
+	}
+	return c
+}
+
+func (ti *testIssuer) sign(t *testing.T, claims map[string]any, kid string) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: ti.key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// token is a valid caller token.
+func (ti *testIssuer) token(t *testing.T) string { return ti.sign(t, ti.claims(nil), ti.kid) }
+
+// fakeTokenEndpoint answers token exchanges with "exchanged:<audience>:<n>" and records them.
+type fakeTokenEndpoint struct {
+	srv      *httptest.Server
+	requests atomic.Int32
+	refuse   atomic.Bool
+	subjects sync.Map
+}
+
+func newFakeTokenEndpoint(t *testing.T) *fakeTokenEndpoint {
+	f := &fakeTokenEndpoint{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		n := f.requests.Add(1)
+		if f.refuse.Load() || r.Form.Get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" || r.Form.Get("client_secret") != "router-secret" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":"invalid_scope","error_description":"audience not available"}`)
+			return
+		}
+		f.subjects.Store(r.Form.Get("subject_token"), true)
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": fmt.Sprintf("exchanged:%s:%d", r.Form.Get("audience"), n), "expires_in": 300})
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+type testEnv struct {
+	issuer   *testIssuer
+	tokens   *fakeTokenEndpoint
+	router   *Router
+	srv      *httptest.Server
+	peer     *httptest.Server
+	exec     *echoExecutor
+	registry *Registry
+}
+
+// newTestEnv runs a router in front of one A2A SDK agent (team1/agent1) whose policy allows
+// testCaller only.
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	e := &testEnv{issuer: newTestIssuer(t), tokens: newFakeTokenEndpoint(t), registry: NewRegistry()}
+	e.peer, e.exec = newA2APeer(t)
+	up, _ := url.Parse(e.peer.URL)
+	e.registry.SetService(Route{Namespace: "team1", Name: "agent1", Type: contract.TypeAgent, Protocol: "a2a", Framework: "langgraph",
+		Upstream: up, Policy: contract.Policy{Audience: testCallee, AudienceScope: "kagenti-aud-x", AllowedCallers: []string{testCaller}}})
+	e.registry.SetCard("team1", "agent1", json.RawMessage(`{"protocolVersion":"0.3.0","name":"agent1","description":"echo","url":"http://agent1.team1.svc.cluster.local:8000","preferredTransport":"JSONRPC","version":"1.0.0","capabilities":{"streaming":true},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{"id":"echo","name":"Echo","description":"echoes","tags":["test"]}]}`))
+	e.srv = httptest.NewUnstartedServer(nil)
+	var err error
+	e.router, err = New(Config{
+		PublicURL: "http://" + e.srv.Listener.Addr().String(), Registry: e.registry, Timeout: 5 * time.Second,
+		Verifier:  &Verifier{Issuers: []TrustedIssuer{{Issuer: testIssuerURL, JWKSURL: e.issuer.srv.URL, Audiences: []string{testAudience}}}, MinRefresh: time.Millisecond},
+		Exchanger: &Exchanger{TokenURL: e.tokens.srv.URL, ClientID: "kagenti-router", ClientSecret: "router-secret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Config.Handler = e.router
+	e.srv.Start()
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func (e *testEnv) agentURL() string { return e.srv.URL + "/a2a/team1/agent1" }
+
+// bearer adds a token to every SDK call.
+func bearer(ctx context.Context, token string) context.Context {
+	return a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + token}})
+}
+
+func textOf(t *testing.T, res a2a.SendMessageResult) string {
+	t.Helper()
+	m, ok := res.(*a2a.Message)
+	if !ok {
+		t.Fatalf("result is %T, want a message", res)
+	}
+	var s string
+	for _, p := range m.Parts {
+		s += p.Text()
+	}
+	return s
+}
+
+// TestA2A_V10Client: the SDK's 1.0 client discovers the agent through the router's card, then
+// sends, streams, gets and cancels through the router; the agent sees only exchanged tokens.
+func TestA2A_V10Client(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	card, err := agentcard.DefaultResolver.Resolve(ctx, e.agentURL())
+	if err != nil {
+		t.Fatalf("resolve card through the router: %v", err)
+	}
+	if card.SupportedInterfaces[0].URL != e.agentURL() {
+		t.Fatalf("card URL = %s, want the router's %s", card.SupportedInterfaces[0].URL, e.agentURL())
+	}
+	client, err := a2aclient.NewFromCard(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := e.issuer.token(t)
+	ctx = bearer(ctx, token)
+
+	res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("hello"))})
+	if err != nil {
+		t.Fatalf("SendMessage through the router: %v", err)
+	}
+	if got := textOf(t, res); got != "echo: hello" {
+		t.Fatalf("reply = %q", got)
+	}
+
+	var artifacts int
+	var taskID a2a.TaskID
+	for ev, err := range client.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("stream:3"))}) {
+		if err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		switch v := ev.(type) {
+		case *a2a.TaskArtifactUpdateEvent:
+			artifacts++
+		case *a2a.Task:
+			taskID = v.ID
+		}
+	}
+	if artifacts != 3 || taskID == "" {
+		t.Fatalf("stream gave %d artifact events and task %q, want 3 and a task", artifacts, taskID)
+	}
+	task, err := client.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
+	if err != nil || task.Status.State != a2a.TaskStateCompleted {
+		t.Fatalf("GetTask = %+v, %v", task, err)
+	}
+
+	for _, auth := range e.exec.seenAuth() {
+		if auth == "Bearer "+token || !strings.HasPrefix(auth, "Bearer exchanged:"+testCallee+":") {
+			t.Fatalf("the agent received %q: it must get only a token exchanged for %s", auth, testCallee)
+		}
+	}
+	if _, ok := e.tokens.subjects.Load(token); !ok {
+		t.Fatalf("the caller's token was not the subject of the exchange")
+	}
+}
+
+// TestA2A_V03Client: the SDK's 0.3 client (compat layer) works through the same route, with the
+// 0.3 method names.
+func TestA2A_V03Client(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	resolver := agentcard.Resolver{CardParser: a2av0.NewAgentCardParser()}
+	card, err := resolver.Resolve(ctx, e.agentURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithDefaultsDisabled(),
+		a2av0.WithJSONRPCTransport(a2av0.JSONRPCTransportConfig{Client: http.DefaultClient}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx = bearer(ctx, e.issuer.token(t))
+	res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("old"))})
+	if err != nil {
+		t.Fatalf("0.3 message/send through the router: %v", err)
+	}
+	if got := textOf(t, res); got != "echo: old" {
+		t.Fatalf("reply = %q", got)
+	}
+	events := 0
+	for _, err := range client.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("stream:2"))}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		events++
+	}
+	if events < 3 {
+		t.Fatalf("0.3 message/stream gave %d events", events)
+	}
+}
+
+// TestA2A_CancelAndResubscribe: a long task is cancelled through the router.
+func TestA2A_Cancel(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	card, err := agentcard.DefaultResolver.Resolve(ctx, e.agentURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := a2aclient.NewFromCard(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx = bearer(ctx, e.issuer.token(t))
+	streamCtx, stop := context.WithCancel(ctx)
+	var taskID a2a.TaskID
+	for ev, err := range client.SendStreamingMessage(streamCtx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("wait"))}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tsk, ok := ev.(*a2a.Task); ok {
+			taskID = tsk.ID
+			break
+		}
+	}
+	stop()
+	if taskID == "" {
+		t.Fatal("no task from the stream")
+	}
+	task, err := client.CancelTask(ctx, &a2a.CancelTaskRequest{ID: taskID})
+	if err != nil {
+		t.Fatalf("CancelTask through the router: %v", err)
+	}
+	if task.Status.State != a2a.TaskStateCanceled {
+		t.Fatalf("state after cancel = %s", task.Status.State)
+	}
+}
+
+// rpc posts a raw JSON-RPC body to the agent through the router.
+func rpc(t *testing.T, e *testEnv, auth, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.agentURL(), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+const sendBody = `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`
+
+func hs256WithPublicKey(t *testing.T, ti *testIssuer) string {
+	t.Helper()
+	// The classic key-confusion attack: HMAC-sign with the RSA public key as the secret.
+	pub, _ := x509.MarshalPKIXPublicKey(&ti.key.PublicKey)
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","kid":"k1","typ":"JWT"}`))
+	payload, _ := json.Marshal(ti.claims(nil))
+	signing := header + "." + base64.RawURLEncoding.EncodeToString(payload)
+	mac := hmac.New(sha256.New, pub)
+	mac.Write([]byte(signing))
+	return signing + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func algNone(t *testing.T, ti *testIssuer) string {
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
+	payload, _ := json.Marshal(ti.claims(nil))
+	return header + "." + base64.RawURLEncoding.EncodeToString(payload) + "."
+}
+
+// TestA2A_SecurityNegatives: each bad caller is refused with the right status, as a JSON-RPC
+// error carrying the request id, and nothing reaches the agent.
+func TestA2A_SecurityNegatives(t *testing.T) {
+	e := newTestEnv(t)
+	other := newTestIssuer(t)
+	cases := map[string]struct {
+		auth   func() string
+		status int
+	}{
+		"no token":             {func() string { return "" }, http.StatusUnauthorized},
+		"not a bearer token":   {func() string { return "Basic dXNlcjpwYXNz" }, http.StatusUnauthorized},
+		"alg none":             {func() string { return "Bearer " + algNone(t, e.issuer) }, http.StatusUnauthorized},
+		"HS256 with RSA key":   {func() string { return "Bearer " + hs256WithPublicKey(t, e.issuer) }, http.StatusUnauthorized},
+		"wrong issuer":         {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["iss"] = "https://evil/realms/x" }), "k1") }, http.StatusUnauthorized},
+		"wrong audience":       {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["aud"] = "someone-else" }), "k1") }, http.StatusUnauthorized},
+		"expired":              {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), "k1") }, http.StatusUnauthorized},
+		"unknown kid":          {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(nil), "k-unknown") }, http.StatusUnauthorized},
+		"signed by other key":  {func() string { return "Bearer " + other.sign(t, e.issuer.claims(nil), "k1") }, http.StatusUnauthorized},
+		"caller not allowed":   {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["azp"] = "spiffe://td.test/ns/x/sa/intruder" }), "k1") }, http.StatusForbidden},
+		"garbage":              {func() string { return "Bearer not.a.jwt" }, http.StatusUnauthorized},
+		"no expiry":            {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { delete(c, "exp") }), "k1") }, http.StatusUnauthorized},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			before := len(e.exec.seenAuth())
+			status, body := rpc(t, e, tc.auth(), sendBody)
+			if status != tc.status {
+				t.Fatalf("status = %d, want %d (body %v)", status, tc.status, body)
+			}
+			errObj, _ := body["error"].(map[string]any)
+			if errObj == nil || body["id"] != float64(7) {
+				t.Fatalf("want a JSON-RPC error with id 7, got %v", body)
+			}
+			if after := len(e.exec.seenAuth()); after != before {
+				t.Fatalf("the request reached the agent")
+			}
+		})
+	}
+	// And the valid token passes, so the refusals above are not a broken setup.
+	if status, body := rpc(t, e, "Bearer "+e.issuer.token(t), sendBody); status != http.StatusOK || body["result"] == nil {
+		t.Fatalf("valid token: %d %v", status, body)
+	}
+}
+
+// TestA2A_ExchangeRefused: when Keycloak refuses the exchange, the caller gets 403 and the
+// agent nothing.
+func TestA2A_ExchangeRefused(t *testing.T) {
+	e := newTestEnv(t)
+	e.tokens.refuse.Store(true)
+	status, body := rpc(t, e, "Bearer "+e.issuer.token(t), sendBody)
+	if status != http.StatusForbidden || len(e.exec.seenAuth()) != 0 {
+		t.Fatalf("status %d body %v, agent calls %d", status, body, len(e.exec.seenAuth()))
+	}
+}
+
+// TestA2A_EnvelopeErrors: malformed requests are answered by the router, not forwarded.
+func TestA2A_EnvelopeErrors(t *testing.T) {
+	e := newTestEnv(t)
+	auth := "Bearer " + e.issuer.token(t)
+	cases := map[string]struct {
+		body   string
+		status int
+		code   float64
+	}{
+		"not JSON":       {`{nope`, http.StatusBadRequest, codeParseError},
+		"no version":     {`{"id":1,"method":"SendMessage"}`, http.StatusBadRequest, codeInvalidRequest},
+		"batch":          {`[{"jsonrpc":"2.0","id":1,"method":"SendMessage"}]`, http.StatusBadRequest, codeInvalidRequest},
+		"unknown method": {`{"jsonrpc":"2.0","id":1,"method":"tasks/delete"}`, http.StatusOK, codeMethodNotFound},
+		"object id":      {`{"jsonrpc":"2.0","id":{"a":1},"method":"GetTask"}`, http.StatusBadRequest, codeInvalidRequest},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			status, body := rpc(t, e, auth, tc.body)
+			errObj, _ := body["error"].(map[string]any)
+			if status != tc.status || errObj == nil || errObj["code"] != tc.code {
+				t.Fatalf("got %d %v, want %d code %v", status, body, tc.status, tc.code)
+			}
+		})
+	}
+	if len(e.exec.seenAuth()) != 0 {
+		t.Fatal("a malformed request reached the agent")
+	}
+	big := `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":"` + strings.Repeat("x", 5<<20) + `"}`
+	if status, _ := rpc(t, e, auth, big); status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: status %d, want 413", status)
+	}
+}
+
+// TestA2A_BackendDown: an unreachable agent is a JSON-RPC error at once, not a hang.
+func TestA2A_BackendDown(t *testing.T) {
+	e := newTestEnv(t)
+	dead, _ := url.Parse("http://127.0.0.1:1")
+	e.registry.SetService(Route{Namespace: "team1", Name: "agent1", Type: contract.TypeAgent, Protocol: "a2a", Upstream: dead,
+		Policy: contract.Policy{Audience: testCallee, AllowedCallers: []string{testCaller}}})
+	start := time.Now()
+	status, body := rpc(t, e, "Bearer "+e.issuer.token(t), sendBody)
+	errObj, _ := body["error"].(map[string]any)
+	if status != http.StatusBadGateway || errObj == nil || body["id"] != float64(7) || time.Since(start) > 5*time.Second {
+		t.Fatalf("got %d %v after %s", status, body, time.Since(start))
+	}
+}
+
+// TestSSE_FlushesAtOnceAndClientCancels: stream events reach the client while the agent is
+// still working, and a client that goes away cancels the upstream request.
+func TestSSE_FlushesAtOnceAndClientCancels(t *testing.T) {
+	upstreamDone := make(chan struct{})
+	release := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"n\":1}}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			close(upstreamDone)
+		case <-release:
+		}
+	}))
+	defer upstream.Close()
+	defer close(release)
+	reg := NewRegistry()
+	up, _ := url.Parse(upstream.URL)
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
+	rt, err := New(Config{PublicURL: "http://router", Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt)
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/a2a/ns/a", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"message/stream","params":{}}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "data: ") {
+		t.Fatalf("first event not relayed while the upstream still streams: %q %v", line, err)
+	}
+	cancel()
+	resp.Body.Close()
+	select {
+	case <-upstreamDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request was not cancelled when the client went away")
+	}
+}
+
+// TestCardAndCatalog: the card is rewritten to the router; the catalog filters by skill,
+// framework and protocol.
+func TestCardAndCatalog(t *testing.T) {
+	e := newTestEnv(t)
+	for _, path := range []string{"/.well-known/agent-card.json", "/.well-known/agent.json"} {
+		resp, err := http.Get(e.agentURL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var card map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&card)
+		resp.Body.Close()
+		if card["url"] != e.agentURL() || card["name"] != "agent1" {
+			t.Fatalf("%s: card %v", path, card)
+		}
+	}
+	get := func(q string) int {
+		resp, err := http.Get(e.srv.URL + "/agents" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Agents []catalogEntry `json:"agents"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return len(out.Agents)
+	}
+	for q, want := range map[string]int{"": 1, "?skill=echo": 1, "?skill=test": 1, "?skill=weather": 0, "?framework=langgraph": 1, "?framework=crewai": 0, "?protocol=acp": 0} {
+		if got := get(q); got != want {
+			t.Errorf("GET /agents%s: %d agents, want %d", q, got, want)
+		}
+	}
+}
+
+// TestACP: runs are routed by agent_name, and later calls on a run go to the agent that made it.
+func TestACP(t *testing.T) {
+	var calls sync.Map
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Store(r.Method+" "+r.URL.Path, r.Header.Get("Authorization"))
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/runs":
+			writeJSON(w, http.StatusOK, map[string]any{"run_id": "run-1", "agent_name": "summarizer", "status": "completed"})
+		case r.URL.Path == "/runs/run-1":
+			writeJSON(w, http.StatusOK, map[string]any{"run_id": "run-1", "status": "completed"})
+		case r.URL.Path == "/runs/run-1/cancel":
+			writeJSON(w, http.StatusAccepted, map[string]any{"run_id": "run-1", "status": "cancelling"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer peer.Close()
+	e := newTestEnv(t)
+	up, _ := url.Parse(peer.URL)
+	e.registry.SetService(Route{Namespace: "team1", Name: "summarizer", Type: contract.TypeAgent, Protocol: "acp", Upstream: up,
+		Policy: contract.Policy{Audience: "spiffe://td.test/ns/team1/sa/summarizer"}})
+	e.registry.SetCard("team1", "summarizer", json.RawMessage(`{"name":"summarizer","description":"sums"}`))
+	token := e.issuer.token(t)
+	do := func(method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if status, out := do(http.MethodGet, "/acp/team1/agents", ""); status != 200 || len(out["agents"].([]any)) != 1 {
+		t.Fatalf("GET agents: %d %v", status, out)
+	}
+	if status, out := do(http.MethodPost, "/acp/team1/runs", `{"agent_name":"summarizer","input":[],"mode":"sync"}`); status != 200 || out["run_id"] != "run-1" {
+		t.Fatalf("POST runs: %d %v", status, out)
+	}
+	if status, _ := do(http.MethodGet, "/acp/team1/runs/run-1", ""); status != 200 {
+		t.Fatalf("GET run: %d", status)
+	}
+	if status, _ := do(http.MethodPost, "/acp/team1/runs/run-1/cancel", ""); status != http.StatusAccepted {
+		t.Fatalf("cancel run: %d", status)
+	}
+	if status, out := do(http.MethodPost, "/acp/team1/runs", `{"agent_name":"nobody"}`); status != 404 || out["code"] != "not_found" {
+		t.Fatalf("unknown agent: %d %v", status, out)
+	}
+	auth, _ := calls.Load("POST /runs")
+	if a, _ := auth.(string); !strings.HasPrefix(a, "Bearer exchanged:spiffe://td.test/ns/team1/sa/summarizer:") {
+		t.Fatalf("the ACP agent received %q, want an exchanged token", auth)
+	}
+}
