@@ -344,18 +344,28 @@ func TestA2A_SecurityNegatives(t *testing.T) {
 		auth   func() string
 		status int
 	}{
-		"no token":             {func() string { return "" }, http.StatusUnauthorized},
-		"not a bearer token":   {func() string { return "Basic dXNlcjpwYXNz" }, http.StatusUnauthorized},
-		"alg none":             {func() string { return "Bearer " + algNone(t, e.issuer) }, http.StatusUnauthorized},
-		"HS256 with RSA key":   {func() string { return "Bearer " + hs256WithPublicKey(t, e.issuer) }, http.StatusUnauthorized},
-		"wrong issuer":         {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["iss"] = "https://evil/realms/x" }), "k1") }, http.StatusUnauthorized},
-		"wrong audience":       {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["aud"] = "someone-else" }), "k1") }, http.StatusUnauthorized},
-		"expired":              {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), "k1") }, http.StatusUnauthorized},
-		"unknown kid":          {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(nil), "k-unknown") }, http.StatusUnauthorized},
-		"signed by other key":  {func() string { return "Bearer " + other.sign(t, e.issuer.claims(nil), "k1") }, http.StatusUnauthorized},
-		"caller not allowed":   {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["azp"] = "spiffe://td.test/ns/x/sa/intruder" }), "k1") }, http.StatusForbidden},
-		"garbage":              {func() string { return "Bearer not.a.jwt" }, http.StatusUnauthorized},
-		"no expiry":            {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { delete(c, "exp") }), "k1") }, http.StatusUnauthorized},
+		"no token":           {func() string { return "" }, http.StatusUnauthorized},
+		"not a bearer token": {func() string { return "Basic dXNlcjpwYXNz" }, http.StatusUnauthorized},
+		"alg none":           {func() string { return "Bearer " + algNone(t, e.issuer) }, http.StatusUnauthorized},
+		"HS256 with RSA key": {func() string { return "Bearer " + hs256WithPublicKey(t, e.issuer) }, http.StatusUnauthorized},
+		"wrong issuer": {func() string {
+			return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["iss"] = "https://evil/realms/x" }), "k1")
+		}, http.StatusUnauthorized},
+		"wrong audience": {func() string {
+			return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["aud"] = "someone-else" }), "k1")
+		}, http.StatusUnauthorized},
+		"expired": {func() string {
+			return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), "k1")
+		}, http.StatusUnauthorized},
+		"unknown kid":         {func() string { return "Bearer " + e.issuer.sign(t, e.issuer.claims(nil), "k-unknown") }, http.StatusUnauthorized},
+		"signed by other key": {func() string { return "Bearer " + other.sign(t, e.issuer.claims(nil), "k1") }, http.StatusUnauthorized},
+		"caller not allowed": {func() string {
+			return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["azp"] = "spiffe://td.test/ns/x/sa/intruder" }), "k1")
+		}, http.StatusForbidden},
+		"garbage": {func() string { return "Bearer not.a.jwt" }, http.StatusUnauthorized},
+		"no expiry": {func() string {
+			return "Bearer " + e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { delete(c, "exp") }), "k1")
+		}, http.StatusUnauthorized},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
