@@ -57,8 +57,10 @@ func runTests(m *testing.M) int {
 		}
 		testAccCLIs = append(testAccCLIs, testCLI{name: name, path: builder.Path(tool, name)})
 	}
-	// plugin-testing would otherwise try to download a CLI, and tofu refuses the legacy "-"
-	// provider namespace.
+	// plugin-testing would otherwise try to download a CLI (or take one from PATH), and tofu
+	// refuses the legacy "-" provider namespace. Tests set the path per CLI; this default keeps a
+	// test that forgets to on a cached CLI.
+	os.Setenv("TF_ACC_TERRAFORM_PATH", testAccCLIs[0].path)
 	os.Setenv("TF_ACC_PROVIDER_NAMESPACE", "kagenti")
 	os.Setenv("TF_CLI_CONFIG_FILE", os.DevNull)
 

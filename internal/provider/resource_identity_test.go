@@ -57,15 +57,24 @@ func (e *identityTestEnv) issuer() string {
 // clientToken logs a workload in with a JWT-SVID minted for it as the client assertion: no
 // secret is involved anywhere.
 func (e *identityTestEnv) clientToken(ctx context.Context, spiffeID string) (string, error) {
+	return e.clientTokenWithScope(ctx, spiffeID, "")
+}
+
+// clientTokenWithScope is clientToken asking for a scope (e.g. an audience scope).
+func (e *identityTestEnv) clientTokenWithScope(ctx context.Context, spiffeID, scope string) (string, error) {
 	svid, err := e.spire.MintJWTSVID(ctx, spiffeID, []string{e.issuer()}, 2*time.Minute)
 	if err != nil {
 		return "", err
 	}
-	return e.tokenRequest(ctx, url.Values{
+	form := url.Values{
 		"grant_type":            {"client_credentials"},
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-spiffe"},
 		"client_assertion":      {svid},
-	})
+	}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	return e.tokenRequest(ctx, form)
 }
 
 // exchange is an RFC 8693 token exchange by the workload spiffeID (authenticated by a fresh

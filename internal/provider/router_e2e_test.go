@@ -1,0 +1,321 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
+	"github.com/kagenti/terraform-provider-kagenti/internal/router"
+)
+
+// e2eAgent is an A2A SDK agent on loopback that records the token of every call. With a next
+// hop it calls that agent through the router first, as a workload would: it exchanges the
+// token it received for one addressed to the router, authenticating with its own JWT-SVID.
+type e2eAgent struct {
+	name     string
+	spiffeID string
+	env      *identityTestEnv
+	// next is the router URL of the agent to call, and routerClientID the router's audience.
+	next, routerClientID string
+
+	mu     sync.Mutex
+	tokens []string
+}
+
+func (a *e2eAgent) received() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.tokens...)
+}
+
+func (a *e2eAgent) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
+	return func(yield func(a2a.Event, error) bool) {
+		auth := ""
+		if v, ok := ec.ServiceParams.Get("authorization"); ok && len(v) > 0 {
+			auth = strings.TrimPrefix(v[0], "Bearer ")
+		}
+		a.mu.Lock()
+		a.tokens = append(a.tokens, auth)
+		a.mu.Unlock()
+		text := ""
+		for _, p := range ec.Message.Parts {
+			text += p.Text()
+		}
+		reply := a.name + " got: " + text
+		if a.next != "" {
+			answer, err := a.callNext(ctx, auth, text)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			reply = a.name + " asked the next agent, which said: " + answer
+		}
+		yield(a2a.NewMessage(a2a.MessageRoleAgent, a2a.NewTextPart(reply)), nil)
+	}
+}
+
+func (a *e2eAgent) callNext(ctx context.Context, incoming, text string) (string, error) {
+	token, err := a.env.exchange(ctx, a.spiffeID, incoming, a.routerClientID)
+	if err != nil {
+		return "", fmt.Errorf("%s: exchange for the router: %w", a.name, err)
+	}
+	card, err := agentcard.DefaultResolver.Resolve(ctx, a.next)
+	if err != nil {
+		return "", err
+	}
+	client, err := a2aclient.NewFromCard(ctx, card)
+	if err != nil {
+		return "", err
+	}
+	ctx = a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + token}})
+	res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart(text))})
+	if err != nil {
+		return "", err
+	}
+	m, ok := res.(*a2a.Message)
+	if !ok {
+		return "", fmt.Errorf("next agent answered a %T", res)
+	}
+	return m.Parts[0].Text(), nil
+}
+
+func (a *e2eAgent) Cancel(context.Context, *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
+	return func(func(a2a.Event, error) bool) {}
+}
+
+func serveAgent(t *testing.T, a *e2eAgent) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: a2asrv.NewJSONRPCHandler(a2asrv.NewHandler(a)), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + l.Addr().String()
+}
+
+// TestAccRouter_EndToEnd: Terraform creates the identities and two agents (registered by
+// endpoint; they run as A2A SDK servers on loopback); kagenti-router runs out of cluster against
+// the sandbox. A real A2A client with a Keycloak token calls agent 1 through the router; agent 1
+// calls agent 2 through the router with a token it exchanged; each hop's token is checked: every
+// agent gets a token addressed to it, for the same subject, and never the caller's.
+func TestAccRouter_EndToEnd(t *testing.T) {
+	client := testAccKube(t)
+	env := newIdentityTestEnv(t)
+	for _, cli := range testAccCLIs {
+		t.Run(cli.name, func(t *testing.T) {
+			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+			testAccRouterEndToEnd(t, client, env)
+		})
+	}
+}
+
+func testAccRouterEndToEnd(t *testing.T, client kubernetes.Interface, env *identityTestEnv) {
+	ns := testAccNamespace(t, client)
+	td := testAccSandbox.Spire.TrustDomain
+	id := func(sa string) string { return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td, ns, sa) }
+	uiID, routerID, agent1ID, agent2ID := id("ui"), id("kagenti-router"), id("agent1"), id("agent2")
+
+	// The router listens first so that agent 1 knows where to call.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	routerURL := "http://" + l.Addr().String()
+	agent2 := &e2eAgent{name: "agent2", spiffeID: agent2ID, env: env}
+	agent1 := &e2eAgent{name: "agent1", spiffeID: agent1ID, env: env, next: routerURL + "/a2a/" + ns + "/agent2", routerClientID: routerID}
+	agent1URL, agent2URL := serveAgent(t, agent1), serveAgent(t, agent2)
+
+	config := fmt.Sprintf(`
+resource "kagenti_identity" "router" {
+  namespace       = %[1]q
+  service_account = "kagenti-router"
+  keycloak_client = { authentication = "client-secret", token_exchange = true }
+}
+
+resource "kagenti_identity" "ui" {
+  namespace       = %[1]q
+  service_account = "ui"
+  keycloak_client = { audiences = [kagenti_identity.router.keycloak_client_id] }
+}
+
+resource "kagenti_agent" "agent2" {
+  name      = "agent2"
+  namespace = %[1]q
+  framework = "custom"
+  endpoint  = %[2]q
+  identity = {
+    keycloak_client = { allowed_callers = [kagenti_agent.agent1.client_id, kagenti_identity.router.keycloak_client_id] }
+  }
+}
+
+resource "kagenti_agent" "agent1" {
+  name      = "agent1"
+  namespace = %[1]q
+  framework = "langgraph"
+  endpoint  = %[3]q
+  identity = {
+    keycloak_client = {
+      token_exchange  = true
+      audiences       = [kagenti_identity.router.keycloak_client_id]
+      allowed_callers = [kagenti_identity.ui.keycloak_client_id, kagenti_identity.router.keycloak_client_id]
+    }
+  }
+}
+`, ns, agent2URL, agent1URL)
+
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             checkNoLabelledObjects(client, ns),
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check: func(*terraform.State) error {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				stop := startRouter(ctx, t, client, env, ns, l, routerURL, routerID)
+				defer stop()
+
+				// The caller: a workload logged in with its JWT-SVID, token addressed to the router.
+				uiToken, err := env.clientTokenWithScope(ctx, uiID, keycloak.AudienceScopeName(routerID))
+				if err != nil {
+					return fmt.Errorf("ui login: %w", err)
+				}
+				card, err := agentcard.DefaultResolver.Resolve(ctx, routerURL+"/a2a/"+ns+"/agent1")
+				if err != nil {
+					return fmt.Errorf("agent 1's card through the router: %w", err)
+				}
+				a2a1, err := a2aclient.NewFromCard(ctx, card)
+				if err != nil {
+					return err
+				}
+				callCtx := a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + uiToken}})
+				res, err := a2a1.SendMessage(callCtx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("weather in Brno?"))})
+				if err != nil {
+					return fmt.Errorf("call agent 1 through the router: %w", err)
+				}
+				m, ok := res.(*a2a.Message)
+				if !ok || m.Parts[0].Text() != "agent1 asked the next agent, which said: agent2 got: weather in Brno?" {
+					return fmt.Errorf("answer = %+v", res)
+				}
+				uiClaims := claims(t, uiToken)
+				for _, hop := range []struct {
+					agent *e2eAgent
+					aud   string
+				}{{agent1, agent1ID}, {agent2, agent2ID}} {
+					got := hop.agent.received()
+					if len(got) != 1 {
+						return fmt.Errorf("%s received %d calls", hop.agent.name, len(got))
+					}
+					if got[0] == uiToken {
+						return fmt.Errorf("%s received the caller's own token", hop.agent.name)
+					}
+					c := claims(t, got[0])
+					if !containsString(audiences(c), hop.aud) || c["sub"] != uiClaims["sub"] || c["azp"] != routerID {
+						return fmt.Errorf("%s's token: aud %v sub %v azp %v; want aud %s, sub %v (the caller), azp %s (the router)",
+							hop.agent.name, c["aud"], c["sub"], c["azp"], hop.aud, uiClaims["sub"], routerID)
+					}
+				}
+				// A caller the policy does not list is refused by the router: agent 2 only takes agent 1.
+				direct, err := a2aclient.NewFromCard(ctx, mustResolve(ctx, t, routerURL+"/a2a/"+ns+"/agent2"))
+				if err != nil {
+					return err
+				}
+				_, err = direct.SendMessage(callCtx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("sneak"))})
+				if err == nil || len(agent2.received()) != 1 {
+					return fmt.Errorf("the ui reached agent 2 directly through the router (err %v)", err)
+				}
+				return nil
+			},
+		}},
+	})
+}
+
+func mustResolve(ctx context.Context, t *testing.T, u string) *a2a.AgentCard {
+	t.Helper()
+	card, err := agentcard.DefaultResolver.Resolve(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return card
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// startRouter wires kagenti-router as cmd/kagenti-router does: discovery against the sandbox,
+// Keycloak as the trusted issuer, and the router's own client (its secret read from the
+// Kubernetes Secret kagenti_identity wrote) for exchanges. It returns once both agents are
+// routable.
+func startRouter(ctx context.Context, t *testing.T, client kubernetes.Interface, env *identityTestEnv, ns string, l net.Listener, publicURL, routerID string) func() {
+	t.Helper()
+	secret, err := client.CoreV1().Secrets(ns).Get(ctx, "kagenti-router-keycloak", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the router's client secret: %v", err)
+	}
+	issuer := env.issuer()
+	registry := router.NewRegistry()
+	rt, err := router.New(router.Config{
+		PublicURL: publicURL, Registry: registry, Timeout: 30 * time.Second,
+		Log:       slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Verifier:  &router.Verifier{Issuers: []router.TrustedIssuer{{Issuer: issuer, JWKSURL: issuer + "/protocol/openid-connect/certs", Audiences: []string{routerID}}}},
+		Exchanger: &router.Exchanger{TokenURL: issuer + "/protocol/openid-connect/token", ClientID: string(secret.Data["client-id"]), ClientSecret: string(secret.Data["client-secret"])},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	synced := make(chan struct{})
+	disc := &router.Discovery{Client: client, Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+	go func() { _ = disc.Run(runCtx, synced) }()
+	srv := &http.Server{Handler: rt, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	<-synced
+	deadline := time.Now().Add(10 * time.Second)
+	for _, name := range []string{"agent1", "agent2"} {
+		for {
+			if r := registry.Lookup(ns, name); r != nil && len(r.Card) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the router did not discover %s/%s", ns, name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return func() {
+		cancel()
+		_ = srv.Close()
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
