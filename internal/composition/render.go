@@ -27,7 +27,7 @@ import (
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
-//go:embed templates/*.yaml.tmpl presets/agent/*.yaml presets/tool/*.yaml
+//go:embed templates/*.yaml.tmpl templates/platform/*.yaml.tmpl presets/agent/*.yaml presets/tool/*.yaml
 var embedded embed.FS
 
 // Object keys: the stable name of each composed object within a composite, in apply order.

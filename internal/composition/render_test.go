@@ -244,3 +244,48 @@ func TestRevision(t *testing.T) {
 		t.Errorf("a custom template must change the revision")
 	}
 }
+
+// TestRenderPlatformGolden: the platform's objects for a namespaced and a cluster-wide router.
+func TestRenderPlatformGolden(t *testing.T) {
+	r, err := composition.NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]composition.PlatformInput{
+		"namespaced-with-exchange": {Namespace: "kagenti-system", AgentNamespaces: []string{"team2", "team1"}, Image: "ghcr.io/kagenti/kagenti-router:0.1.0",
+			Replicas: 2, PublicURL: "https://agents.example.com", Issuer: "https://kc.example.com/realms/kagenti",
+			Audience: "spiffe://example.org/ns/kagenti-system/sa/kagenti-router", ClientSecretName: "kagenti-router-keycloak"},
+		"cluster-wide": {Namespace: "kagenti", Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 1},
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			out, err := r.RenderPlatform(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			fmt.Fprintf(&buf, "# url: %s\n", out.URL)
+			for _, o := range out.Objects {
+				y, err := yaml.Marshal(o.Object.Object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&buf, "---\n# key: %s\n%s", o.Key, y)
+			}
+			path := filepath.Join("testdata-platform", name+".yaml")
+			if *update {
+				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update)", err)
+			}
+			if diff := cmp.Diff(string(want), buf.String()); diff != "" {
+				t.Errorf("platform rendering changed (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -12,9 +12,11 @@ import (
 // apply converges (apply is idempotent). It returns the objects as the server holds them after
 // the apply, so that the caller need not read them again.
 func (a *Applier) Sync(ctx context.Context, sel CompositeSelector, objs []*unstructured.Unstructured, prune bool) (applied map[Ref]*unstructured.Unstructured, pruned []Ref, err error) {
-	ok, err := a.NamespaceExists(ctx, sel.Namespace)
-	if err != nil {
-		return nil, nil, fmt.Errorf("get namespace %s: %w", sel.Namespace, err)
+	ok := true
+	if sel.Namespace != "" { // a selector across namespaces applies its own
+		if ok, err = a.NamespaceExists(ctx, sel.Namespace); err != nil {
+			return nil, nil, fmt.Errorf("get namespace %s: %w", sel.Namespace, err)
+		}
 	}
 	if !ok {
 		return nil, nil, fmt.Errorf("namespace %q does not exist: create it first (for example with a kubernetes_namespace resource) or choose another namespace", sel.Namespace)

@@ -290,6 +290,7 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 		return
 	}
 	data := &providerData{
+		version:     p.version,
 		labelDomain: stringOr(cfg.LabelDomain, "KAGENTI_LABEL_DOMAIN", DefaultLabelDomain),
 		renderer:    renderer,
 	}
@@ -362,6 +363,7 @@ func (p *kagentiProvider) Resources(_ context.Context) []func() resource.Resourc
 		NewAgentResource,
 		NewToolResource,
 		NewIdentityResource,
+		NewPlatformResource,
 	}
 }
 

@@ -22,6 +22,8 @@ type spireConfig = spire.Config
 // and a client per backend, each connected on first use. A configuration that never touches
 // SPIRE or Keycloak therefore plans and applies without them.
 type providerData struct {
+	// version is the provider's, for the default router image built from the same version.
+	version        string
 	labelDomain    string
 	kubeConfig     kube.Config
 	spireConfig    spireConfig
@@ -36,6 +38,15 @@ type providerData struct {
 	spire    *spire.Client
 	spireTD  spiffeid.TrustDomain
 	keycloak *keycloak.Client
+}
+
+// defaultRouterImage is the kagenti-router image built from the same version as the provider.
+func (d *providerData) defaultRouterImage() string {
+	v := d.version
+	if v == "" || v == "dev" || v == "test" {
+		v = "dev"
+	}
+	return "ghcr.io/kagenti/kagenti-router:" + v
 }
 
 // errBackendNotConfigured is returned when a resource needs a backend the provider has no

@@ -1,0 +1,32 @@
+# The front door: kagenti-router in its own namespace, serving the agents of team1 and team2,
+# validating callers' Keycloak tokens and exchanging them for each agent.
+resource "kagenti_platform" "main" {
+  namespace        = "kagenti-system"
+  agent_namespaces = ["team1", "team2"]
+  router_replicas  = 2
+  public_url       = "https://agents.example.com"
+  token_exchange   = true
+}
+
+# Callers get tokens addressed to the router; agents let the router obtain tokens for them.
+resource "kagenti_identity" "ui" {
+  namespace       = "team1"
+  service_account = "ui"
+  keycloak_client = { audiences = [kagenti_platform.main.router_client_id] }
+}
+
+resource "kagenti_agent" "weather" {
+  name      = "weather-service"
+  namespace = "team1"
+  framework = "langgraph"
+  image     = "ghcr.io/example/weather-service:1.4.0"
+  identity = {
+    keycloak_client = {
+      allowed_callers = [kagenti_identity.ui.keycloak_client_id, kagenti_platform.main.router_client_id]
+    }
+  }
+}
+
+output "weather_agent_card" {
+  value = "${kagenti_platform.main.router_url}/a2a/team1/weather-service/.well-known/agent-card.json"
+}

@@ -1,0 +1,212 @@
+package composition
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"slices"
+	"strings"
+	"text/template"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+)
+
+// RouterName names the router's Deployment, Service and ServiceAccount.
+const RouterName = "kagenti-router"
+
+// PlatformInput is the spec of a Kagenti platform: a namespace running kagenti-router.
+type PlatformInput struct {
+	Namespace   string `json:"namespace"`
+	LabelDomain string `json:"-"`
+	// AgentNamespaces the router serves; empty means every namespace (cluster-wide read).
+	AgentNamespaces []string `json:"agent_namespaces,omitempty"`
+	Image           string   `json:"image"`
+	Replicas        int64    `json:"replicas"`
+	PublicURL       string   `json:"public_url,omitempty"`
+	// Issuer, Audience and TokenURL configure token validation and exchange; ClientSecretName
+	// is the Secret with the router's client-id and client-secret.
+	Issuer           string `json:"issuer,omitempty"`
+	Audience         string `json:"audience,omitempty"`
+	TokenURL         string `json:"token_url,omitempty"`
+	ClientSecretName string `json:"client_secret_name,omitempty"`
+}
+
+// PlatformKinds are every kind a platform may own, for pruning and deletion.
+func PlatformKinds() []schema.GroupVersionKind {
+	return []schema.GroupVersionKind{
+		{Version: "v1", Kind: "Namespace"},
+		{Version: "v1", Kind: "ServiceAccount"},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"},
+		{Group: "apps", Version: "v1", Kind: "Deployment"},
+		{Version: "v1", Kind: "Service"},
+		{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"},
+	}
+}
+
+// ValidatePlatform checks a platform input.
+func ValidatePlatform(in PlatformInput) field.ErrorList {
+	var errs field.ErrorList
+	for _, msg := range validation.IsDNS1123Label(in.Namespace) {
+		errs = append(errs, field.Invalid(field.NewPath("namespace"), in.Namespace, msg))
+	}
+	for i, ns := range in.AgentNamespaces {
+		for _, msg := range validation.IsDNS1123Label(ns) {
+			errs = append(errs, field.Invalid(field.NewPath("agent_namespaces").Index(i), ns, msg))
+		}
+	}
+	if !imageRef.MatchString(in.Image) {
+		errs = append(errs, field.Invalid(field.NewPath("router", "image"), in.Image, "must be an image reference such as ghcr.io/kagenti/kagenti-router:0.1.0"))
+	}
+	if in.Replicas < 1 || in.Replicas > 100 {
+		errs = append(errs, field.Invalid(field.NewPath("router", "replicas"), in.Replicas, "must be between 1 and 100"))
+	}
+	if in.PublicURL != "" {
+		if u, err := url.Parse(in.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, field.Invalid(field.NewPath("router", "public_url"), in.PublicURL, "must be an http(s) URL such as https://agents.example.com"))
+		}
+	}
+	return errs
+}
+
+// RouterURL is where clients reach the router: the public URL, else its in-cluster Service.
+func (in PlatformInput) RouterURL() string {
+	if in.PublicURL != "" {
+		return in.PublicURL
+	}
+	return fmt.Sprintf("http://%s.%s.svc.cluster.local", RouterName, in.Namespace)
+}
+
+// RenderPlatform expands a platform into its objects, in apply order.
+func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
+	if errs := ValidatePlatform(in); len(errs) > 0 {
+		return nil, &Error{Errs: errs}
+	}
+	keys := contract.NewKeys(in.LabelDomain)
+	out := &Output{Revision: r.Revision(Input{}), URL: in.RouterURL()}
+	selector := map[string]string{"app.kubernetes.io/name": RouterName, keys.Type(): "platform"}
+	labels := map[string]string{
+		"app.kubernetes.io/name":       RouterName,
+		"app.kubernetes.io/managed-by": contract.ManagedBy,
+		keys.Type():                    "platform",
+		keys.Composite():               in.Namespace,
+		keys.Revision():                out.Revision[len("sha256:"):][:16],
+	}
+	spec, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-listen=:8080", "-public-url=" + in.RouterURL(), "-label-domain=" + keys.Domain}
+	if len(in.AgentNamespaces) > 0 {
+		ns := append([]string(nil), in.AgentNamespaces...)
+		slices.Sort(ns)
+		args = append(args, "-namespaces="+strings.Join(ns, ","))
+	}
+	if in.Issuer != "" {
+		args = append(args, "-issuer="+in.Issuer, "-audience="+in.Audience)
+		if in.TokenURL != "" {
+			args = append(args, "-token-url="+in.TokenURL)
+		}
+		if in.ClientSecretName != "" {
+			args = append(args, "-client-id="+in.Audience, "-client-secret-file=/var/run/kagenti/keycloak/client-secret")
+		}
+	}
+	data := map[string]any{
+		"In": in, "Name": RouterName, "Args": args, "SelectorLabels": selector, "PodLabels": labels,
+		"ServiceAnnotations": map[string]string{keys.Spec(): string(spec), keys.URL(): out.URL},
+		"Target":             "", "RBACName": RouterName + "-" + in.Namespace,
+	}
+	render := func(key, file string, data map[string]any) error {
+		obj, err := r.renderPlatformObject(file, data)
+		if err != nil {
+			return fmt.Errorf("render platform object %q: %w", key, err)
+		}
+		out.Objects = append(out.Objects, Object{Key: key, Object: obj})
+		return nil
+	}
+	if err := render("namespace", "namespace", data); err != nil {
+		return nil, err
+	}
+	if err := render("serviceaccount", "serviceaccount", data); err != nil {
+		return nil, err
+	}
+	targets := append([]string(nil), in.AgentNamespaces...)
+	slices.Sort(targets)
+	if len(targets) == 0 {
+		targets = []string{""}
+	}
+	for _, ns := range targets {
+		d := map[string]any{}
+		for k, v := range data {
+			d[k] = v
+		}
+		d["Target"] = ns
+		if ns != "" {
+			d["RBACName"] = RouterName
+		}
+		if err := render("role/"+ns, "role", d); err != nil {
+			return nil, err
+		}
+		if err := render("rolebinding/"+ns, "rolebinding", d); err != nil {
+			return nil, err
+		}
+	}
+	for _, key := range []string{"deployment", "service"} {
+		if err := render(key, key, data); err != nil {
+			return nil, err
+		}
+	}
+	if in.Replicas > 1 {
+		if err := render("pdb", "pdb", data); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range out.Objects {
+		l := o.Object.GetLabels()
+		if l == nil {
+			l = map[string]string{}
+		}
+		for k, v := range labels {
+			l[k] = v
+		}
+		o.Object.SetLabels(l)
+		a := o.Object.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[keys.ResourceName()] = o.Key
+		o.Object.SetAnnotations(a)
+	}
+	return out, nil
+}
+
+func (r *Renderer) renderPlatformObject(file string, data map[string]any) (*unstructured.Unstructured, error) {
+	raw, err := fs.ReadFile(r.files, "templates/platform/"+file+".yaml.tmpl")
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := template.New(file).Option("missingkey=error").Funcs(funcs).Parse(string(raw))
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, data); err != nil {
+		return nil, err
+	}
+	j, err := yaml.YAMLToJSON(buf.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	obj := &unstructured.Unstructured{}
+	return obj, obj.UnmarshalJSON(j)
+}

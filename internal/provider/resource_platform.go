@@ -1,0 +1,444 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	rschema "github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
+	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
+)
+
+var (
+	_ resource.Resource                = &platformResource{}
+	_ resource.ResourceWithConfigure   = &platformResource{}
+	_ resource.ResourceWithImportState = &platformResource{}
+	_ resource.ResourceWithModifyPlan  = &platformResource{}
+)
+
+// NewPlatformResource returns the kagenti_platform resource.
+func NewPlatformResource() resource.Resource { return &platformResource{} }
+
+// platformResource runs kagenti-router in its own namespace, with least-privilege RBAC in the
+// namespaces it serves and, with token exchange, its own workload identity.
+type platformResource struct {
+	data *providerData
+}
+
+type platformResourceModel struct {
+	ID              types.String   `tfsdk:"id"`
+	Namespace       types.String   `tfsdk:"namespace"`
+	AgentNamespaces types.List     `tfsdk:"agent_namespaces"`
+	RouterImage     types.String   `tfsdk:"router_image"`
+	RouterReplicas  types.Int64    `tfsdk:"router_replicas"`
+	PublicURL       types.String   `tfsdk:"public_url"`
+	TokenExchange   types.Bool     `tfsdk:"token_exchange"`
+	WaitForRollout  types.Bool     `tfsdk:"wait_for_rollout"`
+	Timeouts        timeouts.Value `tfsdk:"timeouts"`
+
+	RouterURL      types.String `tfsdk:"router_url"`
+	RouterClientID types.String `tfsdk:"router_client_id"`
+	Revision       types.String `tfsdk:"revision"`
+	Objects        types.List   `tfsdk:"objects"`
+}
+
+func (r *platformResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_platform"
+}
+
+func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = rschema.Schema{
+		MarkdownDescription: "The Kagenti platform: a namespace running kagenti-router, the A2A/ACP front door every agent is reached " +
+			"through. It creates the namespace, the router's ServiceAccount, read-only RBAC (Services and ConfigMaps) in the agent " +
+			"namespaces it serves, the Deployment, Service and PodDisruptionBudget, and with `token_exchange` the router's own " +
+			"workload identity (SPIRE entry and Keycloak client). Deleting it removes all of it, namespace included.",
+		Attributes: map[string]rschema.Attribute{
+			"id": rschema.StringAttribute{
+				MarkdownDescription: "The platform namespace; also the import ID.", Computed: true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"namespace": rschema.StringAttribute{
+				MarkdownDescription: "Namespace the platform creates and owns (it must not exist yet). Changing it replaces the platform.",
+				Required:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+				Validators:          []validator.String{stringvalidator.RegexMatches(dns1123Label, "must be a DNS-1123 label")},
+			},
+			"agent_namespaces": rschema.ListAttribute{
+				MarkdownDescription: "Namespaces whose agents and tools the router serves (it gets read access there only). Empty: all namespaces, with cluster-wide read access.",
+				Optional:            true, ElementType: types.StringType,
+				Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(stringvalidator.RegexMatches(dns1123Label, "must be a DNS-1123 label"))},
+			},
+			"router_image": rschema.StringAttribute{
+				MarkdownDescription: "Router image; defaults to the one built from this provider's version (`make router-image`).",
+				Optional:            true, Computed: true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"router_replicas": rschema.Int64Attribute{
+				MarkdownDescription: "Router pods (default 2; more than one adds a PodDisruptionBudget).",
+				Optional:            true, Computed: true, Default: int64default.StaticInt64(2),
+				Validators: []validator.Int64{int64validator.Between(1, 100)},
+			},
+			"public_url": rschema.StringAttribute{
+				MarkdownDescription: "URL clients reach the router at (agent cards are rewritten to it); default its in-cluster Service URL.",
+				Optional:            true,
+				Validators:          []validator.String{stringvalidator.RegexMatches(httpURL, "must be an http(s) URL such as https://agents.example.com")},
+			},
+			"token_exchange": rschema.BoolAttribute{
+				MarkdownDescription: "Validate callers' Keycloak tokens and exchange them for each callee (needs the provider's `spire` and " +
+					"`keycloak`). The router gets its own identity; callers request tokens for `router_client_id`, and each agent lists it in " +
+					"its `allowed_callers`.",
+				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+			},
+			"wait_for_rollout": rschema.BoolAttribute{
+				MarkdownDescription: "Wait until the router Deployment is Available (default `true`).",
+				Optional:            true, Computed: true, Default: booldefault.StaticBool(true),
+			},
+			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+			"router_url": rschema.StringAttribute{
+				MarkdownDescription: "Where clients reach the router.", Computed: true,
+			},
+			"router_client_id": rschema.StringAttribute{
+				MarkdownDescription: "Keycloak client id of the router (its SPIFFE ID), with `token_exchange`.", Computed: true,
+			},
+			"revision": rschema.StringAttribute{MarkdownDescription: "`sha256:` of the composition templates.", Computed: true},
+			"objects": rschema.ListNestedAttribute{
+				MarkdownDescription: "The composed objects and whether each is in sync with the cluster.",
+				Computed:            true,
+				NestedObject: rschema.NestedAttributeObject{Attributes: map[string]rschema.Attribute{
+					"key": rschema.StringAttribute{MarkdownDescription: "Key.", Computed: true}, "api_version": rschema.StringAttribute{MarkdownDescription: "API version.", Computed: true},
+					"kind": rschema.StringAttribute{MarkdownDescription: "Kind.", Computed: true}, "namespace": rschema.StringAttribute{MarkdownDescription: "Namespace.", Computed: true},
+					"name": rschema.StringAttribute{MarkdownDescription: "Name.", Computed: true}, "in_sync": rschema.BoolAttribute{MarkdownDescription: "In sync.", Computed: true},
+					"drift": rschema.ListAttribute{MarkdownDescription: "Drifted fields.", Computed: true, ElementType: types.StringType},
+				}},
+			},
+		},
+	}
+}
+
+func (r *platformResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.Append(unexpectedConfigureType(req.ProviderData))
+		return
+	}
+	r.data = data
+}
+
+func (r *platformResource) engine() *compositeEngine {
+	return &compositeEngine{data: r.data, kind: "platform"}
+}
+
+// input builds the platform input; resolve connects to SPIRE and Keycloak for the router's
+// identity and the realm's URLs (not while planning).
+func (r *platformResource) input(ctx context.Context, m *platformResourceModel, resolve bool) (composition.PlatformInput, *composition.Input, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	in := composition.PlatformInput{
+		Namespace: m.Namespace.ValueString(), LabelDomain: r.data.labelDomain, Image: m.RouterImage.ValueString(),
+		Replicas: m.RouterReplicas.ValueInt64(), PublicURL: m.PublicURL.ValueString(),
+	}
+	if in.Image == "" {
+		in.Image = r.data.defaultRouterImage()
+	}
+	in.AgentNamespaces = knownStrings(m.AgentNamespaces)
+	if !m.TokenExchange.ValueBool() {
+		return in, nil, diags
+	}
+	identity := &composition.Input{Kind: "platform", Name: composition.RouterName, Namespace: in.Namespace,
+		Identity: &composition.Identity{Client: &composition.IdentityClient{Authentication: keycloak.AuthClientSecret, TokenExchange: true}}}
+	if err := r.engine().resolveIdentity(ctx, identity, !resolve); err != nil {
+		diags.AddAttributeError(path.Root("token_exchange"), "Router Identity Unavailable", err.Error())
+		return in, nil, diags
+	}
+	in.Audience = identity.Identity.SPIFFEID
+	if resolve {
+		in.Issuer, in.TokenURL = identity.Identity.Client.Issuer, identity.Identity.Client.TokenURL
+		in.ClientSecretName = composition.RouterName + "-keycloak"
+	}
+	return in, identity, diags
+}
+
+func (r *platformResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || req.Plan.Raw.IsNull() {
+		return
+	}
+	var plan platformResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() || plan.Namespace.IsUnknown() || plan.AgentNamespaces.IsUnknown() {
+		return
+	}
+	if plan.RouterImage.IsUnknown() || plan.RouterImage.IsNull() {
+		plan.RouterImage = types.StringValue(r.data.defaultRouterImage())
+	}
+	in, identity, diags := r.input(ctx, &plan, false)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if errs := composition.ValidatePlatform(in); len(errs) > 0 {
+		resp.Diagnostics.Append(renderErrorDiags(&composition.Error{Errs: errs}, "Invalid Platform Configuration")...)
+		return
+	}
+	plan.ID = types.StringValue(in.Namespace)
+	plan.RouterURL = types.StringValue(in.RouterURL())
+	plan.RouterClientID = types.StringNull()
+	if identity != nil {
+		plan.RouterClientID = types.StringValue(identity.Identity.SPIFFEID)
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+func (r *platformResource) selector(ns string) kube.CompositeSelector {
+	keys := contract.NewKeys(r.data.labelDomain)
+	// Namespace "": the platform's objects live in its namespace, the agent namespaces and at
+	// cluster scope.
+	return kube.CompositeSelector{Labels: map[string]string{keys.Type(): "platform", keys.Composite(): ns}, Kinds: composition.PlatformKinds()}
+}
+
+func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, creating bool, diags *diag.Diagnostics) {
+	var d diag.Diagnostics
+	timeout := defaultCreateTimeout
+	if creating {
+		timeout, d = m.Timeouts.Create(ctx, defaultCreateTimeout)
+	} else {
+		timeout, d = m.Timeouts.Update(ctx, defaultCreateTimeout)
+	}
+	diags.Append(d...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if m.RouterImage.IsUnknown() || m.RouterImage.IsNull() {
+		m.RouterImage = types.StringValue(r.data.defaultRouterImage())
+	}
+	in, identity, d := r.input(ctx, m, true)
+	diags.Append(d...)
+	if diags.HasError() {
+		return
+	}
+	out, err := r.data.renderer.RenderPlatform(in)
+	if err != nil {
+		diags.Append(renderErrorDiags(err, "Invalid Platform Configuration")...)
+		return
+	}
+	applier, err := r.data.Applier()
+	if err != nil {
+		diags.Append(kubernetesUnreachable("applying the platform", err))
+		return
+	}
+	if creating {
+		// Refuse to take over a namespace that exists: destroy would delete it with everything in it.
+		if exists, err := applier.NamespaceExists(ctx, in.Namespace); err != nil {
+			diags.Append(kubernetesUnreachable("checking namespace "+in.Namespace, err))
+			return
+		} else if exists {
+			live, _ := applier.Get(ctx, kube.Ref{GVK: out.Objects[0].Object.GroupVersionKind(), Name: in.Namespace})
+			if live == nil || live.GetLabels()[contract.NewKeys(r.data.labelDomain).Composite()] != in.Namespace {
+				diags.AddAttributeError(path.Root("namespace"), "Namespace Exists",
+					fmt.Sprintf("Namespace %q already exists and is not a Kagenti platform's. The platform owns its namespace and deletes it "+
+						"on destroy, so choose a namespace that does not exist yet.", in.Namespace))
+				return
+			}
+		}
+	}
+	m.ID = types.StringValue(in.Namespace)
+	m.RouterURL = types.StringValue(out.URL)
+	m.Revision = types.StringValue(out.Revision)
+	objs := make([]*unstructured.Unstructured, len(out.Objects))
+	for i, o := range out.Objects {
+		objs[i] = o.Object
+	}
+	// The namespace first: the router's client secret is stored in it.
+	if _, err := applier.Apply(ctx, objs[0]); err != nil {
+		diags.AddError("Apply Failed", err.Error())
+		return
+	}
+	if identity != nil {
+		m.RouterClientID = types.StringValue(identity.Identity.SPIFFEID)
+		if err := r.engine().ensureIdentity(ctx, *identity, nil); err != nil {
+			diags.AddAttributeError(path.Root("token_exchange"), "Router Identity Not Reconciled", err.Error())
+			return
+		}
+	} else {
+		m.RouterClientID = types.StringNull()
+		// An identity the router had before is removed.
+		if err := r.engine().removeIdentity(ctx, fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", r.spireTrustDomain(ctx), in.Namespace, composition.RouterName), true); err != nil && r.data.spireConfig.Address != "" {
+			diags.AddWarning("Router Identity Not Removed", err.Error())
+		}
+	}
+	sel := r.selector(in.Namespace)
+	live, pruned, err := applier.Sync(ctx, sel, objs, !creating)
+	if err != nil {
+		diags.AddError("Apply Failed", fmt.Sprintf("Applying the platform %s failed; what was applied is recorded, apply again to finish.\n\nOriginal Error: %v", in.Namespace, err))
+	}
+	for _, p := range pruned {
+		tflog.Info(ctx, "pruned object no longer rendered", map[string]any{"object": p.String()})
+	}
+	if err == nil && m.WaitForRollout.ValueBool() {
+		if _, werr := applier.WaitDeploymentAvailable(ctx, in.Namespace, composition.RouterName, nil); werr != nil {
+			diags.AddError("Router Not Ready", werr.Error())
+		}
+	}
+	obs, oerr := applier.Observe(ctx, objs, live)
+	if oerr != nil {
+		diags.Append(kubernetesUnreachable("reading the platform", oerr))
+		return
+	}
+	if diags.HasError() {
+		obs = make([]kube.Observation, len(objs))
+	}
+	var od diag.Diagnostics
+	m.Objects, od = objectsValue(ctx, out, obs)
+	diags.Append(od...)
+}
+
+func (r *platformResource) spireTrustDomain(ctx context.Context) string {
+	_, td, err := r.data.Spire(ctx)
+	if err != nil {
+		return ""
+	}
+	return td.Name()
+}
+
+func (r *platformResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan platformResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.apply(ctx, &plan, true, &resp.Diagnostics)
+	if plan.ID.IsUnknown() {
+		return
+	}
+	if plan.Objects.IsUnknown() {
+		plan.Objects = types.ListNull(types.ObjectType{AttrTypes: objectAttrTypes})
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *platformResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan platformResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.apply(ctx, &plan, false, &resp.Diagnostics)
+	if plan.Objects.IsUnknown() {
+		plan.Objects = types.ListNull(types.ObjectType{AttrTypes: objectAttrTypes})
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state platformResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	applier, err := r.data.Applier()
+	if err != nil {
+		resp.Diagnostics.Append(kubernetesUnreachable("reading the platform", err))
+		return
+	}
+	ns := state.ID.ValueString()
+	if state.Namespace.IsNull() {
+		// Import: the spec is on the router's Service.
+		svc, err := applier.Get(ctx, kube.Ref{GVK: serviceGVK, Namespace: ns, Name: composition.RouterName})
+		if err != nil || svc == nil {
+			resp.Diagnostics.AddError("Cannot Import Platform", fmt.Sprintf("No kagenti-router Service in namespace %q (%v).", ns, err))
+			return
+		}
+		var in composition.PlatformInput
+		if err := json.Unmarshal([]byte(svc.GetAnnotations()[contract.NewKeys(r.data.labelDomain).Spec()]), &in); err != nil {
+			resp.Diagnostics.AddError("Cannot Import Platform", err.Error())
+			return
+		}
+		state.Namespace, state.RouterImage, state.RouterReplicas = types.StringValue(in.Namespace), types.StringValue(in.Image), types.Int64Value(in.Replicas)
+		state.AgentNamespaces, _ = optStringList(ctx, in.AgentNamespaces)
+		if in.PublicURL != "" {
+			state.PublicURL = types.StringValue(in.PublicURL)
+		} else {
+			state.PublicURL = types.StringNull()
+		}
+		state.TokenExchange = types.BoolValue(in.Audience != "")
+		state.WaitForRollout = types.BoolValue(true)
+		state.Timeouts = timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{"create": types.StringType, "update": types.StringType, "delete": types.StringType})}
+	}
+	in, _, diags := r.input(ctx, &state, true)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	out, err := r.data.renderer.RenderPlatform(in)
+	if err != nil {
+		resp.Diagnostics.Append(renderErrorDiags(err, "Invalid Platform Configuration")...)
+		return
+	}
+	objs := make([]*unstructured.Unstructured, len(out.Objects))
+	for i, o := range out.Objects {
+		objs[i] = o.Object
+	}
+	obs, err := applier.Observe(ctx, objs, nil)
+	if err != nil {
+		resp.Diagnostics.Append(kubernetesUnreachable("reading the platform", err))
+		return
+	}
+	if !obs[0].Exists {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	state.RouterURL, state.Revision = types.StringValue(out.URL), types.StringValue(out.Revision)
+	state.Objects, diags = objectsValue(ctx, out, obs)
+	resp.Diagnostics.Append(diags...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *platformResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state platformResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, d := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
+	resp.Diagnostics.Append(d...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if !state.RouterClientID.IsNull() {
+		if err := r.engine().removeIdentity(ctx, state.RouterClientID.ValueString(), true); err != nil {
+			resp.Diagnostics.AddError("Router Identity Not Deleted", err.Error())
+			return
+		}
+	}
+	applier, err := r.data.Applier()
+	if err != nil {
+		resp.Diagnostics.Append(kubernetesUnreachable("deleting the platform", err))
+		return
+	}
+	if err := applier.DeleteAll(ctx, r.selector(state.ID.ValueString())); err != nil {
+		resp.Diagnostics.AddError("Delete Failed", fmt.Sprintf("Deleting platform %s failed; destroy again to finish.\n\nOriginal Error: %v", state.ID.ValueString(), err))
+	}
+}
+
+func (r *platformResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+}
