@@ -54,16 +54,9 @@ func run(log *slog.Logger) error {
 	secretFile := flag.String("client-secret-file", env("KAGENTI_ROUTER_CLIENT_SECRET_FILE", ""), "file holding the router's client secret (never a flag value)")
 	timeout := flag.Duration("upstream-timeout", 2*time.Minute, "timeout of a non-streaming call to an agent")
 	drain := flag.Duration("drain", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
+	routesFile := flag.String("routes-file", env("KAGENTI_ROUTER_ROUTES_FILE", ""), "serve the routes of this JSON file instead of discovering them in Kubernetes")
 	flag.Parse()
 
-	cfg, err := kube.RESTConfig(kube.Config{ConfigPath: *kubeconfig})
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
 	registry := router.NewRegistry()
 	rcfg := router.Config{PublicURL: *public, Registry: registry, Timeout: *timeout, Log: log}
 	if *issuer != "" {
@@ -98,17 +91,15 @@ func run(log *slog.Logger) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	var ns []string
-	if *namespaces != "" {
-		ns = strings.Split(*namespaces, ",")
-	}
-	disc := &router.Discovery{Client: client, Keys: contract.NewKeys(*labelDomain), Namespaces: ns, Registry: registry, Log: log}
-	synced := make(chan struct{})
-	discErr := make(chan error, 1)
-	go func() { discErr <- disc.Run(ctx, synced) }()
-	select {
-	case <-synced:
-	case err := <-discErr:
+	if *routesFile != "" {
+		data, err := os.ReadFile(*routesFile)
+		if err != nil {
+			return err
+		}
+		if err := registry.LoadStatic(data); err != nil {
+			return err
+		}
+	} else if err := startDiscovery(ctx, log, registry, *kubeconfig, *labelDomain, *namespaces); err != nil {
 		return err
 	}
 	srv := &http.Server{Addr: *listen, Handler: rt, ReadHeaderTimeout: 10 * time.Second}
@@ -129,4 +120,30 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// startDiscovery watches the cluster and returns once the first listing is in the registry.
+func startDiscovery(ctx context.Context, log *slog.Logger, registry *router.Registry, kubeconfig, labelDomain, namespaces string) error {
+	cfg, err := kube.RESTConfig(kube.Config{ConfigPath: kubeconfig})
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	var ns []string
+	if namespaces != "" {
+		ns = strings.Split(namespaces, ",")
+	}
+	disc := &router.Discovery{Client: client, Keys: contract.NewKeys(labelDomain), Namespaces: ns, Registry: registry, Log: log}
+	synced := make(chan struct{})
+	discErr := make(chan error, 1)
+	go func() { discErr <- disc.Run(ctx, synced) }()
+	select {
+	case <-synced:
+		return nil
+	case err := <-discErr:
+		return err
+	}
 }

@@ -153,3 +153,39 @@ func RouteFromService(keys contract.Keys, namespace, name string, labels, annota
 func cardName(configMap string) (string, bool) {
 	return strings.CutSuffix(configMap, "-card")
 }
+
+// StaticRoute is one entry of a routes file: a route known without Kubernetes (local runs,
+// benchmarks, agents outside any cluster).
+type StaticRoute struct {
+	Namespace string          `json:"namespace"`
+	Name      string          `json:"name"`
+	Type      string          `json:"type"`
+	Protocol  string          `json:"protocol"`
+	Framework string          `json:"framework"`
+	Upstream  string          `json:"upstream"`
+	Card      json.RawMessage `json:"card,omitempty"`
+	Policy    contract.Policy `json:"policy"`
+}
+
+// LoadStatic adds routes from a routes file's content (a JSON array of StaticRoute).
+func (r *Registry) LoadStatic(data []byte) error {
+	var routes []StaticRoute
+	if err := json.Unmarshal(data, &routes); err != nil {
+		return fmt.Errorf("routes file: %w", err)
+	}
+	for i, s := range routes {
+		u, err := url.Parse(s.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("routes file: entry %d (%s/%s): upstream %q is not an http(s) URL", i, s.Namespace, s.Name, s.Upstream)
+		}
+		typ := s.Type
+		if typ == "" {
+			typ = contract.TypeAgent
+		}
+		r.SetService(Route{Namespace: s.Namespace, Name: s.Name, Type: typ, Protocol: s.Protocol, Framework: s.Framework, Upstream: u, Policy: s.Policy})
+		if len(s.Card) > 0 {
+			r.SetCard(s.Namespace, s.Name, s.Card)
+		}
+	}
+	return nil
+}

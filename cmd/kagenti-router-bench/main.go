@@ -1,0 +1,375 @@
+// Command kagenti-router-bench (`make bench-router`) measures kagenti-router against the same
+// backend on loopback reached directly and through nginx (Debian's package, installed when
+// missing) as a plain reverse proxy: requests/s (wrk), added p50/p99 latency of message/send at
+// a fixed 1,000 requests/s, first-event latency of message/stream, and the router's RSS with
+// 1,000 open streams. The router runs as its own process with JWT validation on.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+const sendBody = `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"message":{"messageId":"m","role":"user","parts":[{"kind":"text","text":"hi"}]}}}`
+const streamBody = `{"jsonrpc":"2.0","id":1,"method":"message/stream","params":{"message":{"messageId":"m","role":"user","parts":[{"kind":"text","text":"hi"}]}}}`
+
+func main() {
+	duration := flag.Duration("duration", 10*time.Second, "length of each load run")
+	rate := flag.Int("rate", 1000, "requests/s for the latency runs")
+	streams := flag.Int("streams", 1000, "open streams for the memory run")
+	flag.Parse()
+	if err := run(*duration, *rate, *streams); err != nil {
+		fmt.Fprintln(os.Stderr, "kagenti-router-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func listen() (net.Listener, string) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	return l, l.Addr().String()
+}
+
+func freeAddr() string {
+	l, addr := listen()
+	l.Close()
+	return addr
+}
+
+func ensureTools() error {
+	if _, err := exec.LookPath("nginx"); err == nil {
+		if _, err := exec.LookPath("wrk"); err == nil {
+			return nil
+		}
+	}
+	fmt.Fprintln(os.Stderr, "installing nginx and wrk from Debian's packages")
+	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "nginx-light", "wrk"}} {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("apt-get %s: %w", strings.Join(args, " "), err)
+		}
+	}
+	return nil
+}
+
+// backend answers message/send at once and holds message/stream open after one event.
+func backend() string {
+	l, addr := listen()
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), "message/stream") {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"kind\":\"status-update\",\"final\":false}}\n\n")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"kind":"message","messageId":"r","role":"agent","parts":[{"kind":"text","text":"ok"}]}}`)
+	}))
+	return addr
+}
+
+// issuer serves a JWKS and returns a token the router accepts.
+func issuer() (jwksURL, token string, err error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", "", err
+	}
+	l, addr := listen()
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "bench", Algorithm: "RS256", Use: "sig"}}})
+	}))
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "bench"))
+	if err != nil {
+		return "", "", err
+	}
+	token, err = jwt.Signed(signer).Claims(map[string]any{"iss": "https://bench.issuer/realms/kagenti", "sub": "bench", "azp": "bench-client",
+		"aud": "kagenti-router", "exp": time.Now().Add(time.Hour).Unix()}).Serialize()
+	return "http://" + addr, token, err
+}
+
+func run(duration time.Duration, rate, streams int) error {
+	if err := ensureTools(); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "kagenti-router-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	be := backend()
+	jwks, token, err := issuer()
+	if err != nil {
+		return err
+	}
+
+	// kagenti-router as its own process, static routes, JWT validation on.
+	bin := filepath.Join(work, "kagenti-router")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/kagenti-router")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return err
+	}
+	routes := fmt.Sprintf(`[{"namespace":"bench","name":"agent","protocol":"a2a","upstream":"http://%s"}]`, be)
+	if err := os.WriteFile(filepath.Join(work, "routes.json"), []byte(routes), 0o644); err != nil {
+		return err
+	}
+	routerAddr := freeAddr()
+	router := exec.Command(bin, "-listen="+routerAddr, "-public-url=http://"+routerAddr, "-routes-file="+filepath.Join(work, "routes.json"),
+		"-issuer=https://bench.issuer/realms/kagenti", "-jwks-url="+jwks, "-audience=kagenti-router")
+	router.Stderr = io.Discard
+	if err := router.Start(); err != nil {
+		return err
+	}
+	defer router.Process.Kill()
+
+	// nginx as a plain reverse proxy with upstream keepalive, buffering off (SSE passes).
+	nginxAddr := freeAddr()
+	conf := fmt.Sprintf(`worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+  upstream backend { server %[2]s; keepalive 128; }
+  server {
+    listen %[3]s;
+    location / {
+      proxy_pass http://backend/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+`, work, be, nginxAddr)
+	if err := os.WriteFile(filepath.Join(work, "nginx.conf"), []byte(conf), 0o644); err != nil {
+		return err
+	}
+	nginx := exec.Command("nginx", "-c", filepath.Join(work, "nginx.conf"), "-p", work, "-g", "daemon off;")
+	nginx.Stderr = os.Stderr
+	if err := nginx.Start(); err != nil {
+		return err
+	}
+	defer nginx.Process.Kill()
+
+	targets := []struct{ name, url, auth string }{
+		{"direct", "http://" + be + "/", ""},
+		{"nginx", "http://" + nginxAddr + "/a2a/bench/agent", ""},
+		{"kagenti-router", "http://" + routerAddr + "/a2a/bench/agent", "Bearer " + token},
+	}
+	for _, t := range targets {
+		if err := waitUp(t.url, t.auth); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	lua := filepath.Join(work, "post.lua")
+	type row struct {
+		rps                float64
+		p50, p99, first    time.Duration
+		p50first, p99first time.Duration
+	}
+	rows := map[string]row{}
+	for _, t := range targets {
+		script := fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\n", sendBody)
+		if t.auth != "" {
+			script += fmt.Sprintf("wrk.headers[\"Authorization\"] = %q\n", t.auth)
+		}
+		if err := os.WriteFile(lua, []byte(script), 0o644); err != nil {
+			return err
+		}
+		out, err := exec.Command("wrk", "-t2", "-c64", "-d"+duration.String(), "-s", lua, t.url).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("wrk %s: %w\n%s", t.name, err, out)
+		}
+		m := regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`).FindSubmatch(out)
+		if m == nil || strings.Contains(string(out), "Non-2xx") {
+			return fmt.Errorf("wrk %s: unexpected output\n%s", t.name, out)
+		}
+		r := row{}
+		r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+		r.p50, r.p99, err = openLoop(t.url, t.auth, rate, duration)
+		if err != nil {
+			return fmt.Errorf("%s latency: %w", t.name, err)
+		}
+		r.p50first, r.p99first, err = firstEvent(t.url, t.auth, 200)
+		if err != nil {
+			return fmt.Errorf("%s first event: %w", t.name, err)
+		}
+		rows[t.name] = r
+	}
+	rss, err := openStreams("http://"+routerAddr+"/a2a/bench/agent", "Bearer "+token, streams, router.Process.Pid)
+	if err != nil {
+		return err
+	}
+	d, n, k := rows["direct"], rows["nginx"], rows["kagenti-router"]
+	fmt.Printf("\nkagenti-router-bench: backend on loopback; wrk -t2 -c64 -d%s for requests/s; open loop at %d req/s for %s for latency; 200 streams for first event\n\n", duration, rate, duration)
+	fmt.Println("| path | requests/s | p50 message/send | p99 message/send | added p50 | added p99 | first event p50 | first event p99 |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, x := range []struct {
+		name string
+		r    row
+	}{{"direct", d}, {"nginx", n}, {"kagenti-router (JWT validation on)", k}} {
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", x.name, x.r.rps, ms(x.r.p50), ms(x.r.p99), ms(x.r.p50-d.p50), ms(x.r.p99-d.p99), ms(x.r.p50first), ms(x.r.p99first))
+	}
+	fmt.Printf("\nrouter / nginx requests/s: %.2f\nkagenti-router RSS with %d open streams: %.1f MiB\n", k.rps/n.rps, streams, rss)
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Microseconds())/1000) }
+
+func post(client *http.Client, url, auth, body string) (*http.Response, error) {
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	return client.Do(req)
+}
+
+func waitUp(url, auth string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := post(http.DefaultClient, url, auth, sendBody)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("not up")
+}
+
+// openLoop sends at a fixed rate regardless of answers (no coordinated omission) and returns
+// the p50 and p99 latency.
+func openLoop(url, auth string, rate int, d time.Duration) (time.Duration, time.Duration, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxIdleConns: 512}, Timeout: 10 * time.Second}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failures int
+	var wg sync.WaitGroup
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := 0; time.Since(start) < d; i++ {
+		next := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(next))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			resp, err := post(client, url, auth, sendBody)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			el := time.Since(t0)
+			mu.Lock()
+			if err != nil || resp.StatusCode != 200 {
+				failures++
+			} else {
+				lat = append(lat, el)
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if failures > 0 {
+		return 0, 0, fmt.Errorf("%d failed requests", failures)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat[len(lat)/2], lat[len(lat)*99/100], nil
+}
+
+// firstEvent measures the time to the first SSE event of message/stream.
+func firstEvent(url, auth string, n int) (time.Duration, time.Duration, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	var lat []time.Duration
+	for range n {
+		t0 := time.Now()
+		resp, err := post(client, url, auth, streamBody)
+		if err != nil {
+			return 0, 0, err
+		}
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		lat = append(lat, time.Since(t0))
+		resp.Body.Close()
+		if err != nil || !strings.HasPrefix(line, "data:") {
+			return 0, 0, fmt.Errorf("no event: %q %v", line, err)
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat[len(lat)/2], lat[len(lat)*99/100], nil
+}
+
+// openStreams holds n streams open through the router and returns its RSS (MiB).
+func openStreams(url, auth string, n, pid int) (float64, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(streamBody))
+			req.Header.Set("Authorization", auth)
+			resp, err := client.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+				errs <- err
+				return
+			}
+			go func() { <-ctx.Done(); resp.Body.Close() }()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return 0, fmt.Errorf("open stream: %w", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(status)
+	if m == nil {
+		return 0, fmt.Errorf("no VmRSS")
+	}
+	kb, _ := strconv.ParseFloat(string(m[1]), 64)
+	return kb / 1024, nil
+}
