@@ -16,7 +16,15 @@ source "$SANDBOX_DIR/env"
 
 work=$SANDBOX_DIR/demo
 mkdir -p "$work/plugins" "$work/mirror"
+# Processes of an earlier demo run.
+if [[ -f $work/pids ]]; then kill $(cat "$work/pids") 2>/dev/null || true; rm -f "$work/pids"; fi
 go build -o "$work/plugins/terraform-provider-kagenti" .
+go build -o "$work/kagenti-router" ./cmd/kagenti-router
+go build -o "$work/kagenti-demo-agent" ./cmd/kagenti-demo-agent
+AGENT_ADDR=${DEMO_AGENT_ADDR:-127.0.0.1:18950}
+ROUTER_ADDR=${DEMO_ROUTER_ADDR:-127.0.0.1:18960}
+"$work/kagenti-demo-agent" -listen "$AGENT_ADDR" >"$work/agent.log" 2>&1 &
+echo $! >>"$work/pids"
 # No registry here: dev_overrides points tofu at the provider just built, and an empty
 # filesystem mirror keeps it from looking anywhere else.
 cat >"$work/tofurc" <<CFG
@@ -32,10 +40,45 @@ provider_installation {
 CFG
 export TF_CLI_CONFIG_FILE=$work/tofurc
 cp examples/quickstart/*.tf "$work/"
-"$tofu_dir/tofu" -chdir="$work" apply -auto-approve -no-color
+"$tofu_dir/tofu" -chdir="$work" apply -auto-approve -no-color -var "hello_agent_url=http://$AGENT_ADDR"
+out() { "$tofu_dir/tofu" -chdir="$work" output -raw "$1"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 echo
 echo "What the cluster holds now:"
 kubectl=$(sandbox build kubernetes | sed -n 's/^kubernetes [^:]*: //p')/kubectl
 "$kubectl" get deploy,svc,cm,sa,pdb -n default -l app.kubernetes.io/managed-by=kagenti
+
+# kagenti-router, out of cluster against the sandbox: discovery from the labels the provider
+# wrote, Keycloak as the issuer, the router's own client for token exchange.
+kubectl_get_secret() { "$kubectl" get secret "$1" -n default -o jsonpath="{.data.$2}" | base64 -d; }
+issuer=$("$tofu_dir/tofu" -chdir="$work" output -json keycloak | json 'd["issuer"]')
+token_url=$("$tofu_dir/tofu" -chdir="$work" output -json keycloak | json 'd["token_url"]')
+router_id=$(out router_client_id)
+( umask 077; kubectl_get_secret kagenti-router-keycloak client-secret >"$work/router-secret" )
+"$work/kagenti-router" -listen "$ROUTER_ADDR" -public-url "http://$ROUTER_ADDR" -kubeconfig "$KUBECONFIG" -namespaces default \
+  -issuer "$issuer" -audience "$router_id" -client-id "$router_id" -client-secret-file "$work/router-secret" >"$work/router.log" 2>&1 &
+echo $! >>"$work/pids"
+for _ in $(seq 50); do curl -sf "http://$ROUTER_ADDR/readyz" >/dev/null && break; sleep 0.2; done
+
 echo
+echo "The agent's card, served by the router (its URL rewritten to the router):"
+curl -sf "http://$ROUTER_ADDR/a2a/default/hello-agent/.well-known/agent-card.json" | python3 -m json.tool | head -20
+
+echo
+echo "A call without a token is refused:"
+curl -s -o /dev/null -w "  HTTP %{http_code}\n" -X POST "http://$ROUTER_ADDR/a2a/default/hello-agent" \
+  -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{}}'
+
+echo
+echo "A call with the demo client's token (addressed to the router), through the router:"
+demo_id=$(out demo_client_id)
+demo_secret=$(kubectl_get_secret demo-client-keycloak client-secret)
+token=$(curl -sf "$token_url" -d grant_type=client_credentials --data-urlencode "client_id=$demo_id" \
+  --data-urlencode "client_secret=$demo_secret" --data-urlencode "scope=$(out router_audience_scope)" | json 'd["access_token"]')
+curl -sf -X POST "http://$ROUTER_ADDR/a2a/default/hello-agent" -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
+  -d '{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"demo-1","role":"ROLE_USER","parts":[{"text":"hello through the router"}]}}}' \
+  | json '"  " + d["result"]["message"]["parts"][0]["text"]'
+
+echo
+echo "Router: http://$ROUTER_ADDR (logs $work/router.log); agent logs $work/agent.log"
 echo "Sandbox still running: 'make sandbox-status', 'make sandbox-down'. State: $work/terraform.tfstate"

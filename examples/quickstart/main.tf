@@ -54,3 +54,50 @@ output "agent" {
     card           = jsondecode(kagenti_agent.weather.card)
   }
 }
+
+# A callable agent behind kagenti-router, with no static secret anywhere on the agent's side:
+# `make demo` runs it on loopback (kagenti-demo-agent) and registers it by endpoint. The router
+# and a demo client get Keycloak clients; the demo client asks for a token addressed to the
+# router, and the router exchanges it for one addressed to the agent.
+variable "hello_agent_url" {
+  type    = string
+  default = "http://127.0.0.1:18950"
+}
+
+resource "kagenti_identity" "router" {
+  namespace       = "default"
+  service_account = "kagenti-router"
+  keycloak_client = { authentication = "client-secret", token_exchange = true }
+}
+
+resource "kagenti_identity" "demo_client" {
+  namespace       = "default"
+  service_account = "demo-client"
+  keycloak_client = { authentication = "client-secret", audiences = [kagenti_identity.router.keycloak_client_id] }
+}
+
+resource "kagenti_agent" "hello" {
+  name        = "hello-agent"
+  namespace   = "default"
+  framework   = "custom"
+  endpoint    = var.hello_agent_url
+  description = "Greets, and says which token reached it"
+  skills      = [{ id = "greet", name = "Greet", tags = ["demo"] }]
+  identity = {
+    keycloak_client = {
+      allowed_callers = [kagenti_identity.demo_client.keycloak_client_id, kagenti_identity.router.keycloak_client_id]
+    }
+  }
+}
+
+output "router_client_id" {
+  value = kagenti_identity.router.keycloak_client_id
+}
+
+output "router_audience_scope" {
+  value = kagenti_identity.router.audience_scope
+}
+
+output "demo_client_id" {
+  value = kagenti_identity.demo_client.keycloak_client_id
+}

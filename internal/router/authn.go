@@ -62,7 +62,16 @@ type Verifier struct {
 	mu    sync.Mutex
 	keys  map[string]*jose.JSONWebKeySet
 	fetch map[string]time.Time
+
+	// verified caches callers by token until the token expires: a client reuses its token for
+	// many calls, and an RSA verification per call is most of the router's CPU.
+	cacheMu  sync.RWMutex
+	verified map[string]*Caller
 }
+
+// maxVerified bounds the verified-token cache; when full it is cleared of expired tokens, then
+// emptied.
+const maxVerified = 10000
 
 // AuthError is a refused token; Reason is safe to show the caller.
 type AuthError struct{ Reason string }
@@ -93,8 +102,39 @@ type tokenClaims struct {
 }
 
 // Verify validates a token: signature by a trusted key with an allowed algorithm, issuer,
-// audience, expiry and not-before.
+// audience, expiry and not-before. A token verified before is served from the cache until it
+// expires.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	v.cacheMu.RLock()
+	c, ok := v.verified[raw]
+	v.cacheMu.RUnlock()
+	if ok && now().Before(c.Expiry) {
+		return c, nil
+	}
+	c, err := v.verify(ctx, raw, now)
+	if err != nil {
+		return nil, err
+	}
+	v.cacheMu.Lock()
+	if v.verified == nil || len(v.verified) >= maxVerified {
+		kept := map[string]*Caller{}
+		for k, x := range v.verified {
+			if now().Before(x.Expiry) && len(kept) < maxVerified/2 {
+				kept[k] = x
+			}
+		}
+		v.verified = kept
+	}
+	v.verified[raw] = c
+	v.cacheMu.Unlock()
+	return c, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string, now func() time.Time) (*Caller, error) {
 	tok, err := jwt.ParseSigned(raw, allowedAlgorithms)
 	if err != nil {
 		return nil, refuse("malformed token or disallowed algorithm")
@@ -117,10 +157,6 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 	var claims tokenClaims
 	if err := tok.Claims(key, &claims); err != nil {
 		return nil, refuse("bad signature")
-	}
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
 	}
 	leeway := v.Leeway
 	if leeway == 0 {

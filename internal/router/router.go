@@ -132,8 +132,17 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = 499 // the client went away first; not a failure of ours
 		}
 		rt.metrics.observe(r, status, time.Since(start))
-		rt.cfg.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", status,
-			"duration_ms", time.Since(start).Milliseconds(), "traceparent", r.Header.Get("traceparent"))
+		// Failures are always logged; every request only at debug level (metrics count them).
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelWarn
+		} else if status >= 400 {
+			level = slog.LevelInfo
+		}
+		if rt.cfg.Log.Enabled(r.Context(), level) {
+			rt.cfg.Log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", status,
+				"duration_ms", time.Since(start).Milliseconds(), "traceparent", r.Header.Get("traceparent"))
+		}
 	}()
 	r.Body = http.MaxBytesReader(rec, r.Body, rt.cfg.MaxBodyBytes)
 	rt.mux.ServeHTTP(rec, r)
@@ -253,7 +262,9 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, route *Route, pa
 			}
 			pr.SetXForwarded()
 		},
-		FlushInterval: -1,
+		// Streams flush every write; other answers flush when done (ReverseProxy also flushes
+		// any text/event-stream answer at once).
+		FlushInterval: flushInterval(stream),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
 			if r.Context().Err() != nil && ctx.Err() == nil {
@@ -279,6 +290,13 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, route *Route, pa
 		out.ContentLength = int64(len(body))
 	}
 	p.ServeHTTP(w, out)
+}
+
+func flushInterval(stream bool) time.Duration {
+	if stream {
+		return -1
+	}
+	return 0
 }
 
 // captureBody hands the first bytes of a response to fn (for the ACP run index).
