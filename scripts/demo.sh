@@ -62,7 +62,8 @@ for _ in $(seq 50); do curl -sf "http://$ROUTER_ADDR/readyz" >/dev/null && break
 
 echo
 echo "The agent's card, served by the router (its URL rewritten to the router):"
-curl -sf "http://$ROUTER_ADDR/a2a/default/hello-agent/.well-known/agent-card.json" | python3 -m json.tool | head -20
+curl -sf "http://$ROUTER_ADDR/a2a/default/hello-agent/.well-known/agent-card.json" \
+  | json '"  name: %s\n  url: %s\n  interfaces: %s\n  skills: %s" % (d["name"], d["url"], [(i["protocolBinding"], i["protocolVersion"], i["url"]) for i in d["supportedInterfaces"]], [s["id"] for s in d["skills"]])'
 
 echo
 echo "A call without a token is refused:"
