@@ -370,6 +370,8 @@ func (p *kagentiProvider) Resources(_ context.Context) []func() resource.Resourc
 func (p *kagentiProvider) DataSources(_ context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		NewEnvironmentDataSource,
+		NewAgentsDataSource,
+		NewToolsDataSource,
 	}
 }
 

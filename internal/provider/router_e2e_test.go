@@ -258,14 +258,6 @@ func mustResolve(ctx context.Context, t *testing.T, u string) *a2a.AgentCard {
 	return card
 }
 
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // startRouter wires kagenti-router as cmd/kagenti-router does: discovery against the sandbox,
 // Keycloak as the trusted issuer, and the router's own client (its secret read from the
