@@ -24,7 +24,9 @@ var (
 )
 
 // NewAgentsDataSource returns data.kagenti_agents.
-func NewAgentsDataSource() datasource.DataSource { return &discoveryDataSource{kind: contract.TypeAgent} }
+func NewAgentsDataSource() datasource.DataSource {
+	return &discoveryDataSource{kind: contract.TypeAgent}
+}
 
 // NewToolsDataSource returns data.kagenti_tools.
 func NewToolsDataSource() datasource.DataSource { return &discoveryDataSource{kind: contract.TypeTool} }

@@ -258,7 +258,6 @@ func mustResolve(ctx context.Context, t *testing.T, u string) *a2a.AgentCard {
 	return card
 }
 
-
 // startRouter wires kagenti-router as cmd/kagenti-router does: discovery against the sandbox,
 // Keycloak as the trusted issuer, and the router's own client (its secret read from the
 // Kubernetes Secret kagenti_identity wrote) for exchanges. It returns once both agents are
