@@ -52,7 +52,9 @@ type Input struct {
 	SecretEnv map[string]SecretRef `json:"secret_env,omitempty"`
 	LLM       *LLM                 `json:"llm,omitempty"`
 	// Tools are the MCP tools wired into an agent, resolved to their URLs.
-	Tools        []ToolRef    `json:"tools,omitempty"`
+	Tools []ToolRef `json:"tools,omitempty"`
+	// ExposeAsTool offers an A2A agent as an MCP tool through the router.
+	ExposeAsTool bool         `json:"expose_as_tool,omitempty"`
 	Persistence  *Persistence `json:"persistence,omitempty"`
 	OTELEndpoint string       `json:"otel_endpoint,omitempty"`
 

@@ -289,6 +289,9 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 	if in.Endpoint != "" {
 		data.ServiceAnnotations[keys.Endpoint()] = in.Endpoint
 	}
+	if in.ExposeAsTool {
+		data.ServiceAnnotations[keys.ExposeAsTool()] = "true"
+	}
 	if id := in.Identity; id != nil && id.Client != nil {
 		policy, err := json.Marshal(contract.Policy{
 			Audience: id.SPIFFEID, AudienceScope: audienceScope(id.SPIFFEID), AllowedCallers: id.Client.AllowedCallers,

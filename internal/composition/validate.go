@@ -129,6 +129,9 @@ func Validate(in Input) field.ErrorList {
 			errs = append(errs, validateSecretRef(p.Child("api_key"), *l.APIKey)...)
 		}
 	}
+	if in.ExposeAsTool && in.Protocol != "a2a" {
+		errs = append(errs, field.Invalid(field.NewPath("expose_as_tool"), true, "only A2A agents can be offered as MCP tools"))
+	}
 	if in.Kind == KindTool && len(in.Tools) > 0 {
 		errs = append(errs, field.Forbidden(field.NewPath("tools"), "only agents are wired to tools"))
 	}

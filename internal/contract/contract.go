@@ -75,6 +75,9 @@ func (k Keys) Endpoint() string { return k.key("endpoint") }
 // URL annotates a composite's Service with the URL its clients use (for a tool: the MCP URL).
 func (k Keys) URL() string { return k.key("url") }
 
+// ExposeAsTool annotates the Service of an A2A agent offered as an MCP tool ("true").
+func (k Keys) ExposeAsTool() string { return k.key("expose-as-tool") }
+
 // Policy annotates an agent's or tool's Service with its access policy (JSON), which the router
 // enforces and uses for token exchange.
 func (k Keys) Policy() string { return k.key("policy") }

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	rschema "github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -38,14 +39,15 @@ type agentResource struct {
 
 type agentResourceModel struct {
 	compositeModel
-	Framework   types.String `tfsdk:"framework"`
-	Protocol    types.String `tfsdk:"protocol"`
-	Version     types.String `tfsdk:"version"`
-	Skills      types.List   `tfsdk:"skills"`
-	LLM         types.Object `tfsdk:"llm"`
-	Tools       types.List   `tfsdk:"tools"`
-	Persistence types.Object `tfsdk:"persistence"`
-	Card        types.String `tfsdk:"card"`
+	Framework    types.String `tfsdk:"framework"`
+	Protocol     types.String `tfsdk:"protocol"`
+	Version      types.String `tfsdk:"version"`
+	Skills       types.List   `tfsdk:"skills"`
+	LLM          types.Object `tfsdk:"llm"`
+	Tools        types.List   `tfsdk:"tools"`
+	Persistence  types.Object `tfsdk:"persistence"`
+	Card         types.String `tfsdk:"card"`
+	ExposeAsTool types.Bool   `tfsdk:"expose_as_tool"`
 }
 
 type skillModel struct {
@@ -153,6 +155,12 @@ func (r *agentResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 			},
 		},
 	}
+	attrs["expose_as_tool"] = rschema.BoolAttribute{
+		MarkdownDescription: "Offer this A2A agent to other agents as an MCP tool through kagenti-router (`<router>/mcp/<namespace>`): " +
+			"one tool named after the agent, described from its card, taking a text input; calls go through the same authentication, " +
+			"policy and token exchange as A2A calls.",
+		Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+	}
 	attrs["card"] = rschema.StringAttribute{
 		MarkdownDescription: "The rendered A2A agent card (or ACP manifest), JSON.",
 		Computed:            true,
@@ -178,6 +186,7 @@ func (m *agentResourceModel) input(ctx context.Context) (composition.Input, bool
 		return v.ValueString()
 	}
 	in.Framework, in.Protocol, in.Version = str(m.Framework), str(m.Protocol), str(m.Version)
+	in.ExposeAsTool = m.ExposeAsTool.ValueBool()
 	if m.Skills.IsUnknown() {
 		known = false
 	} else if !m.Skills.IsNull() {
@@ -238,6 +247,7 @@ func (m *agentResourceModel) fromInput(ctx context.Context, in composition.Input
 		return types.StringValue(s)
 	}
 	m.Framework, m.Protocol, m.Version = types.StringValue(in.Framework), types.StringValue(in.Protocol), opt(in.Version)
+	m.ExposeAsTool = types.BoolValue(in.ExposeAsTool)
 	m.Skills = types.ListNull(types.ObjectType{AttrTypes: skillAttrTypes})
 	if len(in.Skills) > 0 {
 		var skills []skillModel

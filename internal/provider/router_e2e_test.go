@@ -18,6 +18,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -169,10 +170,11 @@ resource "kagenti_agent" "agent2" {
 }
 
 resource "kagenti_agent" "agent1" {
-  name      = "agent1"
-  namespace = %[1]q
-  framework = "langgraph"
-  endpoint  = %[3]q
+  name           = "agent1"
+  namespace      = %[1]q
+  framework      = "langgraph"
+  endpoint       = %[3]q
+  expose_as_tool = true
   identity = {
     keycloak_client = {
       token_exchange  = true
@@ -243,6 +245,25 @@ resource "kagenti_agent" "agent1" {
 				if err == nil || len(agent2.received()) != 1 {
 					return fmt.Errorf("the ui reached agent 2 directly through the router (err %v)", err)
 				}
+				// Agent 1 as an MCP tool: an MCP client (the official Go SDK) calls it through the router.
+				mcpClient := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1.0.0"}, nil)
+				session, err := mcpClient.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: routerURL + "/mcp/" + ns,
+					HTTPClient: &http.Client{Transport: bearerRoundTripper{token: uiToken}}}, nil)
+				if err != nil {
+					return fmt.Errorf("MCP session through the router: %w", err)
+				}
+				defer session.Close()
+				tools, err := session.ListTools(ctx, nil)
+				if err != nil || len(tools.Tools) != 1 || tools.Tools[0].Name != "agent1" {
+					return fmt.Errorf("MCP tools: %+v %v (want agent1 only: agent2 did not opt in)", tools, err)
+				}
+				res2, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "agent1", Arguments: map[string]any{"text": "via MCP"}})
+				if err != nil || res2.IsError {
+					return fmt.Errorf("MCP tools/call: %+v %v", res2, err)
+				}
+				if got := res2.Content[0].(*mcp.TextContent).Text; got != "agent1 asked the next agent, which said: agent2 got: via MCP" {
+					return fmt.Errorf("MCP tool result %q", got)
+				}
 				return nil
 			},
 		}},
@@ -302,6 +323,14 @@ func startRouter(ctx context.Context, t *testing.T, client kubernetes.Interface,
 		cancel()
 		_ = srv.Close()
 	}
+}
+
+type bearerRoundTripper struct{ token string }
+
+func (b bearerRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 type testWriter struct{ t *testing.T }

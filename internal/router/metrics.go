@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 func (m *metrics) observe(r *http.Request, status int, d time.Duration) {
 	api := "other"
-	for _, p := range []string{"a2a", "acp", "agents"} {
+	for _, p := range []string{"a2a", "acp", "agents", "mcp"} {
 		if strings.HasPrefix(r.URL.Path, "/"+p) {
 			api = p
 		}

@@ -30,6 +30,8 @@ type Route struct {
 	// Card is the A2A agent card or ACP manifest (raw JSON), as the composition rendered it.
 	Card   json.RawMessage
 	Policy contract.Policy
+	// ExposeAsTool offers an A2A agent as an MCP tool at /mcp/{namespace}.
+	ExposeAsTool bool
 }
 
 // Key is "namespace/name".
@@ -141,6 +143,7 @@ func RouteFromService(keys contract.Keys, namespace, name string, labels, annota
 		return rt, fmt.Errorf("Service %s/%s: upstream %q is not an http(s) URL", namespace, name, raw)
 	}
 	rt.Upstream = u
+	rt.ExposeAsTool = annotations[keys.ExposeAsTool()] == "true"
 	if p := annotations[keys.Policy()]; p != "" {
 		if err := json.Unmarshal([]byte(p), &rt.Policy); err != nil {
 			return rt, fmt.Errorf("Service %s/%s: annotation %s: %w", namespace, name, keys.Policy(), err)
@@ -165,6 +168,8 @@ type StaticRoute struct {
 	Upstream  string          `json:"upstream"`
 	Card      json.RawMessage `json:"card,omitempty"`
 	Policy    contract.Policy `json:"policy"`
+	// ExposeAsTool offers the agent as an MCP tool.
+	ExposeAsTool bool `json:"expose_as_tool,omitempty"`
 }
 
 // LoadStatic adds routes from a routes file's content (a JSON array of StaticRoute).
@@ -182,7 +187,7 @@ func (r *Registry) LoadStatic(data []byte) error {
 		if typ == "" {
 			typ = contract.TypeAgent
 		}
-		r.SetService(Route{Namespace: s.Namespace, Name: s.Name, Type: typ, Protocol: s.Protocol, Framework: s.Framework, Upstream: u, Policy: s.Policy})
+		r.SetService(Route{Namespace: s.Namespace, Name: s.Name, Type: typ, Protocol: s.Protocol, Framework: s.Framework, Upstream: u, Policy: s.Policy, ExposeAsTool: s.ExposeAsTool})
 		if len(s.Card) > 0 {
 			r.SetCard(s.Namespace, s.Name, s.Card)
 		}

@@ -1,0 +1,225 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+)
+
+// Agents as MCP tools: /mcp/{ns} is a streamable-HTTP MCP server whose tools are the A2A agents
+// of the namespace that opted in. tools/call sends an A2A message to the agent through the same
+// authn, policy and token-exchange path as /a2a, and returns the agent's answer as the result.
+
+// agentToolInput is a tool's input: the text sent to the agent.
+type agentToolInput struct {
+	Text string `json:"text" jsonschema:"the message to send to the agent"`
+}
+
+type callerKey struct{}
+
+// mcpHandler serves /mcp/{ns}; the MCP server is built per request (stateless mode) from the
+// routes of the moment.
+func (rt *Router) mcpHandler() http.Handler {
+	h := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
+		return rt.mcpServer(r.Context(), r.PathValue("ns"))
+	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var caller *Caller
+		if rt.cfg.Verifier != nil {
+			raw, err := BearerToken(r)
+			if err == nil {
+				caller, err = rt.cfg.Verifier.Verify(r.Context(), raw)
+			}
+			if err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="kagenti-router"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]any{"error": err.Error()})
+				return
+			}
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))
+	})
+}
+
+func (rt *Router) mcpServer(ctx context.Context, ns string) *mcp.Server {
+	caller, _ := ctx.Value(callerKey{}).(*Caller)
+	server := mcp.NewServer(&mcp.Implementation{Name: "kagenti-router", Version: "1.0.0"}, nil)
+	for _, route := range rt.cfg.Registry.List() {
+		if route.Namespace != ns || route.Type != contract.TypeAgent || route.Protocol != "a2a" || !route.ExposeAsTool {
+			continue
+		}
+		route := route
+		mcp.AddTool(server, &mcp.Tool{Name: route.Name, Description: toolDescription(route)},
+			func(ctx context.Context, _ *mcp.CallToolRequest, in agentToolInput) (*mcp.CallToolResult, any, error) {
+				answer, err := rt.callAgent(ctx, caller, route, in.Text)
+				if err != nil {
+					// A refused or failed call is a tool error the model can read, not a protocol error.
+					return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}, nil, nil
+				}
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: answer}}}, nil, nil
+			})
+	}
+	return server
+}
+
+// toolDescription is the card's description and skills.
+func toolDescription(route *Route) string {
+	var c struct {
+		Description string `json:"description"`
+		Skills      []struct {
+			Name        string `json:"name"`
+			Description string `json:"description"`
+		} `json:"skills"`
+	}
+	_ = json.Unmarshal(route.Card, &c)
+	desc := c.Description
+	if desc == "" {
+		desc = "A2A agent " + route.Key()
+	}
+	var skills []string
+	for _, s := range c.Skills {
+		if s.Description != "" {
+			skills = append(skills, s.Name+" ("+s.Description+")")
+		} else {
+			skills = append(skills, s.Name)
+		}
+	}
+	if len(skills) > 0 {
+		desc += ". Skills: " + strings.Join(skills, ", ")
+	}
+	return desc
+}
+
+// callAgent sends one A2A message to an agent (1.0 SendMessage, falling back to 0.3
+// message/send) with a token exchanged for it, and returns the text of its answer.
+func (rt *Router) callAgent(ctx context.Context, caller *Caller, route *Route, text string) (string, error) {
+	p := route.Policy
+	if rt.cfg.Verifier != nil && len(p.AllowedCallers) > 0 && (caller == nil || !contains(p.AllowedCallers, caller.ClientID)) {
+		return "", &forbiddenError{reason: fmt.Sprintf("%s may not call %s", callerID(caller), route.Key())}
+	}
+	token, err := rt.upstreamToken(ctx, caller, route)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, rt.cfg.Timeout)
+	defer cancel()
+	id := fmt.Sprintf("mcp-%d", time.Now().UnixNano())
+	v10 := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": map[string]any{
+		"message": map[string]any{"messageId": id, "role": "ROLE_USER", "parts": []any{map[string]any{"text": text}}}}}
+	res, rpcErr, err := rt.rpc(ctx, route, token, v10)
+	if err == nil && rpcErr != nil && rpcErr.Code == codeMethodNotFound {
+		v03 := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": map[string]any{
+			"message": map[string]any{"kind": "message", "messageId": id, "role": "user", "parts": []any{map[string]any{"kind": "text", "text": text}}}}}
+		res, rpcErr, err = rt.rpc(ctx, route, token, v03)
+	}
+	if err != nil {
+		rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
+		return "", fmt.Errorf("agent %s is unavailable", route.Key())
+	}
+	if rpcErr != nil {
+		return "", fmt.Errorf("agent %s answered with an error: %s", route.Key(), rpcErr.Message)
+	}
+	return answerText(res), nil
+}
+
+func callerID(c *Caller) string {
+	if c == nil {
+		return "an anonymous caller"
+	}
+	return c.ClientID
+}
+
+func (rt *Router) rpc(ctx context.Context, route *Route, token string, body any) (json.RawMessage, *rpcError, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, route.Upstream.String(), bytes.NewReader(data))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Transport: rt.transport}).Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Result json.RawMessage `json:"result"`
+		Error  *rpcError       `json:"error"`
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, rt.cfg.MaxBodyBytes))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, nil, fmt.Errorf("answer is not JSON-RPC: %w", err)
+	}
+	if out.Error == nil && out.Result == nil {
+		return nil, nil, errors.New("answer has neither result nor error")
+	}
+	return out.Result, out.Error, nil
+}
+
+// answerText collects the text parts of an A2A answer: a message, or a task's status message and
+// artifacts, in the 1.0 ({"message": ...}/{"task": ...}) or 0.3 (kind-tagged) shape.
+func answerText(result json.RawMessage) string {
+	type part struct {
+		Text string `json:"text"`
+	}
+	type message struct {
+		Parts []part `json:"parts"`
+	}
+	type task struct {
+		Status struct {
+			Message *message `json:"message"`
+		} `json:"status"`
+		Artifacts []message `json:"artifacts"`
+	}
+	var r struct {
+		Message *message `json:"message"`
+		Task    *task    `json:"task"`
+		Kind    string   `json:"kind"`
+		message
+		task
+	}
+	_ = json.Unmarshal(result, &r)
+	var msgs []message
+	switch {
+	case r.Message != nil:
+		msgs = append(msgs, *r.Message)
+	case r.Task != nil:
+		msgs = append(msgs, r.Task.Artifacts...)
+		if r.Task.Status.Message != nil {
+			msgs = append(msgs, *r.Task.Status.Message)
+		}
+	case r.Kind == "task":
+		msgs = append(msgs, r.task.Artifacts...)
+		if r.task.Status.Message != nil {
+			msgs = append(msgs, *r.task.Status.Message)
+		}
+	default:
+		msgs = append(msgs, r.message)
+	}
+	var texts []string
+	for _, m := range msgs {
+		for _, p := range m.Parts {
+			if p.Text != "" {
+				texts = append(texts, p.Text)
+			}
+		}
+	}
+	return strings.Join(texts, "\n")
+}

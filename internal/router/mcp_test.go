@@ -1,0 +1,91 @@
+package router
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// bearerTransport adds a token to every request of the MCP client.
+type bearerTransport struct{ token string }
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func mcpSession(t *testing.T, e *testEnv, token string) *mcp.ClientSession {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, nil)
+	session, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{
+		Endpoint: e.srv.URL + "/mcp/team1", HTTPClient: &http.Client{Transport: bearerTransport{token}},
+	}, nil)
+	if err != nil {
+		t.Fatalf("connect the MCP client to the router: %v", err)
+	}
+	t.Cleanup(func() { session.Close() })
+	return session
+}
+
+// TestMCP_AgentAsTool: an MCP client (the official Go SDK) lists the agent as a tool and calls
+// it; the call reaches the A2A SDK agent with an exchanged token and the answer comes back as
+// the tool result.
+func TestMCP_AgentAsTool(t *testing.T) {
+	e := newTestEnv(t)
+	rt := e.registry.Lookup("team1", "agent1")
+	opted := *rt
+	opted.ExposeAsTool = true
+	e.registry.SetService(opted)
+	token := e.issuer.token(t)
+	session := mcpSession(t, e, token)
+	ctx := context.Background()
+	tools, err := session.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tools.Tools) != 1 || tools.Tools[0].Name != "agent1" || !strings.Contains(tools.Tools[0].Description, "Echo") {
+		t.Fatalf("tools = %+v", tools.Tools)
+	}
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "agent1", Arguments: map[string]any{"text": "from MCP"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.IsError || len(res.Content) != 1 || res.Content[0].(*mcp.TextContent).Text != "echo: from MCP" {
+		t.Fatalf("result = %+v", res)
+	}
+	auths := e.exec.seenAuth()
+	if len(auths) != 1 || !strings.HasPrefix(auths[0], "Bearer exchanged:"+testCallee+":") {
+		t.Fatalf("the agent received %v, want one exchanged token", auths)
+	}
+}
+
+// TestMCP_PolicyAndOptIn: agents that did not opt in are not tools; a caller the agent's policy
+// does not list gets a tool error and the agent is not called; no token, no session.
+func TestMCP_PolicyAndOptIn(t *testing.T) {
+	e := newTestEnv(t)
+	token := e.issuer.token(t)
+	tools, err := mcpSession(t, e, token).ListTools(context.Background(), nil)
+	if err != nil || len(tools.Tools) != 0 {
+		t.Fatalf("an agent that did not opt in is listed: %+v %v", tools, err)
+	}
+	rt := e.registry.Lookup("team1", "agent1")
+	opted := *rt
+	opted.ExposeAsTool = true
+	e.registry.SetService(opted)
+	intruder := e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["azp"] = "spiffe://td.test/ns/x/sa/intruder" }), "k1")
+	res, err := mcpSession(t, e, intruder).CallTool(context.Background(), &mcp.CallToolParams{Name: "agent1", Arguments: map[string]any{"text": "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.IsError || len(e.exec.seenAuth()) != 0 {
+		t.Fatalf("an intruder's call: %+v, agent calls %d", res, len(e.exec.seenAuth()))
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "anon", Version: "1"}, nil)
+	if _, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: e.srv.URL + "/mcp/team1"}, nil); err == nil {
+		t.Fatal("an MCP session without a token was accepted")
+	}
+}
