@@ -81,5 +81,12 @@ curl -sf -X POST "http://$ROUTER_ADDR/a2a/default/hello-agent" -H 'Content-Type:
   | json '"  " + d["result"]["message"]["parts"][0]["text"]'
 
 echo
+echo "The same agent as an MCP tool (tools/call on the router's MCP endpoint):"
+curl -sf -X POST "http://$ROUTER_ADDR/mcp/default" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+  -H "Authorization: Bearer $token" \
+  -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"hello-agent","arguments":{"text":"hello as an MCP tool"}}}' \
+  | json '"  " + d["result"]["content"][0]["text"]'
+
+echo
 echo "Router: http://$ROUTER_ADDR (logs $work/router.log); agent logs $work/agent.log"
 echo "Sandbox still running: 'make sandbox-status', 'make sandbox-down'. State: $work/terraform.tfstate"

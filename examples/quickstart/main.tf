@@ -83,6 +83,8 @@ resource "kagenti_agent" "hello" {
   endpoint    = var.hello_agent_url
   description = "Greets, and says which token reached it"
   skills      = [{ id = "greet", name = "Greet", tags = ["demo"] }]
+  # Also offered to other agents as an MCP tool, at <router>/mcp/default.
+  expose_as_tool = true
   identity = {
     keycloak_client = {
       allowed_callers = [kagenti_identity.demo_client.keycloak_client_id, kagenti_identity.router.keycloak_client_id]
