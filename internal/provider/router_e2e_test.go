@@ -36,6 +36,8 @@ type e2eAgent struct {
 	env      *identityTestEnv
 	// next is the router URL of the agent to call, and routerClientID the router's audience.
 	next, routerClientID string
+	// tool is the router URL of an MCP tool to call (forecast, with the message as the city).
+	tool string
 
 	mu     sync.Mutex
 	tokens []string
@@ -61,6 +63,14 @@ func (a *e2eAgent) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter
 			text += p.Text()
 		}
 		reply := a.name + " got: " + text
+		if a.tool != "" {
+			answer, err := a.callTool(ctx, auth, text)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			reply += "; the tool said: " + answer
+		}
 		if a.next != "" {
 			answer, err := a.callNext(ctx, auth, text)
 			if err != nil {
@@ -96,6 +106,65 @@ func (a *e2eAgent) callNext(ctx context.Context, incoming, text string) (string,
 		return "", fmt.Errorf("next agent answered a %T", res)
 	}
 	return m.Parts[0].Text(), nil
+}
+
+// callTool calls the forecast tool through the router with a token exchanged for the router.
+func (a *e2eAgent) callTool(ctx context.Context, incoming, city string) (string, error) {
+	token, err := a.env.exchange(ctx, a.spiffeID, incoming, a.routerClientID)
+	if err != nil {
+		return "", fmt.Errorf("%s: exchange for the router: %w", a.name, err)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: a.name, Version: "1.0.0"}, nil)
+	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: a.tool, HTTPClient: &http.Client{Transport: bearerRoundTripper{token: token}}}, nil)
+	if err != nil {
+		return "", fmt.Errorf("%s: MCP session with the tool through the router: %w", a.name, err)
+	}
+	defer session.Close()
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "forecast", Arguments: map[string]any{"city": city}})
+	if err != nil {
+		return "", err
+	}
+	if res.IsError {
+		return "", fmt.Errorf("tool error: %v", res.Content)
+	}
+	return res.Content[0].(*mcp.TextContent).Text, nil
+}
+
+// e2eTool is an MCP tool server (the official SDK) on loopback that records the token of every
+// request.
+type e2eTool struct {
+	mu     sync.Mutex
+	tokens []string
+}
+
+func (tl *e2eTool) received() []string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return append([]string(nil), tl.tokens...)
+}
+
+func serveTool(t *testing.T, tl *e2eTool) string {
+	t.Helper()
+	server := mcp.NewServer(&mcp.Implementation{Name: "weather-tool", Version: "1.0.0"}, nil)
+	mcp.AddTool(server, &mcp.Tool{Name: "forecast", Description: "Forecast for a city"}, func(_ context.Context, _ *mcp.CallToolRequest, in struct {
+		City string `json:"city"`
+	}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sunny (" + in.City + ")"}}}, nil, nil
+	})
+	handler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tl.mu.Lock()
+		tl.tokens = append(tl.tokens, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		tl.mu.Unlock()
+		handler.ServeHTTP(w, r)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + l.Addr().String() + "/mcp"
 }
 
 func (a *e2eAgent) Cancel(context.Context, *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
@@ -134,7 +203,7 @@ func testAccRouterEndToEnd(t *testing.T, client kubernetes.Interface, env *ident
 	ns := testAccNamespace(t, client)
 	td := testAccSandbox.Spire.TrustDomain
 	id := func(sa string) string { return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td, ns, sa) }
-	uiID, routerID, agent1ID, agent2ID := id("ui"), id("kagenti-router"), id("agent1"), id("agent2")
+	uiID, routerID, agent1ID, agent2ID, toolID := id("ui"), id("kagenti-router"), id("agent1"), id("agent2"), id("weather-tool")
 
 	// The router listens first so that agent 1 knows where to call.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -142,7 +211,9 @@ func testAccRouterEndToEnd(t *testing.T, client kubernetes.Interface, env *ident
 		t.Fatal(err)
 	}
 	routerURL := "http://" + l.Addr().String()
-	agent2 := &e2eAgent{name: "agent2", spiffeID: agent2ID, env: env}
+	tool := &e2eTool{}
+	toolURL := serveTool(t, tool)
+	agent2 := &e2eAgent{name: "agent2", spiffeID: agent2ID, env: env, tool: routerURL + "/tools/" + ns + "/weather-tool", routerClientID: routerID}
 	agent1 := &e2eAgent{name: "agent1", spiffeID: agent1ID, env: env, next: routerURL + "/a2a/" + ns + "/agent2", routerClientID: routerID}
 	agent1URL, agent2URL := serveAgent(t, agent1), serveAgent(t, agent2)
 
@@ -159,13 +230,26 @@ resource "kagenti_identity" "ui" {
   keycloak_client = { audiences = [kagenti_identity.router.keycloak_client_id] }
 }
 
+resource "kagenti_tool" "weather" {
+  name     = "weather-tool"
+  namespace = %[1]q
+  endpoint = %[4]q
+  identity = {
+    keycloak_client = { allowed_callers = [kagenti_agent.agent2.client_id, kagenti_identity.router.keycloak_client_id] }
+  }
+}
+
 resource "kagenti_agent" "agent2" {
   name      = "agent2"
   namespace = %[1]q
   framework = "custom"
   endpoint  = %[2]q
   identity = {
-    keycloak_client = { allowed_callers = [kagenti_agent.agent1.client_id, kagenti_identity.router.keycloak_client_id] }
+    keycloak_client = {
+      token_exchange  = true
+      audiences       = [kagenti_identity.router.keycloak_client_id]
+      allowed_callers = [kagenti_agent.agent1.client_id, kagenti_identity.router.keycloak_client_id]
+    }
   }
 }
 
@@ -183,7 +267,7 @@ resource "kagenti_agent" "agent1" {
     }
   }
 }
-`, ns, agent2URL, agent1URL)
+`, ns, agent2URL, agent1URL, toolURL)
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -215,7 +299,7 @@ resource "kagenti_agent" "agent1" {
 					return fmt.Errorf("call agent 1 through the router: %w", err)
 				}
 				m, ok := res.(*a2a.Message)
-				if !ok || m.Parts[0].Text() != "agent1 asked the next agent, which said: agent2 got: weather in Brno?" {
+				if !ok || m.Parts[0].Text() != "agent1 asked the next agent, which said: agent2 got: weather in Brno?; the tool said: sunny (weather in Brno?)" {
 					return fmt.Errorf("answer = %+v", res)
 				}
 				uiClaims := claims(t, uiToken)
@@ -235,6 +319,19 @@ resource "kagenti_agent" "agent1" {
 						return fmt.Errorf("%s's token: aud %v sub %v azp %v; want aud %s, sub %v (the caller), azp %s (the router)",
 							hop.agent.name, c["aud"], c["sub"], c["azp"], hop.aud, uiClaims["sub"], routerID)
 					}
+				}
+				// The tool server got tokens addressed to it, for the same user, from the router.
+				for _, tok := range tool.received() {
+					if tok == "" || tok == uiToken {
+						return fmt.Errorf("the tool received %q", tok)
+					}
+					c := claims(t, tok)
+					if !containsString(audiences(c), toolID) || c["sub"] != uiClaims["sub"] || c["azp"] != routerID {
+						return fmt.Errorf("the tool's token: aud %v sub %v azp %v", c["aud"], c["sub"], c["azp"])
+					}
+				}
+				if len(tool.received()) == 0 {
+					return fmt.Errorf("the tool was not called")
 				}
 				// A caller the policy does not list is refused by the router: agent 2 only takes agent 1.
 				direct, err := a2aclient.NewFromCard(ctx, mustResolve(ctx, t, routerURL+"/a2a/"+ns+"/agent2"))
@@ -261,7 +358,7 @@ resource "kagenti_agent" "agent1" {
 				if err != nil || res2.IsError {
 					return fmt.Errorf("MCP tools/call: %+v %v", res2, err)
 				}
-				if got := res2.Content[0].(*mcp.TextContent).Text; got != "agent1 asked the next agent, which said: agent2 got: via MCP" {
+				if got := res2.Content[0].(*mcp.TextContent).Text; got != "agent1 asked the next agent, which said: agent2 got: via MCP; the tool said: sunny (via MCP)" {
 					return fmt.Errorf("MCP tool result %q", got)
 				}
 				return nil

@@ -223,3 +223,19 @@ func (rt *Router) forwardHTTP(w http.ResponseWriter, r *http.Request, route *Rou
 	stream := strings.Contains(r.Header.Get("Accept"), "text/event-stream") || strings.HasSuffix(path, "/events") || strings.Contains(path, ":stream") || strings.Contains(path, ":subscribe")
 	rt.proxy(w, r, route, path, token, nil, stream, fail, capture)
 }
+
+// tool forwards MCP traffic to a kagenti_tool (/tools/{ns}/{name} is its MCP endpoint) after the
+// same authn, policy and token exchange: the tool server receives a token addressed to it, never
+// the caller's, and sees the user (sub) and the calling workload (azp).
+func (rt *Router) tool(w http.ResponseWriter, r *http.Request) {
+	route := rt.lookup(r)
+	if route == nil || route.Type != contract.TypeTool {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such tool"})
+		return
+	}
+	path := ""
+	if rest := r.PathValue("rest"); rest != "" {
+		path = "/" + rest
+	}
+	rt.forwardHTTP(w, r, route, path, nil)
+}

@@ -3,10 +3,14 @@ package router
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
 // bearerTransport adds a token to every request of the MCP client.
@@ -87,5 +91,49 @@ func TestMCP_PolicyAndOptIn(t *testing.T) {
 	client := mcp.NewClient(&mcp.Implementation{Name: "anon", Version: "1"}, nil)
 	if _, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: e.srv.URL + "/mcp/team1"}, nil); err == nil {
 		t.Fatal("an MCP session without a token was accepted")
+	}
+}
+
+// TestTool_MCPServerGetsExchangedToken: an MCP client calls a kagenti_tool (an MCP SDK server)
+// through the router; the tool receives only a token exchanged for its own audience.
+func TestTool_MCPServerGetsExchangedToken(t *testing.T) {
+	e := newTestEnv(t)
+	var seen []string
+	server := mcp.NewServer(&mcp.Implementation{Name: "weather-tool", Version: "1.0.0"}, nil)
+	mcp.AddTool(server, &mcp.Tool{Name: "forecast", Description: "forecast"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct {
+		City string `json:"city"`
+	}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sunny in " + in.City}}}, nil, nil
+	})
+	handler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	toolSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header.Get("Authorization"))
+		handler.ServeHTTP(w, r)
+	}))
+	defer toolSrv.Close()
+	up, _ := url.Parse(toolSrv.URL + "/mcp")
+	toolID := "spiffe://td.test/ns/team1/sa/weather-tool"
+	e.registry.SetService(Route{Namespace: "team1", Name: "weather-tool", Type: contract.TypeTool, Protocol: "mcp", Upstream: up,
+		Policy: contract.Policy{Audience: toolID, AllowedCallers: []string{testCaller}}})
+
+	token := e.issuer.token(t)
+	client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1.0.0"}, nil)
+	session, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: e.srv.URL + "/tools/team1/weather-tool",
+		HTTPClient: &http.Client{Transport: bearerTransport{token}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	res, err := session.CallTool(context.Background(), &mcp.CallToolParams{Name: "forecast", Arguments: map[string]any{"city": "Brno"}})
+	if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "sunny in Brno" {
+		t.Fatalf("tools/call through the router: %+v %v", res, err)
+	}
+	if len(seen) == 0 {
+		t.Fatal("the tool saw no request")
+	}
+	for _, a := range seen {
+		if !strings.HasPrefix(a, "Bearer exchanged:"+toolID+":") {
+			t.Fatalf("the tool received %q, want only tokens exchanged for %s", a, toolID)
+		}
 	}
 }

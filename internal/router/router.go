@@ -105,6 +105,8 @@ func New(cfg Config) (*Router, error) {
 	mux.HandleFunc("POST /a2a/{ns}/{name}", rt.a2aJSONRPC)
 	mux.HandleFunc("/a2a/{ns}/{name}/{rest...}", rt.a2aREST)
 	mux.Handle("/mcp/{ns}", rt.mcpHandler())
+	mux.HandleFunc("/tools/{ns}/{name}", rt.tool)
+	mux.HandleFunc("/tools/{ns}/{name}/{rest...}", rt.tool)
 	mux.HandleFunc("GET /acp/{ns}/agents", rt.acpAgents)
 	mux.HandleFunc("GET /acp/{ns}/agents/{name}", rt.acpAgent)
 	mux.HandleFunc("POST /acp/{ns}/runs", rt.acpCreateRun)
