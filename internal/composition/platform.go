@@ -37,7 +37,25 @@ type PlatformInput struct {
 	Audience         string `json:"audience,omitempty"`
 	TokenURL         string `json:"token_url,omitempty"`
 	ClientSecretName string `json:"client_secret_name,omitempty"`
+	// Gateway attaches the router to an existing Gateway API Gateway with an HTTPRoute.
+	Gateway *GatewayRef `json:"gateway,omitempty"`
+	// Mesh is "" or "istio-ambient" (agent namespaces enrolled in ambient mode).
+	Mesh string `json:"mesh,omitempty"`
+	// Waypoint adds an Istio waypoint for the platform namespace (with Mesh).
+	Waypoint bool `json:"waypoint,omitempty"`
 }
+
+// GatewayRef is the Gateway the router's HTTPRoute attaches to.
+type GatewayRef struct {
+	ParentName      string   `json:"parent_name"`
+	ParentNamespace string   `json:"parent_namespace,omitempty"`
+	SectionName     string   `json:"section_name,omitempty"`
+	Hostnames       []string `json:"hostnames,omitempty"`
+	PathPrefix      string   `json:"path_prefix,omitempty"`
+}
+
+// MeshIstioAmbient is the mesh option that enrols agent namespaces in Istio's ambient mode.
+const MeshIstioAmbient = "istio-ambient"
 
 // PlatformKinds are every kind a platform may own, for pruning and deletion.
 func PlatformKinds() []schema.GroupVersionKind {
@@ -51,6 +69,8 @@ func PlatformKinds() []schema.GroupVersionKind {
 		{Group: "apps", Version: "v1", Kind: "Deployment"},
 		{Version: "v1", Kind: "Service"},
 		{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"},
+		{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRoute"},
+		{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "Gateway"},
 	}
 }
 
@@ -76,6 +96,32 @@ func ValidatePlatform(in PlatformInput) field.ErrorList {
 			errs = append(errs, field.Invalid(field.NewPath("router", "public_url"), in.PublicURL, "must be an http(s) URL such as https://agents.example.com"))
 		}
 	}
+	if g := in.Gateway; g != nil {
+		p := field.NewPath("gateway")
+		for _, msg := range validation.IsDNS1123Subdomain(g.ParentName) {
+			errs = append(errs, field.Invalid(p.Child("parent_name"), g.ParentName, msg))
+		}
+		for i, h := range g.Hostnames {
+			for _, msg := range validation.IsDNS1123Subdomain(strings.TrimPrefix(h, "*.")) {
+				errs = append(errs, field.Invalid(p.Child("hostnames").Index(i), h, msg))
+			}
+		}
+		if g.PathPrefix != "" && !strings.HasPrefix(g.PathPrefix, "/") {
+			errs = append(errs, field.Invalid(p.Child("path_prefix"), g.PathPrefix, "must start with /"))
+		}
+	}
+	switch in.Mesh {
+	case "":
+		if in.Waypoint {
+			errs = append(errs, field.Invalid(field.NewPath("waypoint"), true, "a waypoint needs mesh = \"istio-ambient\""))
+		}
+	case MeshIstioAmbient:
+		if len(in.AgentNamespaces) == 0 {
+			errs = append(errs, field.Required(field.NewPath("agent_namespaces"), "mesh = \"istio-ambient\" enrols the agent namespaces: list them"))
+		}
+	default:
+		errs = append(errs, field.NotSupported(field.NewPath("mesh"), in.Mesh, []string{MeshIstioAmbient}))
+	}
 	return errs
 }
 
@@ -83,6 +129,9 @@ func ValidatePlatform(in PlatformInput) field.ErrorList {
 func (in PlatformInput) RouterURL() string {
 	if in.PublicURL != "" {
 		return in.PublicURL
+	}
+	if g := in.Gateway; g != nil && len(g.Hostnames) > 0 {
+		return "https://" + g.Hostnames[0] + strings.TrimSuffix(g.PathPrefix, "/")
 	}
 	return fmt.Sprintf("http://%s.%s.svc.cluster.local", RouterName, in.Namespace)
 }
@@ -168,6 +217,24 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 	}
 	if in.Replicas > 1 {
 		if err := render("pdb", "pdb", data); err != nil {
+			return nil, err
+		}
+	}
+	if g := in.Gateway; g != nil {
+		data["GatewayNamespace"] = g.ParentNamespace
+		if g.ParentNamespace == "" {
+			data["GatewayNamespace"] = in.Namespace
+		}
+		data["PathPrefix"] = g.PathPrefix
+		if g.PathPrefix == "" {
+			data["PathPrefix"] = "/"
+		}
+		if err := render("httproute", "httproute", data); err != nil {
+			return nil, err
+		}
+	}
+	if in.Waypoint {
+		if err := render("waypoint", "waypoint", data); err != nil {
 			return nil, err
 		}
 	}

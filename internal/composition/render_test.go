@@ -256,6 +256,9 @@ func TestRenderPlatformGolden(t *testing.T) {
 			Replicas: 2, PublicURL: "https://agents.example.com", Issuer: "https://kc.example.com/realms/kagenti",
 			Audience: "spiffe://example.org/ns/kagenti-system/sa/kagenti-router", ClientSecretName: "kagenti-router-keycloak"},
 		"cluster-wide": {Namespace: "kagenti", Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 1},
+		"gateway-and-ambient": {Namespace: "kagenti", AgentNamespaces: []string{"team1"}, Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 1,
+			Gateway: &composition.GatewayRef{ParentName: "public", ParentNamespace: "gateways", SectionName: "https", Hostnames: []string{"agents.example.com"}, PathPrefix: "/kagenti"},
+			Mesh:    composition.MeshIstioAmbient, Waypoint: true},
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -95,6 +95,13 @@ func (a *Applier) resource(gvk schema.GroupVersionKind, namespace string) (dynam
 // provider owns every field it renders, so conflicts with other managers are forced: an
 // out-of-band edit of one of those fields is drift, and apply repairs it.
 func (a *Applier) Apply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	return a.ApplyAs(ctx, obj, contract.FieldManager)
+}
+
+// ApplyAs is Apply under another field manager: for the few fields the provider sets on objects
+// it does not own (a label on someone's namespace), so that applying the object without the
+// field later removes exactly that field and nothing else.
+func (a *Applier) ApplyAs(ctx context.Context, obj *unstructured.Unstructured, manager string) (*unstructured.Unstructured, error) {
 	ref := RefOf(obj)
 	ri, err := a.resource(ref.GVK, ref.Namespace)
 	if err != nil {
@@ -105,7 +112,7 @@ func (a *Applier) Apply(ctx context.Context, obj *unstructured.Unstructured) (*u
 		return nil, err
 	}
 	force := true
-	out, err := ri.Patch(ctx, ref.Name, types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: contract.FieldManager, Force: &force})
+	out, err := ri.Patch(ctx, ref.Name, types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: manager, Force: &force})
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", ref, explainStatus(err))
 	}
@@ -189,6 +196,9 @@ type CompositeSelector struct {
 func (a *Applier) Owned(ctx context.Context, sel CompositeSelector) ([]Ref, error) {
 	var refs []Ref
 	for _, gvk := range sel.Kinds {
+		if _, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version); meta.IsNoMatchError(err) {
+			continue // a kind the cluster does not serve has no objects
+		}
 		items, err := a.List(ctx, gvk, sel.Namespace, sel.Labels)
 		if err != nil {
 			return nil, err

@@ -5,11 +5,16 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -146,3 +151,54 @@ func checkExists(get func(ctx context.Context) error, what string, exists bool) 
 }
 
 type terraformState = terraform.State
+
+func testAccDynamic(t *testing.T) dynamic.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", testAccSandbox.Kubernetes.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// applyCRDs installs CRDs and waits until the API server serves them.
+func applyCRDs(t *testing.T, d dynamic.Interface, crds []*unstructured.Unstructured) {
+	t.Helper()
+	ctx := context.Background()
+	res := d.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	force := true
+	for _, crd := range crds {
+		data, err := crd.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := res.Patch(ctx, crd.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "kagenti-tests", Force: &force}); err != nil {
+			t.Fatalf("install CRD %s: %v", crd.GetName(), err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, crd := range crds {
+		for {
+			got, err := res.Get(ctx, crd.GetName(), metav1.GetOptions{})
+			established := false
+			if err == nil {
+				conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+				for _, c := range conds {
+					m := c.(map[string]any)
+					established = established || (m["type"] == "Established" && m["status"] == "True")
+				}
+			}
+			if established {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("CRD %s not established", crd.GetName())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -53,6 +54,9 @@ type platformResourceModel struct {
 	RouterReplicas  types.Int64    `tfsdk:"router_replicas"`
 	PublicURL       types.String   `tfsdk:"public_url"`
 	TokenExchange   types.Bool     `tfsdk:"token_exchange"`
+	Gateway         types.Object   `tfsdk:"gateway"`
+	Mesh            types.String   `tfsdk:"mesh"`
+	Waypoint        types.Bool     `tfsdk:"waypoint"`
 	WaitForRollout  types.Bool     `tfsdk:"wait_for_rollout"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 
@@ -109,6 +113,30 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 					"its `allowed_callers`.",
 				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 			},
+			"gateway": rschema.SingleNestedAttribute{
+				MarkdownDescription: "Attach the router to an existing Gateway API Gateway with an HTTPRoute (needs the Gateway API CRDs; " +
+					"a cluster without them gives a clear error at apply). Without `public_url`, the router's URL follows from the first hostname.",
+				Optional: true,
+				Attributes: map[string]rschema.Attribute{
+					"parent_name":      rschema.StringAttribute{MarkdownDescription: "Name of the Gateway.", Required: true},
+					"parent_namespace": rschema.StringAttribute{MarkdownDescription: "Namespace of the Gateway (default: the platform's).", Optional: true},
+					"section_name":     rschema.StringAttribute{MarkdownDescription: "Listener of the Gateway to attach to.", Optional: true},
+					"hostnames":        rschema.ListAttribute{MarkdownDescription: "Hostnames the route answers for.", Optional: true, ElementType: types.StringType},
+					"path_prefix": rschema.StringAttribute{
+						MarkdownDescription: "Path prefix the router is served under (stripped before it reaches the router; default `/`).", Optional: true,
+					},
+				},
+			},
+			"mesh": rschema.StringAttribute{
+				MarkdownDescription: "`istio-ambient`: enrol the agent namespaces in Istio's ambient mode (label `istio.io/dataplane-mode=ambient`, " +
+					"set under its own field manager so that removing the option removes exactly that label).",
+				Optional:   true,
+				Validators: []validator.String{stringvalidator.OneOf(composition.MeshIstioAmbient)},
+			},
+			"waypoint": rschema.BoolAttribute{
+				MarkdownDescription: "With `mesh`, an Istio waypoint (Gateway class `istio-waypoint`) for the platform namespace.",
+				Optional:            true, Computed: true, Default: booldefault.StaticBool(false),
+			},
 			"wait_for_rollout": rschema.BoolAttribute{
 				MarkdownDescription: "Wait until the router Deployment is Available (default `true`).",
 				Optional:            true, Computed: true, Default: booldefault.StaticBool(true),
@@ -163,6 +191,19 @@ func (r *platformResource) input(ctx context.Context, m *platformResourceModel, 
 		in.Image = r.data.defaultRouterImage()
 	}
 	in.AgentNamespaces = knownStrings(m.AgentNamespaces)
+	in.Mesh, in.Waypoint = m.Mesh.ValueString(), m.Waypoint.ValueBool()
+	if !m.Gateway.IsNull() && !m.Gateway.IsUnknown() {
+		var g struct {
+			ParentName      types.String `tfsdk:"parent_name"`
+			ParentNamespace types.String `tfsdk:"parent_namespace"`
+			SectionName     types.String `tfsdk:"section_name"`
+			Hostnames       types.List   `tfsdk:"hostnames"`
+			PathPrefix      types.String `tfsdk:"path_prefix"`
+		}
+		diags.Append(m.Gateway.As(ctx, &g, basetypes.ObjectAsOptions{})...)
+		in.Gateway = &composition.GatewayRef{ParentName: g.ParentName.ValueString(), ParentNamespace: g.ParentNamespace.ValueString(),
+			SectionName: g.SectionName.ValueString(), Hostnames: knownStrings(g.Hostnames), PathPrefix: g.PathPrefix.ValueString()}
+	}
 	if !m.TokenExchange.ValueBool() {
 		return in, nil, diags
 	}
@@ -217,7 +258,56 @@ func (r *platformResource) selector(ns string) kube.CompositeSelector {
 	return kube.CompositeSelector{Labels: map[string]string{keys.Type(): "platform", keys.Composite(): ns}, Kinds: composition.PlatformKinds()}
 }
 
-func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, creating bool, diags *diag.Diagnostics) {
+// meshManager is the field manager of the mesh label on agent namespaces.
+const meshManager = "kagenti-mesh"
+
+// enrol labels the agent namespaces for the mesh and takes the label off namespaces that are no
+// longer enrolled (prior are those enrolled before). Only the label is ours: the namespaces are not.
+func (r *platformResource) enrol(ctx context.Context, applier *kube.Applier, in composition.PlatformInput, prior []string) error {
+	want := map[string]bool{}
+	if in.Mesh == composition.MeshIstioAmbient {
+		for _, ns := range in.AgentNamespaces {
+			want[ns] = true
+		}
+	}
+	for ns := range want {
+		if _, err := applier.ApplyAs(ctx, namespaceLabels(ns, map[string]any{"istio.io/dataplane-mode": "ambient"}), meshManager); err != nil {
+			return err
+		}
+	}
+	for _, ns := range prior {
+		if want[ns] {
+			continue
+		}
+		if exists, err := applier.NamespaceExists(ctx, ns); err != nil || !exists {
+			continue
+		}
+		// Applying the namespace without the label releases it: SSA removes what this manager
+		// no longer sets.
+		if _, err := applier.ApplyAs(ctx, namespaceLabels(ns, nil), meshManager); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func namespaceLabels(ns string, labels map[string]any) *unstructured.Unstructured {
+	meta := map[string]any{"name": ns}
+	if labels != nil {
+		meta["labels"] = labels
+	}
+	return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": meta}}
+}
+
+// enrolled lists the namespaces a state had enrolled.
+func enrolled(m *platformResourceModel) []string {
+	if m == nil || m.Mesh.ValueString() != composition.MeshIstioAmbient {
+		return nil
+	}
+	return knownStrings(m.AgentNamespaces)
+}
+
+func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, creating bool, prior []string, diags *diag.Diagnostics) {
 	var d diag.Diagnostics
 	timeout := defaultCreateTimeout
 	if creating {
@@ -294,6 +384,11 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 	for _, p := range pruned {
 		tflog.Info(ctx, "pruned object no longer rendered", map[string]any{"object": p.String()})
 	}
+	if err == nil {
+		if merr := r.enrol(ctx, applier, in, prior); merr != nil {
+			diags.AddAttributeError(path.Root("mesh"), "Mesh Enrolment Failed", merr.Error())
+		}
+	}
 	if err == nil && m.WaitForRollout.ValueBool() {
 		if _, werr := applier.WaitDeploymentAvailable(ctx, in.Namespace, composition.RouterName, nil); werr != nil {
 			diags.AddError("Router Not Ready", werr.Error())
@@ -326,7 +421,7 @@ func (r *platformResource) Create(ctx context.Context, req resource.CreateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.apply(ctx, &plan, true, &resp.Diagnostics)
+	r.apply(ctx, &plan, true, nil, &resp.Diagnostics)
 	if plan.ID.IsUnknown() {
 		return
 	}
@@ -337,12 +432,13 @@ func (r *platformResource) Create(ctx context.Context, req resource.CreateReques
 }
 
 func (r *platformResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan platformResourceModel
+	var plan, state platformResourceModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.apply(ctx, &plan, false, &resp.Diagnostics)
+	r.apply(ctx, &plan, false, enrolled(&state), &resp.Diagnostics)
 	if plan.Objects.IsUnknown() {
 		plan.Objects = types.ListNull(types.ObjectType{AttrTypes: objectAttrTypes})
 	}
@@ -381,6 +477,9 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 			state.PublicURL = types.StringNull()
 		}
 		state.TokenExchange = types.BoolValue(in.Audience != "")
+		state.Mesh, state.Waypoint = optStr(in.Mesh), types.BoolValue(in.Waypoint)
+		state.Gateway = types.ObjectNull(map[string]attr.Type{"parent_name": types.StringType, "parent_namespace": types.StringType,
+			"section_name": types.StringType, "hostnames": types.ListType{ElemType: types.StringType}, "path_prefix": types.StringType})
 		state.WaitForRollout = types.BoolValue(true)
 		state.Timeouts = timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{"create": types.StringType, "update": types.StringType, "delete": types.StringType})}
 	}
@@ -433,6 +532,13 @@ func (r *platformResource) Delete(ctx context.Context, req resource.DeleteReques
 	if err != nil {
 		resp.Diagnostics.Append(kubernetesUnreachable("deleting the platform", err))
 		return
+	}
+	if len(enrolled(&state)) > 0 {
+		in := composition.PlatformInput{}
+		if err := r.enrol(ctx, applier, in, enrolled(&state)); err != nil {
+			resp.Diagnostics.AddError("Mesh Enrolment Not Removed", err.Error())
+			return
+		}
 	}
 	if err := applier.DeleteAll(ctx, r.selector(state.ID.ValueString())); err != nil {
 		resp.Diagnostics.AddError("Delete Failed", fmt.Sprintf("Deleting platform %s failed; destroy again to finish.\n\nOriginal Error: %v", state.ID.ValueString(), err))

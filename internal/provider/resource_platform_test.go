@@ -12,9 +12,12 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
+	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
 )
 
 // The platform: its namespace, the router with read-only RBAC in the agent namespace, the
@@ -118,4 +121,117 @@ func TestAccPlatformResource_ExistingNamespaceRefused(t *testing.T) {
 			ExpectError: regexp.MustCompile(`already exists and is not a Kagenti platform's`),
 		}},
 	})
+}
+
+// Gateway API and Istio ambient: without the CRDs the gateway option fails at apply with a clear
+// error; with them the router gets an HTTPRoute on the Gateway (its URL follows from it), the
+// agent namespace is enrolled in ambient mode with a waypoint; dropping the options removes
+// exactly the label and the waypoint.
+func TestAccPlatformResource_GatewayAndMesh(t *testing.T) {
+	client := testAccKube(t)
+	agents := testAccNamespace(t, client)
+	ctx := context.Background()
+	ns := "kagenti-gw-" + rand.String(4)
+	withOptions := fmt.Sprintf(`
+resource "kagenti_platform" "main" {
+  namespace        = %q
+  agent_namespaces = [%q]
+  router_image     = "ghcr.io/kagenti/kagenti-router:0.1.0"
+  router_replicas  = 1
+  gateway = {
+    parent_name      = "public"
+    parent_namespace = "gateways"
+    hostnames        = ["agents.example.com"]
+    path_prefix      = "/kagenti"
+  }
+  mesh     = "istio-ambient"
+  waypoint = true
+}
+`, ns, agents)
+	without := fmt.Sprintf(`
+resource "kagenti_platform" "main" {
+  namespace        = %q
+  agent_namespaces = [%q]
+  router_image     = "ghcr.io/kagenti/kagenti-router:0.1.0"
+  router_replicas  = 1
+}
+`, ns, agents)
+	dyn := testAccDynamic(t)
+	crds, err := testenv.GatewayAPICRDs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpRoutes := dyn.Resource(schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"})
+	gateways := dyn.Resource(schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gateways"})
+	label := func(want string) resource.TestCheckFunc {
+		return func(*terraformState) error {
+			n, err := client.CoreV1().Namespaces().Get(ctx, agents, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if got := n.Labels["istio.io/dataplane-mode"]; got != want {
+				return fmt.Errorf("namespace %s label istio.io/dataplane-mode = %q, want %q", agents, got, want)
+			}
+			return nil
+		}
+	}
+	crdsInstalled := false
+	for _, cli := range testAccCLIs {
+		t.Run(cli.name, func(t *testing.T) {
+			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+			steps := []resource.TestStep{}
+			if !crdsInstalled {
+				steps = append(steps, resource.TestStep{
+					Config:      withOptions,
+					ExpectError: regexp.MustCompile(`does not serve\s+gateway.networking.k8s.io/v1,\s+Kind=HTTPRoute\s+\(is its CRD\s+installed\?\)`),
+				})
+			}
+			steps = append(steps,
+				resource.TestStep{
+					PreConfig: func() {
+						if crdsInstalled {
+							return
+						}
+						crdsInstalled = true
+						applyCRDs(t, dyn, crds)
+					},
+					Config: withOptions,
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue("kagenti_platform.main", tfjsonpath.New("router_url"), knownvalue.StringExact("https://agents.example.com/kagenti")),
+					},
+					Check: resource.ComposeTestCheckFunc(
+						label("ambient"),
+						func(*terraformState) error {
+							route, err := httpRoutes.Namespace(ns).Get(ctx, "kagenti-router", metav1.GetOptions{})
+							if err != nil {
+								return err
+							}
+							parents, _, _ := unstructured.NestedSlice(route.Object, "spec", "parentRefs")
+							if len(parents) != 1 || parents[0].(map[string]any)["name"] != "public" || parents[0].(map[string]any)["namespace"] != "gateways" {
+								return fmt.Errorf("HTTPRoute parentRefs %v", parents)
+							}
+							_, err = gateways.Namespace(ns).Get(ctx, "waypoint", metav1.GetOptions{})
+							return err
+						},
+					),
+				},
+				resource.TestStep{
+					Config: without,
+					Check: resource.ComposeTestCheckFunc(
+						label(""),
+						func(*terraformState) error {
+							if _, err := httpRoutes.Namespace(ns).Get(ctx, "kagenti-router", metav1.GetOptions{}); err == nil {
+								return fmt.Errorf("HTTPRoute left after the gateway option was removed")
+							}
+							if _, err := gateways.Namespace(ns).Get(ctx, "waypoint", metav1.GetOptions{}); err == nil {
+								return fmt.Errorf("waypoint left after the mesh option was removed")
+							}
+							return nil
+						},
+					),
+				},
+			)
+			resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: testAccProtoV6ProviderFactories, Steps: steps})
+		})
+	}
 }

@@ -27,6 +27,20 @@ resource "kagenti_agent" "weather" {
   }
 }
 
+# Behind a Gateway API Gateway, in an Istio ambient mesh.
+resource "kagenti_platform" "edge" {
+  namespace        = "kagenti-edge"
+  agent_namespaces = ["team3"]
+  gateway = {
+    parent_name      = "public"
+    parent_namespace = "gateways"
+    hostnames        = ["agents.example.com"]
+    path_prefix      = "/kagenti"
+  }
+  mesh     = "istio-ambient"
+  waypoint = true
+}
+
 output "weather_agent_card" {
   value = "${kagenti_platform.main.router_url}/a2a/team1/weather-service/.well-known/agent-card.json"
 }
