@@ -49,4 +49,3 @@ func GatewayAPICRDs(ctx context.Context) ([]*unstructured.Unstructured, error) {
 	}
 	return out, nil
 }
-
