@@ -372,6 +372,7 @@ func (p *kagentiProvider) DataSources(_ context.Context) []func() datasource.Dat
 		NewEnvironmentDataSource,
 		NewAgentsDataSource,
 		NewToolsDataSource,
+		NewAgentCardDataSource,
 	}
 }
 
