@@ -186,7 +186,7 @@ func (rt *Router) a2aJSONRPC(w http.ResponseWriter, r *http.Request) {
 		}
 		writeRPCError(w, status, env.ID, &rpcError{Code: code, Message: err.Error()})
 	}
-	rt.proxy(w, r, route, "", token, body, method.stream, onError, nil)
+	rt.proxyWith(w, r, route, "", token, body, method.stream, method.idempotent, onError, nil)
 }
 
 // a2aREST forwards the HTTP+JSON binding (e.g. POST /a2a/ns/name/v1/message:send) unchanged,

@@ -241,6 +241,12 @@ var errNoRoute = errors.New("no such agent")
 // request through r's context. onError shapes failures for the protocol.
 func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, route *Route, path string, token string, body []byte,
 	stream bool, onError func(w http.ResponseWriter, status int, err error), capture func([]byte)) {
+	rt.proxyWith(w, r, route, path, token, body, stream, false, onError, capture)
+}
+
+// proxyWith is proxy; idempotent requests (with their body) are retried on connection failures.
+func (rt *Router) proxyWith(w http.ResponseWriter, r *http.Request, route *Route, path string, token string, body []byte,
+	stream, idempotent bool, onError func(w http.ResponseWriter, status int, err error), capture func([]byte)) {
 	ctx := r.Context()
 	if !stream {
 		var cancel context.CancelFunc
@@ -251,8 +257,12 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, route *Route, pa
 		defer rt.metrics.openStreams.Dec()
 	}
 	up := route.Upstream
+	var transport http.RoundTripper = rt.transport
+	if idempotent && body != nil {
+		transport = &retryTransport{next: rt.transport, attempts: 3, body: body}
+	}
 	p := &httputil.ReverseProxy{
-		Transport: rt.transport,
+		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = up.Scheme, up.Host
 			pr.Out.URL.Path = strings.TrimRight(up.Path, "/") + path

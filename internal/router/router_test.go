@@ -583,3 +583,42 @@ func TestACP(t *testing.T) {
 		t.Fatalf("the ACP agent received %q, want an exchanged token", auth)
 	}
 }
+
+// TestRetries: a read (GetTask) whose first connection fails is retried and answered; a write
+// (SendMessage) is not retried, so it cannot act twice.
+func TestRetries(t *testing.T) {
+	var calls atomic.Int32
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close() // the connection dies before any answer
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"jsonrpc": "2.0", "id": 1, "result": map[string]any{"id": "t1"}})
+	}))
+	defer flaky.Close()
+	reg := NewRegistry()
+	up, _ := url.Parse(flaky.URL)
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
+	rt, err := New(Config{PublicURL: "http://router", Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt)
+	defer srv.Close()
+	post := func(body string) int {
+		resp, err := http.Post(srv.URL+"/a2a/ns/a", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := post(`{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t1"}}`); status != 200 || calls.Load() != 2 {
+		t.Fatalf("GetTask: status %d after %d upstream calls, want 200 after a retry", status, calls.Load())
+	}
+	calls.Store(0)
+	if status := post(sendBody); status != http.StatusBadGateway || calls.Load() != 1 {
+		t.Fatalf("SendMessage: status %d after %d upstream calls, want 502 after exactly one", status, calls.Load())
+	}
+}

@@ -1,0 +1,44 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+)
+
+// retryTransport retries idempotent reads (GetTask, tasks/get, ...) whose connection failed
+// before any answer arrived — a backend restarting or a stale keep-alive connection — up to
+// attempts times with a short backoff. Nothing else is retried: a second SendMessage could act
+// twice.
+type retryTransport struct {
+	next     http.RoundTripper
+	attempts int
+	body     []byte
+}
+
+func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	var err error
+	for i := 0; i < t.attempts; i++ {
+		if i > 0 {
+			select {
+			case <-r.Context().Done():
+				return nil, r.Context().Err()
+			case <-time.After(time.Duration(i) * 50 * time.Millisecond):
+			}
+			r = r.Clone(r.Context())
+			r.Body = io.NopCloser(bytes.NewReader(t.body))
+		}
+		var resp *http.Response
+		resp, err = t.next.RoundTrip(r)
+		if err == nil {
+			return resp, nil
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
