@@ -16,6 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
@@ -83,6 +87,22 @@ func run(log *slog.Logger) error {
 		}
 	} else {
 		log.Warn("authentication is off: no -issuer given")
+	}
+	// OpenTelemetry: spans are exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT (or the
+	// traces-specific variable) is set; traceparent propagates either way.
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
+		exp, err := otlptracehttp.New(context.Background())
+		if err != nil {
+			return fmt.Errorf("OTLP exporter: %w", err)
+		}
+		res := resource.NewSchemaless(attribute.String("service.name", env("OTEL_SERVICE_NAME", "kagenti-router")))
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = tp.Shutdown(ctx)
+		}()
+		rcfg.TracerProvider = tp
 	}
 	rt, err := router.New(rcfg)
 	if err != nil {

@@ -148,6 +148,7 @@ func (rt *Router) rpc(ctx context.Context, route *Route, token string, body any)
 		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	injectTrace(req)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Config configures a Router.
@@ -38,6 +40,9 @@ type Config struct {
 	// Registerer receives the metrics (a new registry when nil).
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// TracerProvider receives the router's spans (a no-op one when nil: traceparent still
+	// propagates).
+	TracerProvider trace.TracerProvider
 }
 
 // Router is the HTTP handler of kagenti-router.
@@ -47,6 +52,7 @@ type Router struct {
 	transport *http.Transport
 	metrics   *metrics
 	runs      *runIndex
+	tracer    trace.Tracer
 	// draining makes /readyz fail so that load balancers stop sending new requests.
 	draining chan struct{}
 	once     sync.Once
@@ -78,8 +84,12 @@ func New(cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
 	rt := &Router{
 		cfg:     cfg,
+		tracer:  cfg.TracerProvider.Tracer("github.com/kagenti/terraform-provider-kagenti/internal/router"),
 		metrics: m,
 		runs:    newRunIndex(),
 		transport: &http.Transport{
@@ -120,6 +130,7 @@ func New(cfg Config) (*Router, error) {
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	r, span := rt.startSpan(r)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -135,6 +146,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = 499 // the client went away first; not a failure of ours
 		}
 		rt.metrics.observe(r, status, time.Since(start))
+		endSpan(span, status)
 		// Failures are always logged; every request only at debug level (metrics count them).
 		level := slog.LevelDebug
 		if status >= 500 {
@@ -274,6 +286,7 @@ func (rt *Router) proxyWith(w http.ResponseWriter, r *http.Request, route *Route
 				pr.Out.Header.Set("Authorization", "Bearer "+token)
 			}
 			pr.SetXForwarded()
+			injectTrace(pr.Out)
 		},
 		// Streams flush every write; other answers flush when done (ReverseProxy also flushes
 		// any text/event-stream answer at once).

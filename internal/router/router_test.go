@@ -27,6 +27,8 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
@@ -620,5 +622,43 @@ func TestRetries(t *testing.T) {
 	calls.Store(0)
 	if status := post(sendBody); status != http.StatusBadGateway || calls.Load() != 1 {
 		t.Fatalf("SendMessage: status %d after %d upstream calls, want 502 after exactly one", status, calls.Load())
+	}
+}
+
+// TestTracing: the caller's trace continues through the router: one server span whose parent is
+// the caller's span, and the agent gets a traceparent of the same trace naming the router's span.
+func TestTracing(t *testing.T) {
+	var got string
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get("traceparent")
+		writeJSON(w, http.StatusOK, map[string]any{"jsonrpc": "2.0", "id": 1, "result": map[string]any{}})
+	}))
+	defer upstream.Close()
+	exporter := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+	reg := NewRegistry()
+	up, _ := url.Parse(upstream.URL)
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
+	rt, err := New(Config{PublicURL: "http://router", Registry: reg, TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt)
+	defer srv.Close()
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/a2a/ns/a", strings.NewReader(sendBody))
+	req.Header.Set("traceparent", "00-"+traceID+"-"+parentID+"-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	spans := exporter.GetSpans()
+	if len(spans) != 1 || spans[0].SpanContext.TraceID().String() != traceID || spans[0].Parent.SpanID().String() != parentID {
+		t.Fatalf("spans %+v: want one span in trace %s with parent %s", spans, traceID, parentID)
+	}
+	want := "00-" + traceID + "-" + spans[0].SpanContext.SpanID().String() + "-01"
+	if got != want {
+		t.Fatalf("the agent got traceparent %q, want %q", got, want)
 	}
 }
