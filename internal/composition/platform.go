@@ -43,6 +43,8 @@ type PlatformInput struct {
 	Mesh string `json:"mesh,omitempty"`
 	// Waypoint adds an Istio waypoint for the platform namespace (with Mesh).
 	Waypoint bool `json:"waypoint,omitempty"`
+	// Autoscaling scales the router on CPU instead of a fixed Replicas.
+	Autoscaling *Autoscaling `json:"autoscaling,omitempty"`
 }
 
 // GatewayRef is the Gateway the router's HTTPRoute attaches to.
@@ -69,6 +71,7 @@ func PlatformKinds() []schema.GroupVersionKind {
 		{Group: "apps", Version: "v1", Kind: "Deployment"},
 		{Version: "v1", Kind: "Service"},
 		{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"},
+		{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"},
 		{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRoute"},
 		{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "Gateway"},
 	}
@@ -108,6 +111,18 @@ func ValidatePlatform(in PlatformInput) field.ErrorList {
 		}
 		if g.PathPrefix != "" && !strings.HasPrefix(g.PathPrefix, "/") {
 			errs = append(errs, field.Invalid(p.Child("path_prefix"), g.PathPrefix, "must start with /"))
+		}
+	}
+	if a := in.Autoscaling; a != nil {
+		p := field.NewPath("router_autoscaling")
+		if a.MinReplicas < 1 {
+			errs = append(errs, field.Invalid(p.Child("min_replicas"), a.MinReplicas, "must be 1 or more"))
+		}
+		if a.MaxReplicas < a.MinReplicas {
+			errs = append(errs, field.Invalid(p.Child("max_replicas"), a.MaxReplicas, fmt.Sprintf("must be at least min_replicas (%d)", a.MinReplicas)))
+		}
+		if a.TargetCPUUtilization < 1 || a.TargetCPUUtilization > 100 {
+			errs = append(errs, field.Invalid(p.Child("target_cpu_utilization"), a.TargetCPUUtilization, "must be a percentage between 1 and 100"))
 		}
 	}
 	switch in.Mesh {
@@ -215,7 +230,14 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 			return nil, err
 		}
 	}
-	if in.Replicas > 1 {
+	minReplicas := in.Replicas
+	if a := in.Autoscaling; a != nil {
+		minReplicas = a.MinReplicas
+		if err := render("hpa", "hpa", data); err != nil {
+			return nil, err
+		}
+	}
+	if minReplicas > 1 {
 		if err := render("pdb", "pdb", data); err != nil {
 			return nil, err
 		}

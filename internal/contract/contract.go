@@ -75,6 +75,9 @@ func (k Keys) Endpoint() string { return k.key("endpoint") }
 // URL annotates a composite's Service with the URL its clients use (for a tool: the MCP URL).
 func (k Keys) URL() string { return k.key("url") }
 
+// Platform labels an agent namespace with the namespace of the platform that serves it.
+func (k Keys) Platform() string { return k.key("platform") }
+
 // ExposeAsTool annotates the Service of an A2A agent offered as an MCP tool ("true").
 func (k Keys) ExposeAsTool() string { return k.key("expose-as-tool") }
 

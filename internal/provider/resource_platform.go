@@ -57,6 +57,7 @@ type platformResourceModel struct {
 	Gateway         types.Object   `tfsdk:"gateway"`
 	Mesh            types.String   `tfsdk:"mesh"`
 	Waypoint        types.Bool     `tfsdk:"waypoint"`
+	Autoscaling     types.Object   `tfsdk:"router_autoscaling"`
 	WaitForRollout  types.Bool     `tfsdk:"wait_for_rollout"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 
@@ -101,6 +102,15 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				MarkdownDescription: "Router pods (default 2; more than one adds a PodDisruptionBudget).",
 				Optional:            true, Computed: true, Default: int64default.StaticInt64(2),
 				Validators: []validator.Int64{int64validator.Between(1, 100)},
+			},
+			"router_autoscaling": rschema.SingleNestedAttribute{
+				MarkdownDescription: "Scale the router on CPU with a HorizontalPodAutoscaler instead of `router_replicas`.",
+				Optional:            true,
+				Attributes: map[string]rschema.Attribute{
+					"min_replicas":           rschema.Int64Attribute{MarkdownDescription: "Lower bound.", Required: true, Validators: []validator.Int64{int64validator.AtLeast(1)}},
+					"max_replicas":           rschema.Int64Attribute{MarkdownDescription: "Upper bound.", Required: true, Validators: []validator.Int64{int64validator.AtLeast(1)}},
+					"target_cpu_utilization": rschema.Int64Attribute{MarkdownDescription: "CPU utilization to aim for (1-100).", Required: true, Validators: []validator.Int64{int64validator.Between(1, 100)}},
+				},
 			},
 			"public_url": rschema.StringAttribute{
 				MarkdownDescription: "URL clients reach the router at (agent cards are rewritten to it); default its in-cluster Service URL.",
@@ -192,6 +202,12 @@ func (r *platformResource) input(ctx context.Context, m *platformResourceModel, 
 	}
 	in.AgentNamespaces = knownStrings(m.AgentNamespaces)
 	in.Mesh, in.Waypoint = m.Mesh.ValueString(), m.Waypoint.ValueBool()
+	if !m.Autoscaling.IsNull() && !m.Autoscaling.IsUnknown() {
+		var a autoscalingModel
+		diags.Append(m.Autoscaling.As(ctx, &a, basetypes.ObjectAsOptions{})...)
+		in.Autoscaling = &composition.Autoscaling{MinReplicas: a.MinReplicas.ValueInt64(), MaxReplicas: a.MaxReplicas.ValueInt64(),
+			TargetCPUUtilization: a.TargetCPUUtilization.ValueInt64()}
+	}
 	if !m.Gateway.IsNull() && !m.Gateway.IsUnknown() {
 		var g struct {
 			ParentName      types.String `tfsdk:"parent_name"`
@@ -258,20 +274,24 @@ func (r *platformResource) selector(ns string) kube.CompositeSelector {
 	return kube.CompositeSelector{Labels: map[string]string{keys.Type(): "platform", keys.Composite(): ns}, Kinds: composition.PlatformKinds()}
 }
 
-// meshManager is the field manager of the mesh label on agent namespaces.
-const meshManager = "kagenti-mesh"
+// enrolManager is the field manager of the labels the platform puts on agent namespaces.
+const enrolManager = "kagenti-platform"
 
-// enrol labels the agent namespaces for the mesh and takes the label off namespaces that are no
-// longer enrolled (prior are those enrolled before). Only the label is ours: the namespaces are not.
+// enrol labels the agent namespaces (<label_domain>/platform = the platform namespace, and for
+// the mesh istio.io/dataplane-mode = ambient) and takes the labels off namespaces that are no
+// longer enrolled (prior are those enrolled before). Only the labels are ours: the namespaces are
+// not, so they are never deleted.
 func (r *platformResource) enrol(ctx context.Context, applier *kube.Applier, in composition.PlatformInput, prior []string) error {
 	want := map[string]bool{}
-	if in.Mesh == composition.MeshIstioAmbient {
-		for _, ns := range in.AgentNamespaces {
-			want[ns] = true
-		}
+	for _, ns := range in.AgentNamespaces {
+		want[ns] = true
 	}
 	for ns := range want {
-		if _, err := applier.ApplyAs(ctx, namespaceLabels(ns, map[string]any{"istio.io/dataplane-mode": "ambient"}), meshManager); err != nil {
+		labels := map[string]any{contract.NewKeys(r.data.labelDomain).Platform(): in.Namespace}
+		if in.Mesh == composition.MeshIstioAmbient {
+			labels["istio.io/dataplane-mode"] = "ambient"
+		}
+		if _, err := applier.ApplyAs(ctx, namespaceLabels(ns, labels), enrolManager); err != nil {
 			return err
 		}
 	}
@@ -284,7 +304,7 @@ func (r *platformResource) enrol(ctx context.Context, applier *kube.Applier, in 
 		}
 		// Applying the namespace without the label releases it: SSA removes what this manager
 		// no longer sets.
-		if _, err := applier.ApplyAs(ctx, namespaceLabels(ns, nil), meshManager); err != nil {
+		if _, err := applier.ApplyAs(ctx, namespaceLabels(ns, nil), enrolManager); err != nil {
 			return err
 		}
 	}
@@ -301,7 +321,7 @@ func namespaceLabels(ns string, labels map[string]any) *unstructured.Unstructure
 
 // enrolled lists the namespaces a state had enrolled.
 func enrolled(m *platformResourceModel) []string {
-	if m == nil || m.Mesh.ValueString() != composition.MeshIstioAmbient {
+	if m == nil {
 		return nil
 	}
 	return knownStrings(m.AgentNamespaces)
@@ -386,7 +406,7 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 	}
 	if err == nil {
 		if merr := r.enrol(ctx, applier, in, prior); merr != nil {
-			diags.AddAttributeError(path.Root("mesh"), "Mesh Enrolment Failed", merr.Error())
+			diags.AddAttributeError(path.Root("agent_namespaces"), "Namespace Enrolment Failed", merr.Error())
 		}
 	}
 	if err == nil && m.WaitForRollout.ValueBool() {
@@ -478,6 +498,7 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 		}
 		state.TokenExchange = types.BoolValue(in.Audience != "")
 		state.Mesh, state.Waypoint = optStr(in.Mesh), types.BoolValue(in.Waypoint)
+		state.Autoscaling = types.ObjectNull(autoscalingAttrTypes)
 		state.Gateway = types.ObjectNull(map[string]attr.Type{"parent_name": types.StringType, "parent_namespace": types.StringType,
 			"section_name": types.StringType, "hostnames": types.ListType{ElemType: types.StringType}, "path_prefix": types.StringType})
 		state.WaitForRollout = types.BoolValue(true)
@@ -536,7 +557,7 @@ func (r *platformResource) Delete(ctx context.Context, req resource.DeleteReques
 	if len(enrolled(&state)) > 0 {
 		in := composition.PlatformInput{}
 		if err := r.enrol(ctx, applier, in, enrolled(&state)); err != nil {
-			resp.Diagnostics.AddError("Mesh Enrolment Not Removed", err.Error())
+			resp.Diagnostics.AddError("Namespace Enrolment Not Removed", err.Error())
 			return
 		}
 	}

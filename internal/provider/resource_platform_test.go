@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -57,6 +58,9 @@ resource "kagenti_platform" "main" {
 					if _, err := env.keycloak.FindClient(ctx, routerID); !errors.Is(err, keycloak.ErrNotFound) {
 						return fmt.Errorf("router client left in Keycloak (%v)", err)
 					}
+					if n, err := client.CoreV1().Namespaces().Get(ctx, agents, metav1.GetOptions{}); err != nil || n.Labels["kagenti.io/platform"] != "" {
+						return fmt.Errorf("agent namespace after destroy: labels %v (%v); the enrolment label must be gone, the namespace kept", n.Labels, err)
+					}
 					return nil
 				},
 				Steps: []resource.TestStep{
@@ -89,6 +93,9 @@ resource "kagenti_platform" "main" {
 										return fmt.Errorf("router args %s lack %s", args, want)
 									}
 								}
+								if n, err := client.CoreV1().Namespaces().Get(ctx, agents, metav1.GetOptions{}); err != nil || n.Labels["kagenti.io/platform"] != ns {
+									return fmt.Errorf("agent namespace not enrolled: labels %v (%v)", n.Labels, err)
+								}
 								_, err = env.keycloak.FindClient(ctx, routerID)
 								return err
 							},
@@ -105,6 +112,14 @@ resource "kagenti_platform" "main" {
 						),
 					},
 					{Config: config(2), PlanOnly: true},
+					{
+						// Autoscaling replaces the fixed count.
+						Config: strings.Replace(config(2), "router_replicas  = 2", "router_autoscaling = { min_replicas = 2, max_replicas = 5, target_cpu_utilization = 60 }", 1),
+						Check: checkExists(func(ctx context.Context) error {
+							_, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "kagenti-router", metav1.GetOptions{})
+							return err
+						}, "router HorizontalPodAutoscaler", true),
+					},
 				},
 			})
 		})
@@ -175,7 +190,11 @@ resource "kagenti_platform" "main" {
 			return nil
 		}
 	}
-	crdsInstalled := false
+	// A reused sandbox (KAGENTI_SANDBOX_DIR) may have the CRDs already; then the missing-CRD
+	// step cannot run.
+	_, err = dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
+		Get(ctx, "httproutes.gateway.networking.k8s.io", metav1.GetOptions{})
+	crdsInstalled := err == nil
 	for _, cli := range testAccCLIs {
 		t.Run(cli.name, func(t *testing.T) {
 			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
