@@ -43,6 +43,8 @@ cp examples/quickstart/*.tf "$work/"
 "$tofu_dir/tofu" -chdir="$work" apply -auto-approve -no-color -var "hello_agent_url=http://$AGENT_ADDR"
 out() { "$tofu_dir/tofu" -chdir="$work" output -raw "$1"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+# The MCP endpoint answers as a server-sent event stream: the JSON-RPC answer is the last data line.
+sse_json() { python3 -c "import json,sys; d=json.loads([l[5:] for l in sys.stdin.read().splitlines() if l.startswith('data:')][-1]); print(eval(sys.argv[1]))" "$1"; }
 echo
 echo "What the cluster holds now:"
 kubectl=$(sandbox build kubernetes | sed -n 's/^kubernetes [^:]*: //p')/kubectl
@@ -85,7 +87,7 @@ echo "The same agent as an MCP tool (tools/call on the router's MCP endpoint):"
 curl -sf -X POST "http://$ROUTER_ADDR/mcp/default" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
   -H "Authorization: Bearer $token" \
   -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"hello-agent","arguments":{"text":"hello as an MCP tool"}}}' \
-  | json '"  " + d["result"]["content"][0]["text"]'
+  | sse_json '"  " + d["result"]["content"][0]["text"]'
 
 echo
 echo "Router: http://$ROUTER_ADDR (logs $work/router.log); agent logs $work/agent.log"

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -32,7 +33,7 @@ type callerKey struct{}
 func (rt *Router) mcpHandler() http.Handler {
 	h := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
 		return rt.mcpServer(r.Context(), r.PathValue("ns"))
-	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	}, &mcp.StreamableHTTPOptions{Stateless: true})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var caller *Caller
 		if rt.cfg.Verifier != nil {
@@ -59,8 +60,17 @@ func (rt *Router) mcpServer(ctx context.Context, ns string) *mcp.Server {
 		}
 		route := route
 		mcp.AddTool(server, &mcp.Tool{Name: route.Name, Description: toolDescription(route)},
-			func(ctx context.Context, _ *mcp.CallToolRequest, in agentToolInput) (*mcp.CallToolResult, any, error) {
-				answer, err := rt.callAgent(ctx, caller, route, in.Text)
+			func(ctx context.Context, req *mcp.CallToolRequest, in agentToolInput) (*mcp.CallToolResult, any, error) {
+				var answer string
+				var err error
+				if token := req.Params.GetProgressToken(); token != nil {
+					// The client asked for progress: stream from the agent, one notification per event.
+					answer, err = rt.streamAgent(ctx, caller, route, in.Text, func(n int, text string) {
+						_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token, Progress: float64(n), Message: text})
+					})
+				} else {
+					answer, err = rt.callAgent(ctx, caller, route, in.Text)
+				}
 				if err != nil {
 					// A refused or failed call is a tool error the model can read, not a protocol error.
 					return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}, nil, nil
@@ -97,6 +107,139 @@ func toolDescription(route *Route) string {
 		desc += ". Skills: " + strings.Join(skills, ", ")
 	}
 	return desc
+}
+
+// streamAgent is callAgent over A2A streaming (1.0 SendStreamingMessage, falling back to 0.3
+// message/stream): progress gets the agent's text of every event, and the answer is all of it.
+func (rt *Router) streamAgent(ctx context.Context, caller *Caller, route *Route, text string, progress func(n int, text string)) (string, error) {
+	p := route.Policy
+	if rt.cfg.Verifier != nil && len(p.AllowedCallers) > 0 && (caller == nil || !contains(p.AllowedCallers, caller.ClientID)) {
+		return "", &forbiddenError{reason: fmt.Sprintf("%s may not call %s", callerID(caller), route.Key())}
+	}
+	token, err := rt.upstreamToken(ctx, caller, route)
+	if err != nil {
+		return "", err
+	}
+	id := fmt.Sprintf("mcp-%d", time.Now().UnixNano())
+	bodies := []map[string]any{
+		{"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": map[string]any{
+			"message": map[string]any{"messageId": id, "role": "ROLE_USER", "parts": []any{map[string]any{"text": text}}}}},
+		{"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": map[string]any{
+			"message": map[string]any{"kind": "message", "messageId": id, "role": "user", "parts": []any{map[string]any{"kind": "text", "text": text}}}}},
+	}
+	for _, body := range bodies {
+		answer, notFound, err := rt.stream(ctx, route, token, body, progress)
+		if notFound {
+			continue
+		}
+		return answer, err
+	}
+	return "", fmt.Errorf("agent %s does not stream A2A", route.Key())
+}
+
+// stream posts one streaming request and relays its events. notFound reports a method the agent
+// does not know (so the caller tries the other protocol version).
+func (rt *Router) stream(ctx context.Context, route *Route, token string, body any, progress func(int, string)) (string, bool, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return "", false, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, route.Upstream.String(), bytes.NewReader(data))
+	if err != nil {
+		return "", false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	injectTrace(req)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Transport: rt.transport}).Do(req)
+	if err != nil {
+		rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
+		return "", false, fmt.Errorf("agent %s is unavailable", route.Key())
+	}
+	defer resp.Body.Close()
+	var all []string
+	n := 0
+	handle := func(payload []byte) (bool, error) {
+		var ev struct {
+			Result any       `json:"result"`
+			Error  *rpcError `json:"error"`
+		}
+		if json.Unmarshal(payload, &ev) != nil {
+			return false, nil
+		}
+		if ev.Error != nil {
+			if ev.Error.Code == codeMethodNotFound && n == 0 {
+				return true, nil
+			}
+			return false, fmt.Errorf("agent %s answered with an error: %s", route.Key(), ev.Error.Message)
+		}
+		if texts := agentTexts(ev.Result); len(texts) > 0 {
+			n++
+			progress(n, strings.Join(texts, "\n"))
+			all = append(all, texts...)
+		}
+		return false, nil
+	}
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		// A plain JSON-RPC answer (an error, or an agent that does not stream).
+		payload, _ := io.ReadAll(io.LimitReader(resp.Body, rt.cfg.MaxBodyBytes))
+		notFound, err := handle(payload)
+		return strings.Join(all, "\n"), notFound, err
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), int(rt.cfg.MaxBodyBytes))
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data:")
+		if !ok {
+			continue
+		}
+		notFound, err := handle([]byte(strings.TrimSpace(line)))
+		if notFound || err != nil {
+			return "", notFound, err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return "", false, fmt.Errorf("agent %s stream broke: %w", route.Key(), err)
+	}
+	return strings.Join(all, "\n"), false, nil
+}
+
+// agentTexts collects the text parts an agent produced in an A2A event of either version:
+// messages, status messages and artifacts, but not the task's history nor the user's messages.
+func agentTexts(v any) []string {
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if role, _ := x["role"].(string); role == "user" || role == "ROLE_USER" {
+				return
+			}
+			if parts, ok := x["parts"].([]any); ok {
+				for _, p := range parts {
+					if m, ok := p.(map[string]any); ok {
+						if t, ok := m["text"].(string); ok && t != "" {
+							out = append(out, t)
+						}
+					}
+				}
+			}
+			for k, child := range x {
+				if k != "history" && k != "parts" {
+					walk(child)
+				}
+			}
+		case []any:
+			for _, child := range x {
+				walk(child)
+			}
+		}
+	}
+	walk(v)
+	return out
 }
 
 // callAgent sends one A2A message to an agent (1.0 SendMessage, falling back to 0.3

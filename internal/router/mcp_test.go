@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -135,5 +137,55 @@ func TestTool_MCPServerGetsExchangedToken(t *testing.T) {
 		if !strings.HasPrefix(a, "Bearer exchanged:"+toolID+":") {
 			t.Fatalf("the tool received %q, want only tokens exchanged for %s", a, toolID)
 		}
+	}
+}
+
+// TestMCP_Progress: a client that asks for progress gets one notification per agent event
+// (relayed from A2A streaming) and the whole answer as the result.
+func TestMCP_Progress(t *testing.T) {
+	e := newTestEnv(t)
+	rt := e.registry.Lookup("team1", "agent1")
+	opted := *rt
+	opted.ExposeAsTool = true
+	e.registry.SetService(opted)
+	var mu sync.Mutex
+	var notes []string
+	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			mu.Lock()
+			notes = append(notes, req.Params.Message)
+			mu.Unlock()
+		},
+	})
+	session, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{
+		Endpoint: e.srv.URL + "/mcp/team1", HTTPClient: &http.Client{Transport: bearerTransport{e.issuer.token(t)}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	params := &mcp.CallToolParams{Name: "agent1", Arguments: map[string]any{"text": "stream:3"}}
+	params.SetProgressToken("p1")
+	res, err := session.CallTool(context.Background(), params)
+	if err != nil || res.IsError {
+		t.Fatalf("tools/call with progress: %+v %v", res, err)
+	}
+	if got := res.Content[0].(*mcp.TextContent).Text; got != "chunk-0\nchunk-1\nchunk-2\ndone" {
+		t.Fatalf("result %q", got)
+	}
+	// The client handles notifications on its own goroutine: they may land just after the result.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(notes)
+		mu.Unlock()
+		if n >= 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notes) != 4 || notes[0] != "chunk-0" || notes[3] != "done" {
+		t.Fatalf("progress notifications %q, want one per agent event", notes)
 	}
 }
