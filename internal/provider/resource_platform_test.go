@@ -77,8 +77,10 @@ resource "kagenti_platform" "main" {
 								if err != nil {
 									return err
 								}
-								if len(role.Rules) != 1 || fmt.Sprint(role.Rules[0].Verbs) != "[get list watch]" {
-									return fmt.Errorf("router Role rules %v: want read-only", role.Rules)
+								for _, rule := range role.Rules {
+									if fmt.Sprint(rule.Verbs) != "[get list watch]" {
+										return fmt.Errorf("router Role rules %v: want read-only", role.Rules)
+									}
 								}
 								if _, err := client.CoreV1().Secrets(ns).Get(ctx, "kagenti-router-keycloak", metav1.GetOptions{}); err != nil {
 									return fmt.Errorf("router client secret: %w", err)

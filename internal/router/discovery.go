@@ -5,12 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"sort"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
@@ -55,7 +61,24 @@ func (d *Discovery) Run(ctx context.Context, synced chan<- struct{}) error {
 		}); err != nil {
 			return err
 		}
-		syncs = append(syncs, svc.HasSynced, cm.HasSynced)
+		// EndpointSlices carry their Service's labels, so the same selector finds ours.
+		slices := factory.Discovery().V1().EndpointSlices()
+		lister := slices.Lister()
+		sync := func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
+				d.syncEndpoints(lister, es.Namespace, es.Labels[discoveryv1.LabelServiceName])
+			}
+		}
+		es := slices.Informer()
+		if _, err := es.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: sync, UpdateFunc: func(_, obj any) { sync(obj) }, DeleteFunc: sync,
+		}); err != nil {
+			return err
+		}
+		syncs = append(syncs, svc.HasSynced, cm.HasSynced, es.HasSynced)
 		factory.Start(ctx.Done())
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
@@ -66,6 +89,40 @@ func (d *Discovery) Run(ctx context.Context, synced chan<- struct{}) error {
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// syncEndpoints sets a Service's ready endpoints from all its EndpointSlices.
+func (d *Discovery) syncEndpoints(lister discoverylisters.EndpointSliceLister, namespace, service string) {
+	if service == "" {
+		return
+	}
+	sel := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: service})
+	slices, err := lister.EndpointSlices(namespace).List(sel)
+	if err != nil {
+		return
+	}
+	var eps []string
+	for _, s := range slices {
+		var port int32
+		for _, p := range s.Ports {
+			if p.Port != nil && (port == 0 || (p.Name != nil && *p.Name == "http")) {
+				port = *p.Port
+			}
+		}
+		if port == 0 {
+			continue
+		}
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
+				continue
+			}
+			for _, a := range e.Addresses {
+				eps = append(eps, net.JoinHostPort(a, strconv.Itoa(int(port))))
+			}
+		}
+	}
+	sort.Strings(eps)
+	d.Registry.SetEndpoints(namespace, service, eps)
 }
 
 func (d *Discovery) onService(obj any) {

@@ -144,7 +144,7 @@ func (rt *Router) stream(ctx context.Context, route *Route, token string, body a
 	if err != nil {
 		return "", false, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, route.Upstream.String(), bytes.NewReader(data))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rt.balancer.pick(route, "").String(), bytes.NewReader(data))
 	if err != nil {
 		return "", false, err
 	}
@@ -286,7 +286,7 @@ func (rt *Router) rpc(ctx context.Context, route *Route, token string, body any)
 	if err != nil {
 		return nil, nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, route.Upstream.String(), bytes.NewReader(data))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rt.balancer.pick(route, "").String(), bytes.NewReader(data))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -32,6 +32,9 @@ type Route struct {
 	Policy contract.Policy
 	// ExposeAsTool offers an A2A agent as an MCP tool at /mcp/{namespace}.
 	ExposeAsTool bool
+	// Endpoints are the ready pod addresses ("ip:port") behind the Service, from its
+	// EndpointSlices; the router balances over them and ejects failing ones. Empty: Upstream.
+	Endpoints []string
 }
 
 // Key is "namespace/name".
@@ -40,10 +43,11 @@ func (r *Route) Key() string { return r.Namespace + "/" + r.Name }
 // Registry holds the routes. Reads are lock-free against an immutable snapshot, so the data
 // path never waits on discovery.
 type Registry struct {
-	mu       sync.Mutex // serialises writers
-	services map[string]*serviceInfo
-	cards    map[string]json.RawMessage
-	snapshot atomic.Pointer[map[string]*Route]
+	mu        sync.Mutex // serialises writers
+	services  map[string]*serviceInfo
+	cards     map[string]json.RawMessage
+	endpoints map[string][]string
+	snapshot  atomic.Pointer[map[string]*Route]
 }
 
 // serviceInfo is what a Service contributes to a route.
@@ -53,7 +57,7 @@ type serviceInfo struct {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	r := &Registry{services: map[string]*serviceInfo{}, cards: map[string]json.RawMessage{}}
+	r := &Registry{services: map[string]*serviceInfo{}, cards: map[string]json.RawMessage{}, endpoints: map[string][]string{}}
 	empty := map[string]*Route{}
 	r.snapshot.Store(&empty)
 	return r
@@ -107,12 +111,28 @@ func (r *Registry) DeleteCard(namespace, name string) {
 	r.publish()
 }
 
+// SetEndpoints records the ready endpoints of a Service (nil forgets them).
+func (r *Registry) SetEndpoints(namespace, name string, endpoints []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(endpoints) == 0 {
+		delete(r.endpoints, namespace+"/"+name)
+	} else {
+		r.endpoints[namespace+"/"+name] = endpoints
+	}
+	r.publish()
+}
+
 // publish builds a new snapshot; callers hold mu.
 func (r *Registry) publish() {
 	snap := make(map[string]*Route, len(r.services))
 	for key, s := range r.services {
 		rt := s.route
 		rt.Card = r.cards[key]
+		if eps, ok := r.endpoints[key]; ok && rt.Upstream != nil && strings.HasSuffix(rt.Upstream.Hostname(), ".svc.cluster.local") {
+			// Only Services the router reaches by cluster DNS: an endpoint annotation wins.
+			rt.Endpoints = eps
+		}
 		snap[key] = &rt
 	}
 	r.snapshot.Store(&snap)

@@ -17,6 +17,22 @@ type retryTransport struct {
 	next     http.RoundTripper
 	attempts int
 	body     []byte
+	// reroute picks the host for a retry after a failure on failed (nil: the same host).
+	reroute func(failed string) string
+}
+
+// ejectingTransport reports connection failures to the balancer.
+type ejectingTransport struct {
+	next     http.RoundTripper
+	balancer *balancer
+}
+
+func (t *ejectingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil && r.Context().Err() == nil {
+		t.balancer.fail(r.URL.Host)
+	}
+	return resp, err
 }
 
 func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -28,8 +44,13 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 				return nil, r.Context().Err()
 			case <-time.After(time.Duration(i) * 50 * time.Millisecond):
 			}
+			failed := r.URL.Host
 			r = r.Clone(r.Context())
 			r.Body = io.NopCloser(bytes.NewReader(t.body))
+			if t.reroute != nil {
+				r.URL.Host = t.reroute(failed)
+				r.Host = r.URL.Host
+			}
 		}
 		var resp *http.Response
 		resp, err = t.next.RoundTrip(r)

@@ -52,6 +52,7 @@ type Router struct {
 	transport *http.Transport
 	metrics   *metrics
 	runs      *runIndex
+	balancer  *balancer
 	tracer    trace.Tracer
 	// draining makes /readyz fail so that load balancers stop sending new requests.
 	draining chan struct{}
@@ -88,10 +89,11 @@ func New(cfg Config) (*Router, error) {
 		cfg.TracerProvider = noop.NewTracerProvider()
 	}
 	rt := &Router{
-		cfg:     cfg,
-		tracer:  cfg.TracerProvider.Tracer("github.com/kagenti/terraform-provider-kagenti/internal/router"),
-		metrics: m,
-		runs:    newRunIndex(),
+		cfg:      cfg,
+		tracer:   cfg.TracerProvider.Tracer("github.com/kagenti/terraform-provider-kagenti/internal/router"),
+		metrics:  m,
+		runs:     newRunIndex(),
+		balancer: newBalancer(10 * time.Second),
 		transport: &http.Transport{
 			Proxy:                 nil,
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -268,10 +270,12 @@ func (rt *Router) proxyWith(w http.ResponseWriter, r *http.Request, route *Route
 		rt.metrics.openStreams.Inc()
 		defer rt.metrics.openStreams.Dec()
 	}
-	up := route.Upstream
-	var transport http.RoundTripper = rt.transport
+	up := rt.balancer.pick(route, "")
+	var transport http.RoundTripper = &ejectingTransport{next: rt.transport, balancer: rt.balancer}
 	if idempotent && body != nil {
-		transport = &retryTransport{next: rt.transport, attempts: 3, body: body}
+		transport = &retryTransport{next: transport, attempts: 3, body: body,
+			// A retry goes to another endpoint when there is one.
+			reroute: func(failed string) string { return rt.balancer.pick(route, failed).Host }}
 	}
 	p := &httputil.ReverseProxy{
 		Transport: transport,

@@ -662,3 +662,44 @@ func TestTracing(t *testing.T) {
 		t.Fatalf("the agent got traceparent %q, want %q", got, want)
 	}
 }
+
+// TestBalancing: requests spread over an agent's endpoints; a dead endpoint is ejected after its
+// first failure, and a read that hit it is retried on a live one.
+func TestBalancing(t *testing.T) {
+	var hits [2]atomic.Int32
+	live := make([]*httptest.Server, 2)
+	for i := range live {
+		i := i
+		live[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits[i].Add(1)
+			writeJSON(w, http.StatusOK, map[string]any{"jsonrpc": "2.0", "id": 1, "result": map[string]any{}})
+		}))
+		defer live[i].Close()
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadAddr := dead.Listener.Addr().String()
+	dead.Close()
+	reg := NewRegistry()
+	up, _ := url.Parse("http://agent.ns.svc.cluster.local:8000")
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
+	reg.SetEndpoints("ns", "a", []string{live[0].Listener.Addr().String(), deadAddr, live[1].Listener.Addr().String()})
+	rt, err := New(Config{PublicURL: "http://router", Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt)
+	defer srv.Close()
+	for i := range 9 {
+		resp, err := http.Post(srv.URL+"/a2a/ns/a", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d (a read that hits a dead endpoint is retried elsewhere)", i, resp.StatusCode)
+		}
+	}
+	if hits[0].Load() == 0 || hits[1].Load() == 0 || hits[0].Load()+hits[1].Load() != 9 {
+		t.Fatalf("hits %d and %d: want all 9 requests spread over both live endpoints", hits[0].Load(), hits[1].Load())
+	}
+}
