@@ -29,6 +29,12 @@ const (
 	// KeycloakVersion: 26.6+ fixes an NPE on unknown SPIFFE ids and has federated client
 	// authentication without a preview flag.
 	KeycloakVersion = "26.7.3"
+	// ACPSDKVersion is the Python ACP SDK the router's ACP tests use as a peer. Its server needs a
+	// uvicorn from before 0.36 (it imports uvicorn.config.LoopSetupType).
+	ACPSDKVersion = "1.0.3"
+	uvicornForACP = "0.35.0"
+	// fastAPIForACP: newer FastAPI no longer parses the SDK server's request bodies.
+	fastAPIForACP = "0.115.14"
 )
 
 //go:embed k8sbuild/go.mod.txt k8sbuild/go.sum.txt k8sbuild/tools.go.txt
@@ -172,7 +178,7 @@ func (b *Builder) moduleDir(ctx context.Context, workDir, modVersion string) (st
 // Tools returns the full set, in the order a cold build should run them (the slowest and most
 // needed first).
 func Tools() []Tool {
-	return []Tool{Kubernetes(), Kwok(), Tofu(), Spire(), Keycloak(), Terraform()}
+	return []Tool{Kubernetes(), Kwok(), Tofu(), Spire(), Keycloak(), Terraform(), ACPSDK()}
 }
 
 // ToolByName finds a tool of Tools by name.
@@ -352,6 +358,29 @@ func Keycloak() Tool {
 			}
 			archive := filepath.Join(dl, "keycloak-quarkus-dist-"+KeycloakVersion+".tar.gz")
 			return b.run(ctx, out, nil, "tar", "-xzf", archive, "--strip-components=1", "-C", out)
+		},
+	}
+}
+
+// ACPSDK is a Python virtualenv with the ACP SDK (server and client) from PyPI.
+func ACPSDK() Tool {
+	return Tool{
+		Name:    "acp-sdk",
+		Version: ACPSDKVersion + "-uvicorn" + uvicornForACP + "-fastapi" + fastAPIForACP,
+		Files:   []string{"venv/bin/python"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			python, err := exec.LookPath("python3")
+			if err != nil {
+				return errors.New("the ACP SDK peer needs python3: apt-get install python3 python3-venv")
+			}
+			venv := filepath.Join(out, "venv")
+			if err := b.run(ctx, out, nil, python, "-m", "venv", venv); err != nil {
+				return err
+			}
+			// "python -m pip", not bin/pip: the venv is built in a staging dir and moved, and
+			// scripts' shebangs would still name the staging path.
+			return b.run(ctx, out, nil, filepath.Join(venv, "bin", "python"), "-m", "pip", "install", "-q",
+				"acp-sdk=="+ACPSDKVersion, "uvicorn=="+uvicornForACP, "fastapi=="+fastAPIForACP)
 		},
 	}
 }
