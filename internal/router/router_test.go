@@ -262,7 +262,8 @@ func TestA2A_V03Client(t *testing.T) {
 	}
 }
 
-// TestA2A_CancelAndResubscribe: a long task is cancelled through the router.
+// TestA2A_Cancel: a long task is resubscribed to (a second stream of the running task) and then
+// cancelled, both through the router.
 func TestA2A_Cancel(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := context.Background()
@@ -289,6 +290,22 @@ func TestA2A_Cancel(t *testing.T) {
 	stop()
 	if taskID == "" {
 		t.Fatal("no task from the stream")
+	}
+	// Resubscribe: the running task's stream again (SubscribeToTask), first event is the task.
+	subCtx, stopSub := context.WithCancel(ctx)
+	resubscribed := false
+	for ev, err := range client.SubscribeToTask(subCtx, &a2a.SubscribeToTaskRequest{ID: taskID}) {
+		if err != nil {
+			t.Fatalf("SubscribeToTask through the router: %v", err)
+		}
+		if tsk, ok := ev.(*a2a.Task); ok && tsk.ID == taskID {
+			resubscribed = true
+			break
+		}
+	}
+	stopSub()
+	if !resubscribed {
+		t.Fatal("SubscribeToTask gave no event of the task")
 	}
 	task, err := client.CancelTask(ctx, &a2a.CancelTaskRequest{ID: taskID})
 	if err != nil {
@@ -701,5 +718,29 @@ func TestBalancing(t *testing.T) {
 	}
 	if hits[0].Load() == 0 || hits[1].Load() == 0 || hits[0].Load()+hits[1].Load() != 9 {
 		t.Fatalf("hits %d and %d: want all 9 requests spread over both live endpoints", hits[0].Load(), hits[1].Load())
+	}
+}
+
+// TestDrain: after Drain the router reports not ready (load balancers stop sending) while it
+// still serves requests in flight and arriving.
+func TestDrain(t *testing.T) {
+	e := newTestEnv(t)
+	get := func(path string) int {
+		resp, err := http.Get(e.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if get("/readyz") != http.StatusOK {
+		t.Fatal("not ready before draining")
+	}
+	e.router.Drain()
+	if get("/readyz") != http.StatusServiceUnavailable || get("/healthz") != http.StatusOK {
+		t.Fatal("draining must fail readiness and keep liveness")
+	}
+	if status, _ := rpc(t, e, "Bearer "+e.issuer.token(t), sendBody); status != http.StatusOK {
+		t.Fatalf("a request while draining: %d", status)
 	}
 }
