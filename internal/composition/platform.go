@@ -1,20 +1,17 @@
 package composition
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"slices"
 	"strings"
-	"text/template"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
@@ -260,22 +257,7 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 			return nil, err
 		}
 	}
-	for _, o := range out.Objects {
-		l := o.Object.GetLabels()
-		if l == nil {
-			l = map[string]string{}
-		}
-		for k, v := range labels {
-			l[k] = v
-		}
-		o.Object.SetLabels(l)
-		a := o.Object.GetAnnotations()
-		if a == nil {
-			a = map[string]string{}
-		}
-		a[keys.ResourceName()] = o.Key
-		o.Object.SetAnnotations(a)
-	}
+	stamp(out.Objects, labels, keys)
 	return out, nil
 }
 
@@ -284,18 +266,5 @@ func (r *Renderer) renderPlatformObject(file string, data map[string]any) (*unst
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := template.New(file).Option("missingkey=error").Funcs(funcs).Parse(string(raw))
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, data); err != nil {
-		return nil, err
-	}
-	j, err := yaml.YAMLToJSON(buf.Bytes())
-	if err != nil {
-		return nil, err
-	}
-	obj := &unstructured.Unstructured{}
-	return obj, obj.UnmarshalJSON(j)
+	return executeTemplate(file, string(raw), data)
 }

@@ -328,8 +328,17 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 		}
 	}
 	for _, o := range out.Objects {
-		// Labels and the key are set after templates and patches so that no custom template or
-		// patch can drop them: discovery, pruning and drift detection depend on them.
+		o.Object.SetNamespace(in.Namespace)
+	}
+	// Labels and the key are set after templates and patches so that no custom template or patch
+	// can drop them: discovery, pruning and drift detection depend on them.
+	stamp(out.Objects, labels, keys)
+	return out, nil
+}
+
+// stamp sets the composite's labels and each object's key annotation.
+func stamp(objs []Object, labels map[string]string, keys contract.Keys) {
+	for _, o := range objs {
 		l := o.Object.GetLabels()
 		if l == nil {
 			l = map[string]string{}
@@ -344,9 +353,29 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 		}
 		a[keys.ResourceName()] = o.Key
 		o.Object.SetAnnotations(a)
-		o.Object.SetNamespace(in.Namespace)
 	}
-	return out, nil
+}
+
+// executeTemplate renders one object's Go template (missing keys are errors; only quote and
+// toJSON are available) and decodes the YAML.
+func executeTemplate(name, text string, data any) (*unstructured.Unstructured, error) {
+	tmpl, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, data); err != nil {
+		return nil, err
+	}
+	j, err := yaml.YAMLToJSON(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("rendered YAML: %w", err)
+	}
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(j); err != nil {
+		return nil, fmt.Errorf("rendered object: %w", err)
+	}
+	return obj, nil
 }
 
 func (r *Renderer) preset(in Input) (*preset, error) {
@@ -394,21 +423,9 @@ func (r *Renderer) renderObject(in Input, key string, data templateData) (*unstr
 		}
 		return fmt.Errorf("render composed object %q: %w", key, err)
 	}
-	tmpl, err := template.New(key).Option("missingkey=error").Funcs(funcs).Parse(text)
+	obj, err := executeTemplate(key, text, data)
 	if err != nil {
 		return nil, fail(err)
-	}
-	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, data); err != nil {
-		return nil, fail(err)
-	}
-	j, err := yaml.YAMLToJSON(buf.Bytes())
-	if err != nil {
-		return nil, fail(fmt.Errorf("rendered YAML: %w", err))
-	}
-	obj := &unstructured.Unstructured{}
-	if err := obj.UnmarshalJSON(j); err != nil {
-		return nil, fail(fmt.Errorf("rendered object: %w", err))
 	}
 	if gvk := obj.GroupVersionKind(); gvk != objectGVK[key] {
 		return nil, fail(fmt.Errorf("renders a %s, want a %s", gvk, objectGVK[key]))

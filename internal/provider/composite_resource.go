@@ -19,15 +19,11 @@ type compositeResource[M any, P interface {
 }
 
 func (r *compositeResource[M, P]) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
+	pd := providerDataFrom(req.ProviderData, &resp.Diagnostics)
+	if pd == nil {
 		return
 	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(unexpectedConfigureType(req.ProviderData))
-		return
-	}
-	r.engine = &compositeEngine{data: data, kind: r.kind}
+	r.engine = &compositeEngine{data: pd, kind: r.kind}
 }
 
 func (r *compositeResource[M, P]) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {

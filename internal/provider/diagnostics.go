@@ -31,3 +31,17 @@ func keycloakUnreachable(doing string, err error) diag.Diagnostic {
 		fmt.Sprintf("While %s the provider could not use Keycloak. Check keycloak.url, keycloak.realm and the "+
 			"credentials (username/password or client_id/client_secret).\n\nOriginal Error: %v", doing, err))
 }
+
+// providerDataFrom is the Configure step of every resource and data source: the provider's data,
+// or nil (before the provider is configured, or with a diagnostic on a wrong type).
+func providerDataFrom(v any, diags *diag.Diagnostics) *providerData {
+	if v == nil {
+		return nil
+	}
+	d, ok := v.(*providerData)
+	if !ok {
+		diags.Append(unexpectedConfigureType(v))
+		return nil
+	}
+	return d
+}

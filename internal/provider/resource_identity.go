@@ -218,15 +218,11 @@ func keycloakClientAttributes() map[string]rschema.Attribute {
 }
 
 func (r *identityResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
+	pd := providerDataFrom(req.ProviderData, &resp.Diagnostics)
+	if pd == nil {
 		return
 	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(unexpectedConfigureType(req.ProviderData))
-		return
-	}
-	r.data = data
+	r.data = pd
 }
 
 // ValidateConfig checks the rule that ties two attributes: federated-jwt needs JWT-SVIDs that

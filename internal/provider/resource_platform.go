@@ -174,15 +174,11 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 }
 
 func (r *platformResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
+	pd := providerDataFrom(req.ProviderData, &resp.Diagnostics)
+	if pd == nil {
 		return
 	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(unexpectedConfigureType(req.ProviderData))
-		return
-	}
-	r.data = data
+	r.data = pd
 }
 
 func (r *platformResource) engine() *compositeEngine {
