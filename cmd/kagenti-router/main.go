@@ -56,6 +56,7 @@ func run(log *slog.Logger) error {
 	tokenURL := flag.String("token-url", env("KAGENTI_ROUTER_TOKEN_URL", ""), "token endpoint for exchanges (default: <issuer>/protocol/openid-connect/token)")
 	clientID := flag.String("client-id", env("KAGENTI_ROUTER_CLIENT_ID", ""), "the router's Keycloak client id")
 	secretFile := flag.String("client-secret-file", env("KAGENTI_ROUTER_CLIENT_SECRET_FILE", ""), "file holding the router's client secret (never a flag value)")
+	spiffeSocket := flag.String("spiffe-socket", env("SPIFFE_ENDPOINT_SOCKET", ""), "SPIFFE Workload API socket: authenticate to Keycloak with the router's JWT-SVID instead of a secret")
 	timeout := flag.Duration("upstream-timeout", 2*time.Minute, "timeout of a non-streaming call to an agent")
 	drain := flag.Duration("drain", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
 	routesFile := flag.String("routes-file", env("KAGENTI_ROUTER_ROUTES_FILE", ""), "serve the routes of this JSON file instead of discovering them in Kubernetes")
@@ -76,14 +77,20 @@ func run(log *slog.Logger) error {
 		}
 		rcfg.Verifier = v
 		if *clientID != "" {
-			secret, err := os.ReadFile(*secretFile)
-			if err != nil {
-				return fmt.Errorf("read -client-secret-file: %w", err)
-			}
 			if *tokenURL == "" {
 				*tokenURL = strings.TrimRight(*issuer, "/") + "/protocol/openid-connect/token"
 			}
-			rcfg.Exchanger = &router.Exchanger{TokenURL: *tokenURL, ClientID: *clientID, ClientSecret: strings.TrimSpace(string(secret))}
+			x := &router.Exchanger{TokenURL: *tokenURL, ClientID: *clientID}
+			if *spiffeSocket != "" && *secretFile == "" {
+				x.Assertion = router.SPIFFEAssertion(*spiffeSocket, *issuer, *clientID)
+			} else {
+				secret, err := os.ReadFile(*secretFile)
+				if err != nil {
+					return fmt.Errorf("read -client-secret-file (or give -spiffe-socket): %w", err)
+				}
+				x.ClientSecret = strings.TrimSpace(string(secret))
+			}
+			rcfg.Exchanger = x
 		}
 	} else {
 		log.Warn("authentication is off: no -issuer given")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -435,4 +436,121 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// The router itself holds no secret: its Keycloak client is federated-jwt, its SPIRE entry
+// (unix:uid selector under the sandbox's spire-agent) gives it JWT-SVIDs from the Workload API,
+// and it authenticates every token exchange with a fresh one.
+func TestAccRouter_SPIFFEAuthenticatedRouter(t *testing.T) {
+	client := testAccKube(t)
+	env := newIdentityTestEnv(t)
+	sb := testAccSandbox
+	for _, cli := range testAccCLIs {
+		t.Run(cli.name, func(t *testing.T) {
+			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+			ns := testAccNamespace(t, client)
+			id := func(sa string) string { return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", sb.Spire.TrustDomain, ns, sa) }
+			routerID, uiID, helloID := id("kagenti-router"), id("ui"), id("hello")
+			hello := &e2eAgent{name: "hello", spiffeID: helloID, env: env}
+			helloURL := serveAgent(t, hello)
+			config := fmt.Sprintf(`
+resource "kagenti_identity" "router" {
+  namespace       = %[1]q
+  service_account = "kagenti-router"
+  parent_id       = %[2]q
+  selectors       = ["unix:uid:%[3]d"]
+  keycloak_client = { token_exchange = true }
+}
+
+resource "kagenti_identity" "ui" {
+  namespace       = %[1]q
+  service_account = "ui"
+  keycloak_client = { audiences = [kagenti_identity.router.keycloak_client_id] }
+}
+
+resource "kagenti_agent" "hello" {
+  name      = "hello"
+  namespace = %[1]q
+  framework = "custom"
+  endpoint  = %[4]q
+  identity = {
+    keycloak_client = { allowed_callers = [kagenti_identity.ui.keycloak_client_id, kagenti_identity.router.keycloak_client_id] }
+  }
+}
+`, ns, sb.Spire.AgentID, os.Getuid(), helloURL)
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{{
+					Config: config,
+					Check: func(*terraformState) error {
+						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+						defer cancel()
+						if _, err := client.CoreV1().Secrets(ns).Get(ctx, "kagenti-router-keycloak", metav1.GetOptions{}); err == nil {
+							return fmt.Errorf("a client secret exists for the router")
+						}
+						assertion := router.SPIFFEAssertion(sb.Spire.AgentSocket, env.issuer(), routerID)
+						// New entries reach the agent within seconds.
+						deadline := time.Now().Add(30 * time.Second)
+						for {
+							_, err := assertion(ctx)
+							if err == nil {
+								break
+							}
+							if time.Now().After(deadline) {
+								return fmt.Errorf("the router never got a JWT-SVID: %w", err)
+							}
+							time.Sleep(250 * time.Millisecond)
+						}
+						registry := router.NewRegistry()
+						synced := make(chan struct{})
+						disc := &router.Discovery{Client: client, Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry,
+							Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+						go func() { _ = disc.Run(ctx, synced) }()
+						<-synced
+						l, err := net.Listen("tcp", "127.0.0.1:0")
+						if err != nil {
+							return err
+						}
+						issuer := env.issuer()
+						rt, err := router.New(router.Config{PublicURL: "http://" + l.Addr().String(), Registry: registry,
+							Verifier:  &router.Verifier{Issuers: []router.TrustedIssuer{{Issuer: issuer, JWKSURL: issuer + "/protocol/openid-connect/certs", Audiences: []string{routerID}}}},
+							Exchanger: &router.Exchanger{TokenURL: issuer + "/protocol/openid-connect/token", ClientID: routerID, Assertion: assertion}})
+						if err != nil {
+							return err
+						}
+						srv := &http.Server{Handler: rt, ReadHeaderTimeout: 5 * time.Second}
+						go func() { _ = srv.Serve(l) }()
+						defer srv.Close()
+						for registry.Lookup(ns, "hello") == nil || len(registry.Lookup(ns, "hello").Card) == 0 {
+							if ctx.Err() != nil {
+								return fmt.Errorf("hello never routable")
+							}
+							time.Sleep(20 * time.Millisecond)
+						}
+						uiToken, err := env.clientTokenWithScope(ctx, uiID, keycloak.AudienceScopeName(routerID))
+						if err != nil {
+							return err
+						}
+						card, err := agentcard.DefaultResolver.Resolve(ctx, "http://"+l.Addr().String()+"/a2a/"+ns+"/hello")
+						if err != nil {
+							return err
+						}
+						a2c, err := a2aclient.NewFromCard(ctx, card)
+						if err != nil {
+							return err
+						}
+						callCtx := a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + uiToken}})
+						if _, err := a2c.SendMessage(callCtx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("hi"))}); err != nil {
+							return fmt.Errorf("call through a router that authenticates with its JWT-SVID: %w", err)
+						}
+						got := hello.received()
+						if len(got) != 1 || claims(t, got[0])["azp"] != routerID || !containsString(audiences(claims(t, got[0])), helloID) {
+							return fmt.Errorf("hello received %d tokens; the first must have aud %s and azp %s", len(got), helloID, routerID)
+						}
+						return nil
+					},
+				}},
+			})
+		})
+	}
 }

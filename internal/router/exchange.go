@@ -12,6 +12,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 )
 
 // Exchanger trades a caller's token for one addressed to the callee (RFC 8693, Keycloak's
@@ -122,4 +126,21 @@ func (x *Exchanger) Exchange(ctx context.Context, subjectToken, audience, scope 
 	x.cache[key] = cachedToken{token: tok.AccessToken, expires: now.Add(time.Duration(tok.ExpiresIn) * time.Second)}
 	x.mu.Unlock()
 	return tok.AccessToken, nil
+}
+
+// SPIFFEAssertion returns the router's client assertion for Keycloak: a fresh JWT-SVID for the
+// realm (audience) from the SPIFFE Workload API at socket — the router holds no secret. subject,
+// when it is a SPIFFE ID, picks that identity among the workload's.
+func SPIFFEAssertion(socket, audience, subject string) func(ctx context.Context) (string, error) {
+	params := jwtsvid.Params{Audience: audience}
+	if id, err := spiffeid.FromString(subject); err == nil {
+		params.Subject = id
+	}
+	return func(ctx context.Context) (string, error) {
+		svid, err := workloadapi.FetchJWTSVID(ctx, params, workloadapi.WithAddr("unix://"+strings.TrimPrefix(socket, "unix://")))
+		if err != nil {
+			return "", fmt.Errorf("JWT-SVID from the Workload API at %s: %w", socket, err)
+		}
+		return svid.Marshal(), nil
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/template"
 	"time"
 )
@@ -21,6 +22,10 @@ type SpireInfo struct {
 	// JWKSURL serves the trust bundle's JWT keys over plain http on loopback (SPIRE's OIDC
 	// discovery provider); Keycloak's SPIFFE identity provider reads it.
 	JWKSURL string `json:"jwks_url"`
+	// AgentSocket is a spire-agent's Workload API (unix attestor: processes of this machine);
+	// AgentID is its node alias, the parent for workload entries it serves.
+	AgentSocket string `json:"agent_socket"`
+	AgentID     string `json:"agent_id"`
 }
 
 var spireServerConf = template.Must(template.New("server.conf").Parse(`server {
@@ -110,6 +115,72 @@ func (s *Sandbox) startSpire(ctx context.Context) error {
 		return err
 	}
 	s.Spire = SpireInfo{Socket: socket, TrustDomain: s.opts.TrustDomain, JWKSURL: jwksURL}
+	return s.startSpireAgent(ctx, serverBin, dir, socket, ports[0])
+}
+
+var spireAgentConf = template.Must(template.New("agent.conf").Parse(`agent {
+    data_dir = "{{.DataDir}}"
+    log_level = "INFO"
+    server_address = "127.0.0.1"
+    server_port = "{{.Port}}"
+    socket_path = "{{.Socket}}"
+    trust_bundle_path = "{{.Bundle}}"
+    trust_domain = "{{.TrustDomain}}"
+    join_token = "{{.Token}}"
+}
+
+plugins {
+    NodeAttestor "join_token" {
+        plugin_data {}
+    }
+    KeyManager "memory" {
+        plugin_data {}
+    }
+    WorkloadAttestor "unix" {
+        plugin_data {}
+    }
+}
+`))
+
+// startSpireAgent attests an agent with a join token whose alias is AgentID, so that tests can
+// register workloads (unix:uid selectors) under it and fetch real SVIDs from its Workload API.
+func (s *Sandbox) startSpireAgent(ctx context.Context, serverBin, dir, serverSocket string, serverPort int) error {
+	agentID := "spiffe://" + s.opts.TrustDomain + "/kagenti-sandbox-agent"
+	bundle, err := exec.CommandContext(ctx, serverBin, "bundle", "show", "-socketPath", serverSocket).Output()
+	if err != nil {
+		return fmt.Errorf("spire-server bundle show: %w", err)
+	}
+	bundlePath := filepath.Join(dir, "bundle.pem")
+	if err := os.WriteFile(bundlePath, bundle, 0o600); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, serverBin, "token", "generate", "-socketPath", serverSocket, "-spiffeID", agentID, "-ttl", "600").Output()
+	if err != nil {
+		return fmt.Errorf("spire-server token generate: %w", err)
+	}
+	token := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "Token:"))
+	dataDir := filepath.Join(dir, "agent-data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	socket := filepath.Join(dir, "agent.sock")
+	conf := filepath.Join(dir, "agent.conf")
+	if err := renderFile(spireAgentConf, conf, map[string]any{"DataDir": dataDir, "Port": serverPort, "Socket": socket,
+		"Bundle": bundlePath, "TrustDomain": s.opts.TrustDomain, "Token": token}); err != nil {
+		return err
+	}
+	agentBin := filepath.Join(filepath.Dir(serverBin), "spire-agent")
+	agent := &Process{
+		Name: "spire-agent", Path: agentBin, LogPath: s.logPath("spire-agent"),
+		Args: []string{"run", "-config", conf},
+		Healthy: func(ctx context.Context) error {
+			return exec.CommandContext(ctx, agentBin, "healthcheck", "-socketPath", socket).Run()
+		},
+	}
+	if err := s.start(ctx, agent); err != nil {
+		return err
+	}
+	s.Spire.AgentSocket, s.Spire.AgentID = socket, agentID
 	return nil
 }
 

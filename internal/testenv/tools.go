@@ -314,13 +314,14 @@ func Terraform() Tool {
 	}
 }
 
-// Spire is spire-server and the OIDC discovery provider (which serves the trust bundle as a JWKS
-// over plain http on loopback, for Keycloak's SPIFFE identity provider).
+// Spire is spire-server, spire-agent (a Workload API on loopback for processes of the tests) and
+// the OIDC discovery provider (which serves the trust bundle as a JWKS over plain http on
+// loopback, for Keycloak's SPIFFE identity provider).
 func Spire() Tool {
 	return Tool{
 		Name:    "spire",
 		Version: SpireVersion,
-		Files:   []string{"spire-server", "oidc-discovery-provider"},
+		Files:   []string{"spire-server", "spire-agent", "oidc-discovery-provider"},
 		build: func(ctx context.Context, b *Builder, out string) error {
 			if _, err := exec.LookPath("gcc"); err != nil {
 				return errors.New("spire-server needs gcc (cgo sqlite3): apt-get install gcc")
@@ -333,7 +334,7 @@ func Spire() Tool {
 			// from the module folder.
 			return b.run(ctx, dir, []string{"CGO_ENABLED=1"}, "go", "build", "-trimpath",
 				"-ldflags", "-s -w -X github.com/spiffe/spire/pkg/common/version.gittag="+strings.TrimPrefix(SpireVersion, "v"),
-				"-o", out+"/", "./cmd/spire-server", "./support/oidc-discovery-provider")
+				"-o", out+"/", "./cmd/spire-server", "./cmd/spire-agent", "./support/oidc-discovery-provider")
 		},
 	}
 }
