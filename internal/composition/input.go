@@ -126,10 +126,14 @@ type Patch struct {
 // Identity is a workload identity attached to an agent or tool: a SPIRE entry for its service
 // account and, optionally, a Keycloak client named by its SPIFFE ID.
 type Identity struct {
-	SPIFFEID    string          `json:"spiffe_id"`
-	X509SVIDTTL string          `json:"x509_svid_ttl,omitempty"`
-	JWTSVIDTTL  string          `json:"jwt_svid_ttl,omitempty"`
-	Client      *IdentityClient `json:"keycloak_client,omitempty"`
+	SPIFFEID string `json:"spiffe_id"`
+	// WorkloadAPIHostPath is the node directory holding the SPIRE agent's Workload API socket
+	// (agent.sock); when set it is mounted at /spiffe-workload-api and SPIFFE_ENDPOINT_SOCKET
+	// points at it.
+	WorkloadAPIHostPath string          `json:"workload_api_host_path,omitempty"`
+	X509SVIDTTL         string          `json:"x509_svid_ttl,omitempty"`
+	JWTSVIDTTL          string          `json:"jwt_svid_ttl,omitempty"`
+	Client              *IdentityClient `json:"keycloak_client,omitempty"`
 }
 
 // IdentityClient is the Keycloak side of an identity. Issuer, JWKSURI and TokenURL are the

@@ -40,6 +40,9 @@ type PlatformInput struct {
 	Mesh string `json:"mesh,omitempty"`
 	// Waypoint adds an Istio waypoint for the platform namespace (with Mesh).
 	Waypoint bool `json:"waypoint,omitempty"`
+	// WorkloadAPIHostPath mounts the SPIRE agent's socket into the router, which then logs in to
+	// Keycloak with its JWT-SVID (no ClientSecretName).
+	WorkloadAPIHostPath string `json:"workload_api_host_path,omitempty"`
 	// Autoscaling scales the router on CPU instead of a fixed Replicas.
 	Autoscaling *Autoscaling `json:"autoscaling,omitempty"`
 }
@@ -178,7 +181,10 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 		if in.TokenURL != "" {
 			args = append(args, "-token-url="+in.TokenURL)
 		}
-		if in.ClientSecretName != "" {
+		switch {
+		case in.WorkloadAPIHostPath != "":
+			args = append(args, "-client-id="+in.Audience, "-spiffe-socket=/spiffe-workload-api/agent.sock")
+		case in.ClientSecretName != "":
 			args = append(args, "-client-id="+in.Audience, "-client-secret-file=/var/run/kagenti/keycloak/client-secret")
 		}
 	}

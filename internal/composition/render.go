@@ -122,6 +122,7 @@ type templateData struct {
 	Card               string
 	PVCName            string
 	MountPath          string
+	WorkloadAPI        string
 }
 
 // Renderer renders composites from a template set. The zero value is not usable; use
@@ -278,6 +279,9 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 		if data.MountPath == "" {
 			data.MountPath = p.CheckpointPath
 		}
+	}
+	if in.Identity != nil {
+		data.WorkloadAPI = in.Identity.WorkloadAPIHostPath
 	}
 	data.Env = composeEnv(in, p, port, data.MountPath)
 
@@ -473,6 +477,9 @@ func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
 	}
 	if id := in.Identity; id != nil {
 		set("SPIFFE_ID", id.SPIFFEID)
+		if id.WorkloadAPIHostPath != "" {
+			set("SPIFFE_ENDPOINT_SOCKET", "unix:///spiffe-workload-api/agent.sock")
+		}
 		if c := id.Client; c != nil {
 			set("CLIENT_ID", id.SPIFFEID)
 			for name, v := range map[string]string{"ISSUER": c.Issuer, "JWKS_URI": c.JWKSURI, "TOKEN_URL": c.TokenURL} {

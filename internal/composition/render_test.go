@@ -258,7 +258,8 @@ func TestRenderPlatformGolden(t *testing.T) {
 		"cluster-wide": {Namespace: "kagenti", Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 1},
 		"gateway-and-ambient": {Namespace: "kagenti", AgentNamespaces: []string{"team1"}, Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 1,
 			Gateway: &composition.GatewayRef{ParentName: "public", ParentNamespace: "gateways", SectionName: "https", Hostnames: []string{"agents.example.com"}, PathPrefix: "/kagenti"},
-			Mesh:    composition.MeshIstioAmbient, Waypoint: true,
+			Mesh:    composition.MeshIstioAmbient, Waypoint: true, Issuer: "https://kc.example.com/realms/kagenti",
+			Audience: "spiffe://example.org/ns/kagenti/sa/kagenti-router", WorkloadAPIHostPath: "/run/spire/agent-sockets",
 			Autoscaling: &composition.Autoscaling{MinReplicas: 2, MaxReplicas: 6, TargetCPUUtilization: 70}},
 	}
 	for name, in := range cases {

@@ -71,6 +71,7 @@ type spireConfigModel struct {
 	TrustDomain       types.String `tfsdk:"trust_domain"`
 	DefaultParentID   types.String `tfsdk:"default_parent_id"`
 	BundleEndpointURL types.String `tfsdk:"bundle_endpoint_url"`
+	WorkloadAPIPath   types.String `tfsdk:"workload_api_host_path"`
 }
 
 type keycloakConfigModel struct {
@@ -215,6 +216,14 @@ func (p *kagentiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 						Optional:   true,
 						Validators: []validator.String{stringvalidator.RegexMatches(httpURL, "must be an http(s) URL such as https://spire-oidc.example.com/keys")},
 					},
+					"workload_api_host_path": schema.StringAttribute{
+						MarkdownDescription: "Directory on the nodes holding the SPIRE agents' Workload API socket (`agent.sock`), e.g. " +
+							"`/run/spire/agent-sockets`. When set, workloads with an identity (and the router) get it mounted at " +
+							"`/spiffe-workload-api` with `SPIFFE_ENDPOINT_SOCKET`, and the router authenticates to Keycloak with its JWT-SVID " +
+							"instead of a secret. Env: `KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^/\S+$`), "must be an absolute path")},
+					},
 				},
 			},
 			"keycloak": schema.SingleNestedBlock{
@@ -329,10 +338,11 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 		sc = &spireConfigModel{}
 	}
 	data.spireConfig = spireConfig{
-		Address:           stringOr(sc.Address, "KAGENTI_SPIRE_ADDRESS", ""),
-		TrustDomain:       stringOr(sc.TrustDomain, "KAGENTI_SPIRE_TRUST_DOMAIN", ""),
-		DefaultParentID:   stringOr(sc.DefaultParentID, "KAGENTI_SPIRE_DEFAULT_PARENT_ID", ""),
-		BundleEndpointURL: stringOr(sc.BundleEndpointURL, "KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL", ""),
+		Address:             stringOr(sc.Address, "KAGENTI_SPIRE_ADDRESS", ""),
+		TrustDomain:         stringOr(sc.TrustDomain, "KAGENTI_SPIRE_TRUST_DOMAIN", ""),
+		DefaultParentID:     stringOr(sc.DefaultParentID, "KAGENTI_SPIRE_DEFAULT_PARENT_ID", ""),
+		BundleEndpointURL:   stringOr(sc.BundleEndpointURL, "KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL", ""),
+		WorkloadAPIHostPath: stringOr(sc.WorkloadAPIPath, "KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH", ""),
 	}
 
 	kcc := cfg.Keycloak

@@ -219,16 +219,25 @@ func (r *platformResource) input(ctx context.Context, m *platformResourceModel, 
 	if !m.TokenExchange.ValueBool() {
 		return in, nil, diags
 	}
+	// With the SPIRE agents' Workload API on the nodes the router logs in with its JWT-SVID;
+	// without it, with a generated secret kept in a Kubernetes Secret.
+	auth := keycloak.AuthClientSecret
+	if r.data.spireConfig.WorkloadAPIHostPath != "" {
+		auth = keycloak.AuthFederatedJWT
+	}
 	identity := &composition.Input{Kind: "platform", Name: composition.RouterName, Namespace: in.Namespace,
-		Identity: &composition.Identity{Client: &composition.IdentityClient{Authentication: keycloak.AuthClientSecret, TokenExchange: true}}}
+		Identity: &composition.Identity{Client: &composition.IdentityClient{Authentication: auth, TokenExchange: true}}}
 	if err := r.engine().resolveIdentity(ctx, identity, !resolve); err != nil {
 		diags.AddAttributeError(path.Root("token_exchange"), "Router Identity Unavailable", err.Error())
 		return in, nil, diags
 	}
 	in.Audience = identity.Identity.SPIFFEID
+	in.WorkloadAPIHostPath = identity.Identity.WorkloadAPIHostPath
 	if resolve {
 		in.Issuer, in.TokenURL = identity.Identity.Client.Issuer, identity.Identity.Client.TokenURL
-		in.ClientSecretName = composition.RouterName + "-keycloak"
+		if auth == keycloak.AuthClientSecret {
+			in.ClientSecretName = composition.RouterName + "-keycloak"
+		}
 	}
 	return in, identity, diags
 }
