@@ -326,24 +326,38 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 			MarkdownDescription: "Keycloak client id of the workload (its SPIFFE ID), with `identity.keycloak_client`.",
 			Computed:            true,
 		},
-		"objects": rschema.ListNestedAttribute{
-			MarkdownDescription: "The composed Kubernetes objects. `in_sync` is false and `drift` lists the fields that differ when the " +
-				"cluster no longer matches; the next apply repairs it.",
-			Computed: true,
-			NestedObject: rschema.NestedAttributeObject{Attributes: map[string]rschema.Attribute{
-				"key":         rschema.StringAttribute{MarkdownDescription: "Stable key of the object in the composition.", Computed: true},
-				"api_version": rschema.StringAttribute{MarkdownDescription: "API version.", Computed: true},
-				"kind":        rschema.StringAttribute{MarkdownDescription: "Kind.", Computed: true},
-				"namespace":   rschema.StringAttribute{MarkdownDescription: "Namespace.", Computed: true},
-				"name":        rschema.StringAttribute{MarkdownDescription: "Name.", Computed: true},
-				"in_sync":     rschema.BoolAttribute{MarkdownDescription: "Whether the object exists and matches.", Computed: true},
-				"drift": rschema.ListAttribute{
-					MarkdownDescription: "Fields whose live value differs from the applied one.",
-					Computed:            true, ElementType: types.StringType,
-				},
-			}},
-		},
+		"objects": objectsAttribute(),
 	}
+}
+
+// objectsAttribute is the computed list of composed objects that agents, tools and the platform
+// report, with their sync state.
+func objectsAttribute() rschema.ListNestedAttribute {
+	return rschema.ListNestedAttribute{
+		MarkdownDescription: "The composed objects. `in_sync` is false and `drift` lists the fields that differ when the " +
+			"cluster no longer matches; the next apply repairs it.",
+		Computed: true,
+		NestedObject: rschema.NestedAttributeObject{Attributes: map[string]rschema.Attribute{
+			"key":         rschema.StringAttribute{MarkdownDescription: "Stable key of the object in the composition.", Computed: true},
+			"api_version": rschema.StringAttribute{MarkdownDescription: "API version.", Computed: true},
+			"kind":        rschema.StringAttribute{MarkdownDescription: "Kind.", Computed: true},
+			"namespace":   rschema.StringAttribute{MarkdownDescription: "Namespace.", Computed: true},
+			"name":        rschema.StringAttribute{MarkdownDescription: "Name.", Computed: true},
+			"in_sync":     rschema.BoolAttribute{MarkdownDescription: "Whether the object exists and matches.", Computed: true},
+			"drift": rschema.ListAttribute{
+				MarkdownDescription: "Fields whose live value differs from the applied one.",
+				Computed:            true, ElementType: types.StringType,
+			},
+		}},
+	}
+}
+
+// secretRefValue is a Secret reference as an object value (null for nil).
+func secretRefValue(ctx context.Context, ref *composition.SecretRef) (types.Object, diag.Diagnostics) {
+	if ref == nil {
+		return types.ObjectNull(secretRefAttrTypes), nil
+	}
+	return types.ObjectValueFrom(ctx, secretRefAttrTypes, secretRefModel{Secret: types.StringValue(ref.Secret), Key: types.StringValue(ref.Key)})
 }
 
 // compositeInput fills the shared part of a composition input from a model. known is false when
@@ -475,12 +489,14 @@ func compositeModelFromInput(ctx context.Context, in composition.Input, m *compo
 	}
 	m.SecretEnv = types.MapNull(types.ObjectType{AttrTypes: secretRefAttrTypes})
 	if len(in.SecretEnv) > 0 {
-		refs := map[string]secretRefModel{}
+		refs := map[string]attr.Value{}
 		for k, r := range in.SecretEnv {
-			refs[k] = secretRefModel{Secret: types.StringValue(r.Secret), Key: types.StringValue(r.Key)}
+			v, d := secretRefValue(ctx, &r)
+			diags.Append(d...)
+			refs[k] = v
 		}
 		var d diag.Diagnostics
-		m.SecretEnv, d = types.MapValueFrom(ctx, types.ObjectType{AttrTypes: secretRefAttrTypes}, refs)
+		m.SecretEnv, d = types.MapValue(types.ObjectType{AttrTypes: secretRefAttrTypes}, refs)
 		diags.Append(d...)
 	}
 	m.Composition = types.ObjectNull(compositionAttrTypes)

@@ -55,8 +55,8 @@ func (e *compositeEngine) resolveIdentity(ctx context.Context, in *composition.I
 	return nil
 }
 
-func (e *compositeEngine) entrySpec(in composition.Input) spire.EntrySpec {
-	_, td, _ := e.data.Spire(context.Background())
+func (e *compositeEngine) entrySpec(ctx context.Context, in composition.Input) spire.EntrySpec {
+	_, td, _ := e.data.Spire(ctx)
 	parent := e.data.spireConfig.DefaultParentID
 	if parent == "" {
 		parent = "spiffe://" + td.Name() + "/kagenti/cluster"
@@ -89,7 +89,7 @@ func (e *compositeEngine) ensureIdentity(ctx context.Context, in composition.Inp
 	if err != nil {
 		return err
 	}
-	spec := e.entrySpec(in)
+	spec := e.entrySpec(ctx, in)
 	entries, err := sc.FindEntries(ctx, spec.SPIFFEID)
 	if err != nil {
 		return err
@@ -145,7 +145,7 @@ func (e *compositeEngine) identityStatus(ctx context.Context, in composition.Inp
 	if err != nil {
 		return false, false, err
 	}
-	want := e.entrySpec(in)
+	want := e.entrySpec(ctx, in)
 	entries, err := sc.FindEntries(ctx, want.SPIFFEID)
 	if err != nil {
 		return false, false, err

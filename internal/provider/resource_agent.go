@@ -264,13 +264,8 @@ func (m *agentResourceModel) fromInput(ctx context.Context, in composition.Input
 	}
 	m.LLM = types.ObjectNull(llmAttrTypes)
 	if l := in.LLM; l != nil {
-		key := types.ObjectNull(secretRefAttrTypes)
-		if l.APIKey != nil {
-			var d diag.Diagnostics
-			key, d = types.ObjectValueFrom(ctx, secretRefAttrTypes, secretRefModel{Secret: types.StringValue(l.APIKey.Secret), Key: types.StringValue(l.APIKey.Key)})
-			diags.Append(d...)
-		}
-		var d diag.Diagnostics
+		key, d := secretRefValue(ctx, l.APIKey)
+		diags.Append(d...)
 		m.LLM, d = types.ObjectValueFrom(ctx, llmAttrTypes, llmModel{BaseURL: types.StringValue(l.BaseURL), Model: types.StringValue(l.Model), APIKey: key})
 		diags.Append(d...)
 	}
@@ -286,13 +281,8 @@ func (m *agentResourceModel) fromInput(ctx context.Context, in composition.Input
 	}
 	m.Persistence = types.ObjectNull(persistenceAttrTypes)
 	if p := in.Persistence; p != nil {
-		store := types.ObjectNull(secretRefAttrTypes)
-		if p.Store != nil {
-			var d diag.Diagnostics
-			store, d = types.ObjectValueFrom(ctx, secretRefAttrTypes, secretRefModel{Secret: types.StringValue(p.Store.Secret), Key: types.StringValue(p.Store.Key)})
-			diags.Append(d...)
-		}
-		var d diag.Diagnostics
+		store, d := secretRefValue(ctx, p.Store)
+		diags.Append(d...)
 		m.Persistence, d = types.ObjectValueFrom(ctx, persistenceAttrTypes, persistenceModel{
 			Size: opt(p.Size), StorageClass: opt(p.StorageClass), MountPath: opt(p.MountPath), Store: store,
 		})

@@ -159,16 +159,7 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				MarkdownDescription: "Keycloak client id of the router (its SPIFFE ID), with `token_exchange`.", Computed: true,
 			},
 			"revision": rschema.StringAttribute{MarkdownDescription: "`sha256:` of the composition templates.", Computed: true},
-			"objects": rschema.ListNestedAttribute{
-				MarkdownDescription: "The composed objects and whether each is in sync with the cluster.",
-				Computed:            true,
-				NestedObject: rschema.NestedAttributeObject{Attributes: map[string]rschema.Attribute{
-					"key": rschema.StringAttribute{MarkdownDescription: "Key.", Computed: true}, "api_version": rschema.StringAttribute{MarkdownDescription: "API version.", Computed: true},
-					"kind": rschema.StringAttribute{MarkdownDescription: "Kind.", Computed: true}, "namespace": rschema.StringAttribute{MarkdownDescription: "Namespace.", Computed: true},
-					"name": rschema.StringAttribute{MarkdownDescription: "Name.", Computed: true}, "in_sync": rschema.BoolAttribute{MarkdownDescription: "In sync.", Computed: true},
-					"drift": rschema.ListAttribute{MarkdownDescription: "Drifted fields.", Computed: true, ElementType: types.StringType},
-				}},
-			},
+			"objects":  objectsAttribute(),
 		},
 	}
 }

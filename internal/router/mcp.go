@@ -112,9 +112,8 @@ func toolDescription(route *Route) string {
 // streamAgent is callAgent over A2A streaming (1.0 SendStreamingMessage, falling back to 0.3
 // message/stream): progress gets the agent's text of every event, and the answer is all of it.
 func (rt *Router) streamAgent(ctx context.Context, caller *Caller, route *Route, text string, progress func(n int, text string)) (string, error) {
-	p := route.Policy
-	if rt.cfg.Verifier != nil && len(p.AllowedCallers) > 0 && (caller == nil || !contains(p.AllowedCallers, caller.ClientID)) {
-		return "", &forbiddenError{reason: fmt.Sprintf("%s may not call %s", callerID(caller), route.Key())}
+	if err := rt.authorize(caller, route); err != nil {
+		return "", err
 	}
 	token, err := rt.upstreamToken(ctx, caller, route)
 	if err != nil {
@@ -140,21 +139,7 @@ func (rt *Router) streamAgent(ctx context.Context, caller *Caller, route *Route,
 // stream posts one streaming request and relays its events. notFound reports a method the agent
 // does not know (so the caller tries the other protocol version).
 func (rt *Router) stream(ctx context.Context, route *Route, token string, body any, progress func(int, string)) (string, bool, error) {
-	data, err := json.Marshal(body)
-	if err != nil {
-		return "", false, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rt.balancer.pick(route, "").String(), bytes.NewReader(data))
-	if err != nil {
-		return "", false, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	injectTrace(req)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := (&http.Client{Transport: rt.transport}).Do(req)
+	resp, err := rt.postUpstream(ctx, route, token, body, "text/event-stream")
 	if err != nil {
 		rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
 		return "", false, fmt.Errorf("agent %s is unavailable", route.Key())
@@ -245,9 +230,8 @@ func agentTexts(v any) []string {
 // callAgent sends one A2A message to an agent (1.0 SendMessage, falling back to 0.3
 // message/send) with a token exchanged for it, and returns the text of its answer.
 func (rt *Router) callAgent(ctx context.Context, caller *Caller, route *Route, text string) (string, error) {
-	p := route.Policy
-	if rt.cfg.Verifier != nil && len(p.AllowedCallers) > 0 && (caller == nil || !contains(p.AllowedCallers, caller.ClientID)) {
-		return "", &forbiddenError{reason: fmt.Sprintf("%s may not call %s", callerID(caller), route.Key())}
+	if err := rt.authorize(caller, route); err != nil {
+		return "", err
 	}
 	token, err := rt.upstreamToken(ctx, caller, route)
 	if err != nil {
@@ -274,28 +258,30 @@ func (rt *Router) callAgent(ctx context.Context, caller *Caller, route *Route, t
 	return answerText(res), nil
 }
 
-func callerID(c *Caller) string {
-	if c == nil {
-		return "an anonymous caller"
-	}
-	return c.ClientID
-}
-
-func (rt *Router) rpc(ctx context.Context, route *Route, token string, body any) (json.RawMessage, *rpcError, error) {
+// postUpstream posts a JSON-RPC body to the route (through the balancer, with the exchanged
+// token and the trace context).
+func (rt *Router) postUpstream(ctx context.Context, route *Route, token string, body any, accept string) (*http.Response, error) {
 	data, err := json.Marshal(body)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rt.balancer.pick(route, "").String(), bytes.NewReader(data))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
 	injectTrace(req)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := (&http.Client{Transport: rt.transport}).Do(req)
+	return (&http.Client{Transport: &ejectingTransport{next: rt.transport, balancer: rt.balancer}}).Do(req)
+}
+
+func (rt *Router) rpc(ctx context.Context, route *Route, token string, body any) (json.RawMessage, *rpcError, error) {
+	resp, err := rt.postUpstream(ctx, route, token, body, "")
 	if err != nil {
 		return nil, nil, err
 	}
