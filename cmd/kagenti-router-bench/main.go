@@ -37,8 +37,9 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each load run")
 	rate := flag.Int("rate", 1000, "requests/s for the latency runs")
 	streams := flag.Int("streams", 1000, "open streams for the memory run")
+	profile := flag.String("profile", "", "write the router's CPU profile of its requests/s run and its heap profile with the streams open to <prefix>.cpu and <prefix>.heap")
 	flag.Parse()
-	if err := run(*duration, *rate, *streams); err != nil {
+	if err := run(*duration, *rate, *streams, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "kagenti-router-bench:", err)
 		os.Exit(1)
 	}
@@ -112,7 +113,7 @@ func issuer() (jwksURL, token string, err error) {
 	return "http://" + addr, token, err
 }
 
-func run(duration time.Duration, rate, streams int) error {
+func run(duration time.Duration, rate, streams int, profile string) error {
 	if err := ensureTools(); err != nil {
 		return err
 	}
@@ -139,8 +140,8 @@ func run(duration time.Duration, rate, streams int) error {
 	if err := os.WriteFile(filepath.Join(work, "routes.json"), []byte(routes), 0o644); err != nil {
 		return err
 	}
-	routerAddr := freeAddr()
-	router := exec.Command(bin, "-listen="+routerAddr, "-public-url=http://"+routerAddr, "-routes-file="+filepath.Join(work, "routes.json"),
+	routerAddr, debugAddr := freeAddr(), freeAddr()
+	router := exec.Command(bin, "-listen="+routerAddr, "-debug-listen="+debugAddr, "-public-url=http://"+routerAddr, "-routes-file="+filepath.Join(work, "routes.json"),
 		"-issuer=https://bench.issuer/realms/kagenti", "-jwks-url="+jwks, "-audience=kagenti-router")
 	router.Stderr = io.Discard
 	if err := router.Start(); err != nil {
@@ -179,10 +180,13 @@ http {
 	}
 	defer nginx.Process.Kill()
 
-	targets := []struct{ name, url, auth string }{
-		{"direct", "http://" + be + "/", ""},
-		{"nginx", "http://" + nginxAddr + "/a2a/bench/agent", ""},
-		{"kagenti-router", "http://" + routerAddr + "/a2a/bench/agent", "Bearer " + token},
+	targets := []struct {
+		name, url, auth string
+		pid             int // the proxy whose CPU time is measured (with its children)
+	}{
+		{"direct", "http://" + be + "/", "", 0},
+		{"nginx", "http://" + nginxAddr + "/a2a/bench/agent", "", nginx.Process.Pid},
+		{"kagenti-router", "http://" + routerAddr + "/a2a/bench/agent", "Bearer " + token, router.Process.Pid},
 	}
 	for _, t := range targets {
 		if err := waitUp(t.url, t.auth); err != nil {
@@ -192,6 +196,7 @@ http {
 	lua := filepath.Join(work, "post.lua")
 	type row struct {
 		rps                float64
+		cpuPerRequest      time.Duration
 		p50, p99, first    time.Duration
 		p50first, p99first time.Duration
 	}
@@ -204,7 +209,21 @@ http {
 		if err := os.WriteFile(lua, []byte(script), 0o644); err != nil {
 			return err
 		}
+		var cpu chan error
+		if profile != "" && t.name == "kagenti-router" {
+			cpu = make(chan error, 1)
+			go func() {
+				cpu <- saveProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, int(duration.Seconds())-1), profile+".cpu")
+			}()
+		}
+		cpu0 := cpuTime(t.pid)
 		out, err := exec.Command("wrk", "-t2", "-c64", "-d"+duration.String(), "-s", lua, t.url).CombinedOutput()
+		cpuUsed := cpuTime(t.pid) - cpu0
+		if cpu != nil {
+			if err := <-cpu; err != nil {
+				return err
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("wrk %s: %w\n%s", t.name, err, out)
 		}
@@ -214,6 +233,9 @@ http {
 		}
 		r := row{}
 		r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+		if t.pid != 0 && r.rps > 0 {
+			r.cpuPerRequest = time.Duration(float64(cpuUsed) / (r.rps * duration.Seconds()))
+		}
 		r.p50, r.p99, err = openLoop(t.url, t.auth, rate, duration)
 		if err != nil {
 			return fmt.Errorf("%s latency: %w", t.name, err)
@@ -224,19 +246,27 @@ http {
 		}
 		rows[t.name] = r
 	}
-	rss, err := openStreams("http://"+routerAddr+"/a2a/bench/agent", "Bearer "+token, streams, router.Process.Pid)
+	heap := ""
+	if profile != "" {
+		heap = profile + ".heap"
+	}
+	rss, err := openStreams("http://"+routerAddr+"/a2a/bench/agent", "Bearer "+token, streams, router.Process.Pid, "http://"+debugAddr, heap)
 	if err != nil {
 		return err
 	}
 	d, n, k := rows["direct"], rows["nginx"], rows["kagenti-router"]
 	fmt.Printf("\nkagenti-router-bench: backend on loopback; wrk -t2 -c64 -d%s for requests/s; open loop at %d req/s for %s for latency; 200 streams for first event\n\n", duration, rate, duration)
-	fmt.Println("| path | requests/s | p50 message/send | p99 message/send | added p50 | added p99 | first event p50 | first event p99 |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Println("| path | requests/s | proxy CPU / request | p50 message/send | p99 message/send | added p50 | added p99 | first event p50 | first event p99 |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, x := range []struct {
 		name string
 		r    row
 	}{{"direct", d}, {"nginx", n}, {"kagenti-router (JWT validation on)", k}} {
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", x.name, x.r.rps, ms(x.r.p50), ms(x.r.p99), ms(x.r.p50-d.p50), ms(x.r.p99-d.p99), ms(x.r.p50first), ms(x.r.p99first))
+		cpu := "–"
+		if x.r.cpuPerRequest > 0 {
+			cpu = fmt.Sprintf("%.1f µs", float64(x.r.cpuPerRequest.Nanoseconds())/1000)
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", x.name, x.r.rps, cpu, ms(x.r.p50), ms(x.r.p99), ms(x.r.p50-d.p50), ms(x.r.p99-d.p99), ms(x.r.p50first), ms(x.r.p99first))
 	}
 	fmt.Printf("\nrouter / nginx requests/s: %.2f\nkagenti-router RSS with %d open streams: %.1f MiB\n", k.rps/n.rps, streams, rss)
 	return nil
@@ -332,7 +362,7 @@ func firstEvent(url, auth string, n int) (time.Duration, time.Duration, error) {
 }
 
 // openStreams holds n streams open through the router and returns its RSS (MiB).
-func openStreams(url, auth string, n, pid int) (float64, error) {
+func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (float64, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}}
@@ -362,6 +392,15 @@ func openStreams(url, auth string, n, pid int) (float64, error) {
 		return 0, fmt.Errorf("open stream: %w", err)
 	}
 	time.Sleep(500 * time.Millisecond)
+	if heapProfile != "" {
+		if err := saveProfile(debugURL+"/debug/pprof/heap", heapProfile); err != nil {
+			return 0, err
+		}
+		// The text form ends with the runtime's memory statistics (stacks, idle heap, ...).
+		if err := saveProfile(debugURL+"/debug/pprof/heap?debug=1", heapProfile+".txt"); err != nil {
+			return 0, err
+		}
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -372,4 +411,56 @@ func openStreams(url, auth string, n, pid int) (float64, error) {
 	}
 	kb, _ := strconv.ParseFloat(string(m[1]), 64)
 	return kb / 1024, nil
+}
+
+// saveProfile fetches a profile from the router's debug listener.
+func saveProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cpuTime is the user and system CPU time a process and its children (nginx's workers) have
+// used so far; 0 for pid 0.
+func cpuTime(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	pids := []int{pid}
+	if out, err := exec.Command("pgrep", "-P", strconv.Itoa(pid)).Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if p, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, p)
+			}
+		}
+	}
+	var ticks int64
+	for _, p := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		// Fields after the command (which may contain spaces) start after the last ')'.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 12 {
+			utime, _ := strconv.ParseInt(fields[11], 10, 64)
+			stime, _ := strconv.ParseInt(fields[12], 10, 64)
+			ticks += utime + stime
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
 }

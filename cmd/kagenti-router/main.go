@@ -9,7 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -59,6 +61,7 @@ func run(log *slog.Logger) error {
 	spiffeSocket := flag.String("spiffe-socket", env("SPIFFE_ENDPOINT_SOCKET", ""), "SPIFFE Workload API socket: authenticate to Keycloak with the router's JWT-SVID instead of a secret")
 	timeout := flag.Duration("upstream-timeout", 2*time.Minute, "timeout of a non-streaming call to an agent")
 	drain := flag.Duration("drain", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
+	debugListen := flag.String("debug-listen", env("KAGENTI_ROUTER_DEBUG_LISTEN", ""), "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060 (off when empty; never expose it)")
 	routesFile := flag.String("routes-file", env("KAGENTI_ROUTER_ROUTES_FILE", ""), "serve the routes of this JSON file instead of discovering them in Kubernetes")
 	flag.Parse()
 
@@ -129,9 +132,16 @@ func run(log *slog.Logger) error {
 	} else if err := startDiscovery(ctx, log, registry, *kubeconfig, *labelDomain, *namespaces); err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: *listen, Handler: rt, ReadHeaderTimeout: 10 * time.Second}
+	if *debugListen != "" {
+		debug := &http.Server{Addr: *debugListen, Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { log.Warn("profiler stopped", "error", debug.ListenAndServe().Error()) }()
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.ListenAndServe() }()
+	go func() { serveErr <- rt.Serve(l) }()
 	log.Info("kagenti-router serving", "listen", *listen, "public_url", *public)
 	select {
 	case err := <-serveErr:
@@ -139,11 +149,10 @@ func run(log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 	// Graceful drain: fail readiness, then let in-flight requests (and streams) finish.
-	rt.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *drain)
 	defer cancel()
 	log.Info("draining", "timeout", drain.String())
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := rt.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil
@@ -173,4 +182,15 @@ func startDiscovery(ctx context.Context, log *slog.Logger, registry *router.Regi
 	case err := <-discErr:
 		return err
 	}
+}
+
+// pprofMux serves Go's profiler on its own mux, so that it is never on the router's listener.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

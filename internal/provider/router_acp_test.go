@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -75,9 +74,8 @@ resource "kagenti_agent" "summarizer" {
 						if err != nil {
 							return err
 						}
-						srv := &http.Server{Handler: rt, ReadHeaderTimeout: 5 * time.Second}
-						go func() { _ = srv.Serve(l) }()
-						defer srv.Close()
+						go func() { _ = rt.Serve(l) }()
+						defer stopRouter(rt)
 						out, err := exec.CommandContext(ctx, python, "testdata/acp/client.py",
 							"http://"+l.Addr().String()+"/acp/"+ns, "summarizer", "the quarterly report", "").CombinedOutput()
 						if err != nil {

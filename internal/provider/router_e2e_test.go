@@ -402,8 +402,7 @@ func startRouter(ctx context.Context, t *testing.T, client kubernetes.Interface,
 	synced := make(chan struct{})
 	disc := &router.Discovery{Client: client, Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 	go func() { _ = disc.Run(runCtx, synced) }()
-	srv := &http.Server{Handler: rt, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
+	go func() { _ = rt.Serve(l) }()
 	<-synced
 	deadline := time.Now().Add(10 * time.Second)
 	for _, name := range []string{"agent1", "agent2"} {
@@ -419,7 +418,7 @@ func startRouter(ctx context.Context, t *testing.T, client kubernetes.Interface,
 	}
 	return func() {
 		cancel()
-		_ = srv.Close()
+		stopRouter(rt)
 	}
 }
 
@@ -518,9 +517,8 @@ resource "kagenti_agent" "hello" {
 						if err != nil {
 							return err
 						}
-						srv := &http.Server{Handler: rt, ReadHeaderTimeout: 5 * time.Second}
-						go func() { _ = srv.Serve(l) }()
-						defer srv.Close()
+						go func() { _ = rt.Serve(l) }()
+						defer stopRouter(rt)
 						for registry.Lookup(ns, "hello") == nil || len(registry.Lookup(ns, "hello").Card) == 0 {
 							if ctx.Err() != nil {
 								return fmt.Errorf("hello never routable")
@@ -553,4 +551,11 @@ resource "kagenti_agent" "hello" {
 			})
 		})
 	}
+}
+
+// stopRouter shuts a router down, giving requests in flight a moment.
+func stopRouter(rt *router.Router) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = rt.Shutdown(ctx)
 }

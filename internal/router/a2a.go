@@ -2,8 +2,6 @@ package router
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"strings"
 
@@ -133,60 +131,6 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// a2aJSONRPC handles POST /a2a/{ns}/{name}: envelope checks, authn and policy, token exchange,
-// then the proxy. Every failure is a JSON-RPC error object carrying the request's id.
-func (rt *Router) a2aJSONRPC(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, &rpcError{Code: codeInvalidRequest, Message: "request body too large"})
-			return
-		}
-		writeRPCError(w, http.StatusBadRequest, nil, &rpcError{Code: codeParseError, Message: "could not read the request body"})
-		return
-	}
-	env, perr := parseEnvelope(body)
-	if perr != nil {
-		writeRPCError(w, http.StatusBadRequest, env.ID, perr)
-		return
-	}
-	method, ok := lookupMethod(env.Method)
-	if !ok {
-		writeRPCError(w, http.StatusOK, env.ID, &rpcError{Code: codeMethodNotFound, Message: "method not found: " + env.Method})
-		return
-	}
-	route := rt.lookup(r)
-	if route == nil || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
-		writeRPCError(w, http.StatusNotFound, env.ID, &rpcError{Code: codeMethodNotFound, Message: "no such A2A agent: " + r.PathValue("ns") + "/" + r.PathValue("name")})
-		return
-	}
-	caller, err := rt.authenticate(r, route)
-	if err != nil {
-		status, code := statusOf(err)
-		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kagenti-router"`)
-		}
-		writeRPCError(w, status, env.ID, &rpcError{Code: code, Message: err.Error()})
-		return
-	}
-	token, err := rt.upstreamToken(r.Context(), caller, route)
-	if err != nil {
-		status, code := statusOf(err)
-		writeRPCError(w, status, env.ID, &rpcError{Code: code, Message: err.Error()})
-		return
-	}
-	rt.metrics.rpcMethods.WithLabelValues(env.Method).Inc()
-	onError := func(w http.ResponseWriter, status int, err error) {
-		_, code := statusOf(err)
-		if status == http.StatusGatewayTimeout {
-			code = codeTimeout
-		}
-		writeRPCError(w, status, env.ID, &rpcError{Code: code, Message: err.Error()})
-	}
-	rt.proxyWith(w, r, route, "", token, body, method.stream, method.idempotent, onError, nil)
 }
 
 // a2aREST forwards the HTTP+JSON binding (e.g. POST /a2a/ns/name/v1/message:send) unchanged,

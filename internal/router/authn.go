@@ -84,7 +84,11 @@ func refuse(format string, args ...any) error {
 
 // BearerToken extracts the token of an Authorization: Bearer header.
 func BearerToken(r *http.Request) (string, error) {
-	h := r.Header.Get("Authorization")
+	return bearerToken(r.Header.Get("Authorization"))
+}
+
+// bearerToken extracts the token of an Authorization header's value.
+func bearerToken(h string) (string, error) {
 	if h == "" {
 		return "", refuse("no bearer token")
 	}

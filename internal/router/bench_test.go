@@ -26,20 +26,15 @@ func BenchmarkJSONRPCSend(b *testing.B) {
 	reg := NewRegistry()
 	up, _ := url.Parse(backend.URL)
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
-	rt, err := New(Config{PublicURL: "http://router", Registry: reg,
+	_, srvURL := startRouter(b, Config{Registry: reg,
 		Verifier: &Verifier{Issuers: []TrustedIssuer{{Issuer: testIssuerURL, JWKSURL: ti.srv.URL, Audiences: []string{testAudience}}}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(rt)
-	defer srv.Close()
 	token := "Bearer " + ti.sign(t, ti.claims(nil), ti.kid)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/a2a/ns/a", strings.NewReader(sendBody))
+			req, _ := http.NewRequest(http.MethodPost, srvURL+"/a2a/ns/a", strings.NewReader(sendBody))
 			req.Header.Set("Authorization", token)
 			resp, err := client.Do(req)
 			if err != nil {

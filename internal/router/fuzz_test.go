@@ -51,17 +51,12 @@ func FuzzSSERelay(f *testing.F) {
 	reg := NewRegistry()
 	up, _ := url.Parse(upstream.URL)
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
-	rt, err := New(Config{PublicURL: "http://router", Registry: reg})
-	if err != nil {
-		f.Fatal(err)
-	}
-	srv := httptest.NewServer(rt)
-	f.Cleanup(srv.Close)
+	_, srvURL := startRouter(f, Config{Registry: reg})
 	for _, s := range []string{"data: {}\n\n", "event: x\ndata: a\ndata: b\n\n", ": comment\n\n", "data: \xff\xfe\r\n\r\n", ""} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/a2a/ns/a/v1/message:stream", bytes.NewReader(payload))
+		req, _ := http.NewRequest(http.MethodPost, srvURL+"/a2a/ns/a/v1/message:stream", bytes.NewReader(payload))
 		req.Header.Set("Accept", "text/event-stream")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

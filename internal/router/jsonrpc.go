@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/valyala/fastjson"
 )
 
 // A2A JSON-RPC methods the router forwards, by protocol version. Both are accepted on every
@@ -68,13 +70,18 @@ const (
 
 // envelope is the part of a JSON-RPC request the router reads.
 type envelope struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  string          `json:"method"`
-	Params  json.RawMessage `json:"params"`
+	JSONRPC string
+	// ID is the request's id as it was sent (a string, a number or null), for the answer.
+	ID     json.RawMessage
+	Method string
 }
 
 var errBatch = errors.New("JSON-RPC batches are not supported by A2A")
+
+// envelopeParsers parse request bodies with fastjson: it validates the whole body and reads
+// the three fields the router needs without building the params (every call goes through
+// here; encoding/json took an eighth of the router's CPU).
+var envelopeParsers fastjson.ParserPool
 
 // parseEnvelope validates a JSON-RPC 2.0 request body.
 func parseEnvelope(body []byte) (envelope, *rpcError) {
@@ -83,22 +90,24 @@ func parseEnvelope(body []byte) (envelope, *rpcError) {
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		return env, &rpcError{Code: codeInvalidRequest, Message: errBatch.Error()}
 	}
-	if err := json.Unmarshal(trimmed, &env); err != nil {
+	p := envelopeParsers.Get()
+	defer envelopeParsers.Put(p)
+	v, err := p.ParseBytes(trimmed)
+	if err != nil || v.Type() != fastjson.TypeObject {
 		return env, &rpcError{Code: codeParseError, Message: "parse error: the body is not a JSON object"}
 	}
-	if env.JSONRPC != "2.0" || env.Method == "" {
-		return env, &rpcError{Code: codeInvalidRequest, Message: `invalid request: need "jsonrpc": "2.0" and a method`}
-	}
-	if len(env.ID) > 0 {
-		var id any
-		if json.Unmarshal(env.ID, &id) != nil {
-			return env, &rpcError{Code: codeInvalidRequest, Message: "invalid request: bad id"}
-		}
-		switch id.(type) {
-		case string, float64, nil:
+	if id := v.Get("id"); id != nil {
+		switch id.Type() {
+		case fastjson.TypeString, fastjson.TypeNumber, fastjson.TypeNull:
+			env.ID = id.MarshalTo(nil)
 		default:
 			return env, &rpcError{Code: codeInvalidRequest, Message: "invalid request: id must be a string, number or null"}
 		}
+	}
+	env.JSONRPC = string(v.GetStringBytes("jsonrpc"))
+	env.Method = string(v.GetStringBytes("method"))
+	if env.JSONRPC != "2.0" || env.Method == "" {
+		return env, &rpcError{Code: codeInvalidRequest, Message: `invalid request: need "jsonrpc": "2.0" and a method`}
 	}
 	return env, nil
 }
@@ -111,14 +120,24 @@ type rpcError struct {
 
 // writeRPCError answers with a JSON-RPC error object for request id (null when unknown).
 func writeRPCError(w http.ResponseWriter, status int, id json.RawMessage, e *rpcError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(rpcErrorBody(id, e))
+}
+
+// rpcErrorBody is the JSON-RPC response carrying e for request id (null when unknown).
+func rpcErrorBody(id json.RawMessage, e *rpcError) []byte {
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
+	type answer struct {
 		JSONRPC string          `json:"jsonrpc"`
 		ID      json.RawMessage `json:"id"`
 		Error   *rpcError       `json:"error"`
-	}{"2.0", id, e})
+	}
+	body, err := json.Marshal(answer{"2.0", id, e})
+	if err != nil { // an id encoding/json does not take back: answer without it
+		body, _ = json.Marshal(answer{"2.0", json.RawMessage("null"), e})
+	}
+	return append(body, '\n')
 }

@@ -28,7 +28,7 @@ func mcpSession(t *testing.T, e *testEnv, token string) *mcp.ClientSession {
 	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, nil)
 	session, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{
-		Endpoint: e.srv.URL + "/mcp/team1", HTTPClient: &http.Client{Transport: bearerTransport{token}},
+		Endpoint: e.url + "/mcp/team1", HTTPClient: &http.Client{Transport: bearerTransport{token}},
 	}, nil)
 	if err != nil {
 		t.Fatalf("connect the MCP client to the router: %v", err)
@@ -91,7 +91,7 @@ func TestMCP_PolicyAndOptIn(t *testing.T) {
 		t.Fatalf("an intruder's call: %+v, agent calls %d", res, len(e.exec.seenAuth()))
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "anon", Version: "1"}, nil)
-	if _, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: e.srv.URL + "/mcp/team1"}, nil); err == nil {
+	if _, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: e.url + "/mcp/team1"}, nil); err == nil {
 		t.Fatal("an MCP session without a token was accepted")
 	}
 }
@@ -120,7 +120,7 @@ func TestTool_MCPServerGetsExchangedToken(t *testing.T) {
 
 	token := e.issuer.token(t)
 	client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1.0.0"}, nil)
-	session, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: e.srv.URL + "/tools/team1/weather-tool",
+	session, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: e.url + "/tools/team1/weather-tool",
 		HTTPClient: &http.Client{Transport: bearerTransport{token}}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestMCP_Progress(t *testing.T) {
 		},
 	})
 	session, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{
-		Endpoint: e.srv.URL + "/mcp/team1", HTTPClient: &http.Client{Transport: bearerTransport{e.issuer.token(t)}}}, nil)
+		Endpoint: e.url + "/mcp/team1", HTTPClient: &http.Client{Transport: bearerTransport{e.issuer.token(t)}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

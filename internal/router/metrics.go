@@ -1,9 +1,9 @@
 package router
 
 import (
-	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +16,18 @@ type metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	exchanges      *prometheus.CounterVec
 	rpcMethods     *prometheus.CounterVec
+
+	// The children of requests and latency, resolved once: label lookups hash on every call.
+	requestCounters sync.Map // requestKey → prometheus.Counter
+	latencyByAPI    map[string]prometheus.Observer
 }
+
+type requestKey struct {
+	api    string
+	status int
+}
+
+var apis = []string{"a2a", "acp", "agents", "mcp"}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -37,16 +48,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
+	m.latencyByAPI = map[string]prometheus.Observer{"other": m.latency.WithLabelValues("other")}
+	for _, api := range apis {
+		m.latencyByAPI[api] = m.latency.WithLabelValues(api)
+	}
 	return m, nil
 }
 
-func (m *metrics) observe(r *http.Request, status int, d time.Duration) {
+func (m *metrics) observe(path string, status int, d time.Duration) {
 	api := "other"
-	for _, p := range []string{"a2a", "acp", "agents", "mcp"} {
-		if strings.HasPrefix(r.URL.Path, "/"+p) {
+	for _, p := range apis {
+		if len(path) > len(p) && path[0] == '/' && strings.HasPrefix(path[1:], p) {
 			api = p
 		}
 	}
-	m.requests.WithLabelValues(api, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(api).Observe(d.Seconds())
+	key := requestKey{api, status}
+	c, ok := m.requestCounters.Load(key)
+	if !ok {
+		c, _ = m.requestCounters.LoadOrStore(key, m.requests.WithLabelValues(api, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	m.latencyByAPI[api].Observe(d.Seconds())
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -47,8 +49,11 @@ type Config struct {
 
 // Router is the HTTP handler of kagenti-router.
 type Router struct {
-	cfg       Config
-	mux       *http.ServeMux
+	cfg    Config
+	mux    *http.ServeMux
+	server *fasthttp.Server
+	// client makes the non-streaming A2A calls; transport everything else.
+	client    *fasthttp.Client
 	transport *http.Transport
 	metrics   *metrics
 	runs      *runIndex
@@ -103,6 +108,7 @@ func New(cfg Config) (*Router, error) {
 			ResponseHeaderTimeout: cfg.Timeout,
 			ForceAttemptHTTP2:     false,
 		},
+		client:   upstreamClient(),
 		draining: make(chan struct{}),
 	}
 	mux := http.NewServeMux()
@@ -114,7 +120,11 @@ func New(cfg Config) (*Router, error) {
 	mux.HandleFunc("GET /agents", rt.catalog)
 	mux.HandleFunc("GET /a2a/{ns}/{name}/.well-known/agent-card.json", rt.card)
 	mux.HandleFunc("GET /a2a/{ns}/{name}/.well-known/agent.json", rt.card)
-	mux.HandleFunc("POST /a2a/{ns}/{name}", rt.a2aJSONRPC)
+	// POST /a2a/{ns}/{name} (JSON-RPC) is served natively by the fasthttp handler (server.go).
+	mux.HandleFunc("/a2a/{ns}/{name}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		writeRPCError(w, http.StatusMethodNotAllowed, nil, &rpcError{Code: codeInvalidRequest, Message: "A2A JSON-RPC takes POST"})
+	})
 	mux.HandleFunc("/a2a/{ns}/{name}/{rest...}", rt.a2aREST)
 	mux.Handle("/mcp/{ns}", rt.mcpHandler())
 	mux.HandleFunc("/tools/{ns}/{name}", rt.tool)
@@ -125,14 +135,17 @@ func New(cfg Config) (*Router, error) {
 	mux.HandleFunc("/acp/{ns}/runs/{id}/{rest...}", rt.acpRun)
 	mux.HandleFunc("/acp/{ns}/runs/{id}", rt.acpRun)
 	rt.mux = mux
+	rt.server = rt.newServer()
 	return rt, nil
 }
 
-// ServeHTTP runs the chain: recover → metrics and log → body limit → route.
-func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serveStd runs the net/http chain that serves every route but A2A JSON-RPC (see server.go):
+// recover → metrics and log → body limit → route.
+func (rt *Router) serveStd(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	r, span := rt.startSpan(r)
+	ctx, span := rt.startSpan(r.Context(), propagation.HeaderCarrier(r.Header), r.Method, r.URL.Path)
+	r = r.WithContext(ctx)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -147,22 +160,28 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil && !rec.wrote {
 			status = 499 // the client went away first; not a failure of ours
 		}
-		rt.metrics.observe(r, status, time.Since(start))
-		endSpan(span, status)
-		// Failures are always logged; every request only at debug level (metrics count them).
-		level := slog.LevelDebug
-		if status >= 500 {
-			level = slog.LevelWarn
-		} else if status >= 400 {
-			level = slog.LevelInfo
-		}
-		if rt.cfg.Log.Enabled(r.Context(), level) {
-			rt.cfg.Log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", status,
-				"duration_ms", time.Since(start).Milliseconds(), "traceparent", r.Header.Get("traceparent"))
-		}
+		rt.finish(r.Context(), span, r.Method, r.URL.Path, status, start, r.Header.Get("traceparent"))
 	}()
 	r.Body = http.MaxBytesReader(rec, r.Body, rt.cfg.MaxBodyBytes)
 	rt.mux.ServeHTTP(rec, r)
+}
+
+// finish records a request that ended: metrics, its span and a log line. Failures are always
+// logged; every request only at debug level (metrics count them).
+func (rt *Router) finish(ctx context.Context, span trace.Span, method, path string, status int, start time.Time, traceparent string) {
+	elapsed := time.Since(start)
+	rt.metrics.observe(path, status, elapsed)
+	endSpan(span, status)
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelWarn
+	} else if status >= 400 {
+		level = slog.LevelInfo
+	}
+	if rt.cfg.Log.Enabled(ctx, level) {
+		rt.cfg.Log.Log(ctx, level, "request", "method", method, "path", path, "status", status,
+			"duration_ms", elapsed.Milliseconds(), "traceparent", traceparent)
+	}
 }
 
 func (rt *Router) ready(w http.ResponseWriter, _ *http.Request) {
@@ -180,14 +199,19 @@ func (rt *Router) Drain() { rt.once.Do(func() { close(rt.draining) }) }
 // authenticate runs the authn and policy stages for a route. It returns the caller (nil when
 // authentication is off) or writes nothing and returns an error for the protocol layer to shape.
 func (rt *Router) authenticate(r *http.Request, route *Route) (*Caller, error) {
+	return rt.authenticateHeader(r.Context(), r.Header.Get("Authorization"), route)
+}
+
+// authenticateHeader is authenticate for the value of the Authorization header.
+func (rt *Router) authenticateHeader(ctx context.Context, authorization string, route *Route) (*Caller, error) {
 	if rt.cfg.Verifier == nil {
 		return nil, nil
 	}
-	raw, err := BearerToken(r)
+	raw, err := bearerToken(authorization)
 	if err != nil {
 		return nil, err
 	}
-	caller, err := rt.cfg.Verifier.Verify(r.Context(), raw)
+	caller, err := rt.cfg.Verifier.Verify(ctx, raw)
 	if err != nil {
 		return nil, err
 	}

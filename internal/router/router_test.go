@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -117,7 +118,7 @@ type testEnv struct {
 	issuer   *testIssuer
 	tokens   *fakeTokenEndpoint
 	router   *Router
-	srv      *httptest.Server
+	url      string
 	peer     *httptest.Server
 	exec     *echoExecutor
 	registry *Registry
@@ -133,23 +134,37 @@ func newTestEnv(t *testing.T) *testEnv {
 	e.registry.SetService(Route{Namespace: "team1", Name: "agent1", Type: contract.TypeAgent, Protocol: "a2a", Framework: "langgraph",
 		Upstream: up, Policy: contract.Policy{Audience: testCallee, AudienceScope: "kagenti-aud-x", AllowedCallers: []string{testCaller}}})
 	e.registry.SetCard("team1", "agent1", json.RawMessage(`{"protocolVersion":"0.3.0","name":"agent1","description":"echo","url":"http://agent1.team1.svc.cluster.local:8000","preferredTransport":"JSONRPC","version":"1.0.0","capabilities":{"streaming":true},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{"id":"echo","name":"Echo","description":"echoes","tags":["test"]}]}`))
-	e.srv = httptest.NewUnstartedServer(nil)
-	var err error
-	e.router, err = New(Config{
-		PublicURL: "http://" + e.srv.Listener.Addr().String(), Registry: e.registry, Timeout: 5 * time.Second,
+	e.router, e.url = startRouter(t, Config{
+		Registry: e.registry, Timeout: 5 * time.Second,
 		Verifier:  &Verifier{Issuers: []TrustedIssuer{{Issuer: testIssuerURL, JWKSURL: e.issuer.srv.URL, Audiences: []string{testAudience}}}, MinRefresh: time.Millisecond},
 		Exchanger: &Exchanger{TokenURL: e.tokens.srv.URL, ClientID: "kagenti-router", ClientSecret: "router-secret"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv.Config.Handler = e.router
-	e.srv.Start()
-	t.Cleanup(e.srv.Close)
 	return e
 }
 
-func (e *testEnv) agentURL() string { return e.srv.URL + "/a2a/team1/agent1" }
+// startRouter serves a router built from cfg on a loopback port until the test ends and returns
+// its URL, which is also the router's public URL.
+func startRouter(t testing.TB, cfg Config) (*Router, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.PublicURL = "http://" + l.Addr().String()
+	rt, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = rt.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = rt.Shutdown(ctx)
+	})
+	return rt, cfg.PublicURL
+}
+
+func (e *testEnv) agentURL() string { return e.url + "/a2a/team1/agent1" }
 
 // bearer adds a token to every SDK call.
 func bearer(ctx context.Context, token string) context.Context {
@@ -486,15 +501,10 @@ func TestSSE_FlushesAtOnceAndClientCancels(t *testing.T) {
 	reg := NewRegistry()
 	up, _ := url.Parse(upstream.URL)
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
-	rt, err := New(Config{PublicURL: "http://router", Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(rt)
-	defer srv.Close()
+	_, srvURL := startRouter(t, Config{Registry: reg})
 
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/a2a/ns/a", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"message/stream","params":{}}`))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srvURL+"/a2a/ns/a", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"message/stream","params":{}}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -529,7 +539,7 @@ func TestCardAndCatalog(t *testing.T) {
 		}
 	}
 	get := func(q string) int {
-		resp, err := http.Get(e.srv.URL + "/agents" + q)
+		resp, err := http.Get(e.url + "/agents" + q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -571,7 +581,7 @@ func TestACP(t *testing.T) {
 	e.registry.SetCard("team1", "summarizer", json.RawMessage(`{"name":"summarizer","description":"sums"}`))
 	token := e.issuer.token(t)
 	do := func(method, path, body string) (int, map[string]any) {
-		req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, e.url+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -619,14 +629,9 @@ func TestRetries(t *testing.T) {
 	reg := NewRegistry()
 	up, _ := url.Parse(flaky.URL)
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
-	rt, err := New(Config{PublicURL: "http://router", Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(rt)
-	defer srv.Close()
+	_, srvURL := startRouter(t, Config{Registry: reg})
 	post := func(body string) int {
-		resp, err := http.Post(srv.URL+"/a2a/ns/a", "application/json", strings.NewReader(body))
+		resp, err := http.Post(srvURL+"/a2a/ns/a", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -656,14 +661,9 @@ func TestTracing(t *testing.T) {
 	reg := NewRegistry()
 	up, _ := url.Parse(upstream.URL)
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
-	rt, err := New(Config{PublicURL: "http://router", Registry: reg, TracerProvider: tp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(rt)
-	defer srv.Close()
+	_, srvURL := startRouter(t, Config{Registry: reg, TracerProvider: tp})
 	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/a2a/ns/a", strings.NewReader(sendBody))
+	req, _ := http.NewRequest(http.MethodPost, srvURL+"/a2a/ns/a", strings.NewReader(sendBody))
 	req.Header.Set("traceparent", "00-"+traceID+"-"+parentID+"-01")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -700,14 +700,9 @@ func TestBalancing(t *testing.T) {
 	up, _ := url.Parse("http://agent.ns.svc.cluster.local:8000")
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
 	reg.SetEndpoints("ns", "a", []string{live[0].Listener.Addr().String(), deadAddr, live[1].Listener.Addr().String()})
-	rt, err := New(Config{PublicURL: "http://router", Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(rt)
-	defer srv.Close()
+	_, srvURL := startRouter(t, Config{Registry: reg})
 	for i := range 9 {
-		resp, err := http.Post(srv.URL+"/a2a/ns/a", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t"}}`))
+		resp, err := http.Post(srvURL+"/a2a/ns/a", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t"}}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -726,7 +721,7 @@ func TestBalancing(t *testing.T) {
 func TestDrain(t *testing.T) {
 	e := newTestEnv(t)
 	get := func(path string) int {
-		resp, err := http.Get(e.srv.URL + path)
+		resp, err := http.Get(e.url + path)
 		if err != nil {
 			t.Fatal(err)
 		}

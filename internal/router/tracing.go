@@ -1,8 +1,10 @@
 package router
 
 import (
+	"context"
 	"net/http"
 
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -13,12 +15,12 @@ import (
 // span and hands the agent a traceparent naming that span as the parent.
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
-// startSpan continues the caller's trace (if any) with a server span for the request.
-func (rt *Router) startSpan(r *http.Request) (*http.Request, trace.Span) {
-	ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := rt.tracer.Start(ctx, r.Method+" "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
-	return r.WithContext(ctx), span
+// startSpan continues the caller's trace (if any, read from the request's headers) with a
+// server span for the request.
+func (rt *Router) startSpan(ctx context.Context, headers propagation.TextMapCarrier, method, path string) (context.Context, trace.Span) {
+	ctx = propagator.Extract(ctx, headers)
+	return rt.tracer.Start(ctx, method+" "+path, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("url.path", path)))
 }
 
 func endSpan(span trace.Span, status int) {
@@ -32,4 +34,17 @@ func endSpan(span trace.Span, status int) {
 // injectTrace puts the current span's context on an outgoing request.
 func injectTrace(r *http.Request) {
 	propagator.Inject(r.Context(), propagation.HeaderCarrier(r.Header))
+}
+
+// requestHeaderCarrier adapts fasthttp's request headers to OpenTelemetry's propagators.
+type requestHeaderCarrier struct{ h *fasthttp.RequestHeader }
+
+func (c requestHeaderCarrier) Get(key string) string { return string(c.h.Peek(key)) }
+func (c requestHeaderCarrier) Set(key, value string) { c.h.Set(key, value) }
+func (c requestHeaderCarrier) Keys() []string {
+	var keys []string
+	for k := range c.h.All() {
+		keys = append(keys, string(k))
+	}
+	return keys
 }

@@ -1,0 +1,356 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+)
+
+// a2aJSONRPC handles POST /a2a/{ns}/{name} on fasthttp: envelope checks, authn and policy,
+// token exchange, then the call to the agent. Every failure is a JSON-RPC error object carrying
+// the request's id.
+func (rt *Router) a2aJSONRPC(c *fasthttp.RequestCtx, ns, name string) {
+	call := &rpcCall{rt: rt, c: c, start: time.Now(), path: string(c.Path()), traceparent: string(c.Request.Header.Peek("traceparent"))}
+	call.ctx, call.span = rt.startSpan(context.Background(), requestHeaderCarrier{&c.Request.Header}, fasthttp.MethodPost, call.path)
+	defer func() {
+		if p := recover(); p != nil {
+			rt.cfg.Log.Error("panic", "path", call.path, "panic", fmt.Sprint(p))
+			call.fail(fasthttp.StatusInternalServerError, codeInternalError, "internal error")
+		}
+		if !call.streaming {
+			call.finish()
+		}
+	}()
+
+	body := c.PostBody()
+	env, perr := parseEnvelope(body)
+	call.id = env.ID
+	if perr != nil {
+		call.fail(fasthttp.StatusBadRequest, perr.Code, perr.Message)
+		return
+	}
+	method, ok := lookupMethod(env.Method)
+	if !ok {
+		call.fail(fasthttp.StatusOK, codeMethodNotFound, "method not found: "+env.Method)
+		return
+	}
+	route := rt.cfg.Registry.Lookup(ns, name)
+	if route == nil || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
+		call.fail(fasthttp.StatusNotFound, codeMethodNotFound, "no such A2A agent: "+ns+"/"+name)
+		return
+	}
+	caller, err := rt.authenticateHeader(call.ctx, string(c.Request.Header.Peek("Authorization")), route)
+	if err != nil {
+		status, code := statusOf(err)
+		if status == http.StatusUnauthorized {
+			c.Response.Header.Set("WWW-Authenticate", `Bearer realm="kagenti-router"`)
+		}
+		call.fail(status, code, err.Error())
+		return
+	}
+	token, err := rt.upstreamToken(call.ctx, caller, route)
+	if err != nil {
+		status, code := statusOf(err)
+		call.fail(status, code, err.Error())
+		return
+	}
+	rt.metrics.rpcMethods.WithLabelValues(env.Method).Inc()
+	if method.stream {
+		call.stream(route, token, body)
+		return
+	}
+	call.send(route, token, body, method.idempotent)
+}
+
+// rpcCall is one A2A JSON-RPC request in flight.
+type rpcCall struct {
+	rt          *Router
+	c           *fasthttp.RequestCtx
+	ctx         context.Context
+	span        trace.Span
+	start       time.Time
+	path        string
+	traceparent string
+	id          json.RawMessage
+	// streaming: the response is a stream the server relays after the handler returned; the
+	// request is finished when the stream ends.
+	streaming bool
+}
+
+func (call *rpcCall) finish() {
+	call.rt.finish(call.ctx, call.span, fasthttp.MethodPost, call.path, call.c.Response.StatusCode(), call.start, call.traceparent)
+}
+
+func (call *rpcCall) fail(status, code int, message string) {
+	call.c.Response.ResetBody()
+	call.c.Response.Header.SetContentType("application/json")
+	call.c.SetStatusCode(status)
+	call.c.SetBody(rpcErrorBody(call.id, &rpcError{Code: code, Message: message}))
+}
+
+// failUpstream shapes a failed call to the agent; the cause goes to the log, not the caller.
+func (call *rpcCall) failUpstream(route *Route, err error) {
+	call.rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
+	call.rt.cfg.Log.Warn("upstream failed", "route", route.Key(), "error", err.Error())
+	status, code := http.StatusBadGateway, codeUnavailable
+	if isTimeout(err) {
+		status, code = http.StatusGatewayTimeout, codeTimeout
+	}
+	call.fail(status, code, fmt.Sprintf("agent %s is unavailable", route.Key()))
+}
+
+// send makes a non-streaming call with fasthttp's client, bounded by the router's timeout.
+// Idempotent reads (GetTask, tasks/get, ...) whose connection failed are retried, on another
+// endpoint when there is one; nothing else is: a second SendMessage could act twice.
+func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bool) {
+	rt := call.rt
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	up := rt.balancer.pick(route, "")
+	call.upstreamRequest(req, up.Scheme, up.Host, strings.TrimRight(up.Path, "/"), token, body)
+	deadline := time.Now().Add(rt.cfg.Timeout)
+	attempts := 1
+	if idempotent {
+		attempts = 3
+	}
+	for i := 0; ; i++ {
+		err := rt.client.DoDeadline(req, &call.c.Response, deadline)
+		if err == nil {
+			break
+		}
+		if !isTimeout(err) {
+			rt.balancer.fail(up.Host)
+		}
+		if i+1 >= attempts || isTimeout(err) {
+			call.failUpstream(route, err)
+			return
+		}
+		time.Sleep(time.Duration(i+1) * 50 * time.Millisecond)
+		up = rt.balancer.pick(route, up.Host)
+		req.URI().SetHost(up.Host)
+		req.Header.SetHost(up.Host)
+	}
+	dropHopHeaders(&call.c.Response.Header)
+}
+
+// upstreamRequest builds the request to the agent from the caller's: same headers but the
+// hop-by-hop ones, the exchanged token instead of the caller's (never forwarded), the
+// X-Forwarded-* headers set by the router (never the caller's), and the trace context.
+func (call *rpcCall) upstreamRequest(req *fasthttp.Request, scheme, host, path, token string, body []byte) {
+	in := &call.c.Request.Header
+	in.CopyTo(&req.Header)
+	h := &req.Header
+	for _, name := range bytes.Split(in.Peek("Connection"), []byte(",")) {
+		if name = bytes.TrimSpace(name); len(name) > 0 {
+			h.DelBytes(name)
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+	for _, name := range []string{"Authorization", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		h.Del(name)
+	}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	if ip, _, err := net.SplitHostPort(call.c.RemoteAddr().String()); err == nil {
+		h.Set("X-Forwarded-For", ip)
+	}
+	h.SetBytesV("X-Forwarded-Host", call.c.Host())
+	proto := "http"
+	if call.c.IsTLS() {
+		proto = "https"
+	}
+	h.Set("X-Forwarded-Proto", proto)
+	propagator.Inject(call.ctx, requestHeaderCarrier{h})
+	req.SetRequestURI(scheme + "://" + host + path)
+	h.SetHost(host)
+	req.SetBodyRaw(body)
+}
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 (and their de-facto companions): they
+// concern one connection and are never relayed.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func dropHopHeaders(h *fasthttp.ResponseHeader) {
+	h.ResetConnectionClose()
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+}
+
+// stream relays a streaming call (SSE) event by event. The handler returns with the agent's
+// stream set as the response body; the server writes each event as a chunk and flushes it at
+// once, and closing the body ends the request. The call has a connection of its own, dialled for
+// it: the router bounds the wait for the answer's headers with the router's timeout, then
+// clears that deadline (a stream lasts as long as the agent keeps it open), and closes the
+// connection when the client goes away (watchClient), which ends the stream at the agent too.
+func (call *rpcCall) stream(route *Route, token string, body []byte) {
+	rt := call.rt
+	up := rt.balancer.pick(route, "")
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	call.upstreamRequest(req, up.Scheme, up.Host, strings.TrimRight(up.Path, "/"), token, body)
+	conn := &streamConn{}
+	client := &fasthttp.HostClient{
+		Addr:  hostPort(up),
+		IsTLS: up.Scheme == "https",
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := fasthttp.DialTimeout(addr, 5*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			return conn.set(c)
+		},
+		MaxConns:                 1,
+		StreamResponseBody:       true,
+		ReadBufferSize:           4 << 10,
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+		RetryIfErr:               func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+	}
+	stopWatch := watchClient(call.c.Conn(), conn.close)
+	rt.metrics.openStreams.Inc()
+	end := func() {
+		stopWatch()
+		conn.close()
+		rt.metrics.openStreams.Dec()
+	}
+	resp := fasthttp.AcquireResponse()
+	if err := client.DoDeadline(req, resp, time.Now().Add(rt.cfg.Timeout)); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		end()
+		if conn.closedByClient() {
+			call.c.SetStatusCode(499) // the client went away: nobody to answer
+			return
+		}
+		if !isTimeout(err) {
+			rt.balancer.fail(up.Host)
+		}
+		call.failUpstream(route, err)
+		return
+	}
+	conn.clearDeadline()
+	out := &call.c.Response
+	resp.Header.CopyTo(&out.Header)
+	dropHopHeaders(&out.Header)
+	size := resp.Header.ContentLength()
+	if size < 0 {
+		size = -1 // chunked to the client, whatever the agent's framing
+	}
+	call.streaming = true
+	out.SetBodyStream(&relayBody{resp: resp, done: func() { end(); call.finish() }}, size)
+}
+
+// streamConn is the connection of one stream, closable from the client watcher at any point:
+// while dialling, while waiting for the answer, while relaying.
+type streamConn struct {
+	mu     sync.Mutex
+	c      net.Conn
+	closed bool
+}
+
+func (s *streamConn) set(c net.Conn) (net.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = c.Close()
+		return nil, errClientGone
+	}
+	s.c = c
+	return c, nil
+}
+
+func (s *streamConn) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed && s.c != nil {
+		_ = s.c.Close()
+	}
+	s.closed = true
+}
+
+func (s *streamConn) closedByClient() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *streamConn) clearDeadline() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.c != nil {
+		_ = s.c.SetReadDeadline(time.Time{})
+	}
+}
+
+var errClientGone = errors.New("the client went away")
+
+// hostPort is the dial address of an upstream URL (the scheme's port when it names none).
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// relayBody is an agent's streamed answer as the body of the router's response. The server
+// reads it until it ends and closes it. A read error — the agent or the client went away
+// mid-stream — makes the server close the connection instead of terminating the chunked body,
+// so the client sees the stream cut, not completed.
+type relayBody struct {
+	resp *fasthttp.Response
+	done func()
+	once sync.Once
+}
+
+func (b *relayBody) Read(p []byte) (int, error) { return b.resp.BodyStream().Read(p) }
+
+func (b *relayBody) Close() error {
+	b.once.Do(func() {
+		// The connection was this stream's alone: closed, never pooled. (The request did not
+		// say Connection: close — some servers, net/http's among them, stop watching for the
+		// caller going away when it does.)
+		b.resp.SetConnectionClose()
+		_ = b.resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(b.resp)
+		b.done()
+	})
+	return nil
+}
+
+// upstreamClient is the fasthttp client of non-streaming calls to agents.
+func upstreamClient() *fasthttp.Client {
+	return &fasthttp.Client{
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+		Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
+		MaxConnsPerHost:          1024,
+		MaxConnWaitTimeout:       5 * time.Second,
+		// Below the 5 s keep-alive of uvicorn (most Python agents): the router closes an idle
+		// connection before the agent does, so a request never lands on a connection the
+		// agent is closing.
+		MaxIdleConnDuration: 4 * time.Second,
+		ReadBufferSize:      8 << 10,
+		MaxResponseBodySize: 64 << 20,
+		// Retries are the router's decision (send), never the client's.
+		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+	}
+}

@@ -1,0 +1,160 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// The router serves HTTP with fasthttp. A2A JSON-RPC — every message/send and message/stream,
+// the traffic that matters for throughput — is handled natively (a2a_rpc.go): fasthttp's server
+// and client do not allocate per request and do not hand each request across goroutines, which
+// is what lets a Go proxy keep pace with nginx on the same two cores (make bench-router). Every
+// other route (cards, catalog, REST binding, ACP, MCP, tools, metrics) runs the net/http chain
+// (serveStd) through fasthttpadaptor, which streams as soon as the handler flushes.
+
+// newServer builds the router's HTTP server.
+func (rt *Router) newServer() *fasthttp.Server {
+	std := fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(rt.serveAdapted))
+	return &fasthttp.Server{
+		Handler: func(c *fasthttp.RequestCtx) {
+			if ns, name, ok := a2aRPCPath(c); ok {
+				rt.a2aJSONRPC(c, ns, name)
+				return
+			}
+			std(c)
+		},
+		ErrorHandler:          rt.serverError,
+		Logger:                serverLogger{rt.cfg.Log},
+		MaxRequestBodySize:    int(rt.cfg.MaxBodyBytes),
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           90 * time.Second,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		// Connections are told to close while the router drains, so that clients move on.
+		CloseOnShutdown: true,
+		// Buffers of idle keep-alive connections go back to the pools: memory follows the
+		// requests in flight, not the connections open.
+		ReduceMemoryUsage: true,
+	}
+}
+
+// Serve serves the router on l until Shutdown.
+func (rt *Router) Serve(l net.Listener) error { return rt.server.Serve(l) }
+
+// Shutdown drains the router: /readyz fails, the listener closes, and in-flight requests and
+// streams may finish until ctx is done.
+func (rt *Router) Shutdown(ctx context.Context) error {
+	rt.Drain()
+	return rt.server.ShutdownWithContext(ctx)
+}
+
+// a2aRPCPath matches POST /a2a/{ns}/{name}.
+func a2aRPCPath(c *fasthttp.RequestCtx) (ns, name string, ok bool) {
+	if !c.IsPost() {
+		return "", "", false
+	}
+	rest, found := bytes.CutPrefix(c.Path(), []byte("/a2a/"))
+	if !found {
+		return "", "", false
+	}
+	n, m, found := bytes.Cut(rest, []byte("/"))
+	if !found || len(n) == 0 || len(m) == 0 || bytes.IndexByte(m, '/') >= 0 {
+		return "", "", false
+	}
+	return string(n), string(m), true
+}
+
+// serveAdapted runs the net/http chain for a request fasthttpadaptor converted, with a context
+// that ends when the client goes away (the adaptor passes the server's RequestCtx, whose Done
+// only fires on shutdown: streams would outlive their clients, and shutdown would cut them).
+func (rt *Router) serveAdapted(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if c, ok := r.Context().(*fasthttp.RequestCtx); ok {
+		stop := watchClient(c.Conn(), cancel)
+		defer stop()
+	}
+	rt.serveStd(w, r.WithContext(ctx))
+}
+
+// watchClient calls gone when the client closes its connection while its request is being
+// answered. The request has been read in full and an HTTP/1.1 client sends nothing more until
+// the answer, so the connection is idle: a blocked read returns only when the client closes
+// (net/http's background read does the same). stop ends the read before the server reads the
+// connection again. Should the read return bytes — a pipelined request, which no A2A or ACP
+// client sends — they are lost to the server, which then answers 400 and closes.
+func watchClient(conn net.Conn, gone func()) (stop func()) {
+	var stopping atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var b [1]byte
+		if n, err := conn.Read(b[:]); n == 0 && err != nil && !stopping.Load() {
+			gone()
+		}
+	}()
+	return func() {
+		stopping.Store(true)
+		_ = conn.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		_ = conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// serverError answers requests the server refused before any handler ran, in the shape of the
+// API they were addressed to.
+func (rt *Router) serverError(c *fasthttp.RequestCtx, err error) {
+	status, message := fasthttp.StatusBadRequest, "malformed request"
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status, message = fasthttp.StatusRequestEntityTooLarge, "request body too large"
+		lingerDiscard(c.Conn())
+	case isTimeout(err):
+		status, message = fasthttp.StatusRequestTimeout, "request not received in time"
+	}
+	c.Response.Header.SetContentType("application/json")
+	c.SetStatusCode(status)
+	if bytes.HasPrefix(c.Path(), []byte("/a2a/")) && c.IsPost() {
+		c.SetBody(rpcErrorBody(nil, &rpcError{Code: codeInvalidRequest, Message: message}))
+		return
+	}
+	c.SetBody([]byte(fmt.Sprintf(`{"error":{"code":%q,"message":%q}}`+"\n", http.StatusText(status), message)))
+}
+
+// lingerDiscard reads and drops what the client is still sending (as nginx's lingering close
+// does), until it pauses or a bound is reached. The server closes the connection after the
+// answer; closing with unread data would reset it, and the client would see the reset instead
+// of the 413.
+func lingerDiscard(conn net.Conn) {
+	buf := make([]byte, 32<<10)
+	until := time.Now().Add(5 * time.Second)
+	for total := 0; total < 64<<20 && time.Now().Before(until); {
+		_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := conn.Read(buf)
+		total += n
+		if err != nil {
+			break
+		}
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// serverLogger sends fasthttp's own messages (connection errors) to the router's log.
+type serverLogger struct{ log *slog.Logger }
+
+func (l serverLogger) Printf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
