@@ -342,8 +342,10 @@ func upstreamClient() *fasthttp.Client {
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
 		Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
-		MaxConnsPerHost:          1024,
-		MaxConnWaitTimeout:       5 * time.Second,
+		// Agent calls are slow (an LLM answer takes seconds to minutes): many are in flight
+		// per agent at once, each on its own connection.
+		MaxConnsPerHost:    8192,
+		MaxConnWaitTimeout: 5 * time.Second,
 		// Below the 5 s keep-alive of uvicorn (most Python agents): the router closes an idle
 		// connection before the agent does, so a request never lands on a connection the
 		// agent is closing.
