@@ -189,7 +189,7 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 		}
 	}
 	data := map[string]any{
-		"In": in, "Name": RouterName, "Args": args, "SelectorLabels": selector, "PodLabels": labels,
+		"In": in, "Name": RouterName, "Args": args, "SelectorLabels": selector, "PodLabels": podLabels(labels, keys),
 		"ServiceAnnotations": map[string]string{keys.Spec(): string(spec), keys.URL(): out.URL},
 		"Target":             "", "RBACName": RouterName + "-" + in.Namespace,
 	}

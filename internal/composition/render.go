@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"path"
@@ -263,7 +264,7 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 		Port:           port,
 		Container:      string(in.Kind),
 		SelectorLabels: selector,
-		PodLabels:      labels,
+		PodLabels:      podLabels(labels, keys),
 		CardName:       contract.CardConfigMapName(in.Name),
 	}
 	data.Preset.ProbePath = p.ProbePath[in.Protocol]
@@ -338,6 +339,15 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 	// can drop them: discovery, pruning and drift detection depend on them.
 	stamp(out.Objects, labels, keys)
 	return out, nil
+}
+
+// podLabels are the labels of a pod template: the composite's without the composition revision,
+// so that a new template set (a provider upgrade) that renders the same pods does not restart
+// every workload. The objects themselves carry the revision.
+func podLabels(labels map[string]string, keys contract.Keys) map[string]string {
+	pod := maps.Clone(labels)
+	delete(pod, keys.Revision())
+	return pod
 }
 
 // stamp sets the composite's labels and each object's key annotation.
