@@ -250,7 +250,11 @@ http {
 	if profile != "" {
 		heap = profile + ".heap"
 	}
-	rss, err := openStreams("http://"+routerAddr+"/a2a/bench/agent", "Bearer "+token, streams, router.Process.Pid, "http://"+debugAddr, heap)
+	idle, err := rss(router.Process.Pid)
+	if err != nil {
+		return err
+	}
+	streaming, err := openStreams("http://"+routerAddr+"/a2a/bench/agent", "Bearer "+token, streams, router.Process.Pid, "http://"+debugAddr, heap)
 	if err != nil {
 		return err
 	}
@@ -268,7 +272,7 @@ http {
 		}
 		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", x.name, x.r.rps, cpu, ms(x.r.p50), ms(x.r.p99), ms(x.r.p50-d.p50), ms(x.r.p99-d.p99), ms(x.r.p50first), ms(x.r.p99first))
 	}
-	fmt.Printf("\nrouter / nginx requests/s: %.2f\nkagenti-router RSS with %d open streams: %.1f MiB\n", k.rps/n.rps, streams, rss)
+	fmt.Printf("\nrouter / nginx requests/s: %.2f\nkagenti-router RSS after the runs above: %s\nkagenti-router RSS with %d open streams: %s\n", k.rps/n.rps, idle, streams, streaming)
 	return nil
 }
 
@@ -362,7 +366,7 @@ func firstEvent(url, auth string, n int) (time.Duration, time.Duration, error) {
 }
 
 // openStreams holds n streams open through the router and returns its RSS (MiB).
-func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (float64, error) {
+func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (memory, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}}
@@ -389,28 +393,43 @@ func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (fl
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		return 0, fmt.Errorf("open stream: %w", err)
+		return memory{}, fmt.Errorf("open stream: %w", err)
 	}
 	time.Sleep(500 * time.Millisecond)
 	if heapProfile != "" {
 		if err := saveProfile(debugURL+"/debug/pprof/heap", heapProfile); err != nil {
-			return 0, err
+			return memory{}, err
 		}
 		// The text form ends with the runtime's memory statistics (stacks, idle heap, ...).
 		if err := saveProfile(debugURL+"/debug/pprof/heap?debug=1", heapProfile+".txt"); err != nil {
-			return 0, err
+			return memory{}, err
 		}
 	}
+	return rss(pid)
+}
+
+// memory is a process's resident set: anonymous (heap, stacks) and file-backed (the pages of
+// its binary it has touched, shared with the page cache and reclaimable).
+type memory struct{ total, anon, file float64 }
+
+func (m memory) String() string {
+	return fmt.Sprintf("%.1f MiB (anonymous %.1f MiB, file-backed %.1f MiB)", m.total, m.anon, m.file)
+}
+
+func rss(pid int) (memory, error) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return memory{}, err
 	}
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(status)
-	if m == nil {
-		return 0, fmt.Errorf("no VmRSS")
+	field := func(name string) float64 {
+		m := regexp.MustCompile(name + `:\s+(\d+) kB`).FindSubmatch(status)
+		if m == nil {
+			return 0
+		}
+		kb, _ := strconv.ParseFloat(string(m[1]), 64)
+		return kb / 1024
 	}
-	kb, _ := strconv.ParseFloat(string(m[1]), 64)
-	return kb / 1024, nil
+	return memory{total: field("VmRSS"), anon: field("RssAnon"), file: field("RssFile")}, nil
 }
 
 // saveProfile fetches a profile from the router's debug listener.

@@ -198,7 +198,7 @@ func dropHopHeaders(h *fasthttp.ResponseHeader) {
 // once, and closing the body ends the request. The call has a connection of its own, dialled for
 // it: the router bounds the wait for the answer's headers with the router's timeout, then
 // clears that deadline (a stream lasts as long as the agent keeps it open), and closes the
-// connection when the client goes away (watchClient), which ends the stream at the agent too.
+// connection when the client goes away (Router.hangups), which ends the stream at the agent too.
 func (call *rpcCall) stream(route *Route, token string, body []byte) {
 	rt := call.rt
 	up := rt.balancer.pick(route, "")
@@ -216,14 +216,17 @@ func (call *rpcCall) stream(route *Route, token string, body []byte) {
 			}
 			return conn.set(c)
 		},
-		MaxConns:                 1,
-		StreamResponseBody:       true,
-		ReadBufferSize:           4 << 10,
+		MaxConns:           1,
+		StreamResponseBody: true,
+		ReadBufferSize:     4 << 10,
+		// One request is written on this connection: the writer's default 4 KiB would stay
+		// in the client's pool for the stream's whole life.
+		WriteBufferSize:          1 << 10,
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
 		RetryIfErr:               func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}
-	stopWatch := watchClient(call.c.Conn(), conn.close)
+	stopWatch := rt.hangups.watch(call.c.Conn(), conn.close)
 	rt.metrics.openStreams.Inc()
 	end := func() {
 		stopWatch()

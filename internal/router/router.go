@@ -52,6 +52,8 @@ type Router struct {
 	cfg    Config
 	mux    *http.ServeMux
 	server *fasthttp.Server
+	// hangups tells requests in flight that their client went away.
+	hangups *hangupWatcher
 	// client makes the non-streaming A2A calls; transport everything else.
 	client    *fasthttp.Client
 	transport *http.Transport
@@ -135,6 +137,12 @@ func New(cfg Config) (*Router, error) {
 	mux.HandleFunc("/acp/{ns}/runs/{id}/{rest...}", rt.acpRun)
 	mux.HandleFunc("/acp/{ns}/runs/{id}", rt.acpRun)
 	rt.mux = mux
+	if rt.hangups, err = newHangupWatcher(); err != nil {
+		return nil, err
+	}
+	if rt.hangups, err = newHangupWatcher(); err != nil {
+		return nil, err
+	}
 	rt.server = rt.newServer()
 	return rt, nil
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -54,6 +53,7 @@ func (rt *Router) Serve(l net.Listener) error { return rt.server.Serve(l) }
 // streams may finish until ctx is done.
 func (rt *Router) Shutdown(ctx context.Context) error {
 	rt.Drain()
+	defer rt.hangups.close()
 	return rt.server.ShutdownWithContext(ctx)
 }
 
@@ -80,34 +80,10 @@ func (rt *Router) serveAdapted(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if c, ok := r.Context().(*fasthttp.RequestCtx); ok {
-		stop := watchClient(c.Conn(), cancel)
+		stop := rt.hangups.watch(c.Conn(), cancel)
 		defer stop()
 	}
 	rt.serveStd(w, r.WithContext(ctx))
-}
-
-// watchClient calls gone when the client closes its connection while its request is being
-// answered. The request has been read in full and an HTTP/1.1 client sends nothing more until
-// the answer, so the connection is idle: a blocked read returns only when the client closes
-// (net/http's background read does the same). stop ends the read before the server reads the
-// connection again. Should the read return bytes — a pipelined request, which no A2A or ACP
-// client sends — they are lost to the server, which then answers 400 and closes.
-func watchClient(conn net.Conn, gone func()) (stop func()) {
-	var stopping atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var b [1]byte
-		if n, err := conn.Read(b[:]); n == 0 && err != nil && !stopping.Load() {
-			gone()
-		}
-	}()
-	return func() {
-		stopping.Store(true)
-		_ = conn.SetReadDeadline(time.Unix(1, 0))
-		<-done
-		_ = conn.SetReadDeadline(time.Time{})
-	}
 }
 
 // serverError answers requests the server refused before any handler ran, in the shape of the
