@@ -68,8 +68,16 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "up":
-		if _, err := testenv.Load(*dir); err == nil {
-			return fmt.Errorf("a sandbox is already recorded in %s; run `make sandbox-down` first", *dir)
+		if sb, err := testenv.Load(*dir); err == nil {
+			gone := sb.Stale()
+			if len(gone) == 0 {
+				return fmt.Errorf("a sandbox is already running in %s; run `make sandbox-down` first", *dir)
+			}
+			// Its processes are gone (a reboot, a crash): stop what is left and start afresh.
+			fmt.Fprintf(os.Stderr, "the sandbox recorded in %s is not running (%s gone); replacing it\n", *dir, strings.Join(gone, ", "))
+			if err := sb.Stop(); err != nil {
+				return err
+			}
 		}
 		if err := os.RemoveAll(*dir); err != nil {
 			return err
@@ -104,6 +112,9 @@ func run(ctx context.Context, args []string) error {
 		sb, err := testenv.Load(*dir)
 		if err != nil {
 			return err
+		}
+		if gone := sb.Stale(); len(gone) > 0 {
+			return fmt.Errorf("the sandbox recorded in %s is not running (%s gone); `make sandbox-up` replaces it", *dir, strings.Join(gone, ", "))
 		}
 		fmt.Print(sb.Summary())
 		return nil

@@ -70,6 +70,10 @@ func runTests(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		if gone := sb.Stale(); len(gone) > 0 {
+			fmt.Fprintf(os.Stderr, "KAGENTI_SANDBOX_DIR=%s: the sandbox is not running (%s gone); run `make sandbox-up`\n", dir, strings.Join(gone, ", "))
+			return 1
+		}
 		testAccSandbox = sb
 	} else {
 		started := time.Now()

@@ -113,6 +113,16 @@ func StopPID(pid int, cmdlineMustContain string, timeout time.Duration) error {
 	return nil
 }
 
+// Running reports whether pid is alive and its command line contains cmdlineMustContain (a
+// recorded PID that a reboot or a crash freed may now be another program's).
+func Running(pid int, cmdlineMustContain string) bool {
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil || !strings.Contains(string(cmdline), cmdlineMustContain) {
+		return false
+	}
+	return alive(pid)
+}
+
 func alive(pid int) bool {
 	// A zombie (exited, not yet reaped by its parent) counts as gone.
 	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))

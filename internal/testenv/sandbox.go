@@ -198,6 +198,18 @@ func Load(dir string) (*Sandbox, error) {
 	return sb, nil
 }
 
+// Stale names the recorded processes that no longer run (a reboot, a crash, a kill): a sandbox
+// with any is not usable, and `up` replaces it.
+func (s *Sandbox) Stale() []string {
+	var gone []string
+	for _, p := range s.Processes {
+		if !Running(p.Pid, filepath.Dir(p.Path)) {
+			gone = append(gone, p.Name)
+		}
+	}
+	return gone
+}
+
 // Stop stops every process in reverse start order, each by its own PID, and removes the dir.
 // It works both on a sandbox this process started and on one loaded from its state file.
 func (s *Sandbox) Stop() error {
