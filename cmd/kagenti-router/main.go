@@ -22,10 +22,10 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
-	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
+	"github.com/kagenti/terraform-provider-kagenti/internal/kubeconfig"
 	"github.com/kagenti/terraform-provider-kagenti/internal/router"
 )
 
@@ -159,12 +159,12 @@ func run(log *slog.Logger) error {
 }
 
 // startDiscovery watches the cluster and returns once the first listing is in the registry.
-func startDiscovery(ctx context.Context, log *slog.Logger, registry *router.Registry, kubeconfig, labelDomain, namespaces string) error {
-	cfg, err := kube.RESTConfig(kube.Config{ConfigPath: kubeconfig})
+func startDiscovery(ctx context.Context, log *slog.Logger, registry *router.Registry, kubeconfigPath, labelDomain, namespaces string) error {
+	cfg, err := kubeconfig.RESTConfig(kubeconfig.Config{ConfigPath: kubeconfigPath})
 	if err != nil {
 		return err
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}

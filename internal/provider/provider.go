@@ -18,7 +18,7 @@ import (
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
-	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
+	"github.com/kagenti/terraform-provider-kagenti/internal/kubeconfig"
 )
 
 // Ensure kagentiProvider satisfies the framework interfaces.
@@ -313,7 +313,7 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 	if kc == nil {
 		kc = &kubernetesConfigModel{}
 	}
-	data.kubeConfig = kube.Config{
+	data.kubeConfig = kubeconfig.Config{
 		ConfigPath:           stringOr(kc.ConfigPath, "KUBE_CONFIG_PATH", ""),
 		ConfigContext:        stringOr(kc.ConfigContext, "KUBE_CTX", ""),
 		Host:                 stringOr(kc.Host, "KUBE_HOST", ""),
@@ -324,7 +324,7 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 		Insecure:             boolOr(kc.Insecure, "KUBE_INSECURE"),
 	}
 	if kc.Exec != nil {
-		exec := &kube.ExecConfig{APIVersion: kc.Exec.APIVersion.ValueString(), Command: kc.Exec.Command.ValueString()}
+		exec := &kubeconfig.ExecConfig{APIVersion: kc.Exec.APIVersion.ValueString(), Command: kc.Exec.Command.ValueString()}
 		resp.Diagnostics.Append(kc.Exec.Args.ElementsAs(ctx, &exec.Args, false)...)
 		resp.Diagnostics.Append(kc.Exec.Env.ElementsAs(ctx, &exec.Env, false)...)
 		if exec.APIVersion == "" {

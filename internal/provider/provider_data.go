@@ -13,6 +13,7 @@ import (
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
+	"github.com/kagenti/terraform-provider-kagenti/internal/kubeconfig"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
 )
 
@@ -25,7 +26,7 @@ type providerData struct {
 	// version is the provider's, for the default router image built from the same version.
 	version        string
 	labelDomain    string
-	kubeConfig     kube.Config
+	kubeConfig     kubeconfig.Config
 	spireConfig    spireConfig
 	keycloakConfig keycloak.Config
 
@@ -60,7 +61,7 @@ func (d *providerData) Kubernetes() (*rest.Config, error) {
 	if d.rest != nil {
 		return d.rest, nil
 	}
-	cfg, err := kube.RESTConfig(d.kubeConfig)
+	cfg, err := kubeconfig.RESTConfig(d.kubeConfig)
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ resource "kagenti_agent" "summarizer" {
 						defer cancel()
 						registry := router.NewRegistry()
 						synced := make(chan struct{})
-						disc := &router.Discovery{Client: client, Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry,
+						disc := &router.Discovery{Client: testAccDynamic(t), Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry,
 							Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 						go func() { _ = disc.Run(ctx, synced) }()
 						<-synced

@@ -23,7 +23,7 @@ func TestAccRouter_Discovery(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	synced := make(chan struct{})
-	disc := &router.Discovery{Client: client, Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry,
+	disc := &router.Discovery{Client: testAccDynamic(t), Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry,
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 	go func() { _ = disc.Run(ctx, synced) }()
 	<-synced

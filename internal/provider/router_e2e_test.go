@@ -400,7 +400,7 @@ func startRouter(ctx context.Context, t *testing.T, client kubernetes.Interface,
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	synced := make(chan struct{})
-	disc := &router.Discovery{Client: client, Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+	disc := &router.Discovery{Client: testAccDynamic(t), Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 	go func() { _ = disc.Run(runCtx, synced) }()
 	go func() { _ = rt.Serve(l) }()
 	<-synced
@@ -502,7 +502,7 @@ resource "kagenti_agent" "hello" {
 						}
 						registry := router.NewRegistry()
 						synced := make(chan struct{})
-						disc := &router.Discovery{Client: client, Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry,
+						disc := &router.Discovery{Client: testAccDynamic(t), Keys: contract.NewKeys(""), Namespaces: []string{ns}, Registry: registry,
 							Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 						go func() { _ = disc.Run(ctx, synced) }()
 						<-synced

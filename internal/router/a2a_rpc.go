@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -325,6 +326,37 @@ type relayBody struct {
 }
 
 func (b *relayBody) Read(p []byte) (int, error) { return b.resp.BodyStream().Read(p) }
+
+// relayBufferSize is the buffer a stream relays through: an event larger than it goes out as
+// several chunks, each flushed.
+const relayBufferSize = 2 << 10
+
+// WriteTo relays the stream through a buffer of its own, smaller than the 4 KiB the server
+// would take from its pool and hold, blocked in Read, for the stream's whole life. The server
+// frames each write as a chunk and flushes it.
+func (b *relayBody) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, relayBufferSize)
+	var total int64
+	for {
+		n, err := b.resp.BodyStream().Read(buf)
+		if n > 0 {
+			written, werr := w.Write(buf[:n])
+			total += int64(written)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// SupportsBodyWriteTo tells the server to use WriteTo (fasthttp.BodyWriterTo).
+func (b *relayBody) SupportsBodyWriteTo() bool { return true }
 
 func (b *relayBody) Close() error {
 	b.once.Do(func() {

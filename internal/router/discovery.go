@@ -10,28 +10,38 @@ import (
 	"strconv"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
 // Discovery keeps a Registry in step with the cluster through informers (watches, not polling):
-// a new, changed or removed agent is routable as soon as its watch event arrives.
+// a new, changed or removed agent is routable as soon as its watch event arrives. It reads
+// Services, ConfigMaps and EndpointSlices through the dynamic client into the few fields it
+// needs: the router links no typed client and no API group it does not read.
 type Discovery struct {
-	Client kubernetes.Interface
+	Client dynamic.Interface
 	Keys   contract.Keys
 	// Namespaces to watch; empty means all.
 	Namespaces []string
 	Registry   *Registry
 	Log        *slog.Logger
 }
+
+var (
+	servicesResource       = schema.GroupVersionResource{Version: "v1", Resource: "services"}
+	configMapsResource     = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	endpointSlicesResource = schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}
+)
+
+// labelServiceName is the label an EndpointSlice names its Service with.
+const labelServiceName = "kubernetes.io/service-name"
 
 // Run starts the informers, waits for their first sync, then blocks until ctx is done.
 func (d *Discovery) Run(ctx context.Context, synced chan<- struct{}) error {
@@ -40,21 +50,36 @@ func (d *Discovery) Run(ctx context.Context, synced chan<- struct{}) error {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 	selector := d.Keys.Type() + " in (" + contract.TypeAgent + "," + contract.TypeTool + ")"
-	var syncs []cache.InformerSynced
+	var informers []cache.SharedIndexInformer
 	for _, ns := range namespaces {
-		factory := informers.NewSharedInformerFactoryWithOptions(d.Client, 10*time.Minute,
-			informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
-		svc := factory.Core().V1().Services().Informer()
-		if _, err := svc.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		informer := func(gvr schema.GroupVersionResource, h cache.ResourceEventHandlerFuncs) (cache.SharedIndexInformer, error) {
+			res := d.Client.Resource(gvr).Namespace(ns)
+			lw := &cache.ListWatch{
+				ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+					o.LabelSelector = selector
+					return res.List(ctx, o)
+				},
+				WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+					o.LabelSelector = selector
+					return res.Watch(ctx, o)
+				},
+			}
+			inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 10*time.Minute,
+				cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+			if _, err := inf.AddEventHandler(h); err != nil {
+				return nil, err
+			}
+			informers = append(informers, inf)
+			return inf, nil
+		}
+		if _, err := informer(servicesResource, cache.ResourceEventHandlerFuncs{
 			AddFunc:    d.onService,
 			UpdateFunc: func(_, obj any) { d.onService(obj) },
 			DeleteFunc: d.onServiceDelete,
 		}); err != nil {
 			return err
 		}
-		cm := factory.Core().V1().ConfigMaps().Informer()
-		if _, err := cm.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		if _, err := informer(configMapsResource, cache.ResourceEventHandlerFuncs{
 			AddFunc:    d.onConfigMap,
 			UpdateFunc: func(_, obj any) { d.onConfigMap(obj) },
 			DeleteFunc: d.onConfigMapDelete,
@@ -62,24 +87,25 @@ func (d *Discovery) Run(ctx context.Context, synced chan<- struct{}) error {
 			return err
 		}
 		// EndpointSlices carry their Service's labels, so the same selector finds ours.
-		slices := factory.Discovery().V1().EndpointSlices()
-		lister := slices.Lister()
+		var slices cache.SharedIndexInformer
 		sync := func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
-				d.syncEndpoints(lister, es.Namespace, es.Labels[discoveryv1.LabelServiceName])
+			var es endpointSlice
+			if decode(obj, &es) {
+				d.syncEndpoints(slices.GetIndexer(), es.Namespace, es.Labels[labelServiceName])
 			}
 		}
-		es := slices.Informer()
-		if _, err := es.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		var err error
+		if slices, err = informer(endpointSlicesResource, cache.ResourceEventHandlerFuncs{
 			AddFunc: sync, UpdateFunc: func(_, obj any) { sync(obj) }, DeleteFunc: sync,
 		}); err != nil {
 			return err
 		}
-		syncs = append(syncs, svc.HasSynced, cm.HasSynced, es.HasSynced)
-		factory.Start(ctx.Done())
+	}
+	// Started once all exist: the EndpointSlice handler reads its own informer's cache.
+	var syncs []cache.InformerSynced
+	for _, inf := range informers {
+		go inf.RunWithContext(ctx)
+		syncs = append(syncs, inf.HasSynced)
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
 		return fmt.Errorf("discovery: caches did not sync: %w", ctx.Err())
@@ -91,18 +117,59 @@ func (d *Discovery) Run(ctx context.Context, synced chan<- struct{}) error {
 	return nil
 }
 
+// The fields of the objects discovery reads.
+type (
+	service struct {
+		metav1.ObjectMeta `json:"metadata"`
+		Spec              struct {
+			Ports []struct {
+				Port int32 `json:"port"`
+			} `json:"ports"`
+		} `json:"spec"`
+	}
+	configMap struct {
+		metav1.ObjectMeta `json:"metadata"`
+		Data              map[string]string `json:"data"`
+	}
+	endpointSlice struct {
+		metav1.ObjectMeta `json:"metadata"`
+		Ports             []struct {
+			Name *string `json:"name"`
+			Port *int32  `json:"port"`
+		} `json:"ports"`
+		Endpoints []struct {
+			Addresses  []string `json:"addresses"`
+			Conditions struct {
+				Ready *bool `json:"ready"`
+			} `json:"conditions"`
+		} `json:"endpoints"`
+	}
+)
+
+// decode reads an informer's object (or the last state of a deleted one) into out.
+func decode(obj any, out any) bool {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	return ok && runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out) == nil
+}
+
 // syncEndpoints sets a Service's ready endpoints from all its EndpointSlices.
-func (d *Discovery) syncEndpoints(lister discoverylisters.EndpointSliceLister, namespace, service string) {
+func (d *Discovery) syncEndpoints(slices cache.Indexer, namespace, service string) {
 	if service == "" {
 		return
 	}
-	sel := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: service})
-	slices, err := lister.EndpointSlices(namespace).List(sel)
+	objs, err := slices.ByIndex(cache.NamespaceIndex, namespace)
 	if err != nil {
 		return
 	}
 	var eps []string
-	for _, s := range slices {
+	for _, obj := range objs {
+		var s endpointSlice
+		if !decode(obj, &s) || s.Labels[labelServiceName] != service {
+			continue
+		}
 		var port int32
 		for _, p := range s.Ports {
 			if p.Port != nil && (port == 0 || (p.Name != nil && *p.Name == "http")) {
@@ -126,8 +193,8 @@ func (d *Discovery) syncEndpoints(lister discoverylisters.EndpointSliceLister, n
 }
 
 func (d *Discovery) onService(obj any) {
-	svc, ok := obj.(*corev1.Service)
-	if !ok {
+	var svc service
+	if !decode(obj, &svc) {
 		return
 	}
 	var port int32 = 80
@@ -145,18 +212,15 @@ func (d *Discovery) onService(obj any) {
 }
 
 func (d *Discovery) onServiceDelete(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	if svc, ok := obj.(*corev1.Service); ok {
+	if svc := (service{}); decode(obj, &svc) {
 		d.Log.Info("route removed", "namespace", svc.Namespace, "name", svc.Name)
 		d.Registry.DeleteService(svc.Namespace, svc.Name)
 	}
 }
 
 func (d *Discovery) onConfigMap(obj any) {
-	cm, ok := obj.(*corev1.ConfigMap)
-	if !ok {
+	var cm configMap
+	if !decode(obj, &cm) {
 		return
 	}
 	agent, ok := cardName(cm.Name)
@@ -175,10 +239,7 @@ func (d *Discovery) onConfigMap(obj any) {
 }
 
 func (d *Discovery) onConfigMapDelete(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	if cm, ok := obj.(*corev1.ConfigMap); ok {
+	if cm := (configMap{}); decode(obj, &cm) {
 		if agent, ok := cardName(cm.Name); ok {
 			d.Registry.DeleteCard(cm.Namespace, agent)
 		}

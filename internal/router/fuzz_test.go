@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
@@ -39,11 +41,22 @@ func FuzzParseEnvelope(f *testing.F) {
 	})
 }
 
-// FuzzSSERelay: whatever bytes an agent streams as text/event-stream reach the client unchanged.
+// FuzzSSERelay: whatever bytes an agent streams as text/event-stream reach the client unchanged,
+// on both stream paths: the JSON-RPC one (message/stream, relayed natively) and the HTTP+JSON
+// binding (through the net/http chain). The JSON-RPC request carries the bytes for the agent to
+// stream back, base64-encoded.
 func FuzzSSERelay(f *testing.F) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Read the whole body first: an HTTP/1 server may stop reading it once the answer starts.
 		body, _ := io.ReadAll(r.Body)
+		var rpc struct {
+			Params struct {
+				Stream []byte `json:"stream"`
+			} `json:"params"`
+		}
+		if json.Unmarshal(body, &rpc) == nil && rpc.Params.Stream != nil {
+			body = rpc.Params.Stream
+		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = w.Write(body)
 	}))
@@ -52,20 +65,25 @@ func FuzzSSERelay(f *testing.F) {
 	up, _ := url.Parse(upstream.URL)
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
 	_, srvURL := startRouter(f, Config{Registry: reg})
-	for _, s := range []string{"data: {}\n\n", "event: x\ndata: a\ndata: b\n\n", ": comment\n\n", "data: \xff\xfe\r\n\r\n", ""} {
+	for _, s := range []string{"data: {}\n\n", "event: x\ndata: a\ndata: b\n\n", ": comment\n\n", "data: \xff\xfe\r\n\r\n", "", strings.Repeat("data: long\n", 1000)} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		req, _ := http.NewRequest(http.MethodPost, srvURL+"/a2a/ns/a/v1/message:stream", bytes.NewReader(payload))
-		req.Header.Set("Accept", "text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		check := func(path string, body []byte) {
+			req, _ := http.NewRequest(http.MethodPost, srvURL+path, bytes.NewReader(body))
+			req.Header.Set("Accept", "text/event-stream")
+			resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatalf("%s with %q: %v", path, payload, err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || !bytes.Equal(got, payload) {
+				t.Fatalf("%s relayed %q, want %q (%v)", path, got, payload, err)
+			}
 		}
-		got, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || !bytes.Equal(got, payload) {
-			t.Fatalf("relayed %q, want %q (%v)", got, payload, err)
-		}
+		check("/a2a/ns/a/v1/message:stream", payload)
+		rpc, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": map[string]any{"stream": payload}})
+		check("/a2a/ns/a", rpc)
 	})
 }
