@@ -60,13 +60,14 @@ func run(log *slog.Logger) error {
 	secretFile := flag.String("client-secret-file", env("KAGENTI_ROUTER_CLIENT_SECRET_FILE", ""), "file holding the router's client secret (never a flag value)")
 	spiffeSocket := flag.String("spiffe-socket", env("SPIFFE_ENDPOINT_SOCKET", ""), "SPIFFE Workload API socket: authenticate to Keycloak with the router's JWT-SVID instead of a secret")
 	timeout := flag.Duration("upstream-timeout", 2*time.Minute, "timeout of a non-streaming call to an agent")
+	maxHeader := flag.Int("max-header-bytes", 8<<10, "largest request line and headers accepted (431 above); each open connection holds a buffer of this size")
 	drain := flag.Duration("drain", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
 	debugListen := flag.String("debug-listen", env("KAGENTI_ROUTER_DEBUG_LISTEN", ""), "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060 (off when empty; never expose it)")
 	routesFile := flag.String("routes-file", env("KAGENTI_ROUTER_ROUTES_FILE", ""), "serve the routes of this JSON file instead of discovering them in Kubernetes")
 	flag.Parse()
 
 	registry := router.NewRegistry()
-	rcfg := router.Config{PublicURL: *public, Registry: registry, Timeout: *timeout, Log: log}
+	rcfg := router.Config{PublicURL: *public, Registry: registry, Timeout: *timeout, MaxHeaderBytes: *maxHeader, Log: log}
 	if *issuer != "" {
 		if *audience == "" {
 			return errors.New("-audience is required with -issuer: tokens must be addressed to the router")

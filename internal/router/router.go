@@ -38,7 +38,10 @@ type Config struct {
 	Timeout time.Duration
 	// MaxBodyBytes limits request bodies (default 4 MiB).
 	MaxBodyBytes int64
-	Log          *slog.Logger
+	// MaxHeaderBytes limits a request's line and headers together (default 8 KiB). Each open
+	// connection holds a buffer of this size.
+	MaxHeaderBytes int
+	Log            *slog.Logger
 	// Registerer receives the metrics (a new registry when nil).
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
@@ -80,6 +83,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 8 << 10
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -462,8 +462,17 @@ func TestA2A_EnvelopeErrors(t *testing.T) {
 		t.Fatal("a malformed request reached the agent")
 	}
 	big := `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":"` + strings.Repeat("x", 5<<20) + `"}`
-	if status, _ := rpc(t, e, auth, big); status != http.StatusRequestEntityTooLarge {
-		t.Fatalf("oversized body: status %d, want 413", status)
+	if status, body := rpc(t, e, auth, big); status != http.StatusRequestEntityTooLarge || body["error"] == nil {
+		t.Fatalf("oversized body: %d %v, want 413 with a JSON-RPC error", status, body)
+	}
+	// Headers beyond the router's limit (8 KiB) are refused with 431, naming the flag.
+	if status, body := rpc(t, e, auth+strings.Repeat("x", 9<<10), sendBody); status != http.StatusRequestHeaderFieldsTooLarge ||
+		!strings.Contains(fmt.Sprint(body["error"]), "-max-header-bytes") {
+		t.Fatalf("oversized headers: %d %v, want 431 naming -max-header-bytes", status, body)
+	}
+	// A token of several KiB (a Keycloak token with many roles) still fits.
+	if status, _ := rpc(t, e, "Bearer "+e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["roles"] = strings.Repeat("r", 5<<10) }), e.issuer.kid), sendBody); status != http.StatusOK {
+		t.Fatalf("a 5 KiB token: status %d, want 200", status)
 	}
 }
 

@@ -35,6 +35,7 @@ func (rt *Router) newServer() *fasthttp.Server {
 		ErrorHandler:          rt.serverError,
 		Logger:                serverLogger{rt.cfg.Log},
 		MaxRequestBodySize:    int(rt.cfg.MaxBodyBytes),
+		ReadBufferSize:        rt.cfg.MaxHeaderBytes,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           90 * time.Second,
 		NoDefaultServerHeader: true,
@@ -90,7 +91,12 @@ func (rt *Router) serveAdapted(w http.ResponseWriter, r *http.Request) {
 // API they were addressed to.
 func (rt *Router) serverError(c *fasthttp.RequestCtx, err error) {
 	status, message := fasthttp.StatusBadRequest, "malformed request"
+	var small *fasthttp.ErrSmallBuffer
 	switch {
+	case errors.As(err, &small):
+		status, message = fasthttp.StatusRequestHeaderFieldsTooLarge,
+			fmt.Sprintf("the request line and headers exceed the router's %d bytes (kagenti-router -max-header-bytes)", rt.cfg.MaxHeaderBytes)
+		lingerDiscard(c.Conn())
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		status, message = fasthttp.StatusRequestEntityTooLarge, "request body too large"
 		lingerDiscard(c.Conn())
