@@ -1,8 +1,10 @@
 package router
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,17 +124,20 @@ func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bo
 	defer fasthttp.ReleaseRequest(req)
 	up := rt.balancer.pick(route, "")
 	call.upstreamRequest(req, up.Scheme, up.Host, strings.TrimRight(up.Path, "/"), token, body)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
 	deadline := time.Now().Add(rt.cfg.Timeout)
 	attempts := 1
 	if idempotent {
 		attempts = 3
 	}
 	for i := 0; ; i++ {
-		err := rt.client.DoDeadline(req, &call.c.Response, deadline)
+		err := rt.client.DoDeadline(req, resp, deadline)
 		if err == nil {
 			break
 		}
-		if !isTimeout(err) {
+		// Only the agent's failures eject it; a full local pool is the router's.
+		if !isTimeout(err) && !errors.Is(err, fasthttp.ErrNoFreeConns) {
 			rt.balancer.fail(up.Host)
 		}
 		if i+1 >= attempts || isTimeout(err) {
@@ -144,7 +149,8 @@ func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bo
 		req.URI().SetHost(up.Host)
 		req.Header.SetHost(up.Host)
 	}
-	dropHopHeaders(&call.c.Response.Header)
+	relayResponseHeader(&call.c.Response.Header, &resp.Header)
+	call.c.Response.SetBody(resp.Body())
 }
 
 // upstreamRequest builds the request to the agent from the caller's: same headers but the
@@ -154,6 +160,7 @@ func (call *rpcCall) upstreamRequest(req *fasthttp.Request, scheme, host, path, 
 	in := &call.c.Request.Header
 	in.CopyTo(&req.Header)
 	h := &req.Header
+	h.SetProtocol("HTTP/1.1") // whatever the caller spoke, the router speaks HTTP/1.1 to agents
 	for _, name := range bytes.Split(in.Peek("Connection"), []byte(",")) {
 		if name = bytes.TrimSpace(name); len(name) > 0 {
 			h.DelBytes(name)
@@ -187,19 +194,34 @@ func (call *rpcCall) upstreamRequest(req *fasthttp.Request, scheme, host, path, 
 // concern one connection and are never relayed.
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-func dropHopHeaders(h *fasthttp.ResponseHeader) {
-	h.ResetConnectionClose()
-	for _, name := range hopHeaders {
-		h.Del(name)
+// relayResponseHeader puts an agent's answer's status and end-to-end headers on the router's
+// response. Not its HTTP version, status text, framing or date: the router's server frames its
+// own answer to its own client.
+func relayResponseHeader(dst, src *fasthttp.ResponseHeader) {
+	dst.SetStatusCode(src.StatusCode())
+	for k, v := range src.All() {
+		if isHopHeader(k) || bytes.EqualFold(k, []byte("Content-Length")) || bytes.EqualFold(k, []byte("Date")) {
+			continue
+		}
+		dst.AddBytesKV(k, v)
 	}
+}
+
+func isHopHeader(name []byte) bool {
+	for _, h := range hopHeaders {
+		if bytes.EqualFold(name, []byte(h)) {
+			return true
+		}
+	}
+	return false
 }
 
 // stream relays a streaming call (SSE) event by event. The handler returns with the agent's
 // stream set as the response body; the server writes each event as a chunk and flushes it at
 // once, and closing the body ends the request. The call has a connection of its own, dialled for
-// it: the router bounds the wait for the answer's headers with the router's timeout, then
-// clears that deadline (a stream lasts as long as the agent keeps it open), and closes the
-// connection when the client goes away (Router.hangups), which ends the stream at the agent too.
+// it and never pooled: the wait for the answer's headers is bounded by the router's timeout, the
+// stream itself lasts as long as the agent keeps it open, and the connection is closed when the
+// client goes away (Router.hangups), which ends the stream at the agent too.
 func (call *rpcCall) stream(route *Route, token string, body []byte) {
 	rt := call.rt
 	up := rt.balancer.pick(route, "")
@@ -207,27 +229,7 @@ func (call *rpcCall) stream(route *Route, token string, body []byte) {
 	defer fasthttp.ReleaseRequest(req)
 	call.upstreamRequest(req, up.Scheme, up.Host, strings.TrimRight(up.Path, "/"), token, body)
 	conn := &streamConn{}
-	client := &fasthttp.HostClient{
-		Addr:  hostPort(up),
-		IsTLS: up.Scheme == "https",
-		Dial: func(addr string) (net.Conn, error) {
-			c, err := fasthttp.DialTimeout(addr, 5*time.Second)
-			if err != nil {
-				return nil, err
-			}
-			return conn.set(c)
-		},
-		MaxConns:           1,
-		StreamResponseBody: true,
-		ReadBufferSize:     4 << 10,
-		// One request is written on this connection: the writer's default 4 KiB would stay
-		// in the client's pool for the stream's whole life.
-		WriteBufferSize:          1 << 10,
-		NoDefaultUserAgentHeader: true,
-		DisablePathNormalizing:   true,
-		RetryIfErr:               func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-	}
-	stopWatch := rt.hangups.watch(call.c.Conn(), conn.close)
+	stopWatch := rt.hangups.watch(call.c.Conn(), conn.clientGone)
 	rt.metrics.openStreams.Inc()
 	end := func() {
 		stopWatch()
@@ -235,10 +237,11 @@ func (call *rpcCall) stream(route *Route, token string, body []byte) {
 		rt.metrics.openStreams.Dec()
 	}
 	resp := fasthttp.AcquireResponse()
-	if err := client.DoDeadline(req, resp, time.Now().Add(rt.cfg.Timeout)); err != nil {
+	if err := conn.open(req, resp, up, time.Now().Add(rt.cfg.Timeout)); err != nil {
+		gone := conn.closedByClient()
 		fasthttp.ReleaseResponse(resp)
 		end()
-		if conn.closedByClient() {
+		if gone {
 			call.c.SetStatusCode(499) // the client went away: nobody to answer
 			return
 		}
@@ -248,10 +251,8 @@ func (call *rpcCall) stream(route *Route, token string, body []byte) {
 		call.failUpstream(route, err)
 		return
 	}
-	conn.clearDeadline()
 	out := &call.c.Response
-	resp.Header.CopyTo(&out.Header)
-	dropHopHeaders(&out.Header)
+	relayResponseHeader(&out.Header, &resp.Header)
 	size := resp.Header.ContentLength()
 	if size < 0 {
 		size = -1 // chunked to the client, whatever the agent's framing
@@ -263,20 +264,60 @@ func (call *rpcCall) stream(route *Route, token string, body []byte) {
 // streamConn is the connection of one stream, closable from the client watcher at any point:
 // while dialling, while waiting for the answer, while relaying.
 type streamConn struct {
-	mu     sync.Mutex
-	c      net.Conn
-	closed bool
+	mu       sync.Mutex
+	c        net.Conn
+	closed   bool
+	byClient bool
 }
 
-func (s *streamConn) set(c net.Conn) (net.Conn, error) {
+// open dials the agent, sends req and reads the answer's headers before deadline; the body
+// stays on the connection, read as resp's body stream. The buffers are small: a stream holds
+// them for its whole life, one request is written, and an SSE answer's headers are a few lines.
+func (s *streamConn) open(req *fasthttp.Request, resp *fasthttp.Response, up *url.URL, deadline time.Time) error {
+	c, err := fasthttp.DialTimeout(hostPort(up), min(5*time.Second, time.Until(deadline)))
+	if err != nil {
+		return err
+	}
+	if up.Scheme == "https" {
+		c = tls.Client(c, &tls.Config{ServerName: up.Hostname(), MinVersion: tls.VersionTLS12})
+	}
+	if err := s.set(c); err != nil {
+		return err
+	}
+	if err := c.SetDeadline(deadline); err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(c, 1<<10)
+	if err := req.Write(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	resp.StreamBody = true
+	if err := resp.Read(bufio.NewReaderSize(c, 2<<10)); err != nil {
+		return err
+	}
+	return c.SetDeadline(time.Time{})
+}
+
+func (s *streamConn) set(c net.Conn) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		_ = c.Close()
-		return nil, errClientGone
+		return errClientGone
 	}
 	s.c = c
-	return c, nil
+	return nil
+}
+
+// clientGone closes the connection because the client went away.
+func (s *streamConn) clientGone() {
+	s.mu.Lock()
+	s.byClient = true
+	s.mu.Unlock()
+	s.close()
 }
 
 func (s *streamConn) close() {
@@ -291,15 +332,7 @@ func (s *streamConn) close() {
 func (s *streamConn) closedByClient() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closed
-}
-
-func (s *streamConn) clearDeadline() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.c != nil {
-		_ = s.c.SetReadDeadline(time.Time{})
-	}
+	return s.byClient
 }
 
 var errClientGone = errors.New("the client went away")
@@ -360,10 +393,6 @@ func (b *relayBody) SupportsBodyWriteTo() bool { return true }
 
 func (b *relayBody) Close() error {
 	b.once.Do(func() {
-		// The connection was this stream's alone: closed, never pooled. (The request did not
-		// say Connection: close — some servers, net/http's among them, stop watching for the
-		// caller going away when it does.)
-		b.resp.SetConnectionClose()
 		_ = b.resp.CloseBodyStream()
 		fasthttp.ReleaseResponse(b.resp)
 		b.done()

@@ -51,8 +51,9 @@ func (d *Discovery) Run(ctx context.Context, synced chan<- struct{}) error {
 	}
 	selector := d.Keys.Type() + " in (" + contract.TypeAgent + "," + contract.TypeTool + ")"
 	var informers []cache.SharedIndexInformer
+	var syncs []cache.InformerSynced
 	for _, ns := range namespaces {
-		informer := func(gvr schema.GroupVersionResource, h cache.ResourceEventHandlerFuncs) (cache.SharedIndexInformer, error) {
+		informer := func(gvr schema.GroupVersionResource, newObject func() any, indexers cache.Indexers, h cache.ResourceEventHandlerFuncs) (cache.SharedIndexInformer, error) {
 			res := d.Client.Resource(gvr).Namespace(ns)
 			lw := &cache.ListWatch{
 				ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -64,22 +65,36 @@ func (d *Discovery) Run(ctx context.Context, synced chan<- struct{}) error {
 					return res.Watch(ctx, o)
 				},
 			}
-			inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 10*time.Minute,
-				cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-			if _, err := inf.AddEventHandler(h); err != nil {
+			inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 10*time.Minute, indexers)
+			// The cache keeps the few fields discovery reads, decoded once per change, not the
+			// whole object.
+			if err := inf.SetTransform(func(obj any) (any, error) {
+				u, ok := obj.(*unstructured.Unstructured)
+				if !ok {
+					return obj, nil
+				}
+				out := newObject()
+				return out, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out)
+			}); err != nil {
+				return nil, err
+			}
+			reg, err := inf.AddEventHandler(h)
+			if err != nil {
 				return nil, err
 			}
 			informers = append(informers, inf)
+			// Serving starts once the handlers have seen the first listing, not only the cache.
+			syncs = append(syncs, reg.HasSynced)
 			return inf, nil
 		}
-		if _, err := informer(servicesResource, cache.ResourceEventHandlerFuncs{
+		if _, err := informer(servicesResource, func() any { return &service{} }, nil, cache.ResourceEventHandlerFuncs{
 			AddFunc:    d.onService,
 			UpdateFunc: func(_, obj any) { d.onService(obj) },
 			DeleteFunc: d.onServiceDelete,
 		}); err != nil {
 			return err
 		}
-		if _, err := informer(configMapsResource, cache.ResourceEventHandlerFuncs{
+		if _, err := informer(configMapsResource, func() any { return &configMap{} }, nil, cache.ResourceEventHandlerFuncs{
 			AddFunc:    d.onConfigMap,
 			UpdateFunc: func(_, obj any) { d.onConfigMap(obj) },
 			DeleteFunc: d.onConfigMapDelete,
@@ -89,23 +104,21 @@ func (d *Discovery) Run(ctx context.Context, synced chan<- struct{}) error {
 		// EndpointSlices carry their Service's labels, so the same selector finds ours.
 		var slices cache.SharedIndexInformer
 		sync := func(obj any) {
-			var es endpointSlice
-			if decode(obj, &es) {
+			if es, ok := decoded[endpointSlice](obj); ok {
 				d.syncEndpoints(slices.GetIndexer(), es.Namespace, es.Labels[labelServiceName])
 			}
 		}
 		var err error
-		if slices, err = informer(endpointSlicesResource, cache.ResourceEventHandlerFuncs{
-			AddFunc: sync, UpdateFunc: func(_, obj any) { sync(obj) }, DeleteFunc: sync,
-		}); err != nil {
+		if slices, err = informer(endpointSlicesResource, func() any { return &endpointSlice{} },
+			cache.Indexers{serviceIndex: indexByService}, cache.ResourceEventHandlerFuncs{
+				AddFunc: sync, UpdateFunc: func(_, obj any) { sync(obj) }, DeleteFunc: sync,
+			}); err != nil {
 			return err
 		}
 	}
 	// Started once all exist: the EndpointSlice handler reads its own informer's cache.
-	var syncs []cache.InformerSynced
 	for _, inf := range informers {
 		go inf.RunWithContext(ctx)
-		syncs = append(syncs, inf.HasSynced)
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
 		return fmt.Errorf("discovery: caches did not sync: %w", ctx.Err())
@@ -146,13 +159,25 @@ type (
 	}
 )
 
-// decode reads an informer's object (or the last state of a deleted one) into out.
-func decode(obj any, out any) bool {
+// decoded is an informer's object (or the last state of a deleted one) as the informer's
+// transform stored it.
+func decoded[T any](obj any) (*T, bool) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	u, ok := obj.(*unstructured.Unstructured)
-	return ok && runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out) == nil
+	out, ok := obj.(*T)
+	return out, ok
+}
+
+// serviceIndex indexes EndpointSlices by "namespace/service".
+const serviceIndex = "service"
+
+func indexByService(obj any) ([]string, error) {
+	es, ok := obj.(*endpointSlice)
+	if !ok || es.Labels[labelServiceName] == "" {
+		return nil, nil
+	}
+	return []string{es.Namespace + "/" + es.Labels[labelServiceName]}, nil
 }
 
 // syncEndpoints sets a Service's ready endpoints from all its EndpointSlices.
@@ -160,14 +185,14 @@ func (d *Discovery) syncEndpoints(slices cache.Indexer, namespace, service strin
 	if service == "" {
 		return
 	}
-	objs, err := slices.ByIndex(cache.NamespaceIndex, namespace)
+	objs, err := slices.ByIndex(serviceIndex, namespace+"/"+service)
 	if err != nil {
 		return
 	}
 	var eps []string
 	for _, obj := range objs {
-		var s endpointSlice
-		if !decode(obj, &s) || s.Labels[labelServiceName] != service {
+		s, ok := obj.(*endpointSlice)
+		if !ok {
 			continue
 		}
 		var port int32
@@ -193,8 +218,8 @@ func (d *Discovery) syncEndpoints(slices cache.Indexer, namespace, service strin
 }
 
 func (d *Discovery) onService(obj any) {
-	var svc service
-	if !decode(obj, &svc) {
+	svc, ok := decoded[service](obj)
+	if !ok {
 		return
 	}
 	var port int32 = 80
@@ -212,15 +237,15 @@ func (d *Discovery) onService(obj any) {
 }
 
 func (d *Discovery) onServiceDelete(obj any) {
-	if svc := (service{}); decode(obj, &svc) {
+	if svc, ok := decoded[service](obj); ok {
 		d.Log.Info("route removed", "namespace", svc.Namespace, "name", svc.Name)
 		d.Registry.DeleteService(svc.Namespace, svc.Name)
 	}
 }
 
 func (d *Discovery) onConfigMap(obj any) {
-	var cm configMap
-	if !decode(obj, &cm) {
+	cm, ok := decoded[configMap](obj)
+	if !ok {
 		return
 	}
 	agent, ok := cardName(cm.Name)
@@ -239,7 +264,7 @@ func (d *Discovery) onConfigMap(obj any) {
 }
 
 func (d *Discovery) onConfigMapDelete(obj any) {
-	if cm := (configMap{}); decode(obj, &cm) {
+	if cm, ok := decoded[configMap](obj); ok {
 		if agent, ok := cardName(cm.Name); ok {
 			d.Registry.DeleteCard(cm.Namespace, agent)
 		}

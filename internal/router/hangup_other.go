@@ -21,6 +21,8 @@ func newHangupWatcher() (*hangupWatcher, error) { return &hangupWatcher{}, nil }
 func (*hangupWatcher) watch(conn net.Conn, gone func()) (stop func()) {
 	var stopping atomic.Bool
 	done := make(chan struct{})
+	// The server's read deadline for the request may still be set: the read must outlast it.
+	_ = conn.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(done)
 		var b [1]byte

@@ -96,6 +96,23 @@ func parseEnvelope(body []byte) (envelope, *rpcError) {
 	if err != nil || v.Type() != fastjson.TypeObject {
 		return env, &rpcError{Code: codeParseError, Message: "parse error: the body is not a JSON object"}
 	}
+	// A member given twice is refused: parsers disagree on which one counts (fastjson takes the
+	// first, most others the last), and the router must read the method the agent will.
+	obj, _ := v.Object()
+	var jsonrpcs, ids, methods int
+	obj.Visit(func(key []byte, _ *fastjson.Value) {
+		switch string(key) {
+		case "jsonrpc":
+			jsonrpcs++
+		case "id":
+			ids++
+		case "method":
+			methods++
+		}
+	})
+	if jsonrpcs > 1 || ids > 1 || methods > 1 {
+		return env, &rpcError{Code: codeInvalidRequest, Message: `invalid request: "jsonrpc", "id" and "method" may each appear once`}
+	}
 	if id := v.Get("id"); id != nil {
 		switch id.Type() {
 		case fastjson.TypeString, fastjson.TypeNumber, fastjson.TypeNull:

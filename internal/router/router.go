@@ -146,9 +146,6 @@ func New(cfg Config) (*Router, error) {
 	if rt.hangups, err = newHangupWatcher(); err != nil {
 		return nil, err
 	}
-	if rt.hangups, err = newHangupWatcher(); err != nil {
-		return nil, err
-	}
 	rt.server = rt.newServer()
 	return rt, nil
 }

@@ -31,6 +31,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
@@ -448,6 +450,7 @@ func TestA2A_EnvelopeErrors(t *testing.T) {
 		"batch":          {`[{"jsonrpc":"2.0","id":1,"method":"SendMessage"}]`, http.StatusBadRequest, codeInvalidRequest},
 		"unknown method": {`{"jsonrpc":"2.0","id":1,"method":"tasks/delete"}`, http.StatusOK, codeMethodNotFound},
 		"object id":      {`{"jsonrpc":"2.0","id":{"a":1},"method":"GetTask"}`, http.StatusBadRequest, codeInvalidRequest},
+		"method twice":   {`{"jsonrpc":"2.0","id":1,"method":"GetTask","method":"SendMessage"}`, http.StatusBadRequest, codeInvalidRequest},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -482,11 +485,62 @@ func TestA2A_BackendDown(t *testing.T) {
 	dead, _ := url.Parse("http://127.0.0.1:1")
 	e.registry.SetService(Route{Namespace: "team1", Name: "agent1", Type: contract.TypeAgent, Protocol: "a2a", Upstream: dead,
 		Policy: contract.Policy{Audience: testCallee, AllowedCallers: []string{testCaller}}})
-	start := time.Now()
-	status, body := rpc(t, e, "Bearer "+e.issuer.token(t), sendBody)
-	errObj, _ := body["error"].(map[string]any)
-	if status != http.StatusBadGateway || errObj == nil || body["id"] != float64(7) || time.Since(start) > 5*time.Second {
-		t.Fatalf("got %d %v after %s", status, body, time.Since(start))
+	streamBody := strings.Replace(sendBody, `"SendMessage"`, `"SendStreamingMessage"`, 1)
+	for _, body := range []string{sendBody, streamBody} {
+		start := time.Now()
+		status, answer := rpc(t, e, "Bearer "+e.issuer.token(t), body)
+		errObj, _ := answer["error"].(map[string]any)
+		if status != http.StatusBadGateway || errObj == nil || errObj["code"] != float64(codeUnavailable) || answer["id"] != float64(7) || time.Since(start) > 5*time.Second {
+			t.Fatalf("%s: got %d %v after %s", body, status, answer, time.Since(start))
+		}
+	}
+	if got := testutil.ToFloat64(e.router.metrics.upstreamErrors.WithLabelValues("team1/agent1")); got != 2 {
+		t.Fatalf("upstream errors counted: %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(e.router.metrics.openStreams); got != 0 {
+		t.Fatalf("open streams after a failed stream: %v", got)
+	}
+}
+
+// TestSSE_HTTP10Agent: an agent answering HTTP/1.0 (Python's http.server) with a stream that
+// ends when it closes is relayed as the router's own HTTP/1.1 chunked answer, which ends too.
+func TestSSE_HTTP10Agent(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				req, err := http.ReadRequest(r)
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\ndata: one\n\ndata: two\n\n")
+			}()
+		}
+	}()
+	reg := NewRegistry()
+	up, _ := url.Parse("http://" + l.Addr().String())
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
+	_, srvURL := startRouter(t, Config{Registry: reg})
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Post(srvURL+"/a2a/ns/a", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"message/stream","params":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || string(got) != "data: one\n\ndata: two\n\n" || resp.ProtoMinor != 1 || len(resp.Header.Values("Date")) != 1 {
+		t.Fatalf("relayed %s %q %v (Date %v)", resp.Proto, got, err, resp.Header.Values("Date"))
 	}
 }
 
