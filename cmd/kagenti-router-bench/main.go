@@ -37,9 +37,10 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each load run")
 	rate := flag.Int("rate", 1000, "requests/s for the latency runs")
 	streams := flag.Int("streams", 1000, "open streams for the memory run")
+	rounds := flag.Int("rounds", 3, "requests/s runs per target, taken in turns; each target's median counts")
 	profile := flag.String("profile", "", "write the router's CPU profile of its requests/s run and its heap profile with the streams open to <prefix>.cpu and <prefix>.heap")
 	flag.Parse()
-	if err := run(*duration, *rate, *streams, *profile); err != nil {
+	if err := run(*duration, *rate, *streams, *rounds, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "kagenti-router-bench:", err)
 		os.Exit(1)
 	}
@@ -113,7 +114,7 @@ func issuer() (jwksURL, token string, err error) {
 	return "http://" + addr, token, err
 }
 
-func run(duration time.Duration, rate, streams int, profile string) error {
+func run(duration time.Duration, rate, streams, rounds int, profile string) error {
 	if err := ensureTools(); err != nil {
 		return err
 	}
@@ -201,41 +202,53 @@ http {
 		p50first, p99first time.Duration
 	}
 	rows := map[string]row{}
-	for _, t := range targets {
-		script := fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\n", sendBody)
-		if t.auth != "" {
-			script += fmt.Sprintf("wrk.headers[\"Authorization\"] = %q\n", t.auth)
-		}
-		if err := os.WriteFile(lua, []byte(script), 0o644); err != nil {
-			return err
-		}
-		var cpu chan error
-		if profile != "" && t.name == "kagenti-router" {
-			cpu = make(chan error, 1)
-			go func() {
-				cpu <- saveProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, int(duration.Seconds())-1), profile+".cpu")
-			}()
-		}
-		cpu0 := cpuTime(t.pid)
-		out, err := exec.Command("wrk", "-t2", "-c64", "-d"+duration.String(), "-s", lua, t.url).CombinedOutput()
-		cpuUsed := cpuTime(t.pid) - cpu0
-		if cpu != nil {
-			if err := <-cpu; err != nil {
+	// Requests/s: the targets take turns, round after round, and each keeps its median round,
+	// so that a burst of load from elsewhere on the machine does not decide the comparison.
+	samples := map[string][]row{}
+	for round := range rounds {
+		for _, t := range targets {
+			script := fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\n", sendBody)
+			if t.auth != "" {
+				script += fmt.Sprintf("wrk.headers[\"Authorization\"] = %q\n", t.auth)
+			}
+			if err := os.WriteFile(lua, []byte(script), 0o644); err != nil {
 				return err
 			}
+			var cpu chan error
+			if profile != "" && t.name == "kagenti-router" && round == 0 {
+				cpu = make(chan error, 1)
+				go func() {
+					cpu <- saveProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, int(duration.Seconds())-1), profile+".cpu")
+				}()
+			}
+			cpu0 := cpuTime(t.pid)
+			out, err := exec.Command("wrk", "-t2", "-c64", "-d"+duration.String(), "-s", lua, t.url).CombinedOutput()
+			cpuUsed := cpuTime(t.pid) - cpu0
+			if cpu != nil {
+				if err := <-cpu; err != nil {
+					return err
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("wrk %s: %w\n%s", t.name, err, out)
+			}
+			m := regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`).FindSubmatch(out)
+			if m == nil || strings.Contains(string(out), "Non-2xx") {
+				return fmt.Errorf("wrk %s: unexpected output\n%s", t.name, out)
+			}
+			r := row{}
+			r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+			if t.pid != 0 && r.rps > 0 {
+				r.cpuPerRequest = time.Duration(float64(cpuUsed) / (r.rps * duration.Seconds()))
+			}
+			samples[t.name] = append(samples[t.name], r)
 		}
-		if err != nil {
-			return fmt.Errorf("wrk %s: %w\n%s", t.name, err, out)
-		}
-		m := regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`).FindSubmatch(out)
-		if m == nil || strings.Contains(string(out), "Non-2xx") {
-			return fmt.Errorf("wrk %s: unexpected output\n%s", t.name, out)
-		}
-		r := row{}
-		r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
-		if t.pid != 0 && r.rps > 0 {
-			r.cpuPerRequest = time.Duration(float64(cpuUsed) / (r.rps * duration.Seconds()))
-		}
+	}
+	for _, t := range targets {
+		rs := samples[t.name]
+		sort.Slice(rs, func(i, j int) bool { return rs[i].rps < rs[j].rps })
+		r := rs[len(rs)/2]
+		var err error
 		r.p50, r.p99, err = openLoop(t.url, t.auth, rate, duration)
 		if err != nil {
 			return fmt.Errorf("%s latency: %w", t.name, err)
@@ -259,7 +272,7 @@ http {
 		return err
 	}
 	d, n, k := rows["direct"], rows["nginx"], rows["kagenti-router"]
-	fmt.Printf("\nkagenti-router-bench: backend on loopback; wrk -t2 -c64 -d%s for requests/s; open loop at %d req/s for %s for latency; 200 streams for first event\n\n", duration, rate, duration)
+	fmt.Printf("\nkagenti-router-bench: backend on loopback; wrk -t2 -c64 -d%s for requests/s (median of %d rounds taken in turns); open loop at %d req/s for %s for latency; 200 streams for first event\n\n", duration, rounds, rate, duration)
 	fmt.Println("| path | requests/s | proxy CPU / request | p50 message/send | p99 message/send | added p50 | added p99 | first event p50 | first event p99 |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, x := range []struct {
@@ -271,6 +284,14 @@ http {
 			cpu = fmt.Sprintf("%.1f µs", float64(x.r.cpuPerRequest.Nanoseconds())/1000)
 		}
 		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", x.name, x.r.rps, cpu, ms(x.r.p50), ms(x.r.p99), ms(x.r.p50-d.p50), ms(x.r.p99-d.p99), ms(x.r.p50first), ms(x.r.p99first))
+	}
+	fmt.Println()
+	for _, t := range targets {
+		var each []string
+		for _, r := range samples[t.name] {
+			each = append(each, fmt.Sprintf("%.0f", r.rps))
+		}
+		fmt.Printf("%s requests/s by round (sorted): %s\n", t.name, strings.Join(each, ", "))
 	}
 	fmt.Printf("\nrouter / nginx requests/s: %.2f\nkagenti-router RSS after the runs above: %s\nkagenti-router RSS with %d open streams: %s\n", k.rps/n.rps, idle, streams, streaming)
 	return nil
