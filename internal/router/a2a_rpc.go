@@ -126,6 +126,7 @@ func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bo
 	call.upstreamRequest(req, up.Scheme, up.Host, strings.TrimRight(up.Path, "/"), token, body)
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
+	resp.Header.SetNoDefaultContentType(true) // an answer without one is relayed without one
 	deadline := time.Now().Add(rt.cfg.Timeout)
 	attempts := 1
 	if idempotent {
@@ -136,8 +137,7 @@ func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bo
 		if err == nil {
 			break
 		}
-		// Only the agent's failures eject it; a full local pool is the router's.
-		if !isTimeout(err) && !errors.Is(err, fasthttp.ErrNoFreeConns) {
+		if agentFailed(err) {
 			rt.balancer.fail(up.Host)
 		}
 		if i+1 >= attempts || isTimeout(err) {
@@ -151,6 +151,14 @@ func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bo
 	}
 	relayResponseHeader(&call.c.Response.Header, &resp.Header)
 	call.c.Response.SetBody(resp.Body())
+}
+
+// agentFailed tells the failures that eject an agent's endpoint (it refused or dropped the
+// connection, or broke HTTP) from those that say nothing of its health: a timeout (a slow
+// answer), a full local pool, answer headers larger than the router reads.
+func agentFailed(err error) bool {
+	var small *fasthttp.ErrSmallBuffer
+	return !isTimeout(err) && !errors.Is(err, fasthttp.ErrNoFreeConns) && !errors.As(err, &small)
 }
 
 // upstreamRequest builds the request to the agent from the caller's: same headers but the
@@ -169,7 +177,8 @@ func (call *rpcCall) upstreamRequest(req *fasthttp.Request, scheme, host, path, 
 	for _, name := range hopHeaders {
 		h.Del(name)
 	}
-	for _, name := range []string{"Authorization", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+	// Expect: the router has the whole body already.
+	for _, name := range []string{"Authorization", "Expect", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 		h.Del(name)
 	}
 	if token != "" {
@@ -237,6 +246,7 @@ func (call *rpcCall) stream(route *Route, token string, body []byte) {
 		rt.metrics.openStreams.Dec()
 	}
 	resp := fasthttp.AcquireResponse()
+	resp.Header.SetNoDefaultContentType(true) // an answer without one is relayed without one
 	if err := conn.open(req, resp, up, time.Now().Add(rt.cfg.Timeout)); err != nil {
 		gone := conn.closedByClient()
 		fasthttp.ReleaseResponse(resp)
@@ -245,7 +255,7 @@ func (call *rpcCall) stream(route *Route, token string, body []byte) {
 			call.c.SetStatusCode(499) // the client went away: nobody to answer
 			return
 		}
-		if !isTimeout(err) {
+		if agentFailed(err) {
 			rt.balancer.fail(up.Host)
 		}
 		call.failUpstream(route, err)
@@ -271,10 +281,10 @@ type streamConn struct {
 }
 
 // open dials the agent, sends req and reads the answer's headers before deadline; the body
-// stays on the connection, read as resp's body stream. The buffers are small: a stream holds
-// them for its whole life, one request is written, and an SSE answer's headers are a few lines.
+// stays on the connection, read as resp's body stream. The buffers are small, as a stream holds
+// them for its whole life: one request is written, and the answer's headers must fit in 4 KiB.
 func (s *streamConn) open(req *fasthttp.Request, resp *fasthttp.Response, up *url.URL, deadline time.Time) error {
-	c, err := fasthttp.DialTimeout(hostPort(up), min(5*time.Second, time.Until(deadline)))
+	c, err := fasthttp.DialDualStackTimeout(hostPort(up), min(5*time.Second, time.Until(deadline)))
 	if err != nil {
 		return err
 	}
@@ -287,6 +297,8 @@ func (s *streamConn) open(req *fasthttp.Request, resp *fasthttp.Response, up *ur
 	if err := c.SetDeadline(deadline); err != nil {
 		return err
 	}
+	// Parsing the URI makes Write send the origin form ("POST /path"), not the absolute URL.
+	req.URI().DisablePathNormalizing = true
 	w := bufio.NewWriterSize(c, 1<<10)
 	if err := req.Write(w); err != nil {
 		return err
@@ -295,7 +307,7 @@ func (s *streamConn) open(req *fasthttp.Request, resp *fasthttp.Response, up *ur
 		return err
 	}
 	resp.StreamBody = true
-	if err := resp.Read(bufio.NewReaderSize(c, 2<<10)); err != nil {
+	if err := resp.Read(bufio.NewReaderSize(c, 4<<10)); err != nil {
 		return err
 	}
 	return c.SetDeadline(time.Time{})
@@ -405,7 +417,7 @@ func upstreamClient() *fasthttp.Client {
 	return &fasthttp.Client{
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
-		Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
+		Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialDualStackTimeout(addr, 5*time.Second) },
 		// Agent calls are slow (an LLM answer takes seconds to minutes): many are in flight
 		// per agent at once, each on its own connection.
 		MaxConnsPerHost:    8192,

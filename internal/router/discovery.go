@@ -73,6 +73,7 @@ func (d *Discovery) Run(ctx context.Context, synced chan<- struct{}) error {
 				if !ok {
 					return obj, nil
 				}
+				unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
 				out := newObject()
 				return out, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out)
 			}); err != nil {

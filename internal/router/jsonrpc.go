@@ -97,16 +97,17 @@ func parseEnvelope(body []byte) (envelope, *rpcError) {
 		return env, &rpcError{Code: codeParseError, Message: "parse error: the body is not a JSON object"}
 	}
 	// A member given twice is refused: parsers disagree on which one counts (fastjson takes the
-	// first, most others the last), and the router must read the method the agent will.
+	// first, most others the last; Go's encoding/json also matches names in any case), and the
+	// router must read the method the agent will.
 	obj, _ := v.Object()
 	var jsonrpcs, ids, methods int
 	obj.Visit(func(key []byte, _ *fastjson.Value) {
-		switch string(key) {
-		case "jsonrpc":
+		switch {
+		case bytes.EqualFold(key, []byte("jsonrpc")):
 			jsonrpcs++
-		case "id":
+		case bytes.EqualFold(key, []byte("id")):
 			ids++
-		case "method":
+		case bytes.EqualFold(key, []byte("method")):
 			methods++
 		}
 	})

@@ -451,6 +451,7 @@ func TestA2A_EnvelopeErrors(t *testing.T) {
 		"unknown method": {`{"jsonrpc":"2.0","id":1,"method":"tasks/delete"}`, http.StatusOK, codeMethodNotFound},
 		"object id":      {`{"jsonrpc":"2.0","id":{"a":1},"method":"GetTask"}`, http.StatusBadRequest, codeInvalidRequest},
 		"method twice":   {`{"jsonrpc":"2.0","id":1,"method":"GetTask","method":"SendMessage"}`, http.StatusBadRequest, codeInvalidRequest},
+		"METHOD too":     {`{"jsonrpc":"2.0","id":1,"method":"GetTask","METHOD":"SendStreamingMessage"}`, http.StatusBadRequest, codeInvalidRequest},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -524,6 +525,11 @@ func TestSSE_HTTP10Agent(t *testing.T) {
 					return
 				}
 				_, _ = io.Copy(io.Discard, req.Body)
+				if req.RequestURI != "/" {
+					// Not the origin form: some servers (h11) take the whole target as the path.
+					_, _ = io.WriteString(c, "HTTP/1.0 400 Bad Request\r\n\r\nrequest target "+req.RequestURI)
+					return
+				}
 				_, _ = io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\ndata: one\n\ndata: two\n\n")
 			}()
 		}
