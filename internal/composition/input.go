@@ -47,6 +47,8 @@ type Input struct {
 	// Replicas is ignored when Autoscaling is set (the HPA owns the count).
 	Replicas    int64        `json:"replicas,omitempty"`
 	Autoscaling *Autoscaling `json:"autoscaling,omitempty"`
+	// Resources are the container's requests and limits.
+	Resources *Resources `json:"resources,omitempty"`
 
 	Env       map[string]string    `json:"env,omitempty"`
 	SecretEnv map[string]SecretRef `json:"secret_env,omitempty"`
@@ -146,4 +148,54 @@ type IdentityClient struct {
 	Issuer         string   `json:"issuer,omitempty"`
 	JWKSURI        string   `json:"jwks_uri,omitempty"`
 	TokenURL       string   `json:"token_url,omitempty"`
+}
+
+// Resources are a container's compute resource requests and limits: "cpu", "memory" and
+// "ephemeral-storage", as Kubernetes quantities.
+type Resources struct {
+	Requests map[string]string `json:"requests,omitempty"`
+	Limits   map[string]string `json:"limits,omitempty"`
+}
+
+// resourceNames are the resources a container may ask for here.
+var resourceNames = []string{"cpu", "memory", "ephemeral-storage"}
+
+// withDefaults is r with defaults for the keys it does not set (nil when both are empty).
+func (r *Resources) withDefaults(defaults Resources) *Resources {
+	out := Resources{Requests: map[string]string{}, Limits: map[string]string{}}
+	for k, v := range defaults.Requests {
+		out.Requests[k] = v
+	}
+	for k, v := range defaults.Limits {
+		out.Limits[k] = v
+	}
+	if r != nil {
+		for k, v := range r.Requests {
+			out.Requests[k] = v
+		}
+		for k, v := range r.Limits {
+			out.Limits[k] = v
+		}
+	}
+	if len(out.Requests) == 0 {
+		out.Requests = nil
+	}
+	if len(out.Limits) == 0 {
+		out.Limits = nil
+	}
+	if out.Requests == nil && out.Limits == nil {
+		return nil
+	}
+	return &out
+}
+
+// containerResources are what a workload's container is given: the resources asked for, and a
+// CPU request of 100m when it autoscales without one. A HorizontalPodAutoscaler scaling on CPU
+// utilization needs the request the utilization is a percentage of.
+func containerResources(r *Resources, autoscaled bool) *Resources {
+	var defaults Resources
+	if autoscaled {
+		defaults.Requests = map[string]string{"cpu": "100m"}
+	}
+	return r.withDefaults(defaults)
 }

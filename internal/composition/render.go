@@ -124,6 +124,7 @@ type templateData struct {
 	PVCName            string
 	MountPath          string
 	WorkloadAPI        string
+	Resources          *Resources
 }
 
 // Renderer renders composites from a template set. The zero value is not usable; use
@@ -266,6 +267,7 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 		SelectorLabels: selector,
 		PodLabels:      podLabels(labels, keys),
 		CardName:       contract.CardConfigMapName(in.Name),
+		Resources:      containerResources(in.Resources, in.Autoscaling != nil),
 	}
 	data.Preset.ProbePath = p.ProbePath[in.Protocol]
 	if in.Autoscaling == nil {

@@ -126,6 +126,28 @@ func TestValidate(t *testing.T) {
 			change: func(in *composition.Input) { in.Framework = "autogen" },
 			want:   []string{`framework: Unsupported value: "autogen": supported values: "langgraph", "crewai"`},
 		},
+		"resources: names, quantities, request within limit": {
+			reason: "a bad quantity or a request over its limit would fail at apply, after other objects were written",
+			change: func(in *composition.Input) {
+				in.Resources = &composition.Resources{
+					Requests: map[string]string{"cpu": "2", "gpu": "1", "memory": "lots"},
+					Limits:   map[string]string{"cpu": "500m"},
+				}
+			},
+			want: []string{
+				`resources.requests[gpu]: Unsupported value: "gpu": supported values: "cpu", "memory", "ephemeral-storage"`,
+				`resources.requests[memory]: Invalid value: "lots": not a Kubernetes quantity`,
+				`resources.requests[cpu]: Invalid value: "2": must not exceed the limit (500m)`,
+			},
+		},
+		"autoscaling's default cpu request within the limit": {
+			reason: "autoscaling adds a 100m cpu request when none is set; a lower cpu limit conflicts with it",
+			change: func(in *composition.Input) {
+				in.Autoscaling = &composition.Autoscaling{MinReplicas: 1, MaxReplicas: 3, TargetCPUUtilization: 80}
+				in.Resources = &composition.Resources{Limits: map[string]string{"cpu": "50m"}}
+			},
+			want: []string{`resources.requests[cpu]: Invalid value: "100m": must not exceed the limit (50m)`},
+		},
 		"image or endpoint required": {
 			change: func(in *composition.Input) { in.Image = "" },
 			want:   []string{"image: Required value: set image (run it in the cluster) or endpoint"},

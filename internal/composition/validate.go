@@ -105,6 +105,9 @@ func Validate(in Input) field.ErrorList {
 		}
 	}
 
+	// Checked with the defaults filled in: a default request above a limit is an error too.
+	errs = append(errs, validateResources(field.NewPath("resources"), containerResources(in.Resources, in.Autoscaling != nil))...)
+
 	for _, k := range sortedKeys(in.Env) {
 		if !envName.MatchString(k) {
 			errs = append(errs, field.Invalid(field.NewPath("env").Key(k), k, "environment variable names are letters, digits and '_', not starting with a digit"))
@@ -205,4 +208,37 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// validateResources checks names and quantities, and that no request exceeds its limit.
+func validateResources(p *field.Path, r *Resources) field.ErrorList {
+	if r == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	parsed := map[string]map[string]resource.Quantity{}
+	for part, list := range map[string]map[string]string{"requests": r.Requests, "limits": r.Limits} {
+		parsed[part] = map[string]resource.Quantity{}
+		for _, k := range sortedKeys(list) {
+			at := p.Child(part).Key(k)
+			if !slices.Contains(resourceNames, k) {
+				errs = append(errs, field.NotSupported(at, k, resourceNames))
+				continue
+			}
+			q, err := resource.ParseQuantity(list[k])
+			if err != nil {
+				errs = append(errs, field.Invalid(at, list[k], "not a Kubernetes quantity (e.g. 250m or 1 for cpu, 128Mi or 1Gi for memory)"))
+				continue
+			}
+			parsed[part][k] = q
+		}
+	}
+	for _, k := range resourceNames {
+		req, okReq := parsed["requests"][k]
+		lim, okLim := parsed["limits"][k]
+		if okReq && okLim && req.Cmp(lim) > 0 {
+			errs = append(errs, field.Invalid(p.Child("requests").Key(k), r.Requests[k], fmt.Sprintf("must not exceed the limit (%s)", r.Limits[k])))
+		}
+	}
+	return errs
 }

@@ -116,6 +116,25 @@ func checkDeploymentAvailable(client kubernetes.Interface, namespace, name strin
 }
 
 // checkContainerEnv checks one env var of the Deployment's first container.
+// checkContainerResource checks one request or limit of a Deployment's first container.
+func checkContainerResource(client kubernetes.Interface, namespace, name string, limit bool, resourceName, want string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		d, err := client.AppsV1().Deployments(namespace).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		list := d.Spec.Template.Spec.Containers[0].Resources.Requests
+		if limit {
+			list = d.Spec.Template.Spec.Containers[0].Resources.Limits
+		}
+		q, ok := list[corev1.ResourceName(resourceName)]
+		if !ok || q.String() != want {
+			return fmt.Errorf("Deployment %s/%s %s (limit: %v) = %v, want %s", namespace, name, resourceName, limit, list, want)
+		}
+		return nil
+	}
+}
+
 func checkContainerEnv(client kubernetes.Interface, namespace, name, key, want string) resource.TestCheckFunc {
 	return func(*terraform.State) error {
 		d, err := client.AppsV1().Deployments(namespace).Get(context.Background(), name, metav1.GetOptions{})

@@ -65,6 +65,7 @@ type compositeModel struct {
 	Description    types.String   `tfsdk:"description"`
 	Replicas       types.Int64    `tfsdk:"replicas"`
 	Autoscaling    types.Object   `tfsdk:"autoscaling"`
+	Resources      types.Object   `tfsdk:"resources"`
 	Env            types.Map      `tfsdk:"env"`
 	SecretEnv      types.Map      `tfsdk:"secret_env"`
 	OTELEndpoint   types.String   `tfsdk:"otel_endpoint"`
@@ -86,6 +87,11 @@ type compositeIdentityModel struct {
 	X509SVIDTTL    types.String `tfsdk:"x509_svid_ttl"`
 	JWTSVIDTTL     types.String `tfsdk:"jwt_svid_ttl"`
 	KeycloakClient types.Object `tfsdk:"keycloak_client"`
+}
+
+type resourcesModel struct {
+	Requests types.Map `tfsdk:"requests"`
+	Limits   types.Map `tfsdk:"limits"`
 }
 
 type autoscalingModel struct {
@@ -124,6 +130,9 @@ var (
 	secretRefAttrTypes   = map[string]attr.Type{"secret": types.StringType, "key": types.StringType}
 	autoscalingAttrTypes = map[string]attr.Type{
 		"min_replicas": types.Int64Type, "max_replicas": types.Int64Type, "target_cpu_utilization": types.Int64Type,
+	}
+	resourcesAttrTypes = map[string]attr.Type{
+		"requests": types.MapType{ElemType: types.StringType}, "limits": types.MapType{ElemType: types.StringType},
 	}
 	patchAttrTypes       = map[string]attr.Type{"target": types.StringType, "type": types.StringType, "patch": types.StringType}
 	compositionAttrTypes = map[string]attr.Type{
@@ -228,6 +237,8 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 				},
 			},
 		},
+		"resources": resourcesAttribute("Compute resources of the container. With `autoscaling` and no `requests.cpu`, " +
+			"the CPU request is `100m`: the HorizontalPodAutoscaler's utilization is a percentage of it."),
 		"env": rschema.MapAttribute{
 			MarkdownDescription: "Environment variables. They are not secret: use `secret_env` for secrets. They override the preset's " +
 				"and the platform's (HOST, PORT, LLM_*, MCP_*).",
@@ -388,6 +399,12 @@ func compositeInput(ctx context.Context, m *compositeModel, in *composition.Inpu
 		diags.Append(m.Autoscaling.As(ctx, &a, basetypes.ObjectAsOptions{})...)
 		in.Autoscaling = &composition.Autoscaling{MinReplicas: num(a.MinReplicas), MaxReplicas: num(a.MaxReplicas), TargetCPUUtilization: num(a.TargetCPUUtilization)}
 	}
+	if r, ok, d := resourcesFromModel(ctx, m.Resources); !ok {
+		known = false
+	} else {
+		diags.Append(d...)
+		in.Resources = r
+	}
 	if !m.Env.IsNull() {
 		if m.Env.IsUnknown() {
 			known = false
@@ -481,6 +498,9 @@ func compositeModelFromInput(ctx context.Context, in composition.Input, m *compo
 		})
 		diags.Append(d...)
 	}
+	var d diag.Diagnostics
+	m.Resources, d = resourcesToModel(ctx, in.Resources)
+	diags.Append(d...)
 	m.Env = types.MapNull(types.StringType)
 	if len(in.Env) > 0 {
 		var d diag.Diagnostics
@@ -564,6 +584,67 @@ func renderErrorDiags(err error, summary string) diag.Diagnostics {
 	}
 	diags.AddError(summary, err.Error())
 	return diags
+}
+
+// resourcesAttribute is the schema of a container's requests and limits. Quantities and requests
+// within limits are checked by the composition's validation, at plan time.
+func resourcesAttribute(description string) rschema.SingleNestedAttribute {
+	names := []validator.Map{mapvalidator.KeysAre(stringvalidator.OneOf("cpu", "memory", "ephemeral-storage"))}
+	return rschema.SingleNestedAttribute{
+		MarkdownDescription: description,
+		Optional:            true,
+		Attributes: map[string]rschema.Attribute{
+			"requests": rschema.MapAttribute{
+				MarkdownDescription: "Resources reserved for the container: `cpu`, `memory`, `ephemeral-storage`, as Kubernetes " +
+					"quantities (`250m`, `128Mi`).",
+				Optional: true, ElementType: types.StringType, Validators: names,
+			},
+			"limits": rschema.MapAttribute{
+				MarkdownDescription: "Most the container may use, with the same names and quantities as `requests`.",
+				Optional:            true, ElementType: types.StringType, Validators: names,
+			},
+		},
+	}
+}
+
+// resourcesFromModel reads a resources attribute; ok is false while it is unknown.
+func resourcesFromModel(ctx context.Context, obj types.Object) (*composition.Resources, bool, diag.Diagnostics) {
+	if obj.IsNull() {
+		return nil, true, nil
+	}
+	if obj.IsUnknown() {
+		return nil, false, nil
+	}
+	var m resourcesModel
+	diags := obj.As(ctx, &m, basetypes.ObjectAsOptions{})
+	if m.Requests.IsUnknown() || m.Limits.IsUnknown() {
+		return nil, false, diags
+	}
+	r := &composition.Resources{}
+	diags.Append(m.Requests.ElementsAs(ctx, &r.Requests, false)...)
+	diags.Append(m.Limits.ElementsAs(ctx, &r.Limits, false)...)
+	return r, true, diags
+}
+
+// resourcesToModel is the attribute value of the resources an object was rendered with (null
+// for none).
+func resourcesToModel(ctx context.Context, r *composition.Resources) (types.Object, diag.Diagnostics) {
+	if r == nil {
+		return types.ObjectNull(resourcesAttrTypes), nil
+	}
+	m := resourcesModel{Requests: types.MapNull(types.StringType), Limits: types.MapNull(types.StringType)}
+	var diags, d diag.Diagnostics
+	if r.Requests != nil {
+		m.Requests, d = types.MapValueFrom(ctx, types.StringType, r.Requests)
+		diags.Append(d...)
+	}
+	if r.Limits != nil {
+		m.Limits, d = types.MapValueFrom(ctx, types.StringType, r.Limits)
+		diags.Append(d...)
+	}
+	obj, d := types.ObjectValueFrom(ctx, resourcesAttrTypes, m)
+	diags.Append(d...)
+	return obj, diags
 }
 
 // fieldToPath converts a composition field path ("skills[0].id", "env[FOO]") to an attribute

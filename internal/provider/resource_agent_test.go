@@ -127,6 +127,8 @@ func testAccAgentLifecycle(t *testing.T, client kubernetes.Interface) {
 						_, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "weather-service", metav1.GetOptions{})
 						return err
 					}, "HorizontalPodAutoscaler", true),
+					// The HPA's utilization is a percentage of the CPU request: one is set.
+					checkContainerResource(client, ns, "weather-service", false, "cpu", "100m"),
 					checkExists(func(ctx context.Context) error {
 						_, err := client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "weather-service", metav1.GetOptions{})
 						return err
@@ -381,6 +383,8 @@ resource "kagenti_agent" "bad" {
 		"unknown tool":               {"a", "langgraph", "ghcr.io/x/y:1", `  tools = ["team1/no-such-tool"]`, `No kagenti_tool "team1/no-such-tool" exists`},
 		"image and endpoint":         {"a", "langgraph", "ghcr.io/x/y:1", `  endpoint = "http://127.0.0.1:1"`, `one \(and only one\) of \[image,endpoint\]`},
 		"port out of range":          {"a", "langgraph", "ghcr.io/x/y:1", `  port = 70000`, `between 1 and 65535`},
+		"unknown resource":           {"a", "langgraph", "ghcr.io/x/y:1", `  resources = { requests = { gpu = "1" } }`, `resources.requests`},
+		"request over limit":         {"a", "langgraph", "ghcr.io/x/y:1", `  resources = { requests = { memory = "1Gi" }, limits = { memory = "512Mi" } }`, `resources.requests\[memory\]:\s+Invalid\s+value:\s+"1Gi":\s+must\s+not\s+exceed\s+the\s+limit`},
 		"custom template wrong kind": {"a", "langgraph", "ghcr.io/x/y:1", `  composition = { templates = { service = "apiVersion: v1\nkind: Secret\nmetadata: {name: x}" } }`, `renders a /v1,\s+Kind=Secret`},
 	}
 	for name, tc := range cases {

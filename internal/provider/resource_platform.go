@@ -58,6 +58,7 @@ type platformResourceModel struct {
 	Mesh            types.String   `tfsdk:"mesh"`
 	Waypoint        types.Bool     `tfsdk:"waypoint"`
 	Autoscaling     types.Object   `tfsdk:"router_autoscaling"`
+	Resources       types.Object   `tfsdk:"router_resources"`
 	WaitForRollout  types.Bool     `tfsdk:"wait_for_rollout"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 
@@ -103,6 +104,9 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				Optional:            true, Computed: true, Default: int64default.StaticInt64(2),
 				Validators: []validator.Int64{int64validator.Between(1, 100)},
 			},
+			"router_resources": resourcesAttribute("Compute resources of the router's container, over the defaults: " +
+				"requests `cpu = \"100m\"`, `memory = \"64Mi\"`, limits `memory = \"256Mi\"` (it holds about 60 MiB with 1,000 " +
+				"open streams). The memory limit is also the router's `GOMEMLIMIT`."),
 			"router_autoscaling": rschema.SingleNestedAttribute{
 				MarkdownDescription: "Scale the router on CPU with a HorizontalPodAutoscaler instead of `router_replicas`.",
 				Optional:            true,
@@ -194,6 +198,10 @@ func (r *platformResource) input(ctx context.Context, m *platformResourceModel, 
 		diags.Append(m.Autoscaling.As(ctx, &a, basetypes.ObjectAsOptions{})...)
 		in.Autoscaling = &composition.Autoscaling{MinReplicas: a.MinReplicas.ValueInt64(), MaxReplicas: a.MaxReplicas.ValueInt64(),
 			TargetCPUUtilization: a.TargetCPUUtilization.ValueInt64()}
+	}
+	if res, ok, d := resourcesFromModel(ctx, m.Resources); ok {
+		diags.Append(d...)
+		in.Resources = res
 	}
 	if !m.Gateway.IsNull() && !m.Gateway.IsUnknown() {
 		var g struct {
@@ -495,6 +503,9 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 		state.TokenExchange = types.BoolValue(in.Audience != "")
 		state.Mesh, state.Waypoint = optStr(in.Mesh), types.BoolValue(in.Waypoint)
 		state.Autoscaling = types.ObjectNull(autoscalingAttrTypes)
+		var d diag.Diagnostics
+		state.Resources, d = resourcesToModel(ctx, in.Resources)
+		resp.Diagnostics.Append(d...)
 		state.Gateway = types.ObjectNull(map[string]attr.Type{"parent_name": types.StringType, "parent_namespace": types.StringType,
 			"section_name": types.StringType, "hostnames": types.ListType{ElemType: types.StringType}, "path_prefix": types.StringType})
 		state.WaitForRollout = types.BoolValue(true)

@@ -107,6 +107,9 @@ resource "kagenti_platform" "main" {
 						Config: config(2),
 						Check: resource.ComposeTestCheckFunc(
 							checkDeploymentAvailable(client, ns, "kagenti-router", 2),
+							// The router's default resources; its memory limit is also its GOMEMLIMIT.
+							checkContainerResource(client, ns, "kagenti-router", false, "cpu", "100m"),
+							checkContainerResource(client, ns, "kagenti-router", true, "memory", "256Mi"),
 							checkExists(func(ctx context.Context) error {
 								_, err := client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "kagenti-router", metav1.GetOptions{})
 								return err
@@ -115,12 +118,18 @@ resource "kagenti_platform" "main" {
 					},
 					{Config: config(2), PlanOnly: true},
 					{
-						// Autoscaling replaces the fixed count.
-						Config: strings.Replace(config(2), "router_replicas  = 2", "router_autoscaling = { min_replicas = 2, max_replicas = 5, target_cpu_utilization = 60 }", 1),
-						Check: checkExists(func(ctx context.Context) error {
-							_, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "kagenti-router", metav1.GetOptions{})
-							return err
-						}, "router HorizontalPodAutoscaler", true),
+						// Autoscaling replaces the fixed count; resources given override the defaults key by key.
+						Config: strings.Replace(config(2), "router_replicas  = 2", "router_autoscaling = { min_replicas = 2, max_replicas = 5, target_cpu_utilization = 60 }\n"+
+							`  router_resources = { requests = { cpu = "250m" }, limits = { memory = "512Mi" } }`, 1),
+						Check: resource.ComposeTestCheckFunc(
+							checkExists(func(ctx context.Context) error {
+								_, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "kagenti-router", metav1.GetOptions{})
+								return err
+							}, "router HorizontalPodAutoscaler", true),
+							checkContainerResource(client, ns, "kagenti-router", false, "cpu", "250m"),
+							checkContainerResource(client, ns, "kagenti-router", false, "memory", "64Mi"),
+							checkContainerResource(client, ns, "kagenti-router", true, "memory", "512Mi"),
+						),
 					},
 				},
 			})

@@ -21,6 +21,7 @@ resource "kagenti_agent" "weather" {
   }]
 
   replicas   = 2
+  resources  = { requests = { cpu = "250m", memory = "256Mi" }, limits = { memory = "1Gi" } }
   env        = { LOG_LEVEL = "info" }
   secret_env = { OPENAI_API_KEY = { secret = "openai", key = "apikey" } }
   llm        = { base_url = "http://ollama:11434/v1", model = "llama3.2:3b" }

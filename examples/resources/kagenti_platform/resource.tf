@@ -4,6 +4,7 @@ resource "kagenti_platform" "main" {
   namespace        = "kagenti-system"
   agent_namespaces = ["team1", "team2"]
   router_replicas  = 2
+  router_resources = { limits = { memory = "512Mi" } }
   public_url       = "https://agents.example.com"
   token_exchange   = true
 }
