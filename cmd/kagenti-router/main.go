@@ -62,6 +62,7 @@ func run(log *slog.Logger) error {
 	timeout := flag.Duration("upstream-timeout", 2*time.Minute, "timeout of a non-streaming call to an agent")
 	maxHeader := flag.Int("max-header-bytes", 8<<10, "largest request line and headers accepted (431 above); each open connection holds a buffer of this size")
 	drain := flag.Duration("drain", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
+	drainDelay := flag.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to keep accepting requests with readiness failing before the listener closes, so that load balancers and Service endpoints stop sending first (a second signal skips it)")
 	debugListen := flag.String("debug-listen", env("KAGENTI_ROUTER_DEBUG_LISTEN", ""), "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060 (off when empty; never expose it)")
 	routesFile := flag.String("routes-file", env("KAGENTI_ROUTER_ROUTES_FILE", ""), "serve the routes of this JSON file instead of discovering them in Kubernetes")
 	flag.Parse()
@@ -149,10 +150,18 @@ func run(log *slog.Logger) error {
 		return err
 	case <-ctx.Done():
 	}
-	// Graceful drain: fail readiness, then let in-flight requests (and streams) finish.
+	// Graceful drain: fail readiness and keep serving while load balancers and Service endpoints
+	// catch up, then close the listener and let in-flight requests (and streams) finish.
+	rt.Drain()
+	log.Info("draining", "delay", drainDelay.String(), "timeout", drain.String())
+	again, stopAgain := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stopAgain()
+	select {
+	case <-time.After(*drainDelay):
+	case <-again.Done():
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *drain)
 	defer cancel()
-	log.Info("draining", "timeout", drain.String())
 	if err := rt.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
