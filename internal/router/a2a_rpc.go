@@ -27,7 +27,11 @@ import (
 // the request's id.
 func (rt *Router) a2aJSONRPC(c *fasthttp.RequestCtx, ns, name string) {
 	call := &rpcCall{rt: rt, c: c, start: time.Now(), path: string(c.Path()), traceparent: string(c.Request.Header.Peek("traceparent"))}
-	call.ctx, call.span = rt.startSpan(context.Background(), requestHeaderCarrier{&c.Request.Header}, fasthttp.MethodPost, call.path)
+	if rt.exporting || call.traceparent != "" {
+		call.ctx, call.span = rt.startSpan(context.Background(), requestHeaderCarrier{&c.Request.Header}, fasthttp.MethodPost, call.path)
+	} else {
+		call.ctx, call.span = context.Background(), trace.SpanFromContext(context.Background())
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			rt.cfg.Log.Error("panic", "path", call.path, "panic", fmt.Sprint(p))

@@ -64,6 +64,9 @@ type Router struct {
 	runs      *runIndex
 	balancer  *balancer
 	tracer    trace.Tracer
+	// exporting: spans go somewhere. Without, a request with no trace context to carry on
+	// skips the span work.
+	exporting bool
 	// draining makes /readyz fail so that load balancers stop sending new requests.
 	draining chan struct{}
 	once     sync.Once
@@ -98,15 +101,17 @@ func New(cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.TracerProvider == nil {
+	exporting := cfg.TracerProvider != nil
+	if !exporting {
 		cfg.TracerProvider = noop.NewTracerProvider()
 	}
 	rt := &Router{
-		cfg:      cfg,
-		tracer:   cfg.TracerProvider.Tracer("github.com/kagenti/terraform-provider-kagenti/internal/router"),
-		metrics:  m,
-		runs:     newRunIndex(),
-		balancer: newBalancer(10 * time.Second),
+		exporting: exporting,
+		cfg:       cfg,
+		tracer:    cfg.TracerProvider.Tracer("github.com/kagenti/terraform-provider-kagenti/internal/router"),
+		metrics:   m,
+		runs:      newRunIndex(),
+		balancer:  newBalancer(10 * time.Second),
 		transport: &http.Transport{
 			Proxy:                 nil,
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
