@@ -617,8 +617,15 @@ func resourcesFromModel(ctx context.Context, obj types.Object) (*composition.Res
 	}
 	var m resourcesModel
 	diags := obj.As(ctx, &m, basetypes.ObjectAsOptions{})
-	if m.Requests.IsUnknown() || m.Limits.IsUnknown() {
-		return nil, false, diags
+	for _, list := range []types.Map{m.Requests, m.Limits} {
+		if list.IsUnknown() {
+			return nil, false, diags
+		}
+		for _, v := range list.Elements() {
+			if v.IsUnknown() {
+				return nil, false, diags
+			}
+		}
 	}
 	r := &composition.Resources{}
 	diags.Append(m.Requests.ElementsAs(ctx, &r.Requests, false)...)
