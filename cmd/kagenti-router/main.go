@@ -14,6 +14,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,7 +46,24 @@ func env(key, def string) string {
 	return def
 }
 
+// applyMemoryLimit keeps the Go heap under 90% of the container's memory limit
+// (KAGENTI_ROUTER_MEMORY_LIMIT, in bytes, from the Deployment's resourceFieldRef), unless
+// GOMEMLIMIT says otherwise.
+func applyMemoryLimit(log *slog.Logger) {
+	v := os.Getenv("KAGENTI_ROUTER_MEMORY_LIMIT")
+	if v == "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || limit <= 0 {
+		log.Warn("ignoring KAGENTI_ROUTER_MEMORY_LIMIT: not a byte count", "value", v)
+		return
+	}
+	debug.SetMemoryLimit(limit / 10 * 9)
+}
+
 func run(log *slog.Logger) error {
+	applyMemoryLimit(log)
 	listen := flag.String("listen", env("KAGENTI_ROUTER_LISTEN", ":8080"), "address to serve on")
 	public := flag.String("public-url", env("KAGENTI_ROUTER_PUBLIC_URL", "http://localhost:8080"), "URL clients reach the router at (cards are rewritten to it)")
 	labelDomain := flag.String("label-domain", env("KAGENTI_LABEL_DOMAIN", "kagenti.io"), "label and annotation domain")

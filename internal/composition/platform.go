@@ -51,7 +51,7 @@ type PlatformInput struct {
 
 // routerResources are the router container's resources where the platform sets none: it needs
 // about 30 MiB idle and 60 MiB with 1,000 open streams (make bench-router), and the memory limit
-// is also its GOMEMLIMIT.
+// also bounds its Go heap (90% of it).
 func routerResources() Resources {
 	return Resources{
 		Requests: map[string]string{"cpu": "100m", "memory": "64Mi"},
@@ -93,7 +93,7 @@ func PlatformKinds() []schema.GroupVersionKind {
 func ValidatePlatform(in PlatformInput) field.ErrorList {
 	var errs field.ErrorList
 	// Checked with the defaults filled in: a request above a default limit is an error too.
-	errs = append(errs, validateResources(field.NewPath("router_resources"), in.Resources.withDefaults(routerResources()))...)
+	errs = append(errs, validateResources(field.NewPath("router_resources"), in.Resources, in.Resources.withDefaults(routerResources()))...)
 	for _, msg := range validation.IsDNS1123Label(in.Namespace) {
 		errs = append(errs, field.Invalid(field.NewPath("namespace"), in.Namespace, msg))
 	}

@@ -130,15 +130,24 @@ func TestValidate(t *testing.T) {
 			reason: "a bad quantity or a request over its limit would fail at apply, after other objects were written",
 			change: func(in *composition.Input) {
 				in.Resources = &composition.Resources{
-					Requests: map[string]string{"cpu": "2", "gpu": "1", "memory": "lots"},
+					Requests: map[string]string{"cpu": "2", "gpu": "1", "memory": "lots", "ephemeral-storage": "-1Gi"},
 					Limits:   map[string]string{"cpu": "500m"},
 				}
 			},
 			want: []string{
+				`resources.requests[ephemeral-storage]: Invalid value: "-1Gi": must not be negative`,
 				`resources.requests[gpu]: Unsupported value: "gpu": supported values: "cpu", "memory", "ephemeral-storage"`,
 				`resources.requests[memory]: Invalid value: "lots": not a Kubernetes quantity`,
 				`resources.requests[cpu]: Invalid value: "2": must not exceed the limit (500m)`,
 			},
+		},
+		"no resources for an endpoint agent": {
+			reason: "it runs elsewhere: resources would be silently ignored",
+			change: func(in *composition.Input) {
+				in.Image, in.Endpoint = "", "http://127.0.0.1:9000"
+				in.Resources = &composition.Resources{Limits: map[string]string{"memory": "1Gi"}}
+			},
+			want: []string{"resources: Forbidden: an agent registered by endpoint runs elsewhere"},
 		},
 		"autoscaling's default cpu request within the limit": {
 			reason: "autoscaling adds a 100m cpu request when none is set; a lower cpu limit conflicts with it",
@@ -146,7 +155,7 @@ func TestValidate(t *testing.T) {
 				in.Autoscaling = &composition.Autoscaling{MinReplicas: 1, MaxReplicas: 3, TargetCPUUtilization: 80}
 				in.Resources = &composition.Resources{Limits: map[string]string{"cpu": "50m"}}
 			},
-			want: []string{`resources.requests[cpu]: Invalid value: "100m": must not exceed the limit (50m)`},
+			want: []string{`resources.requests[cpu]: Invalid value: "100m": the default request exceeds the limit (50m): set requests.cpu too`},
 		},
 		"image or endpoint required": {
 			change: func(in *composition.Input) { in.Image = "" },

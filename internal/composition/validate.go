@@ -106,7 +106,10 @@ func Validate(in Input) field.ErrorList {
 	}
 
 	// Checked with the defaults filled in: a default request above a limit is an error too.
-	errs = append(errs, validateResources(field.NewPath("resources"), containerResources(in.Resources, in.Autoscaling != nil))...)
+	errs = append(errs, validateResources(field.NewPath("resources"), in.Resources, containerResources(in.Resources, in.Autoscaling != nil))...)
+	if in.Resources != nil && in.Endpoint != "" {
+		errs = append(errs, field.Forbidden(field.NewPath("resources"), "an agent registered by endpoint runs elsewhere; its resources are not set here"))
+	}
 
 	for _, k := range sortedKeys(in.Env) {
 		if !envName.MatchString(k) {
@@ -210,35 +213,54 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// validateResources checks names and quantities, and that no request exceeds its limit.
-func validateResources(p *field.Path, r *Resources) field.ErrorList {
-	if r == nil {
+// validateResources checks names and quantities, and that no request exceeds its limit. merged
+// is given with the defaults filled in; given is what was asked for, to say when a default is
+// the cause.
+func validateResources(p *field.Path, given, merged *Resources) field.ErrorList {
+	if merged == nil {
 		return nil
+	}
+	if given == nil {
+		given = &Resources{}
 	}
 	var errs field.ErrorList
 	parsed := map[string]map[string]resource.Quantity{}
-	for part, list := range map[string]map[string]string{"requests": r.Requests, "limits": r.Limits} {
-		parsed[part] = map[string]resource.Quantity{}
-		for _, k := range sortedKeys(list) {
-			at := p.Child(part).Key(k)
+	for _, part := range []struct {
+		name string
+		list map[string]string
+	}{{"requests", merged.Requests}, {"limits", merged.Limits}} {
+		parsed[part.name] = map[string]resource.Quantity{}
+		for _, k := range sortedKeys(part.list) {
+			at := p.Child(part.name).Key(k)
 			if !slices.Contains(resourceNames, k) {
 				errs = append(errs, field.NotSupported(at, k, resourceNames))
 				continue
 			}
-			q, err := resource.ParseQuantity(list[k])
+			q, err := resource.ParseQuantity(part.list[k])
 			if err != nil {
-				errs = append(errs, field.Invalid(at, list[k], "not a Kubernetes quantity (e.g. 250m or 1 for cpu, 128Mi or 1Gi for memory)"))
+				errs = append(errs, field.Invalid(at, part.list[k], "not a Kubernetes quantity (e.g. 250m or 1 for cpu, 128Mi or 1Gi for memory)"))
 				continue
 			}
-			parsed[part][k] = q
+			if q.Sign() < 0 {
+				errs = append(errs, field.Invalid(at, part.list[k], "must not be negative"))
+				continue
+			}
+			parsed[part.name][k] = q
 		}
 	}
 	for _, k := range resourceNames {
 		req, okReq := parsed["requests"][k]
 		lim, okLim := parsed["limits"][k]
-		if okReq && okLim && req.Cmp(lim) > 0 {
-			errs = append(errs, field.Invalid(p.Child("requests").Key(k), r.Requests[k], fmt.Sprintf("must not exceed the limit (%s)", r.Limits[k])))
+		if !okReq || !okLim || req.Cmp(lim) <= 0 {
+			continue
 		}
+		msg := fmt.Sprintf("must not exceed the limit (%s)", merged.Limits[k])
+		if _, asked := given.Requests[k]; !asked {
+			msg = fmt.Sprintf("the default request exceeds the limit (%s): set requests.%s too", merged.Limits[k], k)
+		} else if _, asked := given.Limits[k]; !asked {
+			msg = fmt.Sprintf("must not exceed the default limit (%s): set limits.%s too", merged.Limits[k], k)
+		}
+		errs = append(errs, field.Invalid(p.Child("requests").Key(k), merged.Requests[k], msg))
 	}
 	return errs
 }

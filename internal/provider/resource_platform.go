@@ -106,7 +106,7 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 			},
 			"router_resources": resourcesAttribute("Compute resources of the router's container, over the defaults: " +
 				"requests `cpu = \"100m\"`, `memory = \"64Mi\"`, limits `memory = \"256Mi\"` (it holds about 60 MiB with 1,000 " +
-				"open streams). The memory limit is also the router's `GOMEMLIMIT`."),
+				"open streams). The router keeps its Go heap under 90% of the memory limit."),
 			"router_autoscaling": rschema.SingleNestedAttribute{
 				MarkdownDescription: "Scale the router on CPU with a HorizontalPodAutoscaler instead of `router_replicas`.",
 				Optional:            true,
@@ -501,13 +501,28 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 			state.PublicURL = types.StringNull()
 		}
 		state.TokenExchange = types.BoolValue(in.Audience != "")
+		// The router's Keycloak client id is its SPIFFE ID, which its tokens must be addressed to.
+		state.RouterClientID = optStr(in.Audience)
 		state.Mesh, state.Waypoint = optStr(in.Mesh), types.BoolValue(in.Waypoint)
-		state.Autoscaling = types.ObjectNull(autoscalingAttrTypes)
 		var d diag.Diagnostics
+		state.Autoscaling = types.ObjectNull(autoscalingAttrTypes)
+		if a := in.Autoscaling; a != nil {
+			state.Autoscaling, d = types.ObjectValueFrom(ctx, autoscalingAttrTypes, autoscalingModel{MinReplicas: types.Int64Value(a.MinReplicas),
+				MaxReplicas: types.Int64Value(a.MaxReplicas), TargetCPUUtilization: types.Int64Value(a.TargetCPUUtilization)})
+			resp.Diagnostics.Append(d...)
+		}
 		state.Resources, d = resourcesToModel(ctx, in.Resources)
 		resp.Diagnostics.Append(d...)
-		state.Gateway = types.ObjectNull(map[string]attr.Type{"parent_name": types.StringType, "parent_namespace": types.StringType,
-			"section_name": types.StringType, "hostnames": types.ListType{ElemType: types.StringType}, "path_prefix": types.StringType})
+		gatewayAttrTypes := map[string]attr.Type{"parent_name": types.StringType, "parent_namespace": types.StringType,
+			"section_name": types.StringType, "hostnames": types.ListType{ElemType: types.StringType}, "path_prefix": types.StringType}
+		state.Gateway = types.ObjectNull(gatewayAttrTypes)
+		if g := in.Gateway; g != nil {
+			hostnames, d := optStringList(ctx, g.Hostnames)
+			resp.Diagnostics.Append(d...)
+			state.Gateway, d = types.ObjectValue(gatewayAttrTypes, map[string]attr.Value{"parent_name": types.StringValue(g.ParentName),
+				"parent_namespace": optStr(g.ParentNamespace), "section_name": optStr(g.SectionName), "hostnames": hostnames, "path_prefix": optStr(g.PathPrefix)})
+			resp.Diagnostics.Append(d...)
+		}
 		state.WaitForRollout = types.BoolValue(true)
 		state.Timeouts = timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{"create": types.StringType, "update": types.StringType, "delete": types.StringType})}
 	}

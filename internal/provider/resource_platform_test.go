@@ -107,7 +107,7 @@ resource "kagenti_platform" "main" {
 						Config: config(2),
 						Check: resource.ComposeTestCheckFunc(
 							checkDeploymentAvailable(client, ns, "kagenti-router", 2),
-							// The router's default resources; its memory limit is also its GOMEMLIMIT.
+							// The router's default resources; it keeps its Go heap under 90% of the memory limit.
 							checkContainerResource(client, ns, "kagenti-router", false, "cpu", "100m"),
 							checkContainerResource(client, ns, "kagenti-router", true, "memory", "256Mi"),
 							checkExists(func(ctx context.Context) error {
@@ -130,6 +130,11 @@ resource "kagenti_platform" "main" {
 							checkContainerResource(client, ns, "kagenti-router", false, "memory", "64Mi"),
 							checkContainerResource(client, ns, "kagenti-router", true, "memory", "512Mi"),
 						),
+					},
+					{
+						// Import reads the platform back from the cluster, autoscaling and resources included.
+						ResourceName: "kagenti_platform.main", ImportState: true, ImportStateId: ns, ImportStateVerify: true,
+						ImportStateVerifyIgnore: []string{"wait_for_rollout", "timeouts"},
 					},
 				},
 			})

@@ -38,11 +38,8 @@ resource "kagenti_agent" "weather" {
         spec:
           template:
             spec:
-              containers:
-                - name: agent
-                  resources:
-                    requests: { cpu: 100m, memory: 256Mi }
-                    limits: { memory: 512Mi }
+              nodeSelector: { pool: agents }
+              priorityClassName: agents
       EOT
     }]
   }
