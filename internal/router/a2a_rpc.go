@@ -111,7 +111,10 @@ func (call *rpcCall) fail(status, code int, message string) {
 // failUpstream shapes a failed call to the agent; the cause goes to the log, not the caller.
 func (call *rpcCall) failUpstream(route *Route, err error) {
 	call.rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
-	call.rt.cfg.Log.Warn("upstream failed", "route", route.Key(), "error", err.Error())
+	// fasthttp's header errors quote the bytes read, which may hold an agent's cookies or
+	// tokens: the log gets the error without them.
+	message, _, _ := strings.Cut(err.Error(), ", contents: ")
+	call.rt.cfg.Log.Warn("upstream failed", "route", route.Key(), "error", message)
 	status, code := http.StatusBadGateway, codeUnavailable
 	if isTimeout(err) {
 		status, code = http.StatusGatewayTimeout, codeTimeout
@@ -421,7 +424,9 @@ func upstreamClient() *fasthttp.Client {
 	return &fasthttp.Client{
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
-		Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialDualStackTimeout(addr, 5*time.Second) },
+		// Parse errors do not quote the answer: it may carry an agent's cookies or tokens.
+		ConfigureClient: func(hc *fasthttp.HostClient) error { hc.SecureErrorLogMessage = true; return nil },
+		Dial:            func(addr string) (net.Conn, error) { return fasthttp.DialDualStackTimeout(addr, 5*time.Second) },
 		// Agent calls are slow (an LLM answer takes seconds to minutes): many are in flight
 		// per agent at once, each on its own connection.
 		MaxConnsPerHost:    8192,

@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -807,4 +809,61 @@ func TestDrain(t *testing.T) {
 	if status, _ := rpc(t, e, "Bearer "+e.issuer.token(t), sendBody); status != http.StatusOK {
 		t.Fatalf("a request while draining: %d", status)
 	}
+}
+
+// TestUpstreamHeaderErrorsNotLogged: an agent's malformed answer fails the call, and the log
+// line about it does not quote the agent's headers (they may hold cookies or tokens).
+func TestUpstreamHeaderErrorsNotLogged(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					_, _ = io.Copy(io.Discard, req.Body)
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nSet-Cookie: session=TOPSECRET\r\nthis is not a header\r\n\r\n")
+				}
+			}()
+		}
+	}()
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	reg := NewRegistry()
+	up, _ := url.Parse("http://" + l.Addr().String())
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
+	_, srvURL := startRouter(t, Config{Registry: reg, Log: slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))})
+	for _, method := range []string{"message/send", "message/stream"} {
+		resp, err := http.Post(srvURL+"/a2a/ns/a", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":{}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("%s: status %d, want 502", method, resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "upstream failed") || strings.Contains(logs.String(), "TOPSECRET") {
+		t.Fatalf("log: %s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

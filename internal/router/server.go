@@ -39,6 +39,8 @@ func (rt *Router) newServer() *fasthttp.Server {
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           90 * time.Second,
 		NoDefaultServerHeader: true,
+		// Parse errors do not quote the request: it may carry a caller's token.
+		SecureErrorLogMessage: true,
 		NoDefaultContentType:  true,
 		// Connections are told to close while the router drains, so that clients move on.
 		CloseOnShutdown: true,
