@@ -128,16 +128,7 @@ func ValidatePlatform(in PlatformInput) field.ErrorList {
 		}
 	}
 	if a := in.Autoscaling; a != nil {
-		p := field.NewPath("router_autoscaling")
-		if a.MinReplicas < 1 {
-			errs = append(errs, field.Invalid(p.Child("min_replicas"), a.MinReplicas, "must be 1 or more"))
-		}
-		if a.MaxReplicas < a.MinReplicas {
-			errs = append(errs, field.Invalid(p.Child("max_replicas"), a.MaxReplicas, fmt.Sprintf("must be at least min_replicas (%d)", a.MinReplicas)))
-		}
-		if a.TargetCPUUtilization < 1 || a.TargetCPUUtilization > 100 {
-			errs = append(errs, field.Invalid(p.Child("target_cpu_utilization"), a.TargetCPUUtilization, "must be a percentage between 1 and 100"))
-		}
+		errs = append(errs, validateAutoscaling(field.NewPath("router_autoscaling"), a)...)
 	}
 	switch in.Mesh {
 	case "":

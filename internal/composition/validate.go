@@ -91,15 +91,7 @@ func Validate(in Input) field.ErrorList {
 		if in.Replicas != 0 {
 			errs = append(errs, field.Forbidden(field.NewPath("replicas"), "set either replicas or autoscaling: with autoscaling the HorizontalPodAutoscaler owns the replica count"))
 		}
-		if a.MinReplicas < 1 {
-			errs = append(errs, field.Invalid(p.Child("min_replicas"), a.MinReplicas, "must be 1 or more"))
-		}
-		if a.MaxReplicas < a.MinReplicas {
-			errs = append(errs, field.Invalid(p.Child("max_replicas"), a.MaxReplicas, fmt.Sprintf("must be at least min_replicas (%d)", a.MinReplicas)))
-		}
-		if a.TargetCPUUtilization < 1 || a.TargetCPUUtilization > 100 {
-			errs = append(errs, field.Invalid(p.Child("target_cpu_utilization"), a.TargetCPUUtilization, "must be a percentage between 1 and 100"))
-		}
+		errs = append(errs, validateAutoscaling(p, a)...)
 		if in.Endpoint != "" {
 			errs = append(errs, field.Forbidden(p, "an agent registered by endpoint runs elsewhere and cannot be autoscaled here"))
 		}
@@ -261,6 +253,21 @@ func validateResources(p *field.Path, given, merged *Resources) field.ErrorList 
 			msg = fmt.Sprintf("must not exceed the default limit (%s): set limits.%s too", merged.Limits[k], k)
 		}
 		errs = append(errs, field.Invalid(p.Child("requests").Key(k), merged.Requests[k], msg))
+	}
+	return errs
+}
+
+// validateAutoscaling checks the bounds and target of an autoscaling block at p.
+func validateAutoscaling(p *field.Path, a *Autoscaling) field.ErrorList {
+	var errs field.ErrorList
+	if a.MinReplicas < 1 {
+		errs = append(errs, field.Invalid(p.Child("min_replicas"), a.MinReplicas, "must be 1 or more"))
+	}
+	if a.MaxReplicas < a.MinReplicas {
+		errs = append(errs, field.Invalid(p.Child("max_replicas"), a.MaxReplicas, fmt.Sprintf("must be at least min_replicas (%d)", a.MinReplicas)))
+	}
+	if a.TargetCPUUtilization < 1 || a.TargetCPUUtilization > 100 {
+		errs = append(errs, field.Invalid(p.Child("target_cpu_utilization"), a.TargetCPUUtilization, "must be a percentage between 1 and 100"))
 	}
 	return errs
 }

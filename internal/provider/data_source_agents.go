@@ -187,17 +187,8 @@ func (d *discoveryDataSource) Read(ctx context.Context, req datasource.ReadReque
 }
 
 func cardSkills(card string) (skills, tags []string, description string) {
-	var c struct {
-		Description string `json:"description"`
-		Skills      []struct {
-			ID   string   `json:"id"`
-			Tags []string `json:"tags"`
-		} `json:"skills"`
-		Metadata struct {
-			Tags []string `json:"tags"`
-		} `json:"metadata"`
-	}
-	if json.Unmarshal([]byte(card), &c) != nil {
+	c, err := contract.ParseCardSummary([]byte(card))
+	if err != nil {
 		return nil, nil, ""
 	}
 	for _, s := range c.Skills {

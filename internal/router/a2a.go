@@ -103,17 +103,8 @@ func (rt *Router) catalog(w http.ResponseWriter, r *http.Request) {
 }
 
 func hasSkill(card json.RawMessage, skill string) bool {
-	var c struct {
-		Skills []struct {
-			ID   string   `json:"id"`
-			Name string   `json:"name"`
-			Tags []string `json:"tags"`
-		} `json:"skills"`
-		Metadata struct {
-			Tags []string `json:"tags"`
-		} `json:"metadata"`
-	}
-	if json.Unmarshal(card, &c) != nil {
+	c, err := contract.ParseCardSummary(card)
+	if err != nil {
 		return false
 	}
 	for _, s := range c.Skills {

@@ -115,10 +115,7 @@ func (call *rpcCall) failUpstream(route *Route, err error) {
 	// tokens: the log gets the error without them.
 	message, _, _ := strings.Cut(err.Error(), ", contents: ")
 	call.rt.cfg.Log.Warn("upstream failed", "route", route.Key(), "error", message)
-	status, code := http.StatusBadGateway, codeUnavailable
-	if isTimeout(err) {
-		status, code = http.StatusGatewayTimeout, codeTimeout
-	}
+	status, code := statusOf(err)
 	call.fail(status, code, fmt.Sprintf("agent %s is unavailable", route.Key()))
 }
 

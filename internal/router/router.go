@@ -287,13 +287,12 @@ func statusOf(err error) (int, int) {
 	var ae *AuthError
 	var fe *forbiddenError
 	var xe *ExchangeError
-	var ne net.Error
 	switch {
 	case errors.As(err, &ae):
 		return http.StatusUnauthorized, codeUnauthorized
 	case errors.As(err, &fe), errors.As(err, &xe):
 		return http.StatusForbidden, codeForbidden
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		return http.StatusGatewayTimeout, codeTimeout
 	case errors.Is(err, errNoRoute):
 		return http.StatusNotFound, codeMethodNotFound

@@ -508,36 +508,14 @@ func TestA2A_BackendDown(t *testing.T) {
 // TestSSE_HTTP10Agent: an agent answering HTTP/1.0 (Python's http.server) with a stream that
 // ends when it closes is relayed as the router's own HTTP/1.1 chunked answer, which ends too.
 func TestSSE_HTTP10Agent(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				req, err := http.ReadRequest(r)
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				if req.RequestURI != "/" {
-					// Not the origin form: some servers (h11) take the whole target as the path.
-					_, _ = io.WriteString(c, "HTTP/1.0 400 Bad Request\r\n\r\nrequest target "+req.RequestURI)
-					return
-				}
-				_, _ = io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\ndata: one\n\ndata: two\n\n")
-			}()
+	up := rawAgent(t, func(req *http.Request) string {
+		if req.RequestURI != "/" {
+			// Not the origin form: some servers (h11) take the whole target as the path.
+			return "HTTP/1.0 400 Bad Request\r\n\r\nrequest target " + req.RequestURI
 		}
-	}()
+		return "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\ndata: one\n\ndata: two\n\n"
+	})
 	reg := NewRegistry()
-	up, _ := url.Parse("http://" + l.Addr().String())
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
 	_, srvURL := startRouter(t, Config{Registry: reg})
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -814,30 +792,12 @@ func TestDrain(t *testing.T) {
 // TestUpstreamHeaderErrorsNotLogged: an agent's malformed answer fails the call, and the log
 // line about it does not quote the agent's headers (they may hold cookies or tokens).
 func TestUpstreamHeaderErrorsNotLogged(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-					_, _ = io.Copy(io.Discard, req.Body)
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nSet-Cookie: session=TOPSECRET\r\nthis is not a header\r\n\r\n")
-				}
-			}()
-		}
-	}()
+	up := rawAgent(t, func(*http.Request) string {
+		return "HTTP/1.1 200 OK\r\nSet-Cookie: session=TOPSECRET\r\nthis is not a header\r\n\r\n"
+	})
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	reg := NewRegistry()
-	up, _ := url.Parse("http://" + l.Addr().String())
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
 	_, srvURL := startRouter(t, Config{Registry: reg, Log: slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))})
 	for _, method := range []string{"message/send", "message/stream"} {
@@ -866,4 +826,33 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// rawAgent is an agent speaking raw HTTP/1.x on loopback: for each request it writes answer's
+// bytes as they are, then closes the connection. It returns the agent's URL.
+func rawAgent(t *testing.T, answer func(*http.Request) string) *url.URL {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, answer(req))
+			}()
+		}
+	}()
+	return &url.URL{Scheme: "http", Host: l.Addr().String()}
 }
