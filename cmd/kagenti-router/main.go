@@ -80,6 +80,7 @@ func run(log *slog.Logger) error {
 	spiffeSocket := flag.String("spiffe-socket", env("SPIFFE_ENDPOINT_SOCKET", ""), "SPIFFE Workload API socket: authenticate to Keycloak with the router's JWT-SVID instead of a secret")
 	timeout := flag.Duration("upstream-timeout", 2*time.Minute, "timeout of a non-streaming call to an agent")
 	maxHeader := flag.Int("max-header-bytes", 8<<10, "largest request line and headers accepted (431 above); each open connection holds a buffer of this size")
+	eventLoops := flag.Int("event-loops", 0, "event loops reading client connections (0: one per CPU; -1: none, every connection served goroutine by goroutine)")
 	drain := flag.Duration("drain", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
 	drainDelay := flag.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to keep accepting requests with readiness failing before the listener closes, so that load balancers and Service endpoints stop sending first (a second signal skips it)")
 	debugListen := flag.String("debug-listen", env("KAGENTI_ROUTER_DEBUG_LISTEN", ""), "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060 (off when empty; never expose it)")
@@ -87,7 +88,7 @@ func run(log *slog.Logger) error {
 	flag.Parse()
 
 	registry := router.NewRegistry()
-	rcfg := router.Config{PublicURL: *public, Registry: registry, Timeout: *timeout, MaxHeaderBytes: *maxHeader, Log: log}
+	rcfg := router.Config{PublicURL: *public, Registry: registry, Timeout: *timeout, MaxHeaderBytes: *maxHeader, EventLoops: *eventLoops, Log: log}
 	if *issuer != "" {
 		if *audience == "" {
 			return errors.New("-audience is required with -issuer: tokens must be addressed to the router")

@@ -26,12 +26,7 @@ import (
 // token exchange, then the call to the agent. Every failure is a JSON-RPC error object carrying
 // the request's id.
 func (rt *Router) a2aJSONRPC(c *fasthttp.RequestCtx, ns, name string) {
-	call := &rpcCall{rt: rt, c: c, start: time.Now(), path: string(c.Path()), traceparent: string(c.Request.Header.Peek("traceparent"))}
-	if rt.exporting || call.traceparent != "" {
-		call.ctx, call.span = rt.startSpan(context.Background(), requestHeaderCarrier{&c.Request.Header}, fasthttp.MethodPost, call.path)
-	} else {
-		call.ctx, call.span = context.Background(), trace.SpanFromContext(context.Background())
-	}
+	call := rt.newRPCCall(c)
 	defer func() {
 		if p := recover(); p != nil {
 			rt.cfg.Log.Error("panic", "path", call.path, "panic", fmt.Sprint(p))
@@ -41,45 +36,111 @@ func (rt *Router) a2aJSONRPC(c *fasthttp.RequestCtx, ns, name string) {
 			call.finish()
 		}
 	}()
+	plan, err := call.plan(ns, name, false)
+	if err != nil {
+		call.refuse(err)
+		return
+	}
+	rt.metrics.rpcMethods.WithLabelValues(plan.method).Inc()
+	if plan.stream {
+		call.stream(plan.route, plan.token, plan.body)
+		return
+	}
+	call.send(plan.route, plan.token, plan.body, plan.idempotent)
+}
 
-	body := c.PostBody()
+func (rt *Router) newRPCCall(c *fasthttp.RequestCtx) *rpcCall {
+	call := &rpcCall{rt: rt, c: c, start: time.Now(), path: string(c.Path()), traceparent: string(c.Request.Header.Peek("traceparent"))}
+	call.startSpan()
+	return call
+}
+
+// startSpan starts the call's span, continuing the caller's trace; without an exporter and
+// without a trace to continue there is nothing to record.
+func (call *rpcCall) startSpan() {
+	if call.rt.exporting || call.traceparent != "" {
+		call.ctx, call.span = call.rt.startSpan(context.Background(), requestHeaderCarrier{&call.c.Request.Header}, fasthttp.MethodPost, call.path)
+	} else {
+		call.ctx, call.span = context.Background(), trace.SpanFromContext(context.Background())
+	}
+}
+
+// rpcPlan is an A2A JSON-RPC call checked, authenticated and authorized: what goes to which agent.
+type rpcPlan struct {
+	methodInfo
+	method string
+	route  *Route
+	token  string
+	body   []byte
+}
+
+// planError is a call refused before anything went to the agent.
+type planError struct {
+	status, code int
+	message      string
+}
+
+func (e *planError) Error() string { return e.message }
+
+// errWouldWait: the call needs a step that waits (a key fetch, a signature check, a token
+// exchange at Keycloak), and was planned with cachedOnly.
+var errWouldWait = errors.New("the call needs a step that waits")
+
+// plan checks the envelope, finds the agent, authenticates and authorizes the caller and gets the
+// token for the agent. With cachedOnly it uses only what the verifier and the exchanger hold
+// already, and returns errWouldWait for anything else; the event loops plan this way, as they
+// must never wait (front.go).
+func (call *rpcCall) plan(ns, name string, cachedOnly bool) (rpcPlan, error) {
+	rt := call.rt
+	body := call.c.PostBody()
 	env, perr := parseEnvelope(body)
 	call.id = env.ID
 	if perr != nil {
-		call.fail(fasthttp.StatusBadRequest, perr.Code, perr.Message)
-		return
+		return rpcPlan{}, &planError{fasthttp.StatusBadRequest, perr.Code, perr.Message}
 	}
 	method, ok := lookupMethod(env.Method)
 	if !ok {
-		call.fail(fasthttp.StatusOK, codeMethodNotFound, "method not found: "+env.Method)
-		return
+		return rpcPlan{}, &planError{fasthttp.StatusOK, codeMethodNotFound, "method not found: " + env.Method}
 	}
 	route := rt.cfg.Registry.Lookup(ns, name)
 	if route == nil || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
-		call.fail(fasthttp.StatusNotFound, codeMethodNotFound, "no such A2A agent: "+ns+"/"+name)
-		return
+		return rpcPlan{}, &planError{fasthttp.StatusNotFound, codeMethodNotFound, "no such A2A agent: " + ns + "/" + name}
 	}
-	caller, err := rt.authenticateHeader(call.ctx, string(c.Request.Header.Peek("Authorization")), route)
+	authorization := string(call.c.Request.Header.Peek("Authorization"))
+	var caller *Caller
+	var err error
+	if cachedOnly {
+		caller, err = rt.cachedCaller(authorization, route)
+	} else {
+		caller, err = rt.authenticateHeader(call.ctx, authorization, route)
+	}
 	if err != nil {
-		status, code := statusOf(err)
-		if status == http.StatusUnauthorized {
-			c.Response.Header.Set("WWW-Authenticate", `Bearer realm="kagenti-router"`)
-		}
-		call.fail(status, code, err.Error())
-		return
+		return rpcPlan{}, err
 	}
-	token, err := rt.upstreamToken(call.ctx, caller, route)
+	var token string
+	if cachedOnly {
+		token, err = rt.cachedUpstreamToken(caller, route)
+	} else {
+		token, err = rt.upstreamToken(call.ctx, caller, route)
+	}
 	if err != nil {
-		status, code := statusOf(err)
-		call.fail(status, code, err.Error())
+		return rpcPlan{}, err
+	}
+	return rpcPlan{methodInfo: method, method: env.Method, route: route, token: token, body: body}, nil
+}
+
+// refuse answers a call its plan refused.
+func (call *rpcCall) refuse(err error) {
+	var pe *planError
+	if errors.As(err, &pe) {
+		call.fail(pe.status, pe.code, pe.message)
 		return
 	}
-	rt.metrics.rpcMethods.WithLabelValues(env.Method).Inc()
-	if method.stream {
-		call.stream(route, token, body)
-		return
+	status, code := statusOf(err)
+	if status == http.StatusUnauthorized {
+		call.c.Response.Header.Set("WWW-Authenticate", `Bearer realm="kagenti-router"`)
 	}
-	call.send(route, token, body, method.idempotent)
+	call.fail(status, code, err.Error())
 }
 
 // rpcCall is one A2A JSON-RPC request in flight.
@@ -182,7 +243,7 @@ func (call *rpcCall) upstreamRequest(req *fasthttp.Request, scheme, host, path, 
 		h.Del(name)
 	}
 	// Expect: the router has the whole body already.
-	for _, name := range []string{"Authorization", "Expect", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+	for _, name := range replacedHeaders {
 		h.Del(name)
 	}
 	if token != "" {
@@ -201,6 +262,32 @@ func (call *rpcCall) upstreamRequest(req *fasthttp.Request, scheme, host, path, 
 	req.SetRequestURI(scheme + "://" + host + path)
 	h.SetHost(host)
 	req.SetBodyRaw(body)
+}
+
+// replacedHeaders are the caller's headers an agent never gets: its token (the agent gets its
+// own), Expect (the router has the whole body already), and the forwarding headers, which the
+// router sets itself.
+var replacedHeaders = []string{"Authorization", "Expect", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+// forwardedHeader tells whether the agent gets a header of the caller's request: not a
+// hop-by-hop one, nor one the request's Connection header names, nor a replaced one.
+func forwardedHeader(name, connection []byte) bool {
+	if isHopHeader(name) {
+		return false
+	}
+	for _, h := range replacedHeaders {
+		if bytes.EqualFold(name, []byte(h)) {
+			return false
+		}
+	}
+	for len(connection) > 0 {
+		var token []byte
+		token, connection, _ = bytes.Cut(connection, []byte(","))
+		if bytes.EqualFold(bytes.TrimSpace(token), name) {
+			return false
+		}
+	}
+	return true
 }
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 (and their de-facto companions): they

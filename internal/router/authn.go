@@ -113,10 +113,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 	if v.Now != nil {
 		now = v.Now
 	}
-	v.cacheMu.RLock()
-	c, ok := v.verified[raw]
-	v.cacheMu.RUnlock()
-	if ok && now().Before(c.Expiry) {
+	if c, ok := v.cached(raw); ok {
 		return c, nil
 	}
 	c, err := v.verify(ctx, raw, now)
@@ -136,6 +133,18 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 	v.verified[raw] = c
 	v.cacheMu.Unlock()
 	return c, nil
+}
+
+// cached returns the caller of a token verified before and not yet expired.
+func (v *Verifier) cached(raw string) (*Caller, bool) {
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	v.cacheMu.RLock()
+	c, ok := v.verified[raw]
+	v.cacheMu.RUnlock()
+	return c, ok && now().Before(c.Expiry)
 }
 
 func (v *Verifier) verify(ctx context.Context, raw string, now func() time.Time) (*Caller, error) {

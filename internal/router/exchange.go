@@ -47,16 +47,27 @@ type ExchangeError struct {
 
 func (e *ExchangeError) Error() string { return "token exchange refused: " + e.Reason }
 
+// exchangeKey is a cache key that holds no token.
+func exchangeKey(subjectToken, audience, scope string) string {
+	sum := sha256.Sum256([]byte(subjectToken))
+	return hex.EncodeToString(sum[:]) + "|" + audience + "|" + scope
+}
+
+// cached returns the token exchanged before for the same subject, audience and scope while it
+// has more than 10 s to live.
+func (x *Exchanger) cached(subjectToken, audience, scope string) (string, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	c, ok := x.cache[exchangeKey(subjectToken, audience, scope)]
+	return c.token, ok && time.Until(c.expires) > 10*time.Second
+}
+
 // Exchange returns a token for audience (with scope) standing for the caller's token.
 func (x *Exchanger) Exchange(ctx context.Context, subjectToken, audience, scope string) (string, error) {
-	sum := sha256.Sum256([]byte(subjectToken))
-	key := hex.EncodeToString(sum[:]) + "|" + audience + "|" + scope
-	x.mu.Lock()
-	if c, ok := x.cache[key]; ok && time.Until(c.expires) > 10*time.Second {
-		x.mu.Unlock()
-		return c.token, nil
+	if tok, ok := x.cached(subjectToken, audience, scope); ok {
+		return tok, nil
 	}
-	x.mu.Unlock()
+	key := exchangeKey(subjectToken, audience, scope)
 
 	form := url.Values{
 		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},

@@ -41,7 +41,10 @@ type Config struct {
 	// MaxHeaderBytes limits a request's line and headers together (default 8 KiB). Each open
 	// connection holds a buffer of this size.
 	MaxHeaderBytes int
-	Log            *slog.Logger
+	// EventLoops is the number of event loops reading client connections (front.go); 0: one
+	// per CPU the Go runtime uses; negative: none, the fasthttp server serves every connection.
+	EventLoops int
+	Log        *slog.Logger
 	// Registerer receives the metrics (a new registry when nil).
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
@@ -57,6 +60,9 @@ type Router struct {
 	server *fasthttp.Server
 	// hangups tells requests in flight that their client went away.
 	hangups *hangupWatcher
+	// front reads client connections on event loops; nil when Config.EventLoops is negative
+	// or before Serve.
+	front *front
 	// client makes the non-streaming A2A calls; transport everything else.
 	client    *fasthttp.Client
 	transport *http.Transport
@@ -70,6 +76,7 @@ type Router struct {
 	// draining makes /readyz fail so that load balancers stop sending new requests.
 	draining chan struct{}
 	once     sync.Once
+	mu       sync.Mutex
 }
 
 // New provisions a router: defaults, metrics and routes.
@@ -261,6 +268,37 @@ type forbiddenError struct{ reason string }
 func (e *forbiddenError) Error() string { return "forbidden: " + e.reason }
 
 // upstreamToken is the token sent to the callee: exchanged for its audience, or none.
+// cachedCaller is authenticateHeader with only the verifier's cache: errWouldWait when the
+// token is not in it.
+func (rt *Router) cachedCaller(authorization string, route *Route) (*Caller, error) {
+	if rt.cfg.Verifier == nil {
+		return nil, nil
+	}
+	raw, err := bearerToken(authorization)
+	if err != nil {
+		return nil, err
+	}
+	caller, ok := rt.cfg.Verifier.cached(raw)
+	if !ok {
+		return nil, errWouldWait
+	}
+	return caller, rt.authorize(caller, route)
+}
+
+// cachedUpstreamToken is upstreamToken with only the exchanger's cache: errWouldWait when an
+// exchange is needed and its token is not in it.
+func (rt *Router) cachedUpstreamToken(caller *Caller, route *Route) (string, error) {
+	if caller == nil || rt.cfg.Exchanger == nil || route.Policy.Audience == "" {
+		return "", nil
+	}
+	tok, ok := rt.cfg.Exchanger.cached(caller.Token, route.Policy.Audience, route.Policy.AudienceScope)
+	if !ok {
+		return "", errWouldWait
+	}
+	rt.metrics.exchanges.WithLabelValues(resultLabel(nil)).Inc()
+	return tok, nil
+}
+
 func (rt *Router) upstreamToken(ctx context.Context, caller *Caller, route *Route) (string, error) {
 	if caller == nil || rt.cfg.Exchanger == nil || route.Policy.Audience == "" {
 		return "", nil

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -49,15 +50,44 @@ func (rt *Router) newServer() *fasthttp.Server {
 	}
 }
 
-// Serve serves the router on l until Shutdown.
-func (rt *Router) Serve(l net.Listener) error { return rt.server.Serve(l) }
+// Serve serves the router on l until Shutdown: on the event loops (front.go) and the server
+// they hand connections over to.
+func (rt *Router) Serve(l net.Listener) error {
+	if rt.cfg.EventLoops >= 0 {
+		loops := rt.cfg.EventLoops
+		if loops == 0 {
+			loops = runtime.GOMAXPROCS(0)
+		}
+		f, err := newFront(rt, loops)
+		if err != nil {
+			return fmt.Errorf("event loops: %w", err)
+		}
+		rt.mu.Lock()
+		rt.front = f
+		rt.mu.Unlock()
+		l = f.listen(l)
+	}
+	return rt.server.Serve(l)
+}
 
 // Shutdown drains the router: /readyz fails, the listener closes, and in-flight requests and
 // streams may finish until ctx is done.
 func (rt *Router) Shutdown(ctx context.Context) error {
 	rt.Drain()
 	defer rt.hangups.close()
-	return rt.server.ShutdownWithContext(ctx)
+	rt.mu.Lock()
+	f := rt.front
+	rt.mu.Unlock()
+	if f != nil {
+		f.draining.Store(true)
+	}
+	err := rt.server.ShutdownWithContext(ctx)
+	if f != nil {
+		if ferr := f.close(ctx); err == nil {
+			err = ferr
+		}
+	}
+	return err
 }
 
 // a2aRPCPath matches POST /a2a/{ns}/{name}.

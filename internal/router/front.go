@@ -1,0 +1,508 @@
+package router
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// The front serves the router's TCP connections on event loops (gnet): one goroutine per CPU
+// reads every connection, in the way nginx does, instead of a goroutine per connection parked
+// and woken by Go's scheduler for each request. On two cores that scheduling and its extra
+// syscalls cost about as much as the whole proxying, which kept the router at 0.7-0.8x nginx's
+// requests/s (make bench-router).
+//
+// The loops serve the call that matters for throughput: a non-streaming, non-idempotent A2A
+// JSON-RPC call (message/send, SendMessage) whose caller's token and exchanged token the router
+// already holds, to an agent reached over plain HTTP at an IP address. The agent is called on a
+// connection of the same loop, and its answer relayed when it is whole; nothing waits.
+//
+// Anything else — a stream, a read that may be retried, a token to verify or exchange, a card,
+// ACP, MCP, a malformed or oversized request — hands the connection over to the fasthttp server
+// (server.go), untouched: the bytes the loop has read go first, the connection is served there
+// for the rest of its life, and the answer is exactly what the server gives.
+
+// front is the router's event-loop front.
+type front struct {
+	rt     *Router
+	client *gnet.Client
+	// handover carries the connections given to the fasthttp server, through frontListener.
+	handover chan net.Conn
+	closed   chan struct{}
+	stopOnce sync.Once
+	draining atomic.Bool
+	// inflight counts the calls the loops have sent to agents and not yet answered.
+	inflight atomic.Int64
+	// served and handedOver count the calls made on the loops and the connections handed over.
+	served, handedOver atomic.Int64
+
+	mu    sync.Mutex
+	loops map[gnet.EventLoop]*loopState
+}
+
+// loopState is what one event loop holds; only that loop touches it.
+type loopState struct {
+	loop    gnet.EventLoop
+	clients map[*clientConn]struct{}
+	// idle are the connections to agents waiting for a call, by address, the freshest last.
+	idle map[string][]*upstreamConn
+	// Parsing and writing buffers, reused call after call.
+	bytesReader  bytes.Reader
+	headerReader *bufio.Reader
+	resp         fasthttp.Response
+	out          []byte
+	body         []byte
+	// The Date header's value and the second it is for.
+	dateValue  []byte
+	dateSecond int64
+}
+
+// Idle limits of the loops' connections: a client's as the server's IdleTimeout, an agent's
+// below the 5 s keep-alive of uvicorn (as the fasthttp client's MaxIdleConnDuration).
+const (
+	clientIdleTimeout   = 90 * time.Second
+	clientReadTimeout   = 30 * time.Second
+	upstreamIdleTimeout = 4 * time.Second
+	upstreamDialTimeout = 5 * time.Second
+	// maxUpstreamHeaderBytes bounds an agent's answer's headers, as the fasthttp client's
+	// ReadBufferSize does.
+	maxUpstreamHeaderBytes = 8 << 10
+	maxUpstreamBodyBytes   = 64 << 20
+)
+
+func newFront(rt *Router, loops int) (*front, error) {
+	f := &front{rt: rt, handover: make(chan net.Conn), closed: make(chan struct{}), loops: map[gnet.EventLoop]*loopState{}}
+	client, err := gnet.NewClient(f,
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(loops),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{rt.cfg.Log}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	f.client = client
+	if err := client.Start(); err != nil {
+		return nil, err
+	}
+	go f.sweep()
+	return f, nil
+}
+
+// close stops the loops once the calls in flight are answered or ctx is done. Connections still
+// open are closed.
+func (f *front) close(ctx context.Context) error {
+	f.draining.Store(true)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+	for f.inflight.Load() > 0 && err == nil {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-tick.C:
+		}
+	}
+	f.stopOnce.Do(func() {
+		close(f.closed)
+		if stopErr := f.client.Stop(); err == nil {
+			err = stopErr
+		}
+	})
+	return err
+}
+
+func (f *front) loopOf(el gnet.EventLoop) *loopState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ls := f.loops[el]
+	if ls == nil {
+		ls = &loopState{loop: el, clients: map[*clientConn]struct{}{}, idle: map[string][]*upstreamConn{},
+			headerReader: bufio.NewReaderSize(nil, max(f.rt.cfg.MaxHeaderBytes, maxUpstreamHeaderBytes)+4)}
+		f.loops[el] = ls
+	}
+	return ls
+}
+
+// sweep times out the calls past their deadline and closes the connections idle too long or
+// sending a request too slowly, and while draining every client connection with no call in
+// flight.
+func (f *front) sweep() {
+	// Often enough that a call times out within a quarter of the timeout of its deadline.
+	tick := time.NewTicker(min(time.Second, max(f.rt.cfg.Timeout/4, 10*time.Millisecond)))
+	defer tick.Stop()
+	for {
+		select {
+		case <-f.closed:
+			return
+		case <-tick.C:
+		}
+		f.mu.Lock()
+		loops := make([]*loopState, 0, len(f.loops))
+		for _, ls := range f.loops {
+			loops = append(loops, ls)
+		}
+		f.mu.Unlock()
+		for _, ls := range loops {
+			_ = ls.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+				ls.sweep(time.Now(), f.draining.Load())
+				return nil
+			}))
+		}
+	}
+}
+
+func (ls *loopState) sweep(now time.Time, draining bool) {
+	for cc := range ls.clients {
+		if cc.call != nil {
+			if now.After(cc.call.deadline) {
+				cc.call.timedOut()
+			}
+			continue
+		}
+		if !cc.partialSince.IsZero() && now.Sub(cc.partialSince) > clientReadTimeout ||
+			cc.partialSince.IsZero() && (draining || now.Sub(cc.lastActive) > clientIdleTimeout) {
+			_ = cc.gc.Close()
+		}
+	}
+	for addr, conns := range ls.idle {
+		kept := conns[:0]
+		for _, uc := range conns {
+			if now.Sub(uc.idleSince) > upstreamIdleTimeout {
+				_ = uc.gc.Close()
+				continue
+			}
+			kept = append(kept, uc)
+		}
+		if len(kept) == 0 {
+			delete(ls.idle, addr)
+		} else {
+			ls.idle[addr] = kept
+		}
+	}
+}
+
+// enroll gives an accepted connection to the loops; false for one they cannot take (not TCP).
+// Whatever the outcome, a TCP connection is the loops' afterwards: enrolling duplicates its
+// descriptor and closes the original.
+func (f *front) enroll(c net.Conn) bool {
+	if _, ok := c.(*net.TCPConn); !ok {
+		return false
+	}
+	cc := &clientConn{f: f, local: c.LocalAddr(), remote: c.RemoteAddr()}
+	if _, err := f.client.EnrollContext(c, cc); err != nil {
+		f.rt.cfg.Log.Warn("connection dropped: the event loops refused it", "error", err)
+	}
+	return true
+}
+
+// OnBoot, OnShutdown and OnTick: nothing to do.
+func (f *front) OnBoot(gnet.Engine) gnet.Action       { return gnet.None }
+func (f *front) OnShutdown(gnet.Engine)               {}
+func (f *front) OnTick() (time.Duration, gnet.Action) { return time.Hour, gnet.None }
+
+func (f *front) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	switch x := c.Context().(type) {
+	case *clientConn:
+		x.gc = c
+		x.loop = f.loopOf(c.EventLoop())
+		x.loop.clients[x] = struct{}{}
+		x.lastActive = time.Now()
+		x.ctx.Init2(addrConn{x.local, x.remote}, nil, false)
+		if tcp, ok := x.remote.(*net.TCPAddr); ok {
+			x.forwardedFor = []byte(tcp.IP.String())
+		}
+	case *upstreamConn:
+		x.gc = c
+		if x.call == nil || x.call.done {
+			return nil, gnet.Close // the call ended (timeout, client gone) while dialling
+		}
+		request := x.pending
+		x.pending = nil
+		return request, gnet.None
+	}
+	return nil, gnet.None
+}
+
+func (f *front) OnTraffic(c gnet.Conn) gnet.Action {
+	switch x := c.Context().(type) {
+	case *clientConn:
+		return x.onTraffic()
+	case *upstreamConn:
+		return x.onTraffic()
+	}
+	return gnet.Close
+}
+
+func (f *front) OnClose(c gnet.Conn, _ error) gnet.Action {
+	switch x := c.Context().(type) {
+	case *clientConn:
+		if x.loop != nil {
+			delete(x.loop.clients, x)
+		}
+		if x.call != nil && !x.handedOver {
+			x.call.clientGone()
+		}
+	case *upstreamConn:
+		x.closed()
+	}
+	return gnet.None
+}
+
+// clientConn is a client's connection served by a loop.
+type clientConn struct {
+	f             *front
+	gc            gnet.Conn
+	loop          *loopState
+	local, remote net.Addr
+	// forwardedFor is the client's address, as agents get it in X-Forwarded-For.
+	forwardedFor []byte
+	ctx          fasthttp.RequestCtx
+	// call is the call in flight: one at a time; a pipelined request waits in the buffer.
+	call       *loopCall
+	handedOver bool
+	lastActive time.Time
+	// partialSince is when the buffered part of a request arrived (zero: none is buffered).
+	partialSince time.Time
+}
+
+var headerEnd = []byte("\r\n\r\n")
+
+func (cc *clientConn) onTraffic() gnet.Action {
+	cc.lastActive = time.Now()
+	if cc.call != nil {
+		// A pipelined request waits for the answer to the one before it, within bounds.
+		if cc.gc.InboundBuffered() > cc.f.rt.cfg.MaxHeaderBytes+int(cc.f.rt.cfg.MaxBodyBytes) {
+			return gnet.Close
+		}
+		return gnet.None
+	}
+	return cc.serve()
+}
+
+// serve reads the next request: a call for the loops starts, anything else hands over.
+func (cc *clientConn) serve() gnet.Action {
+	rt := cc.f.rt
+	buf, _ := cc.gc.Peek(-1)
+	if len(buf) == 0 {
+		cc.partialSince = time.Time{}
+		return gnet.None
+	}
+	end := bytes.Index(buf, headerEnd)
+	if end < 0 {
+		if len(buf) > rt.cfg.MaxHeaderBytes {
+			return cc.handOver()
+		}
+		cc.partial()
+		return gnet.None
+	}
+	headerLen := end + len(headerEnd)
+	if headerLen > rt.cfg.MaxHeaderBytes {
+		return cc.handOver()
+	}
+	ctx := &cc.ctx
+	ctx.Request.Reset()
+	ctx.Response.Reset()
+	if err := cc.loop.readHeader(ctx.Request.Header.Read, buf[:headerLen]); err != nil {
+		return cc.handOver()
+	}
+	h := &ctx.Request.Header
+	size := h.ContentLength()
+	if !h.IsHTTP11() || size < 0 || int64(size) > rt.cfg.MaxBodyBytes || len(h.Peek("Expect")) > 0 {
+		return cc.handOver()
+	}
+	ns, name, ok := a2aRPCPath(ctx)
+	if !ok {
+		return cc.handOver()
+	}
+	if len(buf) < headerLen+size {
+		cc.partial()
+		return gnet.None
+	}
+	ctx.Request.SetBody(buf[headerLen : headerLen+size])
+	call, ok := cc.plan(ns, name)
+	if !ok {
+		return cc.handOver()
+	}
+	_, _ = cc.gc.Discard(headerLen + size)
+	cc.partialSince = time.Time{}
+	call.start()
+	return gnet.None
+}
+
+func (cc *clientConn) partial() {
+	if cc.partialSince.IsZero() {
+		cc.partialSince = time.Now()
+	}
+}
+
+// plan decides whether the request is a call for the loops (see the top of this file).
+func (cc *clientConn) plan(ns, name string) (*loopCall, bool) {
+	rt := cc.f.rt
+	ctx := &cc.ctx
+	rpc := &rpcCall{rt: rt, c: ctx, ctx: context.Background(), start: time.Now(), path: string(ctx.Path()), traceparent: string(ctx.Request.Header.Peek("traceparent"))}
+	plan, err := rpc.plan(ns, name, true)
+	if err != nil || plan.stream || plan.idempotent {
+		return nil, false
+	}
+	up := rt.balancer.pick(plan.route, "")
+	if up.Scheme != "http" {
+		return nil, false
+	}
+	addr, err := netip.ParseAddrPort(hostPort(up))
+	if err != nil {
+		return nil, false // a name to resolve: resolving waits
+	}
+	rpc.startSpan()
+	return &loopCall{client: cc, rpc: rpc, plan: plan, addr: addr.String(), host: up.Host, path: strings.TrimRight(up.Path, "/")}, true
+}
+
+// handOver gives the connection to the fasthttp server with what the loop has read of it. It
+// runs in the connection's OnTraffic, whose Close takes the connection off the loop at once,
+// before the loop reads it again.
+func (cc *clientConn) handOver() gnet.Action {
+	if cc.gc.OutboundBuffered() > 0 {
+		// The answer before is still going out: hand over once it is gone.
+		time.AfterFunc(time.Millisecond, func() { _ = cc.gc.Wake(nil) })
+		return gnet.None
+	}
+	read, _ := cc.gc.Peek(-1)
+	read = bytes.Clone(read)
+	fd, err := cc.gc.Dup()
+	if err != nil {
+		cc.f.rt.cfg.Log.Warn("connection dropped: could not hand it over", "error", err)
+		return gnet.Close
+	}
+	cc.handedOver = true
+	cc.f.handedOver.Add(1)
+	go cc.f.serveHandedOver(fd, read)
+	return gnet.Close
+}
+
+func (f *front) serveHandedOver(fd int, read []byte) {
+	file := os.NewFile(uintptr(fd), "client")
+	c, err := net.FileConn(file)
+	_ = file.Close()
+	if err != nil {
+		f.rt.cfg.Log.Warn("connection dropped: could not hand it over", "error", err)
+		return
+	}
+	var conn net.Conn = c
+	if len(read) > 0 {
+		conn = &readFirstConn{Conn: c, first: read}
+	}
+	select {
+	case f.handover <- conn:
+	case <-f.closed:
+		_ = conn.Close()
+	}
+}
+
+// readFirstConn is a connection whose first bytes were read by the loop.
+type readFirstConn struct {
+	net.Conn
+	first []byte
+}
+
+func (c *readFirstConn) Read(p []byte) (int, error) {
+	if len(c.first) > 0 {
+		n := copy(p, c.first)
+		c.first = c.first[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// SyscallConn lets the hang-up watcher reach the socket.
+func (c *readFirstConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
+}
+
+// readHeader parses a whole header block with fasthttp's parser.
+func (ls *loopState) readHeader(read func(*bufio.Reader) error, header []byte) error {
+	ls.bytesReader.Reset(header)
+	ls.headerReader.Reset(&ls.bytesReader)
+	return read(ls.headerReader)
+}
+
+// frontListener is the fasthttp server's listener: TCP connections go to the loops, and the
+// server gets the others and those the loops hand over. Closing it (the server's Shutdown)
+// stops accepting.
+type frontListener struct {
+	net.Listener
+	f    *front
+	errc chan error
+}
+
+func (f *front) listen(l net.Listener) net.Listener {
+	fl := &frontListener{Listener: l, f: f, errc: make(chan error, 1)}
+	go fl.accept()
+	return fl
+}
+
+func (fl *frontListener) accept() {
+	for {
+		c, err := fl.Listener.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			fl.errc <- err
+			return
+		}
+		if !fl.f.enroll(c) {
+			select {
+			case fl.f.handover <- c:
+			case <-fl.f.closed:
+				_ = c.Close()
+			}
+		}
+	}
+}
+
+func (fl *frontListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-fl.f.handover:
+		return c, nil
+	case err := <-fl.errc:
+		fl.errc <- err
+		return nil, err
+	}
+}
+
+// addrConn gives a loop's RequestCtx its addresses; nothing is read or written through it.
+type addrConn struct{ local, remote net.Addr }
+
+func (a addrConn) Read([]byte) (int, error)         { return 0, net.ErrClosed }
+func (a addrConn) Write([]byte) (int, error)        { return 0, net.ErrClosed }
+func (a addrConn) Close() error                     { return nil }
+func (a addrConn) LocalAddr() net.Addr              { return a.local }
+func (a addrConn) RemoteAddr() net.Addr             { return a.remote }
+func (a addrConn) SetDeadline(time.Time) error      { return nil }
+func (a addrConn) SetReadDeadline(time.Time) error  { return nil }
+func (a addrConn) SetWriteDeadline(time.Time) error { return nil }
+
+// gnetLogger sends gnet's messages to the router's log.
+type gnetLogger struct{ log *slog.Logger }
+
+func (l gnetLogger) Debugf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
+func (l gnetLogger) Infof(format string, args ...any)  { l.log.Debug(fmt.Sprintf(format, args...)) }
+func (l gnetLogger) Warnf(format string, args ...any)  { l.log.Warn(fmt.Sprintf(format, args...)) }
+func (l gnetLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }
+func (l gnetLogger) Fatalf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }

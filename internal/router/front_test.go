@@ -1,0 +1,296 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+)
+
+// freshClient opens a new connection for each request, so that each starts on the event loops.
+var freshClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func postRPC(t *testing.T, client *http.Client, url string, header http.Header, body string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header = header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
+
+// frontOf returns the router's front once Serve has started it.
+func frontOf(t *testing.T, rt *Router) *front {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		rt.mu.Lock()
+		f := rt.front
+		rt.mu.Unlock()
+		if f != nil {
+			return f
+		}
+	}
+	t.Fatal("the router's event loops did not start")
+	return nil
+}
+
+// TestFront_SendOnLoops: once the caller's token is verified and exchanged (on the server, the
+// first time), a message/send on a new connection is made on the event loops, with the same
+// request to the agent the server would send and the agent's answer relayed as the server would.
+func TestFront_SendOnLoops(t *testing.T) {
+	e := newTestEnv(t)
+	seen := make(chan *http.Request, 4)
+	up := rawAgent(t, func(r *http.Request) string {
+		seen <- r
+		body := `{"jsonrpc":"2.0","id":7,"result":{}}`
+		return fmt.Sprintf("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nX-Agent: yes\r\nKeep-Alive: timeout=5\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	})
+	e.registry.SetService(Route{Namespace: "team1", Name: "agent1", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up,
+		Policy: contract.Policy{Audience: testCallee, AudienceScope: "kagenti-aud-x", AllowedCallers: []string{testCaller}}})
+	token := e.issuer.token(t)
+	header := http.Header{
+		"Authorization":   {"Bearer " + token},
+		"Connection":      {"X-Hop"},
+		"X-Hop":           {"dropped"},
+		"X-Forwarded-For": {"10.9.9.9"},
+		"Forwarded":       {"for=10.9.9.9"},
+		"X-Caller":        {"kept"},
+	}
+	for i := range 2 {
+		resp, answer := postRPC(t, freshClient, e.agentURL(), header, sendBody)
+		if resp.StatusCode != http.StatusCreated || answer["result"] == nil || resp.Header.Get("X-Agent") != "yes" ||
+			resp.Header.Get("Keep-Alive") != "" || len(resp.Header.Values("Date")) != 1 {
+			t.Fatalf("call %d: %d %v %v", i, resp.StatusCode, answer, resp.Header)
+		}
+		r := <-seen
+		if r.Header.Get("Authorization") == "Bearer "+token || !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer exchanged:"+testCallee+":") {
+			t.Fatalf("call %d: the agent got Authorization %q", i, r.Header.Get("Authorization"))
+		}
+		if r.Header.Get("X-Hop") != "" || r.Header.Get("Forwarded") != "" || r.Header.Get("X-Forwarded-For") != "127.0.0.1" ||
+			r.Header.Get("X-Forwarded-Proto") != "http" || r.Header.Get("X-Caller") != "kept" || r.RequestURI != "/" || r.ContentLength != int64(len(sendBody)) {
+			t.Fatalf("call %d: the agent got %s %v", i, r.RequestURI, r.Header)
+		}
+	}
+	// The first call verified and exchanged the token on the server; the second was the loops'.
+	if served := frontOf(t, e.router).served.Load(); served != 1 {
+		t.Fatalf("calls made on the loops: %d, want 1", served)
+	}
+}
+
+// TestFront_AnswerFramings: an agent's answer framed by chunks (with trailers) or by closing
+// the connection (HTTP/1.0) is relayed whole, with a length.
+func TestFront_AnswerFramings(t *testing.T) {
+	answers := map[string]string{
+		"chunked": "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n" +
+			"4;ext=1\r\n{\"a\"\r\n6\r\n:\"b\"}\n\r\n0\r\nX-T: 1\r\n\r\n",
+		"close": "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\":\"b\"}\n",
+	}
+	for name, answer := range answers {
+		t.Run(name, func(t *testing.T) {
+			up := rawAgent(t, func(*http.Request) string { return answer })
+			reg := NewRegistry()
+			reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
+			rt, srvURL := startRouter(t, Config{Registry: reg})
+			resp, err := freshClient.Post(srvURL+"/a2a/ns/a", "application/json", strings.NewReader(sendBody))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "{\"a\":\"b\"}\n" || resp.ContentLength != int64(len(body)) || resp.Header.Get("Trailer") != "" {
+				t.Fatalf("%d %q (length %d) %v", resp.StatusCode, body, resp.ContentLength, resp.Header)
+			}
+			if frontOf(t, rt).served.Load() != 1 {
+				t.Fatal("the call was not made on the loops")
+			}
+		})
+	}
+}
+
+// TestFront_Timeout: an agent that does not answer in time gets the caller a JSON-RPC timeout
+// error, near the timeout, and is not ejected for it.
+func TestFront_Timeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // holds every connection, answers nothing
+		}
+	}()
+	reg := NewRegistry()
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: &url.URL{Scheme: "http", Host: l.Addr().String()}})
+	rt, srvURL := startRouter(t, Config{Registry: reg, Timeout: 300 * time.Millisecond})
+	start := time.Now()
+	resp, answer := postRPC(t, freshClient, srvURL+"/a2a/ns/a", nil, sendBody)
+	errObj, _ := answer["error"].(map[string]any)
+	if resp.StatusCode != http.StatusGatewayTimeout || errObj == nil || errObj["code"] != float64(codeTimeout) || answer["id"] != float64(7) {
+		t.Fatalf("%d %v", resp.StatusCode, answer)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("answered after %s, want about 300ms", took)
+	}
+	rt.balancer.mu.Lock()
+	_, ejected := rt.balancer.ejected[l.Addr().String()]
+	rt.balancer.mu.Unlock()
+	if ejected {
+		t.Fatal("a slow agent was ejected")
+	}
+}
+
+// TestFront_ClientGone: a client that goes away while its call is in flight closes the call's
+// connection to the agent, which tells the agent.
+func TestFront_ClientGone(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	agentSawClose := make(chan struct{})
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = http.ReadRequest(bufio.NewReader(c)) // then waits: the router must close
+		_, _ = c.Read(make([]byte, 1))
+		close(agentSawClose)
+	}()
+	reg := NewRegistry()
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: &url.URL{Scheme: "http", Host: l.Addr().String()}})
+	rt, srvURL := startRouter(t, Config{Registry: reg})
+	c, err := net.Dial("tcp", strings.TrimPrefix(srvURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "POST /a2a/ns/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(sendBody), sendBody)
+	deadline := time.Now().Add(5 * time.Second)
+	for frontOf(t, rt).inflight.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.Close()
+	select {
+	case <-agentSawClose:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent's connection stayed open after the client went away")
+	}
+	for frontOf(t, rt).inflight.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := frontOf(t, rt).inflight.Load(); n != 0 {
+		t.Fatalf("%d calls still in flight", n)
+	}
+}
+
+// TestFront_PipelinedAndHandedOver: requests sent back to back on one connection are answered
+// in order, the loops' calls first; a request the loops do not serve (a card) hands the
+// connection over with the bytes already read, and the server answers it and the next one.
+func TestFront_PipelinedAndHandedOver(t *testing.T) {
+	var mu sync.Mutex
+	var calls int
+	up := rawAgent(t, func(*http.Request) string {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		body := fmt.Sprintf(`{"n":%d}`, n)
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	})
+	reg := NewRegistry()
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
+	reg.SetCard("ns", "a", json.RawMessage(`{"name":"a","url":"http://a.ns:8000","version":"1"}`))
+	rt, srvURL := startRouter(t, Config{Registry: reg})
+	c, err := net.Dial("tcp", strings.TrimPrefix(srvURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	post := fmt.Sprintf("POST /a2a/ns/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(sendBody), sendBody)
+	card := "GET /a2a/ns/a/.well-known/agent-card.json HTTP/1.1\r\nHost: x\r\n\r\n"
+	// The first request arrives in two pieces; the rest back to back in one write.
+	_, _ = io.WriteString(c, post[:20])
+	time.Sleep(50 * time.Millisecond)
+	_, _ = io.WriteString(c, post[20:]+post+card+post)
+	r := bufio.NewReader(c)
+	for i, want := range []string{`{"n":1}`, `{"n":2}`, `"name":"a"`, `{"n":3}`} {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("answer %d: %d %s, want %s", i, resp.StatusCode, body, want)
+		}
+	}
+	if served, handed := frontOf(t, rt).served.Load(), frontOf(t, rt).handedOver.Load(); served != 2 || handed != 1 {
+		t.Fatalf("loops served %d calls and handed over %d connections, want 2 and 1", served, handed)
+	}
+}
+
+// TestFront_Shutdown: a call in flight on the loops finishes during Shutdown, and its answer
+// closes the connection.
+func TestFront_Shutdown(t *testing.T) {
+	release := make(chan struct{})
+	up := rawAgent(t, func(*http.Request) string {
+		<-release
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+	})
+	reg := NewRegistry()
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
+	rt, srvURL := startRouter(t, Config{Registry: reg})
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.Post(srvURL+"/a2a/ns/a", "application/json", strings.NewReader(sendBody))
+		if err != nil {
+			done <- nil
+			return
+		}
+		resp.Body.Close()
+		done <- resp
+	}()
+	for frontOf(t, rt).inflight.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- rt.Shutdown(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	resp := <-done
+	if resp == nil || resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("answer during shutdown: %+v", resp)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
