@@ -41,7 +41,7 @@ func (rt *Router) a2aJSONRPC(c *fasthttp.RequestCtx, ns, name string) {
 		call.refuse(err)
 		return
 	}
-	rt.metrics.rpcMethods.WithLabelValues(plan.method).Inc()
+	rt.metrics.method(plan.method).Inc()
 	if plan.stream {
 		call.stream(plan.route, plan.token, plan.body)
 		return
@@ -106,13 +106,12 @@ func (call *rpcCall) plan(ns, name string, cachedOnly bool) (rpcPlan, error) {
 	if route == nil || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
 		return rpcPlan{}, &planError{fasthttp.StatusNotFound, codeMethodNotFound, "no such A2A agent: " + ns + "/" + name}
 	}
-	authorization := string(call.c.Request.Header.Peek("Authorization"))
 	var caller *Caller
 	var err error
 	if cachedOnly {
-		caller, err = rt.cachedCaller(authorization, route)
+		caller, err = rt.cachedCaller(call.c.Request.Header.Peek("Authorization"), route)
 	} else {
-		caller, err = rt.authenticateHeader(call.ctx, authorization, route)
+		caller, err = rt.authenticateHeader(call.ctx, string(call.c.Request.Header.Peek("Authorization")), route)
 	}
 	if err != nil {
 		return rpcPlan{}, err
@@ -272,13 +271,8 @@ var replacedHeaders = []string{"Authorization", "Expect", "Forwarded", "X-Forwar
 // forwardedHeader tells whether the agent gets a header of the caller's request: not a
 // hop-by-hop one, nor one the request's Connection header names, nor a replaced one.
 func forwardedHeader(name, connection []byte) bool {
-	if isHopHeader(name) {
+	if isHopHeader(name) || oneOf(name, replacedHeaders) {
 		return false
-	}
-	for _, h := range replacedHeaders {
-		if bytes.EqualFold(name, []byte(h)) {
-			return false
-		}
 	}
 	for len(connection) > 0 {
 		var token []byte
@@ -307,9 +301,13 @@ func relayResponseHeader(dst, src *fasthttp.ResponseHeader) {
 	}
 }
 
-func isHopHeader(name []byte) bool {
-	for _, h := range hopHeaders {
-		if bytes.EqualFold(name, []byte(h)) {
+func isHopHeader(name []byte) bool { return oneOf(name, hopHeaders) }
+
+// oneOf tells whether name is one of names, in any letter case. Lengths are compared first: it
+// runs for every header of every call.
+func oneOf(name []byte, names []string) bool {
+	for _, h := range names {
+		if len(name) == len(h) && bytes.EqualFold(name, []byte(h)) {
 			return true
 		}
 	}

@@ -113,7 +113,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 	if v.Now != nil {
 		now = v.Now
 	}
-	if c, ok := v.cached(raw); ok {
+	if c, ok := v.cached([]byte(raw)); ok {
 		return c, nil
 	}
 	c, err := v.verify(ctx, raw, now)
@@ -136,13 +136,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 }
 
 // cached returns the caller of a token verified before and not yet expired.
-func (v *Verifier) cached(raw string) (*Caller, bool) {
+func (v *Verifier) cached(raw []byte) (*Caller, bool) {
 	now := time.Now
 	if v.Now != nil {
 		now = v.Now
 	}
 	v.cacheMu.RLock()
-	c, ok := v.verified[raw]
+	c, ok := v.verified[string(raw)] // no copy: Go looks up by the bytes
 	v.cacheMu.RUnlock()
 	return c, ok && now().Before(c.Expiry)
 }

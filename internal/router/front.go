@@ -38,10 +38,8 @@ import (
 
 // front is the router's event-loop front.
 type front struct {
-	rt     *Router
-	client *gnet.Client
-	// handover carries the connections given to the fasthttp server, through frontListener.
-	handover chan net.Conn
+	rt       *Router
+	client   *gnet.Client
 	closed   chan struct{}
 	stopOnce sync.Once
 	draining atomic.Bool
@@ -85,7 +83,7 @@ const (
 )
 
 func newFront(rt *Router, loops int) (*front, error) {
-	f := &front{rt: rt, handover: make(chan net.Conn), closed: make(chan struct{}), loops: map[gnet.EventLoop]*loopState{}}
+	f := &front{rt: rt, closed: make(chan struct{}), loops: map[gnet.EventLoop]*loopState{}}
 	client, err := gnet.NewClient(f,
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(loops),
@@ -354,8 +352,9 @@ func (cc *clientConn) partial() {
 func (cc *clientConn) plan(ns, name string) (*loopCall, bool) {
 	rt := cc.f.rt
 	ctx := &cc.ctx
-	rpc := &rpcCall{rt: rt, c: ctx, ctx: context.Background(), start: time.Now(), path: string(ctx.Path()), traceparent: string(ctx.Request.Header.Peek("traceparent"))}
-	plan, err := rpc.plan(ns, name, true)
+	call := &loopCall{client: cc, rpc: rpcCall{rt: rt, c: ctx, ctx: context.Background(), start: time.Now(),
+		path: string(ctx.Path()), traceparent: string(ctx.Request.Header.Peek("traceparent"))}}
+	plan, err := call.rpc.plan(ns, name, true)
 	if err != nil || plan.stream || plan.idempotent {
 		return nil, false
 	}
@@ -363,12 +362,13 @@ func (cc *clientConn) plan(ns, name string) (*loopCall, bool) {
 	if up.Scheme != "http" {
 		return nil, false
 	}
-	addr, err := netip.ParseAddrPort(hostPort(up))
-	if err != nil {
+	addr := hostPort(up)
+	if _, err := netip.ParseAddrPort(addr); err != nil {
 		return nil, false // a name to resolve: resolving waits
 	}
-	rpc.startSpan()
-	return &loopCall{client: cc, rpc: rpc, plan: plan, addr: addr.String(), host: up.Host, path: strings.TrimRight(up.Path, "/")}, true
+	call.rpc.startSpan()
+	call.plan, call.addr, call.host, call.path = plan, addr, up.Host, strings.TrimRight(up.Path, "/")
+	return call, true
 }
 
 // handOver gives the connection to the fasthttp server with what the loop has read of it. It
@@ -405,11 +405,8 @@ func (f *front) serveHandedOver(fd int, read []byte) {
 	if len(read) > 0 {
 		conn = &readFirstConn{Conn: c, first: read}
 	}
-	select {
-	case f.handover <- conn:
-	case <-f.closed:
-		_ = conn.Close()
-	}
+	// The server counts it among its connections: Shutdown waits for it, closes it when idle.
+	_ = f.rt.server.ServeConn(conn)
 }
 
 // readFirstConn is a connection whose first bytes were read by the loop.
@@ -439,9 +436,10 @@ func (ls *loopState) readHeader(read func(*bufio.Reader) error, header []byte) e
 	return read(ls.headerReader)
 }
 
-// frontListener is the fasthttp server's listener: TCP connections go to the loops, and the
-// server gets the others and those the loops hand over. Closing it (the server's Shutdown)
-// stops accepting.
+// frontListener is the fasthttp server's listener. It accepts connections and gives those over
+// TCP to the loops; the server serves the others (ServeConn), and those the loops hand over.
+// Its Accept returns only the listener's error: closing it (the server's Shutdown) stops
+// accepting.
 type frontListener struct {
 	net.Listener
 	f    *front
@@ -467,23 +465,15 @@ func (fl *frontListener) accept() {
 			return
 		}
 		if !fl.f.enroll(c) {
-			select {
-			case fl.f.handover <- c:
-			case <-fl.f.closed:
-				_ = c.Close()
-			}
+			go func() { _ = fl.f.rt.server.ServeConn(c) }()
 		}
 	}
 }
 
 func (fl *frontListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-fl.f.handover:
-		return c, nil
-	case err := <-fl.errc:
-		fl.errc <- err
-		return nil, err
-	}
+	err := <-fl.errc
+	fl.errc <- err
+	return nil, err
 }
 
 // addrConn gives a loop's RequestCtx its addresses; nothing is read or written through it.

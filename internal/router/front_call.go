@@ -20,7 +20,7 @@ import (
 // loop: the agent's connection is on the same loop, and timers and dials come back to it.
 type loopCall struct {
 	client *clientConn
-	rpc    *rpcCall
+	rpc    rpcCall
 	plan   rpcPlan
 	// addr is the agent's endpoint (IP and port); host and path make the request's URL.
 	addr, host, path string
@@ -41,7 +41,7 @@ func (call *loopCall) start() {
 	cc.call = call
 	f.inflight.Add(1)
 	f.served.Add(1)
-	rt.metrics.rpcMethods.WithLabelValues(call.plan.method).Inc()
+	rt.metrics.method(call.plan.method).Inc()
 	call.deadline = call.rpc.start.Add(rt.cfg.Timeout)
 	ls.out = call.appendRequest(ls.out[:0])
 	if uc := ls.takeIdle(call.addr); uc != nil {

@@ -19,6 +19,7 @@ type metrics struct {
 
 	// The children of requests and latency, resolved once: label lookups hash on every call.
 	requestCounters sync.Map // requestKey → prometheus.Counter
+	methodCounters  sync.Map // A2A method → prometheus.Counter (the methods are a fixed set)
 	latencyByAPI    map[string]prometheus.Observer
 }
 
@@ -69,4 +70,13 @@ func (m *metrics) observe(path string, status int, d time.Duration) {
 	}
 	c.(prometheus.Counter).Inc()
 	m.latencyByAPI[api].Observe(d.Seconds())
+}
+
+// method is the counter of an A2A method's calls.
+func (m *metrics) method(name string) prometheus.Counter {
+	c, ok := m.methodCounters.Load(name)
+	if !ok {
+		c, _ = m.methodCounters.LoadOrStore(name, m.rpcMethods.WithLabelValues(name))
+	}
+	return c.(prometheus.Counter)
 }
