@@ -46,6 +46,7 @@ func (call *loopCall) start() {
 	ls.out = call.appendRequest(ls.out[:0])
 	if uc := ls.takeIdle(call.addr); uc != nil {
 		uc.call = call
+		uc.reused = true
 		call.up = uc
 		if _, err := uc.gc.Write(ls.out); err != nil {
 			call.upstreamFailed(err)
@@ -329,6 +330,8 @@ type upstreamConn struct {
 	// pending is the request written once the dial completes.
 	pending   []byte
 	abandoned bool
+	// reused: the connection served a call before this one.
+	reused    bool
 	idleSince time.Time
 }
 
@@ -379,7 +382,10 @@ func (uc *upstreamConn) closed() {
 		call.relayAnswer(&uc.loop.resp.Header, body)
 		return
 	}
-	call.fail(errAgentClosed, true)
+	// A kept-alive connection the agent closed as the request went out says nothing of its
+	// health (it closed an idle connection): that does not eject it. The call is not retried
+	// all the same, as nginx and Go's client do not retry a POST: the agent may have acted.
+	call.fail(errAgentClosed, !uc.reused || len(buf) > 0)
 }
 
 var errAgentClosed = fmt.Errorf("the agent closed the connection before answering: %w", io.ErrUnexpectedEOF)

@@ -220,7 +220,8 @@ func TestFront_PipelinedAndHandedOver(t *testing.T) {
 		n := calls
 		mu.Unlock()
 		body := fmt.Sprintf(`{"n":%d}`, n)
-		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		// rawAgent closes after each answer, and says so.
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	})
 	reg := NewRegistry()
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
