@@ -222,7 +222,7 @@ func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bo
 // answer), a full local pool, answer headers larger than the router reads.
 func agentFailed(err error) bool {
 	var small *fasthttp.ErrSmallBuffer
-	return !isTimeout(err) && !errors.Is(err, fasthttp.ErrNoFreeConns) && !errors.As(err, &small)
+	return !isTimeout(err) && !errors.Is(err, fasthttp.ErrNoFreeConns) && !errors.As(err, &small) && !errors.Is(err, errAnswerHeaderTooLarge)
 }
 
 // upstreamRequest builds the request to the agent from the caller's: same headers but the

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,8 @@ const (
 	clientReadTimeout   = 30 * time.Second
 	upstreamIdleTimeout = 4 * time.Second
 	upstreamDialTimeout = 5 * time.Second
+	// maxLoopBodyBytes is the largest request body the loops take.
+	maxLoopBodyBytes = 64 << 10
 	// maxUpstreamHeaderBytes bounds an agent's answer's headers, as the fasthttp client's
 	// ReadBufferSize does.
 	maxUpstreamHeaderBytes = 8 << 10
@@ -166,15 +169,20 @@ func (f *front) sweep() {
 
 func (ls *loopState) sweep(now time.Time, draining bool) {
 	for cc := range ls.clients {
-		if cc.call != nil {
+		switch {
+		case cc.call != nil:
 			if now.After(cc.call.deadline) {
 				cc.call.timedOut()
 			}
-			continue
-		}
-		if !cc.partialSince.IsZero() && now.Sub(cc.partialSince) > clientReadTimeout ||
-			cc.partialSince.IsZero() && (draining || now.Sub(cc.lastActive) > clientIdleTimeout) {
-			_ = cc.gc.Close()
+		case !cc.closingSince.IsZero() || !cc.handoverSince.IsZero() || cc.gc.OutboundBuffered() > 0:
+			// Its own wake-ups see to it.
+		case !cc.partialSince.IsZero():
+			if now.Sub(cc.partialSince) > clientReadTimeout {
+				cc.readTimedOut = true
+				_ = cc.gc.Wake(nil) // answered in its OnTraffic
+			}
+		case draining || now.Sub(cc.lastActive) > clientIdleTimeout:
+			cc.closeWhenSent()
 		}
 	}
 	for addr, conns := range ls.idle {
@@ -213,7 +221,8 @@ func (f *front) OnBoot(gnet.Engine) gnet.Action       { return gnet.None }
 func (f *front) OnShutdown(gnet.Engine)               {}
 func (f *front) OnTick() (time.Duration, gnet.Action) { return time.Hour, gnet.None }
 
-func (f *front) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+func (f *front) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
+	defer f.recoverPanic(&action)
 	switch x := c.Context().(type) {
 	case *clientConn:
 		x.gc = c
@@ -236,7 +245,8 @@ func (f *front) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-func (f *front) OnTraffic(c gnet.Conn) gnet.Action {
+func (f *front) OnTraffic(c gnet.Conn) (action gnet.Action) {
+	defer f.recoverPanic(&action)
 	switch x := c.Context().(type) {
 	case *clientConn:
 		return x.onTraffic()
@@ -246,7 +256,8 @@ func (f *front) OnTraffic(c gnet.Conn) gnet.Action {
 	return gnet.Close
 }
 
-func (f *front) OnClose(c gnet.Conn, _ error) gnet.Action {
+func (f *front) OnClose(c gnet.Conn, _ error) (action gnet.Action) {
+	defer f.recoverPanic(&action)
 	switch x := c.Context().(type) {
 	case *clientConn:
 		if x.loop != nil {
@@ -259,6 +270,15 @@ func (f *front) OnClose(c gnet.Conn, _ error) gnet.Action {
 		x.closed()
 	}
 	return gnet.None
+}
+
+// recoverPanic keeps a panic on a loop from ending the router, as the server's handlers do: the
+// connection it happened on is closed (its call, if any, ends as the client's going away).
+func (f *front) recoverPanic(action *gnet.Action) {
+	if p := recover(); p != nil {
+		f.rt.cfg.Log.Error("panic on an event loop", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		*action = gnet.Close
+	}
 }
 
 // clientConn is a client's connection served by a loop.
@@ -276,11 +296,31 @@ type clientConn struct {
 	lastActive time.Time
 	// partialSince is when the buffered part of a request arrived (zero: none is buffered).
 	partialSince time.Time
+	// readTimedOut: the request did not arrive in time; the next OnTraffic answers 408.
+	readTimedOut bool
+	// closingSince: the connection closes once its last answer is sent; nothing more is read.
+	closingSince time.Time
+	// handoverSince: the connection is handed over once its last answer is sent.
+	handoverSince time.Time
 }
 
 var headerEnd = []byte("\r\n\r\n")
 
 func (cc *clientConn) onTraffic() gnet.Action {
+	switch {
+	case !cc.closingSince.IsZero():
+		_, _ = cc.gc.Discard(-1)
+		if cc.gc.OutboundBuffered() == 0 || time.Since(cc.closingSince) > clientReadTimeout {
+			return gnet.Close
+		}
+		cc.wakeLater()
+		return gnet.None
+	case !cc.handoverSince.IsZero():
+		return cc.handOver()
+	case cc.readTimedOut:
+		cc.answerReadTimeout()
+		return gnet.None
+	}
 	cc.lastActive = time.Now()
 	if cc.call != nil {
 		// A pipelined request waits for the answer to the one before it, within bounds.
@@ -320,7 +360,8 @@ func (cc *clientConn) serve() gnet.Action {
 	}
 	h := &ctx.Request.Header
 	size := h.ContentLength()
-	if !h.IsHTTP11() || size < 0 || int64(size) > rt.cfg.MaxBodyBytes || len(h.Peek("Expect")) > 0 {
+	// A large body goes to the server: gnet would copy what it has buffered at every read.
+	if !h.IsHTTP11() || size < 0 || size > maxLoopBodyBytes || int64(size) > rt.cfg.MaxBodyBytes || len(h.Peek("Expect")) > 0 {
 		return cc.handOver()
 	}
 	ns, name, ok := a2aRPCPath(ctx)
@@ -376,8 +417,14 @@ func (cc *clientConn) plan(ns, name string) (*loopCall, bool) {
 // before the loop reads it again.
 func (cc *clientConn) handOver() gnet.Action {
 	if cc.gc.OutboundBuffered() > 0 {
-		// The answer before is still going out: hand over once it is gone.
-		time.AfterFunc(time.Millisecond, func() { _ = cc.gc.Wake(nil) })
+		// The answer before is still going out: hand over once it is gone (a client that does
+		// not read it in time is dropped).
+		if cc.handoverSince.IsZero() {
+			cc.handoverSince = time.Now()
+		} else if time.Since(cc.handoverSince) > clientReadTimeout {
+			return gnet.Close
+		}
+		cc.wakeLater()
 		return gnet.None
 	}
 	read, _ := cc.gc.Peek(-1)
@@ -409,6 +456,35 @@ func (f *front) serveHandedOver(fd int, read []byte) {
 	_ = f.rt.server.ServeConn(conn)
 }
 
+// wakeLater has the connection's OnTraffic run again shortly: gnet says nothing when an
+// answer has gone out.
+func (cc *clientConn) wakeLater() {
+	time.AfterFunc(10*time.Millisecond, func() { _ = cc.gc.Wake(nil) })
+}
+
+// closeWhenSent closes the connection once its answers are sent: gnet's Close drops what the
+// socket has not taken yet.
+func (cc *clientConn) closeWhenSent() {
+	if cc.closingSince.IsZero() {
+		cc.closingSince = time.Now()
+	}
+	if cc.gc.OutboundBuffered() == 0 {
+		_ = cc.gc.Close()
+		return
+	}
+	cc.wakeLater()
+}
+
+// answerReadTimeout answers a request not received in time, as the server does (serverError),
+// and closes.
+func (cc *clientConn) answerReadTimeout() {
+	body := apiErrorBody(fasthttp.StatusRequestTimeout, "request not received in time")
+	out := fmt.Appendf(nil, "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nDate: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		cc.loop.date(time.Now()), len(body), body)
+	_, _ = cc.gc.Write(out)
+	cc.closeWhenSent()
+}
+
 // readFirstConn is a connection whose first bytes were read by the loop.
 type readFirstConn struct {
 	net.Conn
@@ -430,11 +506,21 @@ func (c *readFirstConn) SyscallConn() (syscall.RawConn, error) {
 }
 
 // readHeader parses a whole header block with fasthttp's parser.
+// The loop found the block's end at the first CRLFCRLF; fasthttp must agree, or the two would
+// frame the same bytes differently (it also ends headers at a bare LF): such a block is refused.
 func (ls *loopState) readHeader(read func(*bufio.Reader) error, header []byte) error {
 	ls.bytesReader.Reset(header)
 	ls.headerReader.Reset(&ls.bytesReader)
-	return read(ls.headerReader)
+	if err := read(ls.headerReader); err != nil {
+		return err
+	}
+	if ls.headerReader.Buffered() != 0 || ls.bytesReader.Len() != 0 {
+		return errHeaderEnd
+	}
+	return nil
 }
+
+var errHeaderEnd = errors.New("the header block ends before its CRLFCRLF")
 
 // frontListener is the fasthttp server's listener. It accepts connections and gives those over
 // TCP to the loops; the server serves the others (ServeConn), and those the loops hand over.

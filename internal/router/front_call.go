@@ -3,9 +3,6 @@ package router
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -27,9 +24,9 @@ type loopCall struct {
 	up               *upstreamConn
 	// deadline: the call times out then (the loop's sweep).
 	deadline time.Time
-	// untilClose: the agent's answer has no length; it ends when the agent closes.
-	untilClose bool
-	done       bool
+	// partial is the agent's answer while its body arrives (front_answer.go).
+	partial *agentAnswer
+	done    bool
 }
 
 // start sends the request to the agent, on an idle connection of the loop or a new one.
@@ -58,12 +55,19 @@ func (call *loopCall) start() {
 	el := cc.gc.EventLoop()
 	go func() {
 		c, err := net.DialTimeout("tcp", call.addr, min(upstreamDialTimeout, rt.cfg.Timeout))
-		if err == nil {
+		if err != nil {
+			err = &dialError{err}
+		} else {
 			var registered <-chan gnet.RegisteredResult
-			if registered, err = el.Enroll(gnet.NewContext(context.Background(), uc), c); err == nil {
-				err = (<-registered).Err
-			} else {
+			if registered, err = el.Enroll(gnet.NewContext(context.Background(), uc), c); err != nil {
 				_ = c.Close()
+			} else {
+				select {
+				case res := <-registered:
+					err = res.Err
+				case <-f.closed:
+					return
+				}
 			}
 		}
 		if err != nil {
@@ -106,7 +110,7 @@ func (call *loopCall) appendRequest(dst []byte) []byte {
 		dst = appendHeader(dst, []byte(kv[0]), []byte(kv[1]))
 	}
 	dst = appendHeader(dst, []byte("X-Forwarded-For"), call.client.forwardedFor)
-	dst = appendHeader(dst, []byte("X-Forwarded-Host"), in.Host())
+	dst = appendHeader(dst, []byte("X-Forwarded-Host"), call.client.ctx.Host())
 	dst = append(dst, "X-Forwarded-Proto: http\r\n"...)
 	if call.plan.token != "" {
 		dst = append(dst, "Authorization: Bearer "...)
@@ -223,9 +227,15 @@ func (call *loopCall) relayAnswer(h *fasthttp.ResponseHeader, body []byte) {
 	if closeAfter {
 		dst = append(dst, "Connection: close\r\n"...)
 	}
-	dst = append(dst, "Content-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(body)), 10)
-	dst = append(dst, "\r\n\r\n"...)
+	// As fasthttp's server: no length on an answer that cannot have a body.
+	if status >= 200 && status != fasthttp.StatusNoContent && status != fasthttp.StatusNotModified {
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, int64(len(body)), 10)
+		dst = append(dst, "\r\n"...)
+	} else {
+		body = nil
+	}
+	dst = append(dst, "\r\n"...)
 	dst = append(dst, body...)
 	ls.out = dst
 	call.send(dst, closeAfter)
@@ -245,7 +255,7 @@ func (call *loopCall) send(response []byte, closeAfter bool) {
 	cc.f.inflight.Add(-1)
 	switch {
 	case closeAfter:
-		_ = cc.gc.Close()
+		cc.closeWhenSent()
 	case cc.gc.InboundBuffered() > 0:
 		// A pipelined request: served in the connection's own OnTraffic, where it can be
 		// handed over.
@@ -335,173 +345,8 @@ type upstreamConn struct {
 	idleSince time.Time
 }
 
-func (uc *upstreamConn) onTraffic() gnet.Action {
-	call := uc.call
-	if call == nil {
-		return gnet.Close // an agent does not speak first: nothing it says now can be trusted
-	}
-	buf, _ := uc.gc.Peek(-1)
-	n, body, complete, err := call.readAnswer(buf, false)
-	if err != nil {
-		uc.call, call.up = nil, nil
-		call.fail(err, agentFailed(err))
-		return gnet.Close
-	}
-	if !complete {
-		return gnet.None
-	}
-	uc.call, call.up = nil, nil
-	keep := !call.untilClose && !uc.loop.resp.Header.ConnectionClose() && n == len(buf)
-	call.relayAnswer(&uc.loop.resp.Header, body)
-	_, _ = uc.gc.Discard(n)
-	if !keep {
-		return gnet.Close
-	}
-	uc.idleSince = time.Now()
-	uc.loop.idle[uc.addr] = append(uc.loop.idle[uc.addr], uc)
-	return gnet.None
-}
+// dialError is a failed dial to an agent: a failure of the agent, whatever its cause (a dial
+// timeout included, as for the server's calls: a blackholed endpoint is ejected).
+type dialError struct{ err error }
 
-// closed: the agent's connection closed. An answer framed by the close is complete now; a call
-// still waiting otherwise fails, and an idle connection leaves the pool.
-func (uc *upstreamConn) closed() {
-	call := uc.call
-	if call == nil {
-		conns := uc.loop.idle[uc.addr]
-		for i, x := range conns {
-			if x == uc {
-				uc.loop.idle[uc.addr] = append(conns[:i], conns[i+1:]...)
-				break
-			}
-		}
-		return
-	}
-	uc.call, call.up = nil, nil
-	buf, _ := uc.gc.Peek(-1)
-	if _, body, complete, err := call.readAnswer(buf, true); err == nil && complete {
-		call.relayAnswer(&uc.loop.resp.Header, body)
-		return
-	}
-	// A kept-alive connection the agent closed as the request went out says nothing of its
-	// health (it closed an idle connection): that does not eject it. The call is not retried
-	// all the same, as nginx and Go's client do not retry a POST: the agent may have acted.
-	call.fail(errAgentClosed, !uc.reused || len(buf) > 0)
-}
-
-var errAgentClosed = fmt.Errorf("the agent closed the connection before answering: %w", io.ErrUnexpectedEOF)
-
-// errAnswerHeaderTooLarge: an agent's answer's headers exceed what the router reads. Like the
-// client's ErrSmallBuffer, it does not eject the agent.
-var errAnswerHeaderTooLarge = &fasthttp.ErrSmallBuffer{}
-
-// readAnswer parses the agent's answer in buf into the loop's response header. When it is whole
-// it returns the bytes it took and the body; complete is false while more must be read.
-// atClose: the agent closed the connection after buf.
-func (call *loopCall) readAnswer(buf []byte, atClose bool) (n int, body []byte, complete bool, err error) {
-	ls := call.client.loop
-	resp := &ls.resp
-	for {
-		end := bytes.Index(buf[n:], headerEnd)
-		if end < 0 {
-			if len(buf)-n > maxUpstreamHeaderBytes {
-				return 0, nil, false, errAnswerHeaderTooLarge
-			}
-			return 0, nil, false, nil
-		}
-		headerLen := end + len(headerEnd)
-		if headerLen > maxUpstreamHeaderBytes {
-			return 0, nil, false, errAnswerHeaderTooLarge
-		}
-		resp.Reset()
-		resp.Header.SetNoDefaultContentType(true) // an answer without one is relayed without one
-		if err := ls.readHeader(resp.Header.Read, buf[n:n+headerLen]); err != nil {
-			return 0, nil, false, err
-		}
-		n += headerLen
-		// An interim answer (100 Continue, 103 Early Hints) comes before the real one.
-		if status := resp.Header.StatusCode(); status >= 100 && status < 200 && status != 101 {
-			continue
-		}
-		break
-	}
-	status := resp.Header.StatusCode()
-	switch size := resp.Header.ContentLength(); {
-	case status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified:
-	case size >= 0:
-		if size > maxUpstreamBodyBytes {
-			return 0, nil, false, fasthttp.ErrBodyTooLarge
-		}
-		if len(buf) < n+size {
-			return 0, nil, false, nil
-		}
-		body = buf[n : n+size]
-		n += size
-	case size == -1: // chunked
-		var used int
-		ls.body, used, complete, err = dechunk(ls.body[:0], buf[n:], maxUpstreamBodyBytes)
-		if err != nil || !complete {
-			return 0, nil, false, err
-		}
-		body = ls.body
-		n += used
-	default: // no length: the body is all the agent sends until it closes
-		call.untilClose = true
-		if len(buf)-n > maxUpstreamBodyBytes {
-			return 0, nil, false, fasthttp.ErrBodyTooLarge
-		}
-		if !atClose {
-			return 0, nil, false, nil
-		}
-		body = buf[n:]
-		n = len(buf)
-	}
-	return n, body, true, nil
-}
-
-var errBadChunk = errors.New("malformed chunked answer")
-
-// dechunk appends the data of the chunked body at the start of src to dst. It returns the bytes
-// of src the body took (trailers included) and whether it is whole.
-func dechunk(dst, src []byte, limit int) (body []byte, used int, complete bool, err error) {
-	for {
-		line := bytes.Index(src[used:], []byte("\r\n"))
-		if line < 0 {
-			if len(src)-used > 1<<10 {
-				return dst, 0, false, errBadChunk
-			}
-			return dst, 0, false, nil
-		}
-		sizeField := src[used : used+line]
-		if i := bytes.IndexByte(sizeField, ';'); i >= 0 {
-			sizeField = sizeField[:i] // chunk extensions are ignored
-		}
-		size, perr := strconv.ParseUint(string(bytes.TrimSpace(sizeField)), 16, 32)
-		if perr != nil || len(sizeField) == 0 {
-			return dst, 0, false, errBadChunk
-		}
-		used += line + 2
-		if size == 0 {
-			// Trailers, if any, end with an empty line; they are not relayed.
-			end := bytes.Index(src[used:], []byte("\r\n"))
-			for end > 0 {
-				used += end + 2
-				end = bytes.Index(src[used:], []byte("\r\n"))
-			}
-			if end < 0 {
-				return dst, 0, false, nil
-			}
-			return dst, used + 2, true, nil
-		}
-		if len(dst)+int(size) > limit {
-			return dst, 0, false, fasthttp.ErrBodyTooLarge
-		}
-		if len(src) < used+int(size)+2 {
-			return dst, 0, false, nil
-		}
-		if !bytes.Equal(src[used+int(size):used+int(size)+2], []byte("\r\n")) {
-			return dst, 0, false, errBadChunk
-		}
-		dst = append(dst, src[used:used+int(size)]...)
-		used += int(size) + 2
-	}
-}
+func (e *dialError) Error() string { return "dial: " + e.err.Error() }

@@ -295,3 +295,132 @@ func TestFront_Shutdown(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 }
+
+// loopRouter serves one agent, ns/a, with no authentication: every message/send on a new
+// connection is the loops'.
+func loopRouter(t *testing.T, up *url.URL) (*Router, string) {
+	reg := NewRegistry()
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
+	return startRouter(t, Config{Registry: reg})
+}
+
+// TestFront_LargeAnswers: answers larger than a read, by length or in chunks, arrive whole,
+// also when the connection closes after them.
+func TestFront_LargeAnswers(t *testing.T) {
+	big := strings.Repeat("x", 8<<20)
+	var chunked strings.Builder
+	for i := 0; i < len(big); i += 5000 {
+		part := big[i:min(i+5000, len(big))]
+		fmt.Fprintf(&chunked, "%x\r\n%s\r\n", len(part), part)
+	}
+	chunked.WriteString("0\r\n\r\n")
+	answers := map[string]string{
+		"length":  fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big),
+		"chunked": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked.String(),
+	}
+	for name, answer := range answers {
+		t.Run(name, func(t *testing.T) {
+			rt, srvURL := loopRouter(t, rawAgent(t, func(*http.Request) string { return answer }))
+			req, _ := http.NewRequest(http.MethodPost, srvURL+"/a2a/ns/a", strings.NewReader(sendBody))
+			req.Close = true // the router closes after the answer: all of it must have gone out
+			resp, err := freshClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || len(body) != len(big) || string(body) != big {
+				t.Fatalf("got %d of %d bytes: %v", len(body), len(big), err)
+			}
+			if frontOf(t, rt).served.Load() != 1 {
+				t.Fatal("the call was not made on the loops")
+			}
+		})
+	}
+}
+
+// TestFront_BadAnswers: an answer the router cannot relay is a JSON-RPC error, the router keeps
+// serving, and only a broken agent is ejected (not one whose headers are merely large).
+func TestFront_BadAnswers(t *testing.T) {
+	cases := []struct {
+		name, answer string
+		eject        bool
+	}{
+		{"headers over 8 KiB", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 9<<10) + "\r\nContent-Length: 2\r\n\r\n{}", false},
+		{"not HTTP", "hello\r\n\r\n", true},
+		{"bad chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", true},
+		{"endless trailers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + strings.Repeat("X-T: 1\r\n", 2000), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up := rawAgent(t, func(*http.Request) string { return tc.answer })
+			rt, srvURL := loopRouter(t, up)
+			resp, answer := postRPC(t, freshClient, srvURL+"/a2a/ns/a", nil, sendBody)
+			errObj, _ := answer["error"].(map[string]any)
+			if resp.StatusCode != http.StatusBadGateway || errObj == nil || errObj["code"] != float64(codeUnavailable) {
+				t.Fatalf("%d %v", resp.StatusCode, answer)
+			}
+			rt.balancer.mu.Lock()
+			_, ejected := rt.balancer.ejected[up.Host]
+			rt.balancer.mu.Unlock()
+			if ejected != tc.eject {
+				t.Fatalf("ejected: %v, want %v", ejected, tc.eject)
+			}
+			if frontOf(t, rt).served.Load() != 1 {
+				t.Fatal("the call was not made on the loops")
+			}
+		})
+	}
+}
+
+// TestFront_NoContent: a 204 is relayed without a length, as the server relays it.
+func TestFront_NoContent(t *testing.T) {
+	_, srvURL := loopRouter(t, rawAgent(t, func(*http.Request) string { return "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n" }))
+	c, err := net.Dial("tcp", strings.TrimPrefix(srvURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /a2a/ns/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(sendBody), sendBody)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	raw, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(raw), "HTTP/1.1 204 No Content\r\n") || strings.Contains(string(raw), "Content-Length") || !strings.Contains(string(raw), "X-A: 1") {
+		t.Fatalf("%q", raw)
+	}
+}
+
+// TestFront_FramingAgreesWithServer: a request whose headers end at a bare LF (which fasthttp
+// accepts) and whose body holds a CRLFCRLF is not framed by the loops at that CRLFCRLF: it goes
+// to the server, and the agent never sees a request smuggled in the body.
+func TestFront_FramingAgreesWithServer(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	up := rawAgent(t, func(r *http.Request) string {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, string(body))
+		mu.Unlock()
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+	})
+	rt, srvURL := loopRouter(t, up)
+	c, err := net.Dial("tcp", strings.TrimPrefix(srvURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hidden := strings.Replace(sendBody, "m1", "smuggled", 1)
+	body := `{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"id":"x"}}` + "\r\n\r\n" + hidden
+	fmt.Fprintf(c, "POST /a2a/ns/a HTTP/1.1\nHost: x\nContent-Length: %d\n\n%s", len(hidden), body)
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, _ = io.ReadAll(c)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, b := range seen {
+		if strings.Contains(b, "smuggled") {
+			t.Fatalf("the agent got the body's hidden request: %s", b)
+		}
+	}
+	if frontOf(t, rt).served.Load() != 0 || frontOf(t, rt).handedOver.Load() != 1 {
+		t.Fatal("the loops framed a request the server frames otherwise")
+	}
+}

@@ -141,7 +141,12 @@ func (rt *Router) serverError(c *fasthttp.RequestCtx, err error) {
 		c.SetBody(rpcErrorBody(nil, &rpcError{Code: codeInvalidRequest, Message: message}))
 		return
 	}
-	c.SetBody([]byte(fmt.Sprintf(`{"error":{"code":%q,"message":%q}}`+"\n", http.StatusText(status), message)))
+	c.SetBody(apiErrorBody(status, message))
+}
+
+// apiErrorBody is the error the router answers in its own name (not an agent's, nor A2A's).
+func apiErrorBody(status int, message string) []byte {
+	return []byte(fmt.Sprintf(`{"error":{"code":%q,"message":%q}}`+"\n", http.StatusText(status), message))
 }
 
 // lingerDiscard reads and drops what the client is still sending (as nginx's lingering close
