@@ -40,8 +40,9 @@ func main() {
 	rounds := flag.Int("rounds", 3, "requests/s runs per target, taken in turns; each target's median counts")
 	profile := flag.String("profile", "", "write the router's CPU profile of its requests/s run and its heap profile with the streams open to <prefix>.cpu and <prefix>.heap")
 	routerArgs := flag.String("router-args", "", "more flags for kagenti-router, space-separated (e.g. -event-loops=1)")
+	routerEnv := flag.String("router-env", "", "more environment for kagenti-router only, space-separated (e.g. GOGC=200)")
 	flag.Parse()
-	if err := run(*duration, *rate, *streams, *rounds, *profile, strings.Fields(*routerArgs)); err != nil {
+	if err := run(*duration, *rate, *streams, *rounds, *profile, strings.Fields(*routerArgs), strings.Fields(*routerEnv)); err != nil {
 		fmt.Fprintln(os.Stderr, "kagenti-router-bench:", err)
 		os.Exit(1)
 	}
@@ -115,7 +116,7 @@ func issuer() (jwksURL, token string, err error) {
 	return "http://" + addr, token, err
 }
 
-func run(duration time.Duration, rate, streams, rounds int, profile string, routerArgs []string) error {
+func run(duration time.Duration, rate, streams, rounds int, profile string, routerArgs, routerEnv []string) error {
 	if err := ensureTools(); err != nil {
 		return err
 	}
@@ -145,6 +146,7 @@ func run(duration time.Duration, rate, streams, rounds int, profile string, rout
 	routerAddr, debugAddr := freeAddr(), freeAddr()
 	router := exec.Command(bin, append([]string{"-listen=" + routerAddr, "-debug-listen=" + debugAddr, "-public-url=http://" + routerAddr, "-routes-file=" + filepath.Join(work, "routes.json"),
 		"-issuer=https://bench.issuer/realms/kagenti", "-jwks-url=" + jwks, "-audience=kagenti-router"}, routerArgs...)...)
+	router.Env = append(os.Environ(), routerEnv...)
 	router.Stderr = io.Discard
 	if err := router.Start(); err != nil {
 		return err
