@@ -25,10 +25,16 @@ func newBalancer(ejectFor time.Duration) *balancer {
 // healthy endpoint (all endpoints ejected: any, rather than none).
 func (b *balancer) pick(route *Route, avoid string) *url.URL {
 	u := *route.Upstream
+	u.Host = b.pickHost(route, avoid)
+	return &u
+}
+
+// pickHost is pick's host (host:port), without a URL to allocate.
+func (b *balancer) pickHost(route *Route, avoid string) string {
 	// An https agent is called by its name, which its certificate is for, not by pod address:
 	// its Service balances.
-	if len(route.Endpoints) == 0 || u.Scheme == "https" {
-		return &u
+	if len(route.Endpoints) == 0 || route.Upstream.Scheme == "https" {
+		return route.Upstream.Host
 	}
 	now := time.Now()
 	b.mu.Lock()
@@ -40,11 +46,9 @@ func (b *balancer) pick(route *Route, avoid string) *url.URL {
 		if until, bad := b.ejected[ep]; (bad && now.Before(until)) || ep == avoid {
 			continue
 		}
-		u.Host = ep
-		return &u
+		return ep
 	}
-	u.Host = route.Endpoints[start]
-	return &u
+	return route.Endpoints[start]
 }
 
 // fail ejects an endpoint.

@@ -291,7 +291,9 @@ type clientConn struct {
 	forwardedFor []byte
 	ctx          fasthttp.RequestCtx
 	// call is the call in flight: one at a time; a pipelined request waits in the buffer.
-	call       *loopCall
+	call *loopCall
+	// spare is the last call, done, for the next to reuse.
+	spare      *loopCall
 	handedOver bool
 	lastActive time.Time
 	// partialSince is when the buffered part of a request arrived (zero: none is buffered).
@@ -393,22 +395,30 @@ func (cc *clientConn) partial() {
 func (cc *clientConn) plan(ns, name string) (*loopCall, bool) {
 	rt := cc.f.rt
 	ctx := &cc.ctx
-	call := &loopCall{client: cc, rpc: rpcCall{rt: rt, c: ctx, ctx: context.Background(), start: time.Now(),
+	// The connection's last call is reused: calls on a connection come one at a time, and
+	// nothing holds a finished one.
+	call := cc.spare
+	if call == nil {
+		call = new(loopCall)
+	}
+	cc.spare = nil
+	*call = loopCall{client: cc, rpc: rpcCall{rt: rt, c: ctx, ctx: context.Background(), start: time.Now(),
 		path: string(ctx.Path()), traceparent: string(ctx.Request.Header.Peek("traceparent"))}}
 	plan, err := call.rpc.plan(ns, name, true)
-	if err != nil || plan.stream || plan.idempotent {
+	if err != nil || plan.stream || plan.idempotent || plan.route.Upstream.Scheme != "http" {
 		return nil, false
 	}
-	up := rt.balancer.pick(plan.route, "")
-	if up.Scheme != "http" {
-		return nil, false
-	}
-	addr := hostPort(up)
-	if _, err := netip.ParseAddrPort(addr); err != nil {
-		return nil, false // a name to resolve: resolving waits
+	host := rt.balancer.pickHost(plan.route, "")
+	addr := host
+	if _, err := netip.ParseAddrPort(host); err != nil {
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return nil, false // a name to resolve: resolving waits
+		}
+		addr = netip.AddrPortFrom(ip, 80).String()
 	}
 	call.rpc.startSpan()
-	call.plan, call.addr, call.host, call.path = plan, addr, up.Host, strings.TrimRight(up.Path, "/")
+	call.plan, call.addr, call.host, call.path = plan, addr, host, strings.TrimRight(plan.route.Upstream.Path, "/")
 	return call, true
 }
 

@@ -95,9 +95,11 @@ func (call *loopCall) appendRequest(dst []byte) []byte {
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	dst = append(dst, call.host...)
 	dst = append(dst, "\r\n"...)
-	var injected headerList
+	var injected headerList // nil, unless there is a trace to carry on (it then escapes)
 	if call.rpc.span.SpanContext().IsValid() {
-		propagator.Inject(call.rpc.ctx, &injected)
+		list := &headerList{}
+		propagator.Inject(call.rpc.ctx, list)
+		injected = *list
 	}
 	connection := in.Peek("Connection")
 	for k, v := range in.All() {
@@ -152,8 +154,8 @@ func (l *headerList) Keys() []string {
 	return keys
 }
 
-func (l *headerList) has(name []byte) bool {
-	for _, kv := range *l {
+func (l headerList) has(name []byte) bool {
+	for _, kv := range l {
 		if bytes.EqualFold(name, []byte(kv[0])) {
 			return true
 		}
@@ -251,7 +253,7 @@ func (call *loopCall) send(response []byte, closeAfter bool) {
 	if len(response) > 0 {
 		_, _ = cc.gc.Write(response)
 	}
-	cc.call = nil
+	cc.call, cc.spare = nil, call
 	cc.f.inflight.Add(-1)
 	switch {
 	case closeAfter:

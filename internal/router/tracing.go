@@ -24,9 +24,11 @@ func (rt *Router) startSpan(ctx context.Context, headers propagation.TextMapCarr
 }
 
 func endSpan(span trace.Span, status int) {
-	span.SetAttributes(attribute.Int("http.response.status_code", status))
-	if status >= 500 {
-		span.SetStatus(codes.Error, http.StatusText(status))
+	if span.IsRecording() { // attributes allocate, recorded or not
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
 	}
 	span.End()
 }
