@@ -65,6 +65,8 @@ type loopState struct {
 	resp         fasthttp.Response
 	out          []byte
 	body         []byte
+	// ctxFree are RequestCtx no connection holds.
+	ctxFree []*fasthttp.RequestCtx
 	// The Date header's value and the second it is for.
 	dateValue  []byte
 	dateSecond int64
@@ -229,7 +231,7 @@ func (f *front) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 		x.loop = f.loopOf(c.EventLoop())
 		x.loop.clients[x] = struct{}{}
 		x.lastActive = time.Now()
-		x.ctx.Init2(addrConn{x.local, x.remote}, nil, false)
+		x.addrs = &addrConn{x.local, x.remote}
 		if tcp, ok := x.remote.(*net.TCPAddr); ok {
 			x.forwardedFor = []byte(tcp.IP.String())
 		}
@@ -266,6 +268,7 @@ func (f *front) OnClose(c gnet.Conn, _ error) (action gnet.Action) {
 		if x.call != nil && !x.handedOver {
 			x.call.clientGone()
 		}
+		x.releaseCtx()
 	case *upstreamConn:
 		x.closed()
 	}
@@ -289,7 +292,11 @@ type clientConn struct {
 	local, remote net.Addr
 	// forwardedFor is the client's address, as agents get it in X-Forwarded-For.
 	forwardedFor []byte
-	ctx          fasthttp.RequestCtx
+	addrs        *addrConn
+	// ctx holds the request being read and the call's response: from the loop's free list
+	// while the connection is on the loop (a connection handed over at once, as a stream's,
+	// leaves it there).
+	ctx *fasthttp.RequestCtx
 	// call is the call in flight: one at a time; a pipelined request waits in the buffer.
 	call *loopCall
 	// spare is the last call, done, for the next to reuse.
@@ -354,7 +361,10 @@ func (cc *clientConn) serve() gnet.Action {
 	if headerLen > rt.cfg.MaxHeaderBytes {
 		return cc.handOver()
 	}
-	ctx := &cc.ctx
+	if cc.ctx == nil {
+		cc.ctx = cc.loop.acquireCtx(cc.addrs)
+	}
+	ctx := cc.ctx
 	ctx.Request.Reset()
 	ctx.Response.Reset()
 	if err := cc.loop.readHeader(ctx.Request.Header.Read, buf[:headerLen]); err != nil {
@@ -394,7 +404,7 @@ func (cc *clientConn) partial() {
 // plan decides whether the request is a call for the loops (see the top of this file).
 func (cc *clientConn) plan(ns, name string) (*loopCall, bool) {
 	rt := cc.f.rt
-	ctx := &cc.ctx
+	ctx := cc.ctx
 	// The connection's last call is reused: calls on a connection come one at a time, and
 	// nothing holds a finished one.
 	call := cc.spare
@@ -446,6 +456,7 @@ func (cc *clientConn) handOver() gnet.Action {
 	}
 	cc.handedOver = true
 	cc.f.handedOver.Add(1)
+	cc.releaseCtx()
 	go cc.f.serveHandedOver(fd, read)
 	return gnet.Close
 }
@@ -515,6 +526,35 @@ func (c *readFirstConn) SyscallConn() (syscall.RawConn, error) {
 	return c.Conn.(syscall.Conn).SyscallConn()
 }
 
+// acquireCtx takes a RequestCtx from the loop's free list.
+func (ls *loopState) acquireCtx(addrs *addrConn) *fasthttp.RequestCtx {
+	var ctx *fasthttp.RequestCtx
+	if n := len(ls.ctxFree); n > 0 {
+		ctx, ls.ctxFree = ls.ctxFree[n-1], ls.ctxFree[:n-1]
+	} else {
+		ctx = new(fasthttp.RequestCtx)
+	}
+	ctx.Init2(addrs, nil, false)
+	return ctx
+}
+
+// releaseCtx gives the connection's RequestCtx back to the loop.
+func (cc *clientConn) releaseCtx() {
+	ctx := cc.ctx
+	if ctx == nil || cc.loop == nil {
+		return
+	}
+	cc.ctx = nil
+	ctx.Request.Reset()
+	ctx.Response.Reset()
+	if len(cc.loop.ctxFree) < maxFreeCtx {
+		cc.loop.ctxFree = append(cc.loop.ctxFree, ctx)
+	}
+}
+
+// maxFreeCtx bounds a loop's free RequestCtx list.
+const maxFreeCtx = 256
+
 // readHeader parses a whole header block with fasthttp's parser.
 // The loop found the block's end at the first CRLFCRLF; fasthttp must agree, or the two would
 // frame the same bytes differently (it also ends headers at a bare LF): such a block is refused.
@@ -575,14 +615,14 @@ func (fl *frontListener) Accept() (net.Conn, error) {
 // addrConn gives a loop's RequestCtx its addresses; nothing is read or written through it.
 type addrConn struct{ local, remote net.Addr }
 
-func (a addrConn) Read([]byte) (int, error)         { return 0, net.ErrClosed }
-func (a addrConn) Write([]byte) (int, error)        { return 0, net.ErrClosed }
-func (a addrConn) Close() error                     { return nil }
-func (a addrConn) LocalAddr() net.Addr              { return a.local }
-func (a addrConn) RemoteAddr() net.Addr             { return a.remote }
-func (a addrConn) SetDeadline(time.Time) error      { return nil }
-func (a addrConn) SetReadDeadline(time.Time) error  { return nil }
-func (a addrConn) SetWriteDeadline(time.Time) error { return nil }
+func (a *addrConn) Read([]byte) (int, error)         { return 0, net.ErrClosed }
+func (a *addrConn) Write([]byte) (int, error)        { return 0, net.ErrClosed }
+func (a *addrConn) Close() error                     { return nil }
+func (a *addrConn) LocalAddr() net.Addr              { return a.local }
+func (a *addrConn) RemoteAddr() net.Addr             { return a.remote }
+func (a *addrConn) SetDeadline(time.Time) error      { return nil }
+func (a *addrConn) SetReadDeadline(time.Time) error  { return nil }
+func (a *addrConn) SetWriteDeadline(time.Time) error { return nil }
 
 // gnetLogger sends gnet's messages to the router's log.
 type gnetLogger struct{ log *slog.Logger }

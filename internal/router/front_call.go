@@ -188,7 +188,7 @@ func (call *loopCall) answer() {
 	}
 	cc := call.client
 	ls := cc.loop
-	ctx := &cc.ctx
+	ctx := cc.ctx
 	closeAfter := call.closeAfter()
 	if closeAfter {
 		ctx.Response.SetConnectionClose()
