@@ -72,11 +72,10 @@ type loopState struct {
 	dateSecond int64
 }
 
-// Idle limits of the loops' connections: a client's as the server's IdleTimeout, an agent's
-// below the 5 s keep-alive of uvicorn (as the fasthttp client's MaxIdleConnDuration).
+// Limits of the loops' connections (a client's come from Config, as the server's): an agent's
+// idle connection closes below the 5 s keep-alive of uvicorn (as the fasthttp client's
+// MaxIdleConnDuration).
 const (
-	clientIdleTimeout   = 90 * time.Second
-	clientReadTimeout   = 30 * time.Second
 	upstreamIdleTimeout = 4 * time.Second
 	upstreamDialTimeout = 5 * time.Second
 	// maxLoopBodyBytes is the largest request body the loops take.
@@ -145,8 +144,9 @@ func (f *front) loopOf(el gnet.EventLoop) *loopState {
 // sending a request too slowly, and while draining every client connection with no call in
 // flight.
 func (f *front) sweep() {
-	// Often enough that a call times out within a quarter of the timeout of its deadline.
-	tick := time.NewTicker(min(time.Second, max(f.rt.cfg.Timeout/4, 10*time.Millisecond)))
+	// Often enough that a call or a connection times out within a quarter of its timeout.
+	cfg := f.rt.cfg
+	tick := time.NewTicker(max(min(time.Second, cfg.Timeout/4, cfg.ReadTimeout/4, cfg.IdleTimeout/4), 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -162,14 +162,14 @@ func (f *front) sweep() {
 		f.mu.Unlock()
 		for _, ls := range loops {
 			_ = ls.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-				ls.sweep(time.Now(), f.draining.Load())
+				ls.sweep(time.Now(), f.draining.Load(), f.rt.cfg.ReadTimeout, f.rt.cfg.IdleTimeout)
 				return nil
 			}))
 		}
 	}
 }
 
-func (ls *loopState) sweep(now time.Time, draining bool) {
+func (ls *loopState) sweep(now time.Time, draining bool, readTimeout, idleTimeout time.Duration) {
 	for cc := range ls.clients {
 		switch {
 		case cc.call != nil:
@@ -179,11 +179,11 @@ func (ls *loopState) sweep(now time.Time, draining bool) {
 		case !cc.closingSince.IsZero() || !cc.handoverSince.IsZero() || cc.gc.OutboundBuffered() > 0:
 			// Its own wake-ups see to it.
 		case !cc.partialSince.IsZero():
-			if now.Sub(cc.partialSince) > clientReadTimeout {
+			if now.Sub(cc.partialSince) > readTimeout {
 				cc.readTimedOut = true
 				_ = cc.gc.Wake(nil) // answered in its OnTraffic
 			}
-		case draining || now.Sub(cc.lastActive) > clientIdleTimeout:
+		case draining || now.Sub(cc.lastActive) > idleTimeout:
 			cc.closeWhenSent()
 		}
 	}
@@ -319,7 +319,7 @@ func (cc *clientConn) onTraffic() gnet.Action {
 	switch {
 	case !cc.closingSince.IsZero():
 		_, _ = cc.gc.Discard(-1)
-		if cc.gc.OutboundBuffered() == 0 || time.Since(cc.closingSince) > clientReadTimeout {
+		if cc.gc.OutboundBuffered() == 0 || time.Since(cc.closingSince) > cc.f.rt.cfg.ReadTimeout {
 			return gnet.Close
 		}
 		cc.wakeLater()
@@ -441,7 +441,7 @@ func (cc *clientConn) handOver() gnet.Action {
 		// not read it in time is dropped).
 		if cc.handoverSince.IsZero() {
 			cc.handoverSince = time.Now()
-		} else if time.Since(cc.handoverSince) > clientReadTimeout {
+		} else if time.Since(cc.handoverSince) > cc.f.rt.cfg.ReadTimeout {
 			return gnet.Close
 		}
 		cc.wakeLater()

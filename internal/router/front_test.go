@@ -424,3 +424,42 @@ func TestFront_FramingAgreesWithServer(t *testing.T) {
 		t.Fatal("the loops framed a request the server frames otherwise")
 	}
 }
+
+// TestFront_SlowAndIdleClients: a request that does not arrive in time is answered 408 in the
+// server's error shape and its connection closed; an idle kept-alive connection is closed.
+func TestFront_SlowAndIdleClients(t *testing.T) {
+	reg := NewRegistry()
+	_, srvURL := startRouter(t, Config{Registry: reg, ReadTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	addr := strings.TrimPrefix(srvURL, "http://")
+
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	_, _ = io.WriteString(slow, "POST /a2a/ns/a HTTP/1.1\r\nHost: x\r\n") // and nothing more
+	_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	raw, _ := io.ReadAll(slow) // until the router closes
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(raw))), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", raw, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"request not received in time"`) || !resp.Close {
+		t.Fatalf("%d %s %v", resp.StatusCode, body, resp.Header)
+	}
+
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	start := time.Now()
+	_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := idle.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("idle connection: read %d, %v; want it closed", n, err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Fatalf("idle connection closed after %s, before the idle timeout", took)
+	}
+}

@@ -41,6 +41,9 @@ type Config struct {
 	// MaxHeaderBytes limits a request's line and headers together (default 8 KiB). Each open
 	// connection holds a buffer of this size.
 	MaxHeaderBytes int
+	// ReadTimeout bounds the receipt of a request (default 30s: 408 after); IdleTimeout closes
+	// a kept-alive client connection with no request (default 90s).
+	ReadTimeout, IdleTimeout time.Duration
 	// EventLoops is the number of event loops reading client connections (front.go); 0: one
 	// per CPU the Go runtime uses; negative: none, the fasthttp server serves every connection.
 	EventLoops int
@@ -96,6 +99,12 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.MaxHeaderBytes == 0 {
 		cfg.MaxHeaderBytes = 8 << 10
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 90 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

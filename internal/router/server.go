@@ -37,8 +37,8 @@ func (rt *Router) newServer() *fasthttp.Server {
 		Logger:                serverLogger{rt.cfg.Log},
 		MaxRequestBodySize:    int(rt.cfg.MaxBodyBytes),
 		ReadBufferSize:        rt.cfg.MaxHeaderBytes,
-		ReadTimeout:           30 * time.Second,
-		IdleTimeout:           90 * time.Second,
+		ReadTimeout:           rt.cfg.ReadTimeout,
+		IdleTimeout:           rt.cfg.IdleTimeout,
 		NoDefaultServerHeader: true,
 		// Parse errors do not quote the request: it may carry a caller's token.
 		SecureErrorLogMessage: true,
