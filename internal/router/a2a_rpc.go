@@ -233,17 +233,11 @@ func (call *rpcCall) upstreamRequest(req *fasthttp.Request, scheme, host, path, 
 	in.CopyTo(&req.Header)
 	h := &req.Header
 	h.SetProtocol("HTTP/1.1") // whatever the caller spoke, the router speaks HTTP/1.1 to agents
-	for _, name := range bytes.Split(in.Peek("Connection"), []byte(",")) {
-		if name = bytes.TrimSpace(name); len(name) > 0 {
-			h.DelBytes(name)
+	connection := in.Peek("Connection")
+	for k := range in.All() {
+		if !forwardedHeader(k, connection) {
+			h.DelBytes(k)
 		}
-	}
-	for _, name := range hopHeaders {
-		h.Del(name)
-	}
-	// Expect: the router has the whole body already.
-	for _, name := range replacedHeaders {
-		h.Del(name)
 	}
 	if token != "" {
 		h.Set("Authorization", "Bearer "+token)
@@ -294,11 +288,16 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 func relayResponseHeader(dst, src *fasthttp.ResponseHeader) {
 	dst.SetStatusCode(src.StatusCode())
 	for k, v := range src.All() {
-		if isHopHeader(k) || bytes.EqualFold(k, []byte("Content-Length")) || bytes.EqualFold(k, []byte("Date")) {
-			continue
+		if relayedAnswerHeader(k) {
+			dst.AddBytesKV(k, v)
 		}
-		dst.AddBytesKV(k, v)
 	}
+}
+
+// relayedAnswerHeader tells whether a header of an agent's answer goes on to the client: not a
+// hop-by-hop one, nor its framing or date, which the router sets for its own answer.
+func relayedAnswerHeader(name []byte) bool {
+	return !isHopHeader(name) && !bytes.EqualFold(name, []byte("Content-Length")) && !bytes.EqualFold(name, []byte("Date"))
 }
 
 func isHopHeader(name []byte) bool { return oneOf(name, hopHeaders) }

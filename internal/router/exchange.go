@@ -56,18 +56,29 @@ func exchangeKey(subjectToken, audience, scope string) string {
 // cached returns the token exchanged before for the same subject, audience and scope while it
 // has more than 10 s to live.
 func (x *Exchanger) cached(subjectToken, audience, scope string) (string, bool) {
+	return x.lookup(exchangeKey(subjectToken, audience, scope))
+}
+
+func (x *Exchanger) lookup(key string) (string, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	c, ok := x.cache[exchangeKey(subjectToken, audience, scope)]
+	c, ok := x.cache[key]
 	return c.token, ok && time.Until(c.expires) > 10*time.Second
 }
 
-// Exchange returns a token for audience (with scope) standing for the caller's token.
-func (x *Exchanger) Exchange(ctx context.Context, subjectToken, audience, scope string) (string, error) {
-	if tok, ok := x.cached(subjectToken, audience, scope); ok {
-		return tok, nil
-	}
+// Exchange returns a token for audience (with scope) standing for the caller's token: from the
+// cache, or exchanged at Keycloak.
+func (x *Exchanger) Exchange(ctx context.Context, subjectToken, audience, scope string) (token string, exchanged bool, err error) {
 	key := exchangeKey(subjectToken, audience, scope)
+	if tok, ok := x.lookup(key); ok {
+		return tok, false, nil
+	}
+	token, err = x.exchange(ctx, key, subjectToken, audience, scope)
+	return token, true, err
+}
+
+// exchange asks Keycloak and caches the answer under key.
+func (x *Exchanger) exchange(ctx context.Context, key, subjectToken, audience, scope string) (string, error) {
 
 	form := url.Values{
 		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},

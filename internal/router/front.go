@@ -211,7 +211,10 @@ func (f *front) enroll(c net.Conn) bool {
 	if _, ok := c.(*net.TCPConn); !ok {
 		return false
 	}
-	cc := &clientConn{f: f, local: c.LocalAddr(), remote: c.RemoteAddr()}
+	cc := &clientConn{f: f, addrs: &addrConn{c.LocalAddr(), c.RemoteAddr()}}
+	if tcp, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		cc.forwardedFor = []byte(tcp.IP.String())
+	}
 	if _, err := f.client.EnrollContext(c, cc); err != nil {
 		f.rt.cfg.Log.Warn("connection dropped: the event loops refused it", "error", err)
 	}
@@ -231,10 +234,6 @@ func (f *front) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 		x.loop = f.loopOf(c.EventLoop())
 		x.loop.clients[x] = struct{}{}
 		x.lastActive = time.Now()
-		x.addrs = &addrConn{x.local, x.remote}
-		if tcp, ok := x.remote.(*net.TCPAddr); ok {
-			x.forwardedFor = []byte(tcp.IP.String())
-		}
 	case *upstreamConn:
 		x.gc = c
 		if x.call == nil || x.call.done {
@@ -286,13 +285,13 @@ func (f *front) recoverPanic(action *gnet.Action) {
 
 // clientConn is a client's connection served by a loop.
 type clientConn struct {
-	f             *front
-	gc            gnet.Conn
-	loop          *loopState
-	local, remote net.Addr
+	f    *front
+	gc   gnet.Conn
+	loop *loopState
+	// addrs are the connection's addresses, for its RequestCtx.
+	addrs *addrConn
 	// forwardedFor is the client's address, as agents get it in X-Forwarded-For.
 	forwardedFor []byte
-	addrs        *addrConn
 	// ctx holds the request being read and the call's response: from the loop's free list
 	// while the connection is on the loop (a connection handed over at once, as a stream's,
 	// leaves it there).

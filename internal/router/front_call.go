@@ -11,6 +11,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // loopCall is a call the loops make to an agent (front.go). Every step runs on the client's
@@ -95,21 +96,23 @@ func (call *loopCall) appendRequest(dst []byte) []byte {
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	dst = append(dst, call.host...)
 	dst = append(dst, "\r\n"...)
-	var injected headerList // nil, unless there is a trace to carry on (it then escapes)
+	var injected propagation.MapCarrier // nil, unless there is a trace to carry on
 	if call.rpc.span.SpanContext().IsValid() {
-		list := &headerList{}
-		propagator.Inject(call.rpc.ctx, list)
-		injected = *list
+		injected = propagation.MapCarrier{}
+		propagator.Inject(call.rpc.ctx, injected)
 	}
 	connection := in.Peek("Connection")
 	for k, v := range in.All() {
-		if !forwardedHeader(k, connection) || bytes.EqualFold(k, []byte("Host")) || bytes.EqualFold(k, []byte("Content-Length")) || injected.has(k) {
+		if !forwardedHeader(k, connection) || bytes.EqualFold(k, []byte("Host")) || bytes.EqualFold(k, []byte("Content-Length")) {
 			continue
+		}
+		if injected != nil && injected.Get(strings.ToLower(string(k))) != "" {
+			continue // the router's trace context replaces the caller's
 		}
 		dst = appendHeader(dst, k, v)
 	}
-	for _, kv := range injected {
-		dst = appendHeader(dst, []byte(kv[0]), []byte(kv[1]))
+	for k, v := range injected {
+		dst = appendHeader(dst, []byte(k), []byte(v))
 	}
 	dst = appendHeader(dst, []byte("X-Forwarded-For"), call.client.forwardedFor)
 	dst = appendHeader(dst, []byte("X-Forwarded-Host"), call.client.ctx.Host())
@@ -130,37 +133,6 @@ func appendHeader(dst, k, v []byte) []byte {
 	dst = append(dst, ": "...)
 	dst = append(dst, v...)
 	return append(dst, "\r\n"...)
-}
-
-// headerList collects the headers a propagator injects.
-type headerList [][2]string
-
-func (l *headerList) Get(key string) string {
-	for _, kv := range *l {
-		if strings.EqualFold(kv[0], key) {
-			return kv[1]
-		}
-	}
-	return ""
-}
-
-func (l *headerList) Set(key, value string) { *l = append(*l, [2]string{key, value}) }
-
-func (l *headerList) Keys() []string {
-	keys := make([]string, len(*l))
-	for i, kv := range *l {
-		keys[i] = kv[0]
-	}
-	return keys
-}
-
-func (l headerList) has(name []byte) bool {
-	for _, kv := range l {
-		if bytes.EqualFold(name, []byte(kv[0])) {
-			return true
-		}
-	}
-	return false
 }
 
 // takeIdle returns an idle connection to addr, the most recently used, dropping the stale.
@@ -220,10 +192,9 @@ func (call *loopCall) relayAnswer(h *fasthttp.ResponseHeader, body []byte) {
 	dst = append(dst, fasthttp.StatusMessage(status)...)
 	dst = append(dst, "\r\n"...)
 	for k, v := range h.All() {
-		if isHopHeader(k) || bytes.EqualFold(k, []byte("Content-Length")) || bytes.EqualFold(k, []byte("Date")) {
-			continue
+		if relayedAnswerHeader(k) {
+			dst = appendHeader(dst, k, v)
 		}
-		dst = appendHeader(dst, k, v)
 	}
 	dst = appendHeader(dst, []byte("Date"), ls.date(time.Now()))
 	if closeAfter {
@@ -312,12 +283,9 @@ func (call *loopCall) clientGone() {
 	if call.done {
 		return
 	}
-	call.done = true
 	call.dropUpstream()
 	call.client.ctx.Response.SetStatusCode(499)
-	call.rpc.finish()
-	call.client.call = nil
-	call.client.f.inflight.Add(-1)
+	call.send(nil, false)
 }
 
 func (call *loopCall) dropUpstream() {
@@ -326,9 +294,7 @@ func (call *loopCall) dropUpstream() {
 		uc.call = nil
 		if uc.gc != nil {
 			_ = uc.gc.Close()
-		} else {
-			uc.abandoned = true
-		}
+		} // else still dialling: OnOpen closes it, its call being gone
 	}
 }
 
@@ -340,8 +306,7 @@ type upstreamConn struct {
 	// call is the call waiting for this connection's answer; nil while idle.
 	call *loopCall
 	// pending is the request written once the dial completes.
-	pending   []byte
-	abandoned bool
+	pending []byte
 	// reused: the connection served a call before this one.
 	reused    bool
 	idleSince time.Time

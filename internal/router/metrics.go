@@ -63,20 +63,22 @@ func (m *metrics) observe(path string, status int, d time.Duration) {
 			api = p
 		}
 	}
-	key := requestKey{api, status}
-	c, ok := m.requestCounters.Load(key)
-	if !ok {
-		c, _ = m.requestCounters.LoadOrStore(key, m.requests.WithLabelValues(api, strconv.Itoa(status)))
-	}
-	c.(prometheus.Counter).Inc()
+	child(&m.requestCounters, requestKey{api, status}, func() prometheus.Counter {
+		return m.requests.WithLabelValues(api, strconv.Itoa(status))
+	}).Inc()
 	m.latencyByAPI[api].Observe(d.Seconds())
 }
 
 // method is the counter of an A2A method's calls.
 func (m *metrics) method(name string) prometheus.Counter {
-	c, ok := m.methodCounters.Load(name)
+	return child(&m.methodCounters, name, func() prometheus.Counter { return m.rpcMethods.WithLabelValues(name) })
+}
+
+// child returns the counter cached under key, resolving it with resolve the first time.
+func child[K comparable](cache *sync.Map, key K, resolve func() prometheus.Counter) prometheus.Counter {
+	c, ok := cache.Load(key)
 	if !ok {
-		c, _ = m.methodCounters.LoadOrStore(name, m.rpcMethods.WithLabelValues(name))
+		c, _ = cache.LoadOrStore(key, resolve())
 	}
 	return c.(prometheus.Counter)
 }

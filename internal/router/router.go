@@ -276,7 +276,6 @@ type forbiddenError struct{ reason string }
 
 func (e *forbiddenError) Error() string { return "forbidden: " + e.reason }
 
-// upstreamToken is the token sent to the callee: exchanged for its audience, or none.
 // cachedCaller is authenticateHeader with only the verifier's cache: errWouldWait when the
 // token is not in it (or the header holds none: the server path says why).
 func (rt *Router) cachedCaller(authorization []byte, route *Route) (*Caller, error) {
@@ -287,7 +286,7 @@ func (rt *Router) cachedCaller(authorization []byte, route *Route) (*Caller, err
 	if !ok || !bytes.EqualFold(scheme, []byte("Bearer")) {
 		return nil, errWouldWait
 	}
-	caller, ok := rt.cfg.Verifier.cached(bytes.TrimSpace(raw))
+	caller, ok := rt.cfg.Verifier.cachedBytes(bytes.TrimSpace(raw))
 	if !ok {
 		return nil, errWouldWait
 	}
@@ -297,7 +296,7 @@ func (rt *Router) cachedCaller(authorization []byte, route *Route) (*Caller, err
 // cachedUpstreamToken is upstreamToken with only the exchanger's cache: errWouldWait when an
 // exchange is needed and its token is not in it.
 func (rt *Router) cachedUpstreamToken(caller *Caller, route *Route) (string, error) {
-	if caller == nil || rt.cfg.Exchanger == nil || route.Policy.Audience == "" {
+	if !rt.exchangesFor(caller, route) {
 		return "", nil
 	}
 	tok, ok := rt.cfg.Exchanger.cached(caller.Token, route.Policy.Audience, route.Policy.AudienceScope)
@@ -307,16 +306,22 @@ func (rt *Router) cachedUpstreamToken(caller *Caller, route *Route) (string, err
 	return tok, nil
 }
 
+// upstreamToken is the token sent to the callee: exchanged for its audience, or none.
 func (rt *Router) upstreamToken(ctx context.Context, caller *Caller, route *Route) (string, error) {
-	if caller == nil || rt.cfg.Exchanger == nil || route.Policy.Audience == "" {
+	if !rt.exchangesFor(caller, route) {
 		return "", nil
 	}
-	if tok, ok := rt.cfg.Exchanger.cached(caller.Token, route.Policy.Audience, route.Policy.AudienceScope); ok {
-		return tok, nil // a cached token is not an exchange (the metric's help says so)
+	tok, exchanged, err := rt.cfg.Exchanger.Exchange(ctx, caller.Token, route.Policy.Audience, route.Policy.AudienceScope)
+	if exchanged { // a cached token is not an exchange (the metric's help says so)
+		rt.metrics.exchanges.WithLabelValues(resultLabel(err)).Inc()
 	}
-	tok, err := rt.cfg.Exchanger.Exchange(ctx, caller.Token, route.Policy.Audience, route.Policy.AudienceScope)
-	rt.metrics.exchanges.WithLabelValues(resultLabel(err)).Inc()
 	return tok, err
+}
+
+// exchangesFor tells whether a call to route carries an exchanged token: authentication is on,
+// the router exchanges, and the callee has an audience.
+func (rt *Router) exchangesFor(caller *Caller, route *Route) bool {
+	return caller != nil && rt.cfg.Exchanger != nil && route.Policy.Audience != ""
 }
 
 func resultLabel(err error) string {
