@@ -3,6 +3,8 @@
 // or map order. It knows nothing of Terraform.
 package composition
 
+import "maps"
+
 // Kind is the composite's kind.
 type Kind string
 
@@ -157,25 +159,17 @@ type Resources struct {
 	Limits   map[string]string `json:"limits,omitempty"`
 }
 
-// resourceNames are the resources a container may ask for here.
-var resourceNames = []string{"cpu", "memory", "ephemeral-storage"}
+// ResourceNames are the resources a container may ask for here.
+var ResourceNames = []string{"cpu", "memory", "ephemeral-storage"}
 
 // withDefaults is r with defaults for the keys it does not set (nil when both are empty).
 func (r *Resources) withDefaults(defaults Resources) *Resources {
 	out := Resources{Requests: map[string]string{}, Limits: map[string]string{}}
-	for k, v := range defaults.Requests {
-		out.Requests[k] = v
-	}
-	for k, v := range defaults.Limits {
-		out.Limits[k] = v
-	}
+	maps.Copy(out.Requests, defaults.Requests)
+	maps.Copy(out.Limits, defaults.Limits)
 	if r != nil {
-		for k, v := range r.Requests {
-			out.Requests[k] = v
-		}
-		for k, v := range r.Limits {
-			out.Limits[k] = v
-		}
+		maps.Copy(out.Requests, r.Requests)
+		maps.Copy(out.Limits, r.Limits)
 	}
 	if len(out.Requests) == 0 {
 		out.Requests = nil

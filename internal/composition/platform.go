@@ -49,10 +49,10 @@ type PlatformInput struct {
 	Resources *Resources `json:"resources,omitempty"`
 }
 
-// routerResources are the router container's resources where the platform sets none: it needs
+// RouterResources are the router container's resources where the platform sets none: it needs
 // about 30 MiB idle and 60 MiB with 1,000 open streams (make bench-router), and the memory limit
 // also bounds its Go heap (90% of it).
-func routerResources() Resources {
+func RouterResources() Resources {
 	return Resources{
 		Requests: map[string]string{"cpu": "100m", "memory": "64Mi"},
 		Limits:   map[string]string{"memory": "256Mi"},
@@ -93,7 +93,7 @@ func PlatformKinds() []schema.GroupVersionKind {
 func ValidatePlatform(in PlatformInput) field.ErrorList {
 	var errs field.ErrorList
 	// Checked with the defaults filled in: a request above a default limit is an error too.
-	errs = append(errs, validateResources(field.NewPath("router_resources"), in.Resources, in.Resources.withDefaults(routerResources()))...)
+	errs = append(errs, validateResources(field.NewPath("router_resources"), in.Resources, in.Resources.withDefaults(RouterResources()))...)
 	for _, msg := range validation.IsDNS1123Label(in.Namespace) {
 		errs = append(errs, field.Invalid(field.NewPath("namespace"), in.Namespace, msg))
 	}
@@ -195,7 +195,7 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 	}
 	data := map[string]any{
 		"In": in, "Name": RouterName, "Args": args, "SelectorLabels": selector, "PodLabels": podLabels(labels, keys),
-		"Resources":          in.Resources.withDefaults(routerResources()),
+		"Resources":          in.Resources.withDefaults(RouterResources()),
 		"ServiceAnnotations": map[string]string{keys.Spec(): string(spec), keys.URL(): out.URL},
 		"Target":             "", "RBACName": RouterName + "-" + in.Namespace,
 	}

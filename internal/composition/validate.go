@@ -224,8 +224,8 @@ func validateResources(p *field.Path, given, merged *Resources) field.ErrorList 
 		parsed[part.name] = map[string]resource.Quantity{}
 		for _, k := range sortedKeys(part.list) {
 			at := p.Child(part.name).Key(k)
-			if !slices.Contains(resourceNames, k) {
-				errs = append(errs, field.NotSupported(at, k, resourceNames))
+			if !slices.Contains(ResourceNames, k) {
+				errs = append(errs, field.NotSupported(at, k, ResourceNames))
 				continue
 			}
 			q, err := resource.ParseQuantity(part.list[k])
@@ -240,7 +240,7 @@ func validateResources(p *field.Path, given, merged *Resources) field.ErrorList 
 			parsed[part.name][k] = q
 		}
 	}
-	for _, k := range resourceNames {
+	for _, k := range ResourceNames {
 		req, okReq := parsed["requests"][k]
 		lim, okLim := parsed["limits"][k]
 		if !okReq || !okLim || req.Cmp(lim) <= 0 {

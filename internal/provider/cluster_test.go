@@ -115,7 +115,6 @@ func checkDeploymentAvailable(client kubernetes.Interface, namespace, name strin
 	}
 }
 
-// checkContainerEnv checks one env var of the Deployment's first container.
 // checkContainerResource checks one request or limit of a Deployment's first container.
 func checkContainerResource(client kubernetes.Interface, namespace, name string, limit bool, resourceName, want string) resource.TestCheckFunc {
 	return func(*terraform.State) error {
@@ -135,6 +134,7 @@ func checkContainerResource(client kubernetes.Interface, namespace, name string,
 	}
 }
 
+// checkContainerEnv checks one env var of the Deployment's first container.
 func checkContainerEnv(client kubernetes.Interface, namespace, name, key, want string) resource.TestCheckFunc {
 	return func(*terraform.State) error {
 		d, err := client.AppsV1().Deployments(namespace).Get(context.Background(), name, metav1.GetOptions{})

@@ -489,16 +489,9 @@ func compositeModelFromInput(ctx context.Context, in composition.Input, m *compo
 	m.Image, m.Endpoint = optString(in.Image), optString(in.Endpoint)
 	m.Port, m.Replicas = optInt(in.Port), optInt(in.Replicas)
 	m.Description, m.OTELEndpoint = optString(in.Description), optString(in.OTELEndpoint)
-	m.Autoscaling = types.ObjectNull(autoscalingAttrTypes)
-	if a := in.Autoscaling; a != nil {
-		var d diag.Diagnostics
-		m.Autoscaling, d = types.ObjectValueFrom(ctx, autoscalingAttrTypes, autoscalingModel{
-			MinReplicas: types.Int64Value(a.MinReplicas), MaxReplicas: types.Int64Value(a.MaxReplicas),
-			TargetCPUUtilization: types.Int64Value(a.TargetCPUUtilization),
-		})
-		diags.Append(d...)
-	}
 	var d diag.Diagnostics
+	m.Autoscaling, d = autoscalingToModel(ctx, in.Autoscaling)
+	diags.Append(d...)
 	m.Resources, d = resourcesToModel(ctx, in.Resources)
 	diags.Append(d...)
 	m.Env = types.MapNull(types.StringType)
@@ -589,7 +582,7 @@ func renderErrorDiags(err error, summary string) diag.Diagnostics {
 // resourcesAttribute is the schema of a container's requests and limits. Quantities and requests
 // within limits are checked by the composition's validation, at plan time.
 func resourcesAttribute(description string) rschema.SingleNestedAttribute {
-	names := []validator.Map{mapvalidator.KeysAre(stringvalidator.OneOf("cpu", "memory", "ephemeral-storage"))}
+	names := []validator.Map{mapvalidator.KeysAre(stringvalidator.OneOf(composition.ResourceNames...))}
 	return rschema.SingleNestedAttribute{
 		MarkdownDescription: description,
 		Optional:            true,
@@ -635,6 +628,29 @@ func resourcesFromModel(ctx context.Context, obj types.Object) (*composition.Res
 
 // resourcesToModel is the attribute value of the resources an object was rendered with (null
 // for none).
+// describeResources writes resources as the docs show them: requests `cpu = "100m"`, ...
+func describeResources(r composition.Resources) string {
+	part := func(kind string, m map[string]string) string {
+		var keys []string
+		for _, k := range composition.ResourceNames {
+			if v, ok := m[k]; ok {
+				keys = append(keys, fmt.Sprintf("`%s = %q`", k, v))
+			}
+		}
+		return kind + " " + strings.Join(keys, ", ")
+	}
+	return part("requests", r.Requests) + ", " + part("limits", r.Limits)
+}
+
+// autoscalingToModel is the state of an autoscaling block (null when there is none).
+func autoscalingToModel(ctx context.Context, a *composition.Autoscaling) (types.Object, diag.Diagnostics) {
+	if a == nil {
+		return types.ObjectNull(autoscalingAttrTypes), nil
+	}
+	return types.ObjectValueFrom(ctx, autoscalingAttrTypes, autoscalingModel{MinReplicas: types.Int64Value(a.MinReplicas),
+		MaxReplicas: types.Int64Value(a.MaxReplicas), TargetCPUUtilization: types.Int64Value(a.TargetCPUUtilization)})
+}
+
 func resourcesToModel(ctx context.Context, r *composition.Resources) (types.Object, diag.Diagnostics) {
 	if r == nil {
 		return types.ObjectNull(resourcesAttrTypes), nil

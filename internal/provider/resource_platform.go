@@ -105,7 +105,7 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				Validators: []validator.Int64{int64validator.Between(1, 100)},
 			},
 			"router_resources": resourcesAttribute("Compute resources of the router's container, over the defaults: " +
-				"requests `cpu = \"100m\"`, `memory = \"64Mi\"`, limits `memory = \"256Mi\"` (it holds about 60 MiB with 1,000 " +
+				describeResources(composition.RouterResources()) + " (it holds about 60 MiB with 1,000 " +
 				"open streams). The router keeps its Go heap under 90% of the memory limit."),
 			"router_autoscaling": rschema.SingleNestedAttribute{
 				MarkdownDescription: "Scale the router on CPU with a HorizontalPodAutoscaler instead of `router_replicas`.",
@@ -505,12 +505,8 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 		state.RouterClientID = optStr(in.Audience)
 		state.Mesh, state.Waypoint = optStr(in.Mesh), types.BoolValue(in.Waypoint)
 		var d diag.Diagnostics
-		state.Autoscaling = types.ObjectNull(autoscalingAttrTypes)
-		if a := in.Autoscaling; a != nil {
-			state.Autoscaling, d = types.ObjectValueFrom(ctx, autoscalingAttrTypes, autoscalingModel{MinReplicas: types.Int64Value(a.MinReplicas),
-				MaxReplicas: types.Int64Value(a.MaxReplicas), TargetCPUUtilization: types.Int64Value(a.TargetCPUUtilization)})
-			resp.Diagnostics.Append(d...)
-		}
+		state.Autoscaling, d = autoscalingToModel(ctx, in.Autoscaling)
+		resp.Diagnostics.Append(d...)
 		state.Resources, d = resourcesToModel(ctx, in.Resources)
 		resp.Diagnostics.Append(d...)
 		gatewayAttrTypes := map[string]attr.Type{"parent_name": types.StringType, "parent_namespace": types.StringType,
