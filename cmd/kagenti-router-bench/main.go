@@ -34,15 +34,16 @@ const sendBody = `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"mes
 const streamBody = `{"jsonrpc":"2.0","id":1,"method":"message/stream","params":{"message":{"messageId":"m","role":"user","parts":[{"kind":"text","text":"hi"}]}}}`
 
 func main() {
-	duration := flag.Duration("duration", 10*time.Second, "length of each load run")
+	duration := flag.Duration("duration", 10*time.Second, "length of each latency run")
+	roundLength := flag.Duration("round", 5*time.Second, "length of each requests/s round")
 	rate := flag.Int("rate", 1000, "requests/s for the latency runs")
 	streams := flag.Int("streams", 1000, "open streams for the memory run")
-	rounds := flag.Int("rounds", 3, "requests/s runs per target, taken in turns; each target's median counts")
+	rounds := flag.Int("rounds", 7, "requests/s rounds; in each the targets run one after the other")
 	profile := flag.String("profile", "", "write the router's CPU profile of an extra requests/s run (not counted) and its heap profile with the streams open to <prefix>.cpu and <prefix>.heap")
 	routerArgs := flag.String("router-args", "", "more flags for kagenti-router, space-separated (e.g. -event-loops=1)")
 	routerEnv := flag.String("router-env", "", "more environment for kagenti-router only, space-separated (e.g. GOGC=200)")
 	flag.Parse()
-	if err := run(*duration, *rate, *streams, *rounds, *profile, strings.Fields(*routerArgs), strings.Fields(*routerEnv)); err != nil {
+	if err := run(*duration, *roundLength, *rate, *streams, *rounds, *profile, strings.Fields(*routerArgs), strings.Fields(*routerEnv)); err != nil {
 		fmt.Fprintln(os.Stderr, "kagenti-router-bench:", err)
 		os.Exit(1)
 	}
@@ -116,7 +117,7 @@ func issuer() (jwksURL, token string, err error) {
 	return "http://" + addr, token, err
 }
 
-func run(duration time.Duration, rate, streams, rounds int, profile string, routerArgs, routerEnv []string) error {
+func run(duration, roundLength time.Duration, rate, streams, rounds int, profile string, routerArgs, routerEnv []string) error {
 	if err := ensureTools(); err != nil {
 		return err
 	}
@@ -200,13 +201,17 @@ http {
 	type row struct {
 		rps                float64
 		cpuPerRequest      time.Duration
+		idle               float64 // the machine's idle share during the run
 		p50, p99, first    time.Duration
 		p50first, p99first time.Duration
 	}
 	rows := map[string]row{}
 	// Requests/s: the targets take turns, round after round, and each keeps its median round,
 	// so that a burst of load from elsewhere on the machine does not decide the comparison.
+	// The router/nginx ratio is taken within each round (the two ran seconds apart, under the
+	// same load from elsewhere) and its median reported.
 	samples := map[string][]row{}
+	var ratios []float64
 	// Each target's wrk script, written once.
 	scripts := map[string]string{}
 	for _, t := range targets {
@@ -220,10 +225,12 @@ http {
 		}
 	}
 	// load runs wrk against a target and measures its requests/s and the proxy's CPU time.
-	load := func(name, url string, pid int) (row, error) {
+	load := func(name, url string, pid int, length time.Duration) (row, error) {
 		cpu0 := cpuTime(pid)
-		out, err := exec.Command("wrk", "-t2", "-c64", "-d"+duration.String(), "-s", scripts[name], url).CombinedOutput()
+		busy0, total0 := machineTicks()
+		out, err := exec.Command("wrk", "-t2", "-c64", "-d"+length.String(), "-s", scripts[name], url).CombinedOutput()
 		cpuUsed := cpuTime(pid) - cpu0
+		busy1, total1 := machineTicks()
 		if err != nil {
 			return row{}, fmt.Errorf("wrk %s: %w\n%s", name, err, out)
 		}
@@ -234,18 +241,24 @@ http {
 		r := row{}
 		r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
 		if pid != 0 && r.rps > 0 {
-			r.cpuPerRequest = time.Duration(float64(cpuUsed) / (r.rps * duration.Seconds()))
+			r.cpuPerRequest = time.Duration(float64(cpuUsed) / (r.rps * length.Seconds()))
+		}
+		if total1 > total0 {
+			r.idle = 1 - float64(busy1-busy0)/float64(total1-total0)
 		}
 		return r, nil
 	}
 	for range rounds {
+		got := map[string]row{}
 		for _, t := range targets {
-			r, err := load(t.name, t.url, t.pid)
+			r, err := load(t.name, t.url, t.pid, roundLength)
 			if err != nil {
 				return err
 			}
 			samples[t.name] = append(samples[t.name], r)
+			got[t.name] = r
 		}
+		ratios = append(ratios, got["kagenti-router"].rps/got["nginx"].rps)
 	}
 	if profile != "" {
 		// A run of its own, not counted: the profiler's cost stays out of the figures.
@@ -254,7 +267,7 @@ http {
 		go func() {
 			cpu <- saveProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, int(duration.Seconds())-1), profile+".cpu")
 		}()
-		if _, err := load(k.name, k.url, k.pid); err != nil {
+		if _, err := load(k.name, k.url, k.pid, duration); err != nil {
 			return err
 		}
 		if err := <-cpu; err != nil {
@@ -289,9 +302,9 @@ http {
 		return err
 	}
 	d, n, k := rows["direct"], rows["nginx"], rows["kagenti-router"]
-	fmt.Printf("\nkagenti-router-bench: backend on loopback; wrk -t2 -c64 -d%s for requests/s (median of %d rounds taken in turns); open loop at %d req/s for %s for latency; 200 streams for first event\n\n", duration, rounds, rate, duration)
-	fmt.Println("| path | requests/s | proxy CPU / request | p50 message/send | p99 message/send | added p50 | added p99 | first event p50 | first event p99 |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Printf("\nkagenti-router-bench: backend on loopback; wrk -t2 -c64 -d%s for requests/s (median of %d rounds taken in turns); open loop at %d req/s for %s for latency; 200 streams for first event\n\n", roundLength, rounds, rate, duration)
+	fmt.Println("| path | requests/s | proxy CPU / request | machine idle | p50 message/send | p99 message/send | added p50 | added p99 | first event p50 | first event p99 |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, x := range []struct {
 		name string
 		r    row
@@ -300,7 +313,7 @@ http {
 		if x.r.cpuPerRequest > 0 {
 			cpu = fmt.Sprintf("%.1f µs", float64(x.r.cpuPerRequest.Nanoseconds())/1000)
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", x.name, x.r.rps, cpu, ms(x.r.p50), ms(x.r.p99), ms(x.r.p50-d.p50), ms(x.r.p99-d.p99), ms(x.r.p50first), ms(x.r.p99first))
+		fmt.Printf("| %s | %.0f | %s | %.0f%% | %s | %s | %s | %s | %s | %s |\n", x.name, x.r.rps, cpu, 100*x.r.idle, ms(x.r.p50), ms(x.r.p99), ms(x.r.p50-d.p50), ms(x.r.p99-d.p99), ms(x.r.p50first), ms(x.r.p99first))
 	}
 	fmt.Println()
 	for _, t := range targets {
@@ -310,7 +323,13 @@ http {
 		}
 		fmt.Printf("%s requests/s by round (sorted): %s\n", t.name, strings.Join(each, ", "))
 	}
-	fmt.Printf("\nrouter / nginx requests/s: %.2f\nkagenti-router RSS after the runs above: %s\nkagenti-router RSS with %d open streams: %s\n", k.rps/n.rps, idle, streams, streaming)
+	var each []string
+	for _, r := range ratios {
+		each = append(each, fmt.Sprintf("%.2f", r))
+	}
+	sort.Float64s(ratios)
+	fmt.Printf("router / nginx requests/s by round, in order: %s\n", strings.Join(each, ", "))
+	fmt.Printf("\nrouter / nginx requests/s: %.2f (median of the rounds' ratios; of the medians above: %.2f)\nkagenti-router RSS after the runs above: %s\nkagenti-router RSS with %d open streams: %s\n", ratios[len(ratios)/2], k.rps/n.rps, idle, streams, streaming)
 	return nil
 }
 
@@ -491,6 +510,25 @@ func saveProfile(url, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// machineTicks is the machine's CPU time so far, busy and in all, in USER_HZ ticks (/proc/stat).
+func machineTicks() (busy, total int64) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	fields := strings.Fields(line)[1:]
+	// user nice system idle iowait irq softirq steal; guest time is counted in user already.
+	for i, f := range fields[:min(8, len(fields))] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		total += v
+		if i != 3 && i != 4 { // idle and iowait
+			busy += v
+		}
+	}
+	return busy, total
 }
 
 // cpuTime is the user and system CPU time a process and its children (nginx's workers) have

@@ -75,3 +75,14 @@ func BenchmarkBareReverseProxy(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkParseEnvelope: the JSON-RPC envelope every A2A call is read through.
+func BenchmarkParseEnvelope(b *testing.B) {
+	body := []byte(sendBody)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, e := parseEnvelope(body); e != nil {
+			b.Fatal(e.Message)
+		}
+	}
+}
