@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -183,7 +184,8 @@ http {
 	if err := nginx.Start(); err != nil {
 		return err
 	}
-	defer nginx.Process.Kill()
+	// SIGTERM, not SIGKILL: killing the master would leave its workers running.
+	defer func() { _ = nginx.Process.Signal(syscall.SIGTERM); _ = nginx.Wait() }()
 
 	targets := []struct {
 		name, url, auth string

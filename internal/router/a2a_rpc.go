@@ -109,7 +109,7 @@ func (call *rpcCall) plan(ns, name string, cachedOnly bool) (rpcPlan, error) {
 	var caller *Caller
 	var err error
 	if cachedOnly {
-		caller, err = rt.cachedCaller(call.c.Request.Header.Peek("Authorization"), route)
+		caller, err = rt.cachedCaller(call.c.Request.Header.Peek("Authorization"), route, call.start)
 	} else {
 		caller, err = rt.authenticateHeader(call.ctx, string(call.c.Request.Header.Peek("Authorization")), route)
 	}
@@ -118,7 +118,7 @@ func (call *rpcCall) plan(ns, name string, cachedOnly bool) (rpcPlan, error) {
 	}
 	var token string
 	if cachedOnly {
-		token, err = rt.cachedUpstreamToken(caller, route)
+		token, err = rt.cachedUpstreamToken(caller, route, call.start)
 	} else {
 		token, err = rt.upstreamToken(call.ctx, caller, route)
 	}
@@ -157,8 +157,11 @@ type rpcCall struct {
 	streaming bool
 }
 
-func (call *rpcCall) finish() {
-	call.rt.finish(call.ctx, call.span, fasthttp.MethodPost, call.path, call.c.Response.StatusCode(), call.start, call.traceparent)
+func (call *rpcCall) finish() { call.finishAt(time.Now()) }
+
+// finishAt records the call as ended at end.
+func (call *rpcCall) finishAt(end time.Time) {
+	call.rt.finish(call.ctx, call.span, fasthttp.MethodPost, call.path, call.c.Response.StatusCode(), end.Sub(call.start), call.traceparent)
 }
 
 func (call *rpcCall) fail(status, code int, message string) {

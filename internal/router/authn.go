@@ -113,7 +113,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 	if v.Now != nil {
 		now = v.Now
 	}
-	if c, ok := v.cached(raw); ok {
+	if c, ok := v.cached(raw, now()); ok {
 		return c, nil
 	}
 	c, err := v.verify(ctx, raw, now)
@@ -135,28 +135,24 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 	return c, nil
 }
 
-// cached returns the caller of a token verified before and not yet expired.
-func (v *Verifier) cached(raw string) (*Caller, bool) {
+// cached returns the caller of a token verified before and not yet expired at now.
+func (v *Verifier) cached(raw string, now time.Time) (*Caller, bool) {
 	v.cacheMu.RLock()
 	c, ok := v.verified[raw]
 	v.cacheMu.RUnlock()
-	return c, ok && v.live(c)
+	return c, ok && now.Before(c.Expiry)
 }
 
-// cachedBytes is cached for a token still in the request's bytes, which it does not copy.
-func (v *Verifier) cachedBytes(raw []byte) (*Caller, bool) {
+// cachedBytes is cached for a token still in the request's bytes, which it does not copy. The
+// Verifier's own clock, when it has one (tests), overrides now.
+func (v *Verifier) cachedBytes(raw []byte, now time.Time) (*Caller, bool) {
+	if v.Now != nil {
+		now = v.Now()
+	}
 	v.cacheMu.RLock()
 	c, ok := v.verified[string(raw)] // Go looks up by the bytes, without a copy
 	v.cacheMu.RUnlock()
-	return c, ok && v.live(c)
-}
-
-func (v *Verifier) live(c *Caller) bool {
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
-	}
-	return now().Before(c.Expiry)
+	return c, ok && now.Before(c.Expiry)
 }
 
 func (v *Verifier) verify(ctx context.Context, raw string, now func() time.Time) (*Caller, error) {

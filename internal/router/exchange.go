@@ -55,22 +55,23 @@ func exchangeKey(subjectToken, audience, scope string) string {
 
 // cached returns the token exchanged before for the same subject, audience and scope while it
 // has more than 10 s to live.
-func (x *Exchanger) cached(subjectToken, audience, scope string) (string, bool) {
-	return x.lookup(exchangeKey(subjectToken, audience, scope))
+func (x *Exchanger) cached(subjectToken, audience, scope string, now time.Time) (string, bool) {
+	return x.lookup(exchangeKey(subjectToken, audience, scope), now)
 }
 
-func (x *Exchanger) lookup(key string) (string, bool) {
+// lookup returns the token cached under key if it is good for 10 s more after now.
+func (x *Exchanger) lookup(key string, now time.Time) (string, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	c, ok := x.cache[key]
-	return c.token, ok && time.Until(c.expires) > 10*time.Second
+	return c.token, ok && c.expires.Sub(now) > 10*time.Second
 }
 
 // Exchange returns a token for audience (with scope) standing for the caller's token: from the
 // cache, or exchanged at Keycloak.
 func (x *Exchanger) Exchange(ctx context.Context, subjectToken, audience, scope string) (token string, exchanged bool, err error) {
 	key := exchangeKey(subjectToken, audience, scope)
-	if tok, ok := x.lookup(key); ok {
+	if tok, ok := x.lookup(key, time.Now()); ok {
 		return tok, false, nil
 	}
 	token, err = x.exchange(ctx, key, subjectToken, audience, scope)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
@@ -124,7 +123,7 @@ func (uc *upstreamConn) release(keep bool) gnet.Action {
 	if !keep {
 		return gnet.Close
 	}
-	uc.idleSince = time.Now()
+	uc.idleSince = uc.loop.now
 	uc.loop.idle[uc.addr] = append(uc.loop.idle[uc.addr], uc)
 	return gnet.None
 }

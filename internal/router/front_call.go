@@ -74,6 +74,7 @@ func (call *loopCall) start() {
 		if err != nil {
 			_ = el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 				if uc.call == call {
+					ls.now = time.Now()
 					call.upstreamFailed(err)
 				}
 				return nil
@@ -138,11 +139,10 @@ func appendHeader(dst, k, v []byte) []byte {
 // takeIdle returns an idle connection to addr, the most recently used, dropping the stale.
 func (ls *loopState) takeIdle(addr string) *upstreamConn {
 	conns := ls.idle[addr]
-	now := time.Now()
 	for len(conns) > 0 {
 		uc := conns[len(conns)-1]
 		conns = conns[:len(conns)-1]
-		if now.Sub(uc.idleSince) <= upstreamIdleTimeout {
+		if ls.now.Sub(uc.idleSince) <= upstreamIdleTimeout {
 			ls.idle[addr] = conns
 			return uc
 		}
@@ -196,7 +196,7 @@ func (call *loopCall) relayAnswer(h *fasthttp.ResponseHeader, body []byte) {
 			dst = appendHeader(dst, k, v)
 		}
 	}
-	dst = appendHeader(dst, []byte("Date"), ls.date(time.Now()))
+	dst = appendHeader(dst, []byte("Date"), ls.date(ls.now))
 	if closeAfter {
 		dst = append(dst, "Connection: close\r\n"...)
 	}
@@ -220,7 +220,7 @@ func (call *loopCall) send(response []byte, closeAfter bool) {
 	cc := call.client
 	// Recorded first, as the server's handlers do: whoever reads the answer finds the call's
 	// metrics and span.
-	call.rpc.finish()
+	call.rpc.finishAt(cc.loop.now)
 	if len(response) > 0 {
 		_, _ = cc.gc.Write(response)
 	}

@@ -192,7 +192,7 @@ func (rt *Router) serveStd(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil && !rec.wrote {
 			status = 499 // the client went away first; not a failure of ours
 		}
-		rt.finish(r.Context(), span, r.Method, r.URL.Path, status, start, r.Header.Get("traceparent"))
+		rt.finish(r.Context(), span, r.Method, r.URL.Path, status, time.Since(start), r.Header.Get("traceparent"))
 	}()
 	r.Body = http.MaxBytesReader(rec, r.Body, rt.cfg.MaxBodyBytes)
 	rt.mux.ServeHTTP(rec, r)
@@ -200,8 +200,7 @@ func (rt *Router) serveStd(w http.ResponseWriter, r *http.Request) {
 
 // finish records a request that ended: metrics, its span and a log line. Failures are always
 // logged; every request only at debug level (metrics count them).
-func (rt *Router) finish(ctx context.Context, span trace.Span, method, path string, status int, start time.Time, traceparent string) {
-	elapsed := time.Since(start)
+func (rt *Router) finish(ctx context.Context, span trace.Span, method, path string, status int, elapsed time.Duration, traceparent string) {
 	rt.metrics.observe(path, status, elapsed)
 	endSpan(span, status)
 	level := slog.LevelDebug
@@ -278,7 +277,7 @@ func (e *forbiddenError) Error() string { return "forbidden: " + e.reason }
 
 // cachedCaller is authenticateHeader with only the verifier's cache: errWouldWait when the
 // token is not in it (or the header holds none: the server path says why).
-func (rt *Router) cachedCaller(authorization []byte, route *Route) (*Caller, error) {
+func (rt *Router) cachedCaller(authorization []byte, route *Route, now time.Time) (*Caller, error) {
 	if rt.cfg.Verifier == nil {
 		return nil, nil
 	}
@@ -286,7 +285,7 @@ func (rt *Router) cachedCaller(authorization []byte, route *Route) (*Caller, err
 	if !ok || !bytes.EqualFold(scheme, []byte("Bearer")) {
 		return nil, errWouldWait
 	}
-	caller, ok := rt.cfg.Verifier.cachedBytes(bytes.TrimSpace(raw))
+	caller, ok := rt.cfg.Verifier.cachedBytes(bytes.TrimSpace(raw), now)
 	if !ok {
 		return nil, errWouldWait
 	}
@@ -295,11 +294,11 @@ func (rt *Router) cachedCaller(authorization []byte, route *Route) (*Caller, err
 
 // cachedUpstreamToken is upstreamToken with only the exchanger's cache: errWouldWait when an
 // exchange is needed and its token is not in it.
-func (rt *Router) cachedUpstreamToken(caller *Caller, route *Route) (string, error) {
+func (rt *Router) cachedUpstreamToken(caller *Caller, route *Route, now time.Time) (string, error) {
 	if !rt.exchangesFor(caller, route) {
 		return "", nil
 	}
-	tok, ok := rt.cfg.Exchanger.cached(caller.Token, route.Policy.Audience, route.Policy.AudienceScope)
+	tok, ok := rt.cfg.Exchanger.cached(caller.Token, route.Policy.Audience, route.Policy.AudienceScope, now)
 	if !ok {
 		return "", errWouldWait
 	}
