@@ -2,7 +2,9 @@
 // backend on loopback reached directly and through nginx (Debian's package, installed when
 // missing) as a plain reverse proxy: requests/s (wrk), added p50/p99 latency of message/send at
 // a fixed 1,000 requests/s, first-event latency of message/stream, and the router's RSS with
-// 1,000 open streams. The router runs as its own process with JWT validation on.
+// 1,000 open streams. The router runs as its own process as a platform deploys it: it validates
+// the caller's JWT and exchanges it (RFC 8693) for the agent's audience, the exchanged token
+// cached after the first call as at Keycloak.
 package main
 
 import (
@@ -81,10 +83,19 @@ func ensureTools() error {
 	return nil
 }
 
-// backend answers message/send at once and holds message/stream open after one event.
+// exchangedToken is what the bench's token endpoint gives the router for the agent.
+const exchangedToken = "exchanged-for-bench-agent"
+
+// backend answers message/send at once and holds message/stream open after one event. A call
+// carrying a token other than the exchanged one is refused: the router must never forward the
+// caller's.
 func backend() string {
 	l, addr := listen()
 	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if auth := r.Header.Get("Authorization"); auth != "" && auth != "Bearer "+exchangedToken {
+			http.Error(w, "not the exchanged token", http.StatusForbidden)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		if strings.Contains(string(body), "message/stream") {
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -99,16 +110,27 @@ func backend() string {
 	return addr
 }
 
-// issuer serves a JWKS and returns a token the router accepts.
-func issuer() (jwksURL, token string, err error) {
+// issuer serves a JWKS and a token endpoint (token exchange) and returns a token the router
+// accepts.
+func issuer() (baseURL, token string, err error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return "", "", err
 	}
 	l, addr := listen()
-	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /certs", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "bench", Algorithm: "RS256", Use: "sig"}}})
-	}))
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		if r.FormValue("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" || r.FormValue("audience") != "bench-agent" || r.FormValue("subject_token") == "" {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": exchangedToken, "token_type": "Bearer", "expires_in": 3600})
+	})
+	go http.Serve(l, mux)
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "bench"))
 	if err != nil {
 		return "", "", err
@@ -128,7 +150,7 @@ func run(duration, roundLength time.Duration, rate, streams, rounds int, profile
 	}
 	defer os.RemoveAll(work)
 	be := backend()
-	jwks, token, err := issuer()
+	issuerURL, token, err := issuer()
 	if err != nil {
 		return err
 	}
@@ -141,13 +163,17 @@ func run(duration, roundLength time.Duration, rate, streams, rounds int, profile
 	if err := build.Run(); err != nil {
 		return err
 	}
-	routes := fmt.Sprintf(`[{"namespace":"bench","name":"agent","protocol":"a2a","upstream":"http://%s"}]`, be)
+	routes := fmt.Sprintf(`[{"namespace":"bench","name":"agent","protocol":"a2a","upstream":"http://%s","policy":{"audience":"bench-agent"}}]`, be)
 	if err := os.WriteFile(filepath.Join(work, "routes.json"), []byte(routes), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, "client-secret"), []byte("bench-secret"), 0o600); err != nil {
 		return err
 	}
 	routerAddr, debugAddr := freeAddr(), freeAddr()
 	router := exec.Command(bin, append([]string{"-listen=" + routerAddr, "-debug-listen=" + debugAddr, "-public-url=http://" + routerAddr, "-routes-file=" + filepath.Join(work, "routes.json"),
-		"-issuer=https://bench.issuer/realms/kagenti", "-jwks-url=" + jwks, "-audience=kagenti-router"}, routerArgs...)...)
+		"-issuer=https://bench.issuer/realms/kagenti", "-jwks-url=" + issuerURL + "/certs", "-audience=kagenti-router",
+		"-token-url=" + issuerURL + "/token", "-client-id=kagenti-router", "-client-secret-file=" + filepath.Join(work, "client-secret")}, routerArgs...)...)
 	router.Env = append(os.Environ(), routerEnv...)
 	router.Stderr = io.Discard
 	if err := router.Start(); err != nil {
@@ -310,7 +336,7 @@ http {
 	for _, x := range []struct {
 		name string
 		r    row
-	}{{"direct", d}, {"nginx", n}, {"kagenti-router (JWT validation on)", k}} {
+	}{{"direct", d}, {"nginx", n}, {"kagenti-router (JWT validated, token exchanged)", k}} {
 		cpu := "–"
 		if x.r.cpuPerRequest > 0 {
 			cpu = fmt.Sprintf("%.1f µs", float64(x.r.cpuPerRequest.Nanoseconds())/1000)

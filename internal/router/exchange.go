@@ -2,8 +2,6 @@ package router
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,7 +29,7 @@ type Exchanger struct {
 	HTTP         *http.Client
 
 	mu    sync.Mutex
-	cache map[string]cachedToken
+	cache map[exchangeKey]cachedToken
 }
 
 type cachedToken struct {
@@ -47,20 +45,19 @@ type ExchangeError struct {
 
 func (e *ExchangeError) Error() string { return "token exchange refused: " + e.Reason }
 
-// exchangeKey is a cache key that holds no token.
-func exchangeKey(subjectToken, audience, scope string) string {
-	sum := sha256.Sum256([]byte(subjectToken))
-	return hex.EncodeToString(sum[:]) + "|" + audience + "|" + scope
-}
+// exchangeKey is what an exchanged token is cached under. The subject token itself is the key,
+// not a digest of it: looking it up then costs a map hash, where a SHA-256 of a JWT cost a
+// microsecond on every call, and the token is in memory anyway (Caller.Token).
+type exchangeKey struct{ subjectToken, audience, scope string }
 
 // cached returns the token exchanged before for the same subject, audience and scope while it
 // has more than 10 s to live.
 func (x *Exchanger) cached(subjectToken, audience, scope string, now time.Time) (string, bool) {
-	return x.lookup(exchangeKey(subjectToken, audience, scope), now)
+	return x.lookup(exchangeKey{subjectToken, audience, scope}, now)
 }
 
 // lookup returns the token cached under key if it is good for 10 s more after now.
-func (x *Exchanger) lookup(key string, now time.Time) (string, bool) {
+func (x *Exchanger) lookup(key exchangeKey, now time.Time) (string, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	c, ok := x.cache[key]
@@ -70,25 +67,24 @@ func (x *Exchanger) lookup(key string, now time.Time) (string, bool) {
 // Exchange returns a token for audience (with scope) standing for the caller's token: from the
 // cache, or exchanged at Keycloak.
 func (x *Exchanger) Exchange(ctx context.Context, subjectToken, audience, scope string) (token string, exchanged bool, err error) {
-	key := exchangeKey(subjectToken, audience, scope)
+	key := exchangeKey{subjectToken, audience, scope}
 	if tok, ok := x.lookup(key, time.Now()); ok {
 		return tok, false, nil
 	}
-	token, err = x.exchange(ctx, key, subjectToken, audience, scope)
+	token, err = x.exchange(ctx, key)
 	return token, true, err
 }
 
 // exchange asks Keycloak and caches the answer under key.
-func (x *Exchanger) exchange(ctx context.Context, key, subjectToken, audience, scope string) (string, error) {
-
+func (x *Exchanger) exchange(ctx context.Context, key exchangeKey) (string, error) {
 	form := url.Values{
 		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
-		"subject_token":      {subjectToken},
+		"subject_token":      {key.subjectToken},
 		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
-		"audience":           {audience},
+		"audience":           {key.audience},
 	}
-	if scope != "" {
-		form.Set("scope", scope)
+	if key.scope != "" {
+		form.Set("scope", key.scope)
 	}
 	if x.Assertion != nil {
 		a, err := x.Assertion(ctx)
@@ -136,7 +132,7 @@ func (x *Exchanger) exchange(ctx context.Context, key, subjectToken, audience, s
 	}
 	x.mu.Lock()
 	if x.cache == nil {
-		x.cache = map[string]cachedToken{}
+		x.cache = map[exchangeKey]cachedToken{}
 	}
 	// Expired entries are dropped as new ones come in, which bounds the cache by the number of
 	// live tokens.
