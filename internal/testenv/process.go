@@ -93,10 +93,9 @@ func StopPID(pid int, cmdlineMustContain string, timeout time.Duration) error {
 	if pid <= 0 {
 		return nil
 	}
-	// Guard against PID reuse: only signal the process we started.
-	if cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline")); err != nil {
-		return nil // already gone
-	} else if cmdlineMustContain != "" && !strings.Contains(string(cmdline), cmdlineMustContain) {
+	// Guard against PID reuse: only signal the process we started (gone or a zombie: nothing to
+	// stop).
+	if !Running(pid, cmdlineMustContain) {
 		return nil
 	}
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
