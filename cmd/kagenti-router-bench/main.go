@@ -181,7 +181,9 @@ func run(duration, roundLength time.Duration, rate, streams, rounds int, profile
 	}
 	defer router.Process.Kill()
 
-	// nginx as a plain reverse proxy with upstream keepalive, buffering off (SSE passes).
+	// nginx as a plain reverse proxy with upstream keepalive, buffering off (SSE passes), and the
+	// X-Forwarded-* headers of nginx's reverse-proxy guide, which the router sets too: the agent
+	// gets the same request from either.
 	nginxAddr := freeAddr()
 	conf := fmt.Sprintf(`worker_processes auto;
 pid %[1]s/nginx.pid;
@@ -197,6 +199,9 @@ http {
       proxy_pass http://backend/;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Proto $scheme;
       proxy_buffering off;
     }
   }
