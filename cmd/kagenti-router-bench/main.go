@@ -46,6 +46,10 @@ func main() {
 	routerArgs := flag.String("router-args", "", "more flags for kagenti-router, space-separated (e.g. -event-loops=1)")
 	routerEnv := flag.String("router-env", "", "more environment for kagenti-router only, space-separated (e.g. GOGC=200)")
 	flag.Parse()
+	if *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "kagenti-router-bench: -rounds must be at least 1")
+		os.Exit(2)
+	}
 	if err := run(*duration, *roundLength, *rate, *streams, *rounds, *profile, strings.Fields(*routerArgs), strings.Fields(*routerEnv)); err != nil {
 		fmt.Fprintln(os.Stderr, "kagenti-router-bench:", err)
 		os.Exit(1)
@@ -181,9 +185,10 @@ func run(duration, roundLength time.Duration, rate, streams, rounds int, profile
 	}
 	defer router.Process.Kill()
 
-	// nginx as a plain reverse proxy with upstream keepalive, buffering off (SSE passes), and the
-	// X-Forwarded-* headers of nginx's reverse-proxy guide, which the router sets too: the agent
-	// gets the same request from either.
+	// nginx as a plain reverse proxy with upstream keepalive, buffering off (SSE passes). It
+	// gets the caller's token as the router does and, like the router, sends the agent the
+	// exchanged token, the agent's address as Host and the X-Forwarded-* headers of nginx's
+	// reverse-proxy guide: the agent gets the same request from either.
 	nginxAddr := freeAddr()
 	conf := fmt.Sprintf(`worker_processes auto;
 pid %[1]s/nginx.pid;
@@ -199,14 +204,16 @@ http {
       proxy_pass http://backend/;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header Host %[2]s;
+      proxy_set_header Authorization "Bearer %[4]s";
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Host $http_host;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_buffering off;
     }
   }
 }
-`, work, be, nginxAddr)
+`, work, be, nginxAddr, exchangedToken)
 	if err := os.WriteFile(filepath.Join(work, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		return err
 	}
@@ -218,12 +225,13 @@ http {
 	// SIGTERM, not SIGKILL: killing the master would leave its workers running.
 	defer func() { _ = nginx.Process.Signal(syscall.SIGTERM); _ = nginx.Wait() }()
 
-	targets := []struct {
+	type target struct {
 		name, url, auth string
 		pid             int // the proxy whose CPU time is measured (with its children)
-	}{
+	}
+	targets := []target{
 		{"direct", "http://" + be + "/", "", 0},
-		{"nginx", "http://" + nginxAddr + "/a2a/bench/agent", "", nginx.Process.Pid},
+		{"nginx", "http://" + nginxAddr + "/a2a/bench/agent", "Bearer " + token, nginx.Process.Pid},
 		{"kagenti-router", "http://" + routerAddr + "/a2a/bench/agent", "Bearer " + token, router.Process.Pid},
 	}
 	for _, t := range targets {
@@ -281,9 +289,15 @@ http {
 		}
 		return r, nil
 	}
-	for range rounds {
+	for round := range rounds {
 		got := map[string]row{}
-		for _, t := range targets {
+		// nginx and the router swap places every other round: neither always runs right after
+		// the other.
+		order := targets
+		if round%2 == 1 {
+			order = []target{targets[0], targets[2], targets[1]}
+		}
+		for _, t := range order {
 			r, err := load(t.name, t.url, t.pid, roundLength)
 			if err != nil {
 				return err
@@ -475,7 +489,12 @@ func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (me
 				errs <- err
 				return
 			}
-			if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+			line, err := bufio.NewReader(resp.Body).ReadString('\n')
+			if err == nil && (resp.StatusCode != http.StatusOK || !strings.HasPrefix(line, "data:")) {
+				err = fmt.Errorf("status %d, first line %q", resp.StatusCode, line)
+			}
+			if err != nil {
+				resp.Body.Close()
 				errs <- err
 				return
 			}

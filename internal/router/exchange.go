@@ -18,7 +18,7 @@ import (
 
 // Exchanger trades a caller's token for one addressed to the callee (RFC 8693, Keycloak's
 // standard token exchange): the callee never sees the caller's original token. Exchanged
-// tokens are cached per (subject token, audience) until shortly before they expire.
+// tokens are cached per (subject token, audience, scope) until shortly before they expire.
 type Exchanger struct {
 	TokenURL string
 	ClientID string
@@ -31,6 +31,9 @@ type Exchanger struct {
 	mu    sync.Mutex
 	cache map[exchangeKey]cachedToken
 }
+
+// maxExchanged bounds the exchanged-token cache, as maxVerified does the verified one.
+const maxExchanged = 10000
 
 type cachedToken struct {
 	token   string
@@ -134,11 +137,21 @@ func (x *Exchanger) exchange(ctx context.Context, key exchangeKey) (string, erro
 	if x.cache == nil {
 		x.cache = map[exchangeKey]cachedToken{}
 	}
-	// Expired entries are dropped as new ones come in, which bounds the cache by the number of
-	// live tokens.
+	// Expired entries are dropped as new ones come in, and when maxExchanged live ones are held,
+	// half of them go (as the map iterates: at random); a dropped token is exchanged again on
+	// its next call. Each entry holds its caller's token, so many callers cannot grow it
+	// without bound.
 	now := time.Now()
 	for k, c := range x.cache {
 		if now.After(c.expires) {
+			delete(x.cache, k)
+		}
+	}
+	if len(x.cache) >= maxExchanged {
+		for k := range x.cache {
+			if len(x.cache) <= maxExchanged/2 {
+				break
+			}
 			delete(x.cache, k)
 		}
 	}

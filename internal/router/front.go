@@ -75,6 +75,10 @@ type loopState struct {
 	now time.Time
 }
 
+// stamp sets the loop's time for the event it begins to handle: every entry point to a loop
+// (gnet's callbacks and the tasks run on it) calls it first.
+func (ls *loopState) stamp() { ls.now = time.Now() }
+
 // Limits of the loops' connections (a client's come from Config, as the server's): an agent's
 // idle connection closes below the 5 s keep-alive of uvicorn (as the fasthttp client's
 // MaxIdleConnDuration).
@@ -165,7 +169,7 @@ func (f *front) sweep() {
 		f.mu.Unlock()
 		for _, ls := range loops {
 			_ = ls.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-				ls.now = time.Now()
+				ls.stamp()
 				ls.sweep(ls.now, f.draining.Load(), f.rt.cfg.ReadTimeout, f.rt.cfg.IdleTimeout)
 				return nil
 			}))
@@ -237,11 +241,11 @@ func (f *front) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 		x.gc = c
 		x.loop = f.loopOf(c.EventLoop())
 		x.loop.clients[x] = struct{}{}
-		x.loop.now = time.Now()
+		x.loop.stamp()
 		x.lastActive = x.loop.now
 	case *upstreamConn:
 		x.gc = c
-		x.loop.now = time.Now()
+		x.loop.stamp()
 		if x.call == nil || x.call.done {
 			return nil, gnet.Close // the call ended (timeout, client gone) while dialling
 		}
@@ -256,10 +260,10 @@ func (f *front) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	defer f.recoverPanic(&action)
 	switch x := c.Context().(type) {
 	case *clientConn:
-		x.loop.now = time.Now()
+		x.loop.stamp()
 		return x.onTraffic()
 	case *upstreamConn:
-		x.loop.now = time.Now()
+		x.loop.stamp()
 		return x.onTraffic()
 	}
 	return gnet.Close
@@ -272,14 +276,14 @@ func (f *front) OnClose(c gnet.Conn, _ error) (action gnet.Action) {
 		if x.loop == nil {
 			break // closed before it opened
 		}
-		x.loop.now = time.Now()
+		x.loop.stamp()
 		delete(x.loop.clients, x)
 		if x.call != nil && !x.handedOver {
 			x.call.clientGone()
 		}
 		x.releaseCtx()
 	case *upstreamConn:
-		x.loop.now = time.Now()
+		x.loop.stamp()
 		x.closed()
 	}
 	return gnet.None

@@ -74,7 +74,7 @@ func (call *loopCall) start() {
 		if err != nil {
 			_ = el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 				if uc.call == call {
-					ls.now = time.Now()
+					ls.stamp()
 					call.upstreamFailed(err)
 				}
 				return nil
