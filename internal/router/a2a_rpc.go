@@ -174,10 +174,7 @@ func (call *rpcCall) fail(status, code int, message string) {
 // failUpstream shapes a failed call to the agent; the cause goes to the log, not the caller.
 func (call *rpcCall) failUpstream(route *Route, err error) {
 	call.rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
-	// fasthttp's header errors quote the bytes read, which may hold an agent's cookies or
-	// tokens: the log gets the error without them.
-	message, _, _ := strings.Cut(err.Error(), ", contents: ")
-	call.rt.cfg.Log.Warn("upstream failed", "route", route.Key(), "error", message)
+	call.rt.cfg.Log.Warn("upstream failed", "route", route.Key(), "error", loggedError(err))
 	status, code := statusOf(err)
 	call.fail(status, code, fmt.Sprintf("agent %s is unavailable", route.Key()))
 }

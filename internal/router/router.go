@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -355,6 +356,16 @@ func statusOf(err error) (int, int) {
 
 var errNoRoute = errors.New("no such agent")
 
+// loggedError is an upstream error as the log gets it: without the bytes of the agent's answer
+// that header errors quote (fasthttp's ", contents: ..."; net/http's malformed line, in quotes),
+// which may hold the agent's cookies or tokens.
+func loggedError(err error) string {
+	message, _, _ := strings.Cut(err.Error(), ", contents: ")
+	return quoted.ReplaceAllLiteralString(message, `"(redacted)"`)
+}
+
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
 // proxy forwards r to the route's upstream with the exchanged token. Streaming responses
 // (text/event-stream) are flushed event by event; the client going away cancels the upstream
 // request through r's context. onError shapes failures for the protocol.
@@ -410,7 +421,7 @@ func (rt *Router) proxyWith(w http.ResponseWriter, r *http.Request, route *Route
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				status = http.StatusGatewayTimeout
 			}
-			rt.cfg.Log.Warn("upstream failed", "route", route.Key(), "error", err.Error())
+			rt.cfg.Log.Warn("upstream failed", "route", route.Key(), "error", loggedError(err))
 			onError(w, status, fmt.Errorf("agent %s is unavailable", route.Key()))
 		},
 	}

@@ -793,21 +793,28 @@ func TestDrain(t *testing.T) {
 // line about it does not quote the agent's headers (they may hold cookies or tokens).
 func TestUpstreamHeaderErrorsNotLogged(t *testing.T) {
 	up := rawAgent(t, func(*http.Request) string {
-		return "HTTP/1.1 200 OK\r\nSet-Cookie: session=TOPSECRET\r\nthis is not a header\r\n\r\n"
+		// The malformed line holds the secret too: net/http's error quotes that line.
+		return "HTTP/1.1 200 OK\r\nSet-Cookie: session=TOPSECRET\r\nSet-Cookie session=TOPSECRET\r\n\r\n"
 	})
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	reg := NewRegistry()
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
 	_, srvURL := startRouter(t, Config{Registry: reg, Log: slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))})
-	for _, method := range []string{"message/send", "message/stream"} {
-		resp, err := http.Post(srvURL+"/a2a/ns/a", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":{}}`))
+	calls := map[string]string{ // path → body: JSON-RPC (fasthttp's client and stream) and the HTTP+JSON binding (net/http's)
+		"/a2a/ns/a#send":            `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{}}`,
+		"/a2a/ns/a#stream":          `{"jsonrpc":"2.0","id":1,"method":"message/stream","params":{}}`,
+		"/a2a/ns/a/v1/message:send": `{"message":{}}`,
+	}
+	for path, body := range calls {
+		p, _, _ := strings.Cut(path, "#")
+		resp, err := http.Post(srvURL+p, "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadGateway {
-			t.Fatalf("%s: status %d, want 502", method, resp.StatusCode)
+			t.Fatalf("%s: status %d, want 502", path, resp.StatusCode)
 		}
 	}
 	mu.Lock()
