@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -179,50 +180,84 @@ func (call *rpcCall) failUpstream(route *Route, err error) {
 	call.fail(status, code, fmt.Sprintf("agent %s is unavailable", route.Key()))
 }
 
-// send makes a non-streaming call with fasthttp's client, bounded by the router's timeout.
-// Idempotent reads (GetTask, tasks/get, ...) whose connection failed are retried, on another
-// endpoint when there is one; nothing else is: a second SendMessage could act twice.
+// send makes a non-streaming call through the router's net/http transport, as the other routes'
+// calls, bounded by the router's timeout. The client hanging up ends it at once: the agent's
+// connection is closed, as a stream's is, and the agent stops working for nobody. Idempotent
+// reads (GetTask, tasks/get, ...) whose connection failed are retried, on another endpoint when
+// there is one; nothing else is: a second SendMessage could act twice.
 func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bool) {
 	rt := call.rt
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
+	ctx, cancel := context.WithTimeout(call.ctx, rt.cfg.Timeout)
+	defer cancel()
+	var gone atomic.Bool
+	stopWatch := rt.hangups.watch(call.c.Conn(), func() { gone.Store(true); cancel() })
+	defer stopWatch()
 	up := rt.balancer.pick(route, "")
-	call.upstreamRequest(req, up.Scheme, up.Host, strings.TrimRight(up.Path, "/"), token, body)
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
-	resp.Header.SetNoDefaultContentType(true) // an answer without one is relayed without one
-	deadline := time.Now().Add(rt.cfg.Timeout)
-	attempts := 1
-	if idempotent {
-		attempts = 3
+	out, err := call.stdRequest(ctx, up, token, body)
+	if err != nil {
+		call.failUpstream(route, err)
+		return
 	}
-	for i := 0; ; i++ {
-		err := rt.client.DoDeadline(req, resp, deadline)
-		if err == nil {
-			break
+	var transport http.RoundTripper = &ejectingTransport{next: rt.transport, balancer: rt.balancer}
+	if idempotent {
+		transport = &retryTransport{next: transport, attempts: 3, body: body,
+			reroute: func(failed string) string { return rt.balancer.pick(route, failed).Host }}
+	}
+	resp, err := transport.RoundTrip(out)
+	var answer []byte
+	if err == nil {
+		answer, err = io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBodyBytes+1))
+		resp.Body.Close()
+		if err == nil && len(answer) > maxUpstreamBodyBytes {
+			err = fmt.Errorf("the agent's answer exceeds %d bytes", maxUpstreamBodyBytes)
 		}
-		if agentFailed(err) {
-			rt.balancer.fail(up.Host)
-		}
-		if i+1 >= attempts || isTimeout(err) {
-			call.failUpstream(route, err)
+	}
+	if err != nil {
+		if gone.Load() {
+			call.c.SetStatusCode(499) // the client went away: nobody to answer
 			return
 		}
-		time.Sleep(time.Duration(i+1) * 50 * time.Millisecond)
-		up = rt.balancer.pick(route, up.Host)
-		req.URI().SetHost(up.Host)
-		req.Header.SetHost(up.Host)
+		call.failUpstream(route, err)
+		return
 	}
-	relayResponseHeader(&call.c.Response.Header, &resp.Header)
-	call.c.Response.SetBody(resp.Body())
+	h := &call.c.Response.Header
+	h.SetStatusCode(resp.StatusCode)
+	for k, values := range resp.Header {
+		if relayedAnswerHeader([]byte(k)) {
+			for _, v := range values {
+				h.Add(k, v)
+			}
+		}
+	}
+	call.c.Response.SetBody(answer)
+}
+
+// stdRequest is the request to the agent (upstreamRequest's headers) for net/http.
+func (call *rpcCall) stdRequest(ctx context.Context, up *url.URL, token string, body []byte) (*http.Request, error) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	path := strings.TrimRight(up.Path, "/")
+	call.upstreamRequest(req, up.Scheme, up.Host, path, token, nil)
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, up.Scheme+"://"+up.Host+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range req.Header.All() {
+		if bytes.EqualFold(k, []byte("Host")) || bytes.EqualFold(k, []byte("Content-Length")) {
+			continue // net/http writes them
+		}
+		out.Header.Add(string(k), string(v))
+	}
+	out.Host = up.Host
+	return out, nil
 }
 
 // agentFailed tells the failures that eject an agent's endpoint (it refused or dropped the
 // connection, or broke HTTP) from those that say nothing of its health: a timeout (a slow
-// answer), a full local pool, answer headers larger than the router reads.
+// answer), answer headers larger than the router reads.
 func agentFailed(err error) bool {
 	var small *fasthttp.ErrSmallBuffer
-	return !isTimeout(err) && !errors.Is(err, fasthttp.ErrNoFreeConns) && !errors.As(err, &small) && !errors.Is(err, errAnswerHeaderTooLarge)
+	return !isTimeout(err) && !errors.As(err, &small) && !errors.Is(err, errAnswerHeaderTooLarge)
 }
 
 // upstreamRequest builds the request to the agent from the caller's: same headers but the
@@ -498,27 +533,4 @@ func (b *relayBody) Close() error {
 		b.done()
 	})
 	return nil
-}
-
-// upstreamClient is the fasthttp client of non-streaming calls to agents.
-func upstreamClient() *fasthttp.Client {
-	return &fasthttp.Client{
-		NoDefaultUserAgentHeader: true,
-		DisablePathNormalizing:   true,
-		// Parse errors do not quote the answer: it may carry an agent's cookies or tokens.
-		ConfigureClient: func(hc *fasthttp.HostClient) error { hc.SecureErrorLogMessage = true; return nil },
-		Dial:            func(addr string) (net.Conn, error) { return fasthttp.DialDualStackTimeout(addr, 5*time.Second) },
-		// Agent calls are slow (an LLM answer takes seconds to minutes): many are in flight
-		// per agent at once, each on its own connection.
-		MaxConnsPerHost:    8192,
-		MaxConnWaitTimeout: 5 * time.Second,
-		// Below the 5 s keep-alive of uvicorn (most Python agents): the router closes an idle
-		// connection before the agent does, so a request never lands on a connection the
-		// agent is closing.
-		MaxIdleConnDuration: 4 * time.Second,
-		ReadBufferSize:      8 << 10,
-		MaxResponseBodySize: 64 << 20,
-		// Retries are the router's decision (send), never the client's.
-		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-	}
 }

@@ -79,16 +79,16 @@ type loopState struct {
 // (gnet's callbacks and the tasks run on it) calls it first.
 func (ls *loopState) stamp() { ls.now = time.Now() }
 
-// Limits of the loops' connections (a client's come from Config, as the server's): an agent's
-// idle connection closes below the 5 s keep-alive of uvicorn (as the fasthttp client's
-// MaxIdleConnDuration).
+// Limits of the connections to agents (a client's come from Config, as the server's): an
+// agent's idle connection closes below the 5 s keep-alive of uvicorn, on the loops as in the
+// router's transport.
 const (
 	upstreamIdleTimeout = 4 * time.Second
 	upstreamDialTimeout = 5 * time.Second
 	// maxLoopBodyBytes is the largest request body the loops take.
 	maxLoopBodyBytes = 64 << 10
-	// maxUpstreamHeaderBytes bounds an agent's answer's headers, as the fasthttp client's
-	// ReadBufferSize does.
+	// maxUpstreamHeaderBytes bounds an agent's answer's headers, on the loops as in the
+	// router's transport.
 	maxUpstreamHeaderBytes = 8 << 10
 	maxUpstreamBodyBytes   = 64 << 20
 )

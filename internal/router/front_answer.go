@@ -35,7 +35,7 @@ type agentAnswer struct {
 var (
 	errAgentClosed = fmt.Errorf("the agent closed the connection before answering: %w", io.ErrUnexpectedEOF)
 	// errAnswerHeaderTooLarge: an agent's answer's headers exceed what the router reads. Like
-	// the client's ErrSmallBuffer, it does not eject the agent (agentFailed).
+	// fasthttp's ErrSmallBuffer (a stream's answer), it does not eject the agent (agentFailed).
 	errAnswerHeaderTooLarge = fmt.Errorf("the agent's answer's headers exceed %d bytes", maxUpstreamHeaderBytes)
 	errBadAnswer            = errors.New("malformed answer")
 	errBadChunk             = errors.New("malformed chunked answer")

@@ -208,6 +208,50 @@ func TestFront_ClientGone(t *testing.T) {
 	}
 }
 
+// TestServer_ClientGone: a call the fasthttp server makes (here with the loops off) ends when
+// its client hangs up: the agent's connection is closed at once, not when the agent answers or
+// the router's timeout ends it.
+func TestServer_ClientGone(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	agentGotRequest, agentSawClose := make(chan struct{}), make(chan struct{})
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		close(agentGotRequest)
+		_, _ = c.Read(make([]byte, 1)) // then waits: the router must close
+		close(agentSawClose)
+	}()
+	reg := NewRegistry()
+	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: &url.URL{Scheme: "http", Host: l.Addr().String()}})
+	_, srvURL := startRouter(t, Config{Registry: reg, EventLoops: -1, Timeout: time.Minute})
+	c, err := net.Dial("tcp", strings.TrimPrefix(srvURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "POST /a2a/ns/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(sendBody), sendBody)
+	select {
+	case <-agentGotRequest:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call did not reach the agent")
+	}
+	c.Close()
+	select {
+	case <-agentSawClose:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent's connection stayed open after the client went away")
+	}
+}
+
 // TestFront_PipelinedAndHandedOver: requests sent back to back on one connection are answered
 // in order, the loops' calls first; a request the loops do not serve (a card) hands the
 // connection over with the bytes already read, and the server answers it and the next one.

@@ -67,8 +67,7 @@ type Router struct {
 	// front reads client connections on event loops; nil when Config.EventLoops is negative
 	// or before Serve.
 	front *front
-	// client makes the non-streaming A2A calls; transport everything else.
-	client    *fasthttp.Client
+	// transport makes the calls to agents and tools but those of the event loops and streams.
 	transport *http.Transport
 	metrics   *metrics
 	runs      *runIndex
@@ -130,15 +129,19 @@ func New(cfg Config) (*Router, error) {
 		runs:      newRunIndex(),
 		balancer:  newBalancer(10 * time.Second),
 		transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       90 * time.Second,
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			// Below the 5 s keep-alive of uvicorn (most Python agents): the router closes an
+			// idle connection before the agent does, so that a request seldom lands on a
+			// connection the agent is closing (a SendMessage there is not retried).
+			IdleConnTimeout:       upstreamIdleTimeout,
 			ResponseHeaderTimeout: cfg.Timeout,
-			ForceAttemptHTTP2:     false,
+			// As the event loops: an answer's headers fit in 8 KiB.
+			MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
+			ForceAttemptHTTP2:      false,
 		},
-		client:   upstreamClient(),
 		draining: make(chan struct{}),
 	}
 	mux := http.NewServeMux()
