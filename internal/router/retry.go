@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -21,7 +22,9 @@ type retryTransport struct {
 	reroute func(failed string) string
 }
 
-// ejectingTransport reports connection failures to the balancer.
+// ejectingTransport reports the failures of agents to the balancer, as agentFailed tells them
+// for the loops and streams: not a timeout (a slow answer), not answer headers larger than the
+// router reads, not the caller going away.
 type ejectingTransport struct {
 	next     http.RoundTripper
 	balancer *balancer
@@ -29,10 +32,16 @@ type ejectingTransport struct {
 
 func (t *ejectingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(r)
-	if err != nil && r.Context().Err() == nil {
+	if err != nil && r.Context().Err() == nil && agentFailed(err) && !headersTooLarge(err) {
 		t.balancer.fail(r.URL.Host)
 	}
 	return resp, err
+}
+
+// headersTooLarge tells net/http's error for an answer whose headers exceed the transport's
+// MaxResponseHeaderBytes; net/http exports no value for it, only its text.
+func headersTooLarge(err error) bool {
+	return strings.Contains(err.Error(), "server response headers exceeded")
 }
 
 func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {

@@ -863,3 +863,47 @@ func rawAgent(t *testing.T, answer func(*http.Request) string) *url.URL {
 	}()
 	return &url.URL{Scheme: "http", Host: l.Addr().String()}
 }
+
+// TestEjection: an agent whose answer breaks HTTP is ejected; one whose answer's headers exceed
+// what the router reads, or that is slow, is not (the same rule as the loops': agentFailed).
+func TestEjection(t *testing.T) {
+	broken := rawAgent(t, func(*http.Request) string { return "HTTP/1.1 200 OK\r\nnot a header\r\n\r\n" })
+	bigHeaders := rawAgent(t, func(*http.Request) string {
+		return "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 9<<10) + "\r\nContent-Length: 0\r\n\r\n"
+	})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // net/http sees the router leave only once it has read the body
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+			t.Error("the router kept its connection to the slow agent open after its timeout")
+		}
+	}))
+	defer slow.Close()
+	slowURL, _ := url.Parse(slow.URL)
+	for _, tc := range []struct {
+		name  string
+		agent *url.URL
+		eject bool
+	}{{"broken answer", broken, true}, {"headers over 8 KiB", bigHeaders, false}, {"slow", slowURL, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := NewRegistry()
+			reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: tc.agent})
+			rt, srvURL := startRouter(t, Config{Registry: reg, EventLoops: -1, Timeout: 300 * time.Millisecond})
+			resp, err := http.Post(srvURL+"/a2a/ns/a", "application/json", strings.NewReader(sendBody))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				t.Fatalf("status %d, want a 5xx", resp.StatusCode)
+			}
+			rt.balancer.mu.Lock()
+			_, ejected := rt.balancer.ejected[tc.agent.Host]
+			rt.balancer.mu.Unlock()
+			if ejected != tc.eject {
+				t.Fatalf("ejected: %v, want %v", ejected, tc.eject)
+			}
+		})
+	}
+}
