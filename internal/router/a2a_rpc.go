@@ -198,12 +198,7 @@ func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bo
 		call.failUpstream(route, err)
 		return
 	}
-	var transport http.RoundTripper = &ejectingTransport{next: rt.transport, balancer: rt.balancer}
-	if idempotent {
-		transport = &retryTransport{next: transport, attempts: 3, body: body,
-			reroute: func(failed string) string { return rt.balancer.pick(route, failed).Host }}
-	}
-	resp, err := transport.RoundTrip(out)
+	resp, err := rt.agentTransport(route, body, idempotent).RoundTrip(out)
 	var answer []byte
 	if err == nil {
 		answer, err = io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBodyBytes+1))

@@ -390,14 +390,8 @@ func (rt *Router) proxyWith(w http.ResponseWriter, r *http.Request, route *Route
 		defer rt.metrics.openStreams.Dec()
 	}
 	up := rt.balancer.pick(route, "")
-	var transport http.RoundTripper = &ejectingTransport{next: rt.transport, balancer: rt.balancer}
-	if idempotent && body != nil {
-		transport = &retryTransport{next: transport, attempts: 3, body: body,
-			// A retry goes to another endpoint when there is one.
-			reroute: func(failed string) string { return rt.balancer.pick(route, failed).Host }}
-	}
 	p := &httputil.ReverseProxy{
-		Transport: transport,
+		Transport: rt.agentTransport(route, body, idempotent),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = up.Scheme, up.Host
 			pr.Out.URL.Path = strings.TrimRight(up.Path, "/") + path
@@ -440,6 +434,18 @@ func (rt *Router) proxyWith(w http.ResponseWriter, r *http.Request, route *Route
 		out.ContentLength = int64(len(body))
 	}
 	p.ServeHTTP(w, out)
+}
+
+// agentTransport is the transport of a call to route: a failing endpoint is ejected, and an
+// idempotent request (with its body) whose connection failed is retried, on another endpoint
+// when there is one.
+func (rt *Router) agentTransport(route *Route, body []byte, idempotent bool) http.RoundTripper {
+	var t http.RoundTripper = &ejectingTransport{next: rt.transport, balancer: rt.balancer}
+	if idempotent && body != nil {
+		t = &retryTransport{next: t, attempts: 3, body: body,
+			reroute: func(failed string) string { return rt.balancer.pick(route, failed).Host }}
+	}
+	return t
 }
 
 // copyBuffers are the proxy's copy buffers: 8 KiB instead of ReverseProxy's default 32 KiB
