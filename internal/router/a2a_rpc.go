@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -189,8 +188,8 @@ func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bo
 	rt := call.rt
 	ctx, cancel := context.WithTimeout(call.ctx, rt.cfg.Timeout)
 	defer cancel()
-	var gone atomic.Bool
-	stopWatch := rt.hangups.watch(call.c.Conn(), func() { gone.Store(true); cancel() })
+	// The client hanging up cancels ctx; its deadline passing is the timeout.
+	stopWatch := rt.hangups.watch(call.c.Conn(), cancel)
 	defer stopWatch()
 	up := rt.balancer.pick(route, "")
 	out, err := call.stdRequest(ctx, up, token, body)
@@ -208,7 +207,7 @@ func (call *rpcCall) send(route *Route, token string, body []byte, idempotent bo
 		}
 	}
 	if err != nil {
-		if gone.Load() {
+		if errors.Is(ctx.Err(), context.Canceled) {
 			call.c.SetStatusCode(499) // the client went away: nobody to answer
 			return
 		}
@@ -249,10 +248,13 @@ func (call *rpcCall) stdRequest(ctx context.Context, up *url.URL, token string, 
 
 // agentFailed tells the failures that eject an agent's endpoint (it refused or dropped the
 // connection, or broke HTTP) from those that say nothing of its health: a timeout (a slow
-// answer), answer headers larger than the router reads.
+// answer), answer headers larger than the router reads (the loops' error, fasthttp's for a
+// stream, net/http's — which it exports only as text — for the other calls).
 func agentFailed(err error) bool {
 	var small *fasthttp.ErrSmallBuffer
-	return !isTimeout(err) && !errors.As(err, &small) && !errors.Is(err, errAnswerHeaderTooLarge)
+	headersTooLarge := errors.As(err, &small) || errors.Is(err, errAnswerHeaderTooLarge) ||
+		strings.Contains(err.Error(), "server response headers exceeded")
+	return !isTimeout(err) && !headersTooLarge
 }
 
 // upstreamRequest builds the request to the agent from the caller's: same headers but the

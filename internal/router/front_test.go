@@ -38,6 +38,14 @@ func postRPC(t *testing.T, client *http.Client, url string, header http.Header, 
 	return resp, out
 }
 
+// ejected tells whether the router's balancer has ejected host.
+func ejected(rt *Router, host string) bool {
+	rt.balancer.mu.Lock()
+	defer rt.balancer.mu.Unlock()
+	_, ok := rt.balancer.ejected[host]
+	return ok
+}
+
 // frontOf returns the router's front once Serve has started it.
 func frontOf(t *testing.T, rt *Router) *front {
 	t.Helper()
@@ -155,100 +163,69 @@ func TestFront_Timeout(t *testing.T) {
 	if took := time.Since(start); took < 300*time.Millisecond || took > 2*time.Second {
 		t.Fatalf("answered after %s, want about 300ms", took)
 	}
-	rt.balancer.mu.Lock()
-	_, ejected := rt.balancer.ejected[l.Addr().String()]
-	rt.balancer.mu.Unlock()
-	if ejected {
+	if ejected(rt, l.Addr().String()) {
 		t.Fatal("a slow agent was ejected")
 	}
 }
 
-// TestFront_ClientGone: a client that goes away while its call is in flight closes the call's
-// connection to the agent, which tells the agent.
-func TestFront_ClientGone(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	agentSawClose := make(chan struct{})
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, _ = http.ReadRequest(bufio.NewReader(c)) // then waits: the router must close
-		_, _ = c.Read(make([]byte, 1))
-		close(agentSawClose)
-	}()
-	reg := NewRegistry()
-	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: &url.URL{Scheme: "http", Host: l.Addr().String()}})
-	rt, srvURL := startRouter(t, Config{Registry: reg})
-	c, err := net.Dial("tcp", strings.TrimPrefix(srvURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(c, "POST /a2a/ns/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(sendBody), sendBody)
-	deadline := time.Now().Add(5 * time.Second)
-	for frontOf(t, rt).inflight.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	c.Close()
-	select {
-	case <-agentSawClose:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the agent's connection stayed open after the client went away")
-	}
-	for frontOf(t, rt).inflight.Load() != 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := frontOf(t, rt).inflight.Load(); n != 0 {
-		t.Fatalf("%d calls still in flight", n)
-	}
-}
-
-// TestServer_ClientGone: a call the fasthttp server makes (here with the loops off) ends when
-// its client hangs up: the agent's connection is closed at once, not when the agent answers or
-// the router's timeout ends it.
-func TestServer_ClientGone(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	agentGotRequest, agentSawClose := make(chan struct{}), make(chan struct{})
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-			return
-		}
-		close(agentGotRequest)
-		_, _ = c.Read(make([]byte, 1)) // then waits: the router must close
-		close(agentSawClose)
-	}()
-	reg := NewRegistry()
-	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: &url.URL{Scheme: "http", Host: l.Addr().String()}})
-	_, srvURL := startRouter(t, Config{Registry: reg, EventLoops: -1, Timeout: time.Minute})
-	c, err := net.Dial("tcp", strings.TrimPrefix(srvURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(c, "POST /a2a/ns/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(sendBody), sendBody)
-	select {
-	case <-agentGotRequest:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the call did not reach the agent")
-	}
-	c.Close()
-	select {
-	case <-agentSawClose:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the agent's connection stayed open after the client went away")
+// TestClientGone: a client that goes away while its call is in flight closes the call's
+// connection to the agent at once, which tells the agent (not when the agent answers or the
+// router's timeout ends the call): on the loops, and on the fasthttp server (loops off).
+func TestClientGone(t *testing.T) {
+	for name, loops := range map[string]int{"loops": 0, "server": -1} {
+		t.Run(name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			agentGotRequest, agentSawClose := make(chan struct{}), make(chan struct{})
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				close(agentGotRequest)
+				_, _ = c.Read(make([]byte, 1)) // then waits: the router must close
+				close(agentSawClose)
+			}()
+			reg := NewRegistry()
+			reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: &url.URL{Scheme: "http", Host: l.Addr().String()}})
+			rt, srvURL := startRouter(t, Config{Registry: reg, EventLoops: loops, Timeout: time.Minute})
+			c, err := net.Dial("tcp", strings.TrimPrefix(srvURL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "POST /a2a/ns/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(sendBody), sendBody)
+			select {
+			case <-agentGotRequest:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the call did not reach the agent")
+			}
+			c.Close()
+			select {
+			case <-agentSawClose:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the agent's connection stayed open after the client went away")
+			}
+			if loops < 0 {
+				return
+			}
+			f := frontOf(t, rt)
+			if f.served.Load() != 1 {
+				t.Fatal("the call was not made on the loops")
+			}
+			for deadline := time.Now().Add(5 * time.Second); f.inflight.Load() != 0 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n := f.inflight.Load(); n != 0 {
+				t.Fatalf("%d calls still in flight", n)
+			}
+		})
 	}
 }
 
@@ -404,11 +381,8 @@ func TestFront_BadAnswers(t *testing.T) {
 			if resp.StatusCode != http.StatusBadGateway || errObj == nil || errObj["code"] != float64(codeUnavailable) {
 				t.Fatalf("%d %v", resp.StatusCode, answer)
 			}
-			rt.balancer.mu.Lock()
-			_, ejected := rt.balancer.ejected[up.Host]
-			rt.balancer.mu.Unlock()
-			if ejected != tc.eject {
-				t.Fatalf("ejected: %v, want %v", ejected, tc.eject)
+			if got := ejected(rt, up.Host); got != tc.eject {
+				t.Fatalf("ejected: %v, want %v", got, tc.eject)
 			}
 			if frontOf(t, rt).served.Load() != 1 {
 				t.Fatal("the call was not made on the loops")

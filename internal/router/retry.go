@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -22,9 +21,8 @@ type retryTransport struct {
 	reroute func(failed string) string
 }
 
-// ejectingTransport reports the failures of agents to the balancer, as agentFailed tells them
-// for the loops and streams: not a timeout (a slow answer), not answer headers larger than the
-// router reads, not the caller going away.
+// ejectingTransport reports the failures of agents to the balancer, by the rule of the loops and
+// streams (agentFailed), and not when the caller went away.
 type ejectingTransport struct {
 	next     http.RoundTripper
 	balancer *balancer
@@ -32,16 +30,10 @@ type ejectingTransport struct {
 
 func (t *ejectingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(r)
-	if err != nil && r.Context().Err() == nil && agentFailed(err) && !headersTooLarge(err) {
+	if err != nil && r.Context().Err() == nil && agentFailed(err) {
 		t.balancer.fail(r.URL.Host)
 	}
 	return resp, err
-}
-
-// headersTooLarge tells net/http's error for an answer whose headers exceed the transport's
-// MaxResponseHeaderBytes; net/http exports no value for it, only its text.
-func headersTooLarge(err error) bool {
-	return strings.Contains(err.Error(), "server response headers exceeded")
 }
 
 func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {

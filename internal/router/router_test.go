@@ -898,11 +898,8 @@ func TestEjection(t *testing.T) {
 			if resp.StatusCode < 500 {
 				t.Fatalf("status %d, want a 5xx", resp.StatusCode)
 			}
-			rt.balancer.mu.Lock()
-			_, ejected := rt.balancer.ejected[tc.agent.Host]
-			rt.balancer.mu.Unlock()
-			if ejected != tc.eject {
-				t.Fatalf("ejected: %v, want %v", ejected, tc.eject)
+			if got := ejected(rt, tc.agent.Host); got != tc.eject {
+				t.Fatalf("ejected: %v, want %v", got, tc.eject)
 			}
 		})
 	}
