@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
 // Sync applies every object in order, then (with prune) deletes the composite's objects that are
@@ -63,7 +65,7 @@ func (a *Applier) Observe(ctx context.Context, objs []*unstructured.Unstructured
 		}
 		obs := Observation{Ref: ref, Exists: live != nil, Live: live}
 		if live != nil {
-			obs.Drift = Drift(o.Object, live.Object)
+			obs.Drift = Drift(o, live, contract.FieldManager)
 		}
 		out = append(out, obs)
 	}

@@ -797,13 +797,14 @@ func (e *compositeEngine) apply(ctx context.Context, in composition.Input, wait,
 }
 
 // observe reads the live objects of a rendered output into the computed attributes (using what
-// an apply already returned, when given). It reports whether any object exists at all.
-func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out *composition.Output, m *compositeModel, known *applied) (bool, diag.Diagnostics) {
+// an apply already returned, when given). It reports whether any object exists at all, and the
+// objects out of sync ("Kind ns/name: field, field").
+func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out *composition.Output, m *compositeModel, known *applied) (bool, []string, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	applier, err := e.data.Applier()
 	if err != nil {
 		diags.Append(kubernetesUnreachable("reading "+in.Namespace+"/"+in.Name, err))
-		return false, diags
+		return false, nil, diags
 	}
 	if known == nil {
 		known = &applied{}
@@ -815,13 +816,15 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 	obs, err := applier.Observe(ctx, objs, known.objects)
 	if err != nil {
 		diags.Append(kubernetesUnreachable("reading "+in.Namespace+"/"+in.Name, err))
-		return false, diags
+		return false, nil, diags
 	}
 	anyExists := false
+	var outOfSync []string
 	for _, o := range obs {
 		anyExists = anyExists || o.Exists
 		if !o.InSync() {
 			tflog.Info(ctx, "composed object out of sync", map[string]any{"object": o.Ref.String(), "exists": o.Exists, "drift": o.Drift})
+			outOfSync = append(outOfSync, o.Ref.String()+": "+strings.Join(o.Drift, ", "))
 		}
 	}
 	var extra []objectModel
@@ -829,7 +832,7 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 		entryOK, clientOK, err := e.identityStatus(ctx, in)
 		if err != nil {
 			diags.AddError("Identity Unreadable", fmt.Sprintf("Reading the identity of %s/%s from SPIRE and Keycloak failed.\n\nOriginal Error: %v", in.Namespace, in.Name, err))
-			return anyExists, diags
+			return anyExists, outOfSync, diags
 		}
 		extra = identityObjects(ctx, in, entryOK, clientOK)
 	}
@@ -841,14 +844,14 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 		if status == nil {
 			if status, err = applier.ReadDeployment(ctx, in.Namespace, in.Name); err != nil {
 				diags.Append(kubernetesUnreachable("reading Deployment "+in.Namespace+"/"+in.Name, err))
-				return anyExists, diags
+				return anyExists, outOfSync, diags
 			}
 		}
 		if status != nil {
 			m.ReadyReplicas = types.Int64Value(int64(status.ReadyReplicas))
 		}
 	}
-	return anyExists, diags
+	return anyExists, outOfSync, diags
 }
 
 func (e *compositeEngine) delete(ctx context.Context, in composition.Input) error {

@@ -208,8 +208,14 @@ func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourc
 		}
 		return
 	}
-	_, d = e.observe(ctx, in, out, c, result)
+	_, outOfSync, d := e.observe(ctx, in, out, c, result)
 	diags.Append(d...)
+	if len(outOfSync) > 0 {
+		// Only a writer that rewrites our fields as they are applied (an admission webhook, a
+		// controller) gets here: the state records what the cluster holds, and the error says
+		// who fights over which field, instead of Terraform's "inconsistent result".
+		diags.Append(changedOnApply(e.kind, in, outOfSync))
+	}
 	diags.Append(setPrivateInput(ctx, private, in)...)
 	diags.Append(state.Set(ctx, m)...)
 }
@@ -262,7 +268,7 @@ func (e *compositeEngine) read(ctx context.Context, m compositeResourceModel, pr
 		m.setOutput(out)
 		resp.Diagnostics.Append(setPrivateInput(ctx, resp.Private, *in)...)
 	}
-	exists, d := e.observe(ctx, *in, out, c, nil)
+	exists, _, d := e.observe(ctx, *in, out, c, nil)
 	resp.Diagnostics.Append(d...)
 	if resp.Diagnostics.HasError() {
 		return

@@ -2,8 +2,11 @@ package provider
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 )
 
 // Named diagnostic constructors: a fixed Title-Case summary; the detail says what was being
@@ -30,6 +33,17 @@ func keycloakUnreachable(doing string, err error) diag.Diagnostic {
 	return diag.NewErrorDiagnostic("Keycloak Unreachable",
 		fmt.Sprintf("While %s the provider could not use Keycloak. Check keycloak.url, keycloak.realm and the "+
 			"credentials (username/password or client_id/client_secret).\n\nOriginal Error: %v", doing, err))
+}
+
+// changedOnApply: fields the provider had just applied differ at once, so another writer
+// rewrites them as they are written.
+func changedOnApply(kind composition.Kind, in composition.Input, outOfSync []string) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Composed Objects Changed During Apply",
+		fmt.Sprintf("The objects of %s %s/%s were applied, but these fields the provider sets differ right after the apply:\n  %s\n\n"+
+			"Another writer rewrites them as they are written: usually a mutating admission webhook or a controller. "+
+			"Fields others add beside ours are never drift; only fields the provider sets are. Stop the other writer from "+
+			"changing these fields, or set them to what it writes (with composition.patches). The state records what the "+
+			"cluster holds.", kind, in.Namespace, in.Name, strings.Join(outOfSync, "\n  ")))
 }
 
 // providerDataFrom is the Configure step of every resource and data source: the provider's data,
