@@ -204,7 +204,10 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 			"--service-account-private-key-file", p("sa.key"), "--root-ca-file", p("ca.crt"),
 			"--cluster-signing-cert-file", p("ca.crt"), "--cluster-signing-key-file", p("ca.key"),
 			"--service-cluster-ip-range", serviceCIDR,
-			"--kube-api-qps", "100", "--kube-api-burst", "200", "--profiling=false", "--v=1"},
+			"--kube-api-qps", "100", "--kube-api-burst", "200", "--profiling=false", "--v=1",
+			// HPAs act within seconds rather than the default 15 s, for the tests that share
+			// replicas with one.
+			"--horizontal-pod-autoscaler-sync-period", "2s"},
 		Healthy: httpHealthy(insecureHTTP(), "https://127.0.0.1:"+strconv.Itoa(kcmPort)+"/healthz"),
 	}
 	scheduler := &Process{
