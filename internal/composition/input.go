@@ -131,10 +131,9 @@ type Patch struct {
 // account and, optionally, a Keycloak client named by its SPIFFE ID.
 type Identity struct {
 	SPIFFEID string `json:"spiffe_id"`
-	// WorkloadAPIHostPath is the node directory holding the SPIRE agent's Workload API socket
-	// (agent.sock); when set it is mounted at /spiffe-workload-api and SPIFFE_ENDPOINT_SOCKET
-	// points at it.
-	WorkloadAPIHostPath string          `json:"workload_api_host_path,omitempty"`
+	// WorkloadAPI, when mounted, puts the SPIRE agent's socket at /spiffe-workload-api and
+	// SPIFFE_ENDPOINT_SOCKET points at it.
+	WorkloadAPI
 	X509SVIDTTL         string          `json:"x509_svid_ttl,omitempty"`
 	JWTSVIDTTL          string          `json:"jwt_svid_ttl,omitempty"`
 	Client              *IdentityClient `json:"keycloak_client,omitempty"`
@@ -192,4 +191,34 @@ func containerResources(r *Resources, autoscaled bool) *Resources {
 		defaults.Requests = map[string]string{"cpu": "100m"}
 	}
 	return r.withDefaults(defaults)
+}
+
+// WorkloadAPIMountPath is where pods find the directory of the SPIRE agent's Workload API socket.
+const WorkloadAPIMountPath = "/spiffe-workload-api"
+
+// WorkloadAPI is where pods get the SPIRE agent's Workload API socket from: a directory on the
+// node (hostPath, which Pod Security's baseline and restricted profiles forbid) or a volume of
+// the SPIFFE CSI driver (csi.spiffe.io, which restricted allows). Its JSON keys are flat, as
+// they were when only the host path existed, so stored inputs keep reading.
+type WorkloadAPI struct {
+	HostPath  string `json:"workload_api_host_path,omitempty"`
+	CSIDriver string `json:"workload_api_csi_driver,omitempty"`
+	// SocketName is the socket's file name in that directory (agent.sock when empty; the SPIFFE
+	// CSI driver's charts name it spire-agent.sock).
+	SocketName string `json:"workload_api_socket_name,omitempty"`
+}
+
+// Mounted reports whether pods get the socket at all.
+func (w WorkloadAPI) Mounted() bool { return w.HostPath != "" || w.CSIDriver != "" }
+
+// MountPath is where the socket's directory is mounted in the pod.
+func (WorkloadAPI) MountPath() string { return WorkloadAPIMountPath }
+
+// SocketPath is the socket's path inside the pod.
+func (w WorkloadAPI) SocketPath() string {
+	name := w.SocketName
+	if name == "" {
+		name = "agent.sock"
+	}
+	return WorkloadAPIMountPath + "/" + name
 }

@@ -42,7 +42,7 @@ type PlatformInput struct {
 	Waypoint bool `json:"waypoint,omitempty"`
 	// WorkloadAPIHostPath mounts the SPIRE agent's socket into the router, which then logs in to
 	// Keycloak with its JWT-SVID (no ClientSecretName).
-	WorkloadAPIHostPath string `json:"workload_api_host_path,omitempty"`
+	WorkloadAPI
 	// Autoscaling scales the router on CPU instead of a fixed Replicas.
 	Autoscaling *Autoscaling `json:"autoscaling,omitempty"`
 	// Resources of the router's container, over RouterResources' defaults.
@@ -187,8 +187,8 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 			args = append(args, "-token-url="+in.TokenURL)
 		}
 		switch {
-		case in.WorkloadAPIHostPath != "":
-			args = append(args, "-client-id="+in.Audience, "-spiffe-socket=/spiffe-workload-api/agent.sock")
+		case in.Mounted():
+			args = append(args, "-client-id="+in.Audience, "-spiffe-socket="+in.SocketPath())
 		case in.ClientSecretName != "":
 			args = append(args, "-client-id="+in.Audience, "-client-secret-file=/var/run/kagenti/keycloak/client-secret")
 		}

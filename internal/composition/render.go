@@ -123,7 +123,7 @@ type templateData struct {
 	Card               string
 	PVCName            string
 	MountPath          string
-	WorkloadAPI        string
+	WorkloadAPI        WorkloadAPI
 	Resources          *Resources
 }
 
@@ -284,7 +284,7 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 		}
 	}
 	if in.Identity != nil {
-		data.WorkloadAPI = in.Identity.WorkloadAPIHostPath
+		data.WorkloadAPI = in.Identity.WorkloadAPI
 	}
 	data.Env = composeEnv(in, p, port, data.MountPath)
 
@@ -489,8 +489,8 @@ func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
 	}
 	if id := in.Identity; id != nil {
 		set("SPIFFE_ID", id.SPIFFEID)
-		if id.WorkloadAPIHostPath != "" {
-			set("SPIFFE_ENDPOINT_SOCKET", "unix:///spiffe-workload-api/agent.sock")
+		if id.Mounted() {
+			set("SPIFFE_ENDPOINT_SOCKET", "unix://"+id.SocketPath())
 		}
 		if c := id.Client; c != nil {
 			set("CLIENT_ID", id.SPIFFEID)

@@ -290,7 +290,7 @@ func TestRenderPlatformGolden(t *testing.T) {
 		"gateway-and-ambient": {Namespace: "kagenti", AgentNamespaces: []string{"team1"}, Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 1,
 			Gateway: &composition.GatewayRef{ParentName: "public", ParentNamespace: "gateways", SectionName: "https", Hostnames: []string{"agents.example.com"}, PathPrefix: "/kagenti"},
 			Mesh:    composition.MeshIstioAmbient, Waypoint: true, Issuer: "https://kc.example.com/realms/kagenti",
-			Audience: "spiffe://example.org/ns/kagenti/sa/kagenti-router", WorkloadAPIHostPath: "/run/spire/agent-sockets",
+			Audience: "spiffe://example.org/ns/kagenti/sa/kagenti-router", WorkloadAPI: composition.WorkloadAPI{HostPath: "/run/spire/agent-sockets"},
 			Autoscaling: &composition.Autoscaling{MinReplicas: 2, MaxReplicas: 6, TargetCPUUtilization: 70}},
 	}
 	for name, in := range cases {

@@ -38,11 +38,17 @@ func testAccKube(t *testing.T) kubernetes.Interface {
 	return client
 }
 
-// testAccNamespace creates a namespace for one test and deletes it afterwards.
+// testAccNamespace creates a namespace for one test and deletes it afterwards. It enforces Pod
+// Security's restricted profile, as a well-run cluster's agent namespaces do: the API server then
+// refuses a non-compliant pod at its ReplicaSet, and the rollout wait fails on it.
 func testAccNamespace(t *testing.T, client kubernetes.Interface) string {
 	t.Helper()
 	name := "acc-" + rand.String(6)
-	_, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce":         "restricted",
+		"pod-security.kubernetes.io/enforce-version": "latest",
+	}}}
+	_, err := client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

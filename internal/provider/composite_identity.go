@@ -32,7 +32,7 @@ func (e *compositeEngine) resolveIdentity(ctx context.Context, in *composition.I
 		return err
 	}
 	id.SPIFFEID = fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td.Name(), in.Namespace, in.Name)
-	id.WorkloadAPIHostPath = e.data.spireConfig.WorkloadAPIHostPath
+	id.WorkloadAPI = e.data.workloadAPI
 	if id.Client != nil && id.Client.Authentication == keycloak.AuthFederatedJWT && e.data.spireConfig.BundleEndpointURL == "" {
 		return errors.New("identity.keycloak_client with federated-jwt needs Keycloak to fetch the SPIRE JWT keys: set spire.bundle_endpoint_url " +
 			"in the provider (or KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL), or use authentication = \"client-secret\"")

@@ -72,6 +72,8 @@ type spireConfigModel struct {
 	DefaultParentID   types.String `tfsdk:"default_parent_id"`
 	BundleEndpointURL types.String `tfsdk:"bundle_endpoint_url"`
 	WorkloadAPIPath   types.String `tfsdk:"workload_api_host_path"`
+	WorkloadAPICSI    types.String `tfsdk:"workload_api_csi_driver"`
+	WorkloadAPISocket types.String `tfsdk:"workload_api_socket_name"`
 }
 
 type keycloakConfigModel struct {
@@ -220,9 +222,27 @@ func (p *kagentiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 						MarkdownDescription: "Directory on the nodes holding the SPIRE agents' Workload API socket (`agent.sock`), e.g. " +
 							"`/run/spire/agent-sockets`. When set, workloads with an identity (and the router) get it mounted at " +
 							"`/spiffe-workload-api` with `SPIFFE_ENDPOINT_SOCKET`, and the router authenticates to Keycloak with its JWT-SVID " +
-							"instead of a secret. Env: `KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH`.",
+							"instead of a secret. A hostPath volume is refused by Pod Security's `baseline` and `restricted` profiles: in " +
+							"namespaces that enforce them, use `workload_api_csi_driver`. Env: `KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH`.",
+						Optional: true,
+						Validators: []validator.String{
+							stringvalidator.RegexMatches(regexp.MustCompile(`^/\S+$`), "must be an absolute path"),
+							stringvalidator.ConflictsWith(path.MatchRoot("spire").AtName("workload_api_csi_driver")),
+						},
+					},
+					"workload_api_csi_driver": schema.StringAttribute{
+						MarkdownDescription: "Name of the CSI driver that serves the SPIRE agents' Workload API socket directory, usually " +
+							"the SPIFFE CSI driver `csi.spiffe.io`. Workloads with an identity (and the router) get a read-only `csi` " +
+							"volume of it at `/spiffe-workload-api`, which Pod Security's `restricted` profile allows, and the router " +
+							"authenticates to Keycloak with its JWT-SVID. Env: `KAGENTI_SPIRE_WORKLOAD_API_CSI_DRIVER`.",
 						Optional:   true,
-						Validators: []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^/\S+$`), "must be an absolute path")},
+						Validators: []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`), "must be a CSI driver name such as csi.spiffe.io")},
+					},
+					"workload_api_socket_name": schema.StringAttribute{
+						MarkdownDescription: "File name of the Workload API socket in that directory. Defaults to `agent.sock` " +
+							"(SPIRE's Helm charts with the SPIFFE CSI driver use `spire-agent.sock`). Env: `KAGENTI_SPIRE_WORKLOAD_API_SOCKET_NAME`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^[^/\s]+$`), "must be a file name, without a directory")},
 					},
 				},
 			},
@@ -338,11 +358,21 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 		sc = &spireConfigModel{}
 	}
 	data.spireConfig = spireConfig{
-		Address:             stringOr(sc.Address, "KAGENTI_SPIRE_ADDRESS", ""),
-		TrustDomain:         stringOr(sc.TrustDomain, "KAGENTI_SPIRE_TRUST_DOMAIN", ""),
-		DefaultParentID:     stringOr(sc.DefaultParentID, "KAGENTI_SPIRE_DEFAULT_PARENT_ID", ""),
-		BundleEndpointURL:   stringOr(sc.BundleEndpointURL, "KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL", ""),
-		WorkloadAPIHostPath: stringOr(sc.WorkloadAPIPath, "KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH", ""),
+		Address:           stringOr(sc.Address, "KAGENTI_SPIRE_ADDRESS", ""),
+		TrustDomain:       stringOr(sc.TrustDomain, "KAGENTI_SPIRE_TRUST_DOMAIN", ""),
+		DefaultParentID:   stringOr(sc.DefaultParentID, "KAGENTI_SPIRE_DEFAULT_PARENT_ID", ""),
+		BundleEndpointURL: stringOr(sc.BundleEndpointURL, "KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL", ""),
+	}
+	data.workloadAPI = composition.WorkloadAPI{
+		HostPath:   stringOr(sc.WorkloadAPIPath, "KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH", ""),
+		CSIDriver:  stringOr(sc.WorkloadAPICSI, "KAGENTI_SPIRE_WORKLOAD_API_CSI_DRIVER", ""),
+		SocketName: stringOr(sc.WorkloadAPISocket, "KAGENTI_SPIRE_WORKLOAD_API_SOCKET_NAME", ""),
+	}
+	if data.workloadAPI.HostPath != "" && data.workloadAPI.CSIDriver != "" {
+		resp.Diagnostics.AddAttributeError(path.Root("spire").AtName("workload_api_csi_driver"), "Conflicting Workload API Sources",
+			"The Workload API socket comes either from a node directory (workload_api_host_path, KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH) "+
+				"or from a CSI driver (workload_api_csi_driver, KAGENTI_SPIRE_WORKLOAD_API_CSI_DRIVER), not both: unset one of them.")
+		return
 	}
 
 	kcc := cfg.Keycloak

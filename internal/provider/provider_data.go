@@ -24,10 +24,12 @@ type spireConfig = spire.Config
 // SPIRE or Keycloak therefore plans and applies without them.
 type providerData struct {
 	// version is the provider's, for the default router image built from the same version.
-	version        string
-	labelDomain    string
-	kubeConfig     kubeconfig.Config
-	spireConfig    spireConfig
+	version     string
+	labelDomain string
+	kubeConfig  kubeconfig.Config
+	spireConfig spireConfig
+	// workloadAPI is where workloads with an identity get the SPIRE agent's socket from.
+	workloadAPI    composition.WorkloadAPI
 	keycloakConfig keycloak.Config
 
 	// renderer is pure and shared by every composite resource.

@@ -221,7 +221,7 @@ func (r *platformResource) input(ctx context.Context, m *platformResourceModel, 
 	// With the SPIRE agents' Workload API on the nodes the router logs in with its JWT-SVID;
 	// without it, with a generated secret kept in a Kubernetes Secret.
 	auth := keycloak.AuthClientSecret
-	if r.data.spireConfig.WorkloadAPIHostPath != "" {
+	if r.data.workloadAPI.Mounted() {
 		auth = keycloak.AuthFederatedJWT
 	}
 	identity := &composition.Input{Kind: "platform", Name: composition.RouterName, Namespace: in.Namespace,
@@ -231,7 +231,7 @@ func (r *platformResource) input(ctx context.Context, m *platformResourceModel, 
 		return in, nil, diags
 	}
 	in.Audience = identity.Identity.SPIFFEID
-	in.WorkloadAPIHostPath = identity.Identity.WorkloadAPIHostPath
+	in.WorkloadAPI = identity.Identity.WorkloadAPI
 	if resolve {
 		in.Issuer, in.TokenURL = identity.Identity.Client.Issuer, identity.Identity.Client.TokenURL
 		if auth == keycloak.AuthClientSecret {

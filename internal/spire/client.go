@@ -91,9 +91,6 @@ type Config struct {
 	DefaultParentID string
 	// BundleEndpointURL serves the bundle's JWT keys (JWKS) to relying parties such as Keycloak.
 	BundleEndpointURL string
-	// WorkloadAPIHostPath is the node directory of the SPIRE agents' Workload API socket
-	// (agent.sock), mounted into workloads that have an identity.
-	WorkloadAPIHostPath string
 }
 
 // Connect dials the server and checks that it answers and serves the expected trust domain, so
