@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -271,50 +272,73 @@ resource "kagenti_platform" "main" {
 	}
 }
 
-// With the SPIRE agents' Workload API on the nodes, the router gets the socket mounted and logs
-// in with its JWT-SVID: no secret is generated anywhere.
+// With the SPIRE agents' Workload API on the nodes (a node directory, or the SPIFFE CSI driver),
+// the router gets the socket mounted and logs in with its JWT-SVID: no secret is generated
+// anywhere.
 func TestAccPlatformResource_WorkloadAPI(t *testing.T) {
 	client := testAccKube(t)
 	env := newIdentityTestEnv(t)
 	ctx := context.Background()
+	sources := map[string]struct {
+		env    map[string]string
+		socket string
+		volume func(corev1.Volume) bool
+	}{
+		"host path": {
+			env:    map[string]string{"KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH": "/run/spire/agent-sockets"},
+			socket: "/spiffe-workload-api/agent.sock",
+			volume: func(v corev1.Volume) bool { return v.HostPath != nil && v.HostPath.Path == "/run/spire/agent-sockets" },
+		},
+		"csi driver": {
+			env:    map[string]string{"KAGENTI_SPIRE_WORKLOAD_API_CSI_DRIVER": "csi.spiffe.io", "KAGENTI_SPIRE_WORKLOAD_API_SOCKET_NAME": "spire-agent.sock"},
+			socket: "/spiffe-workload-api/spire-agent.sock",
+			volume: func(v corev1.Volume) bool {
+				return v.CSI != nil && v.CSI.Driver == "csi.spiffe.io" && v.CSI.ReadOnly != nil && *v.CSI.ReadOnly
+			},
+		},
+	}
 	for _, cli := range testAccCLIs {
-		t.Run(cli.name, func(t *testing.T) {
-			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
-			t.Setenv("KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH", "/run/spire/agent-sockets")
-			ns := "kagenti-wl-" + rand.String(4)
-			routerID := fmt.Sprintf("spiffe://%s/ns/%s/sa/kagenti-router", testAccSandbox.Spire.TrustDomain, ns)
-			resource.Test(t, resource.TestCase{
-				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-				Steps: []resource.TestStep{{
-					Config: fmt.Sprintf("resource \"kagenti_platform\" \"main\" {\n  namespace = %q\n  router_replicas = 1\n  token_exchange = true\n}\n", ns),
-					Check: func(*terraformState) error {
-						d, err := client.AppsV1().Deployments(ns).Get(ctx, "kagenti-router", metav1.GetOptions{})
-						if err != nil {
-							return err
-						}
-						spec := d.Spec.Template.Spec
-						args := fmt.Sprint(spec.Containers[0].Args)
-						if !strings.Contains(args, "-spiffe-socket=/spiffe-workload-api/agent.sock") || strings.Contains(args, "client-secret") {
-							return fmt.Errorf("router args %s: want the Workload API socket and no secret file", args)
-						}
-						if len(spec.Volumes) != 1 || spec.Volumes[0].HostPath == nil || spec.Volumes[0].HostPath.Path != "/run/spire/agent-sockets" {
-							return fmt.Errorf("router volumes %+v: want the agent socket directory", spec.Volumes)
-						}
-						if _, err := client.CoreV1().Secrets(ns).Get(ctx, "kagenti-router-keycloak", metav1.GetOptions{}); err == nil {
-							return fmt.Errorf("a client secret was generated for the router")
-						}
-						uuid, err := env.keycloak.FindClient(ctx, routerID)
-						if err != nil {
-							return err
-						}
-						st, err := env.keycloak.GetClient(ctx, uuid)
-						if err != nil || st.Authentication != keycloak.AuthFederatedJWT {
-							return fmt.Errorf("router client authentication %+v (%v), want federated-jwt", st, err)
-						}
-						return nil
-					},
-				}},
+		for source, src := range sources {
+			t.Run(cli.name+"/"+source, func(t *testing.T) {
+				t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+				for k, v := range src.env {
+					t.Setenv(k, v)
+				}
+				ns := "kagenti-wl-" + rand.String(4)
+				routerID := fmt.Sprintf("spiffe://%s/ns/%s/sa/kagenti-router", testAccSandbox.Spire.TrustDomain, ns)
+				resource.Test(t, resource.TestCase{
+					ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+					Steps: []resource.TestStep{{
+						Config: fmt.Sprintf("resource \"kagenti_platform\" \"main\" {\n  namespace = %q\n  router_replicas = 1\n  token_exchange = true\n}\n", ns),
+						Check: func(*terraformState) error {
+							d, err := client.AppsV1().Deployments(ns).Get(ctx, "kagenti-router", metav1.GetOptions{})
+							if err != nil {
+								return err
+							}
+							spec := d.Spec.Template.Spec
+							args := fmt.Sprint(spec.Containers[0].Args)
+							if !strings.Contains(args, "-spiffe-socket="+src.socket) || strings.Contains(args, "client-secret") {
+								return fmt.Errorf("router args %s: want the Workload API socket %s and no secret file", args, src.socket)
+							}
+							if len(spec.Volumes) != 1 || !src.volume(spec.Volumes[0]) {
+								return fmt.Errorf("router volumes %+v: want the agent socket directory", spec.Volumes)
+							}
+							if _, err := client.CoreV1().Secrets(ns).Get(ctx, "kagenti-router-keycloak", metav1.GetOptions{}); err == nil {
+								return fmt.Errorf("a client secret was generated for the router")
+							}
+							uuid, err := env.keycloak.FindClient(ctx, routerID)
+							if err != nil {
+								return err
+							}
+							st, err := env.keycloak.GetClient(ctx, uuid)
+							if err != nil || st.Authentication != keycloak.AuthFederatedJWT {
+								return fmt.Errorf("router client authentication %+v (%v), want federated-jwt", st, err)
+							}
+							return nil
+						},
+					}},
+				})
 			})
-		})
+		}
 	}
 }
