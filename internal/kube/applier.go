@@ -247,10 +247,15 @@ func (a *Applier) NamespaceExists(ctx context.Context, name string) (bool, error
 type WaitError struct {
 	What   string
 	Reason string
-	Err    error
+	// Blocked: the wait gave up before its deadline, on a cause that cannot clear by itself.
+	Blocked bool
+	Err     error
 }
 
 func (e *WaitError) Error() string {
+	if e.Blocked {
+		return "gave up waiting for " + e.What + ", which cannot happen until this is fixed: " + e.Reason
+	}
 	msg := "timed out waiting for " + e.What
 	if e.Reason != "" {
 		msg += ": " + e.Reason
@@ -268,6 +273,9 @@ type DeploymentStatus struct {
 	Replicas, ReadyReplicas, UpdatedReplicas, AvailableReplicas int32
 	Complete                                                    bool
 	Reason                                                      string
+	// HeldBy is what the cluster says holds the rollout back (unschedulable pods, image pull
+	// errors, crash loops, failing probes, pods that may not be created), when asked.
+	HeldBy string
 }
 
 // deploymentStatus decides whether a rollout is complete, as `kubectl rollout status` does.
@@ -299,6 +307,13 @@ func deploymentStatus(d *appsv1.Deployment) DeploymentStatus {
 	return s
 }
 
+// A rollout is asked what holds it back once it has made no progress for holdupAfter, then at
+// most every holdupInterval.
+const (
+	holdupAfter    = 2 * time.Second
+	holdupInterval = 2 * time.Second
+)
+
 // ReadDeployment returns a Deployment's readiness, or nil when it does not exist.
 func (a *Applier) ReadDeployment(ctx context.Context, namespace, name string) (*DeploymentStatus, error) {
 	d, err := a.typed.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
@@ -315,8 +330,17 @@ func (a *Applier) ReadDeployment(ctx context.Context, namespace, name string) (*
 // WaitDeploymentAvailable waits until a Deployment's rollout is complete. On timeout the error
 // carries the rollout state, the Deployment's conditions and recent warning events of it and its
 // pods. progress is called whenever the state changes.
+//
+// A rollout that makes no progress for a while is asked why (its pods, its ReplicaFailure
+// condition; at most every holdupInterval, so that a healthy apply of many agents costs no
+// extra requests), and the answer goes into the progress report. A cause that cannot clear by
+// itself — an image that does not exist, a quota, a Pod Security refusal — ends the wait at once
+// with a *WaitError whose Blocked is set.
 func (a *Applier) WaitDeploymentAvailable(ctx context.Context, namespace, name string, progress func(DeploymentStatus)) (DeploymentStatus, error) {
 	var last DeploymentStatus
+	var blocked *holdup
+	what := fmt.Sprintf("Deployment %s/%s to become Available", namespace, name)
+	lastChange, lastAsked := time.Now(), time.Time{}
 	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		d, err := a.typed.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -326,12 +350,39 @@ func (a *Applier) WaitDeploymentAvailable(ctx context.Context, namespace, name s
 			return false, nil // transient; the deadline bounds retries
 		}
 		s := deploymentStatus(d)
+		now := time.Now()
+		seen := last
+		seen.HeldBy = ""
+		moved := s != seen
+		if moved {
+			lastChange = now
+		}
+		if !s.Complete {
+			var h holdup
+			var ok bool
+			if h, ok = replicaFailure(d); !ok && now.Sub(lastChange) >= holdupAfter && now.Sub(lastAsked) >= holdupInterval {
+				lastAsked = now
+				h, ok = a.rolloutHoldup(ctx, d)
+			}
+			switch {
+			case ok:
+				s.HeldBy = h.reason
+				if h.permanent {
+					blocked = &h
+				}
+			case !moved:
+				s.HeldBy = last.HeldBy // the last cause found still stands
+			}
+		}
 		if s != last && progress != nil {
 			progress(s)
 		}
 		last = s
-		return s.Complete, nil
+		return s.Complete || blocked != nil, nil
 	})
+	if blocked != nil {
+		return last, &WaitError{What: what, Reason: blocked.reason, Blocked: true}
+	}
 	if err == nil {
 		return last, nil
 	}
@@ -339,13 +390,16 @@ func (a *Applier) WaitDeploymentAvailable(ctx context.Context, namespace, name s
 		return last, err
 	}
 	reason := last.Reason
+	if last.HeldBy != "" {
+		reason += "; " + last.HeldBy
+	}
 	// Use a fresh context: the operation's own has expired.
 	diagCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if extra := a.explainDeployment(diagCtx, namespace, name); extra != "" {
 		reason += "; " + extra
 	}
-	return last, &WaitError{What: fmt.Sprintf("Deployment %s/%s to become Available", namespace, name), Reason: reason, Err: err}
+	return last, &WaitError{What: what, Reason: reason, Err: err}
 }
 
 func (a *Applier) explainDeployment(ctx context.Context, namespace, name string) string {

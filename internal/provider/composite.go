@@ -783,10 +783,18 @@ func (e *compositeEngine) apply(ctx context.Context, in composition.Input, wait,
 	result := &applied{objects: live}
 	if wait && in.Image != "" {
 		status, err := applier.WaitDeploymentAvailable(ctx, in.Namespace, in.Name, func(s kube.DeploymentStatus) {
-			tflog.Info(ctx, "waiting for rollout", map[string]any{
+			fields := map[string]any{
 				"deployment": in.Namespace + "/" + in.Name, "ready": s.ReadyReplicas, "updated": s.UpdatedReplicas,
 				"available": s.AvailableReplicas, "waiting_for": s.Reason,
-			})
+			}
+			if s.HeldBy != "" {
+				// What holds the rollout back is worth a warning: it is the answer to a long
+				// "Still creating...".
+				fields["held_by"] = s.HeldBy
+				tflog.Warn(ctx, "rollout held back", fields)
+				return
+			}
+			tflog.Info(ctx, "waiting for rollout", fields)
 		})
 		if err != nil {
 			return out, nil, err

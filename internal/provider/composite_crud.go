@@ -222,6 +222,12 @@ func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourc
 
 func applyFailed(kind composition.Kind, in composition.Input, err error) diag.Diagnostic {
 	var werr *kube.WaitError
+	if errors.As(err, &werr) && werr.Blocked {
+		return diag.NewErrorDiagnostic(titleKind(kind)+" Cannot Become Ready",
+			fmt.Sprintf("The objects of %s %s/%s were applied, but their rollout cannot complete until this is fixed: %s.\n\n"+
+				"The provider stopped waiting at once rather than at the timeout. Fix the cause (the image name, the namespace's "+
+				"ResourceQuota, its Pod Security level, ...) and apply again; what was applied is recorded.", kind, in.Namespace, in.Name, werr.Reason))
+	}
 	if errors.As(err, &werr) {
 		return diag.NewErrorDiagnostic(titleKind(kind)+" Not Ready",
 			fmt.Sprintf("The objects of %s %s/%s were applied, but %s. Check the image, its probes and the namespace's events; "+
