@@ -66,6 +66,9 @@ type Input struct {
 	// workload who it is and where to get tokens.
 	Identity *Identity `json:"identity,omitempty"`
 
+	// Workload is metadata, scheduling and the pod's command, env sources and service account.
+	Workload
+
 	Patches []Patch `json:"patches,omitempty"`
 	// Templates replace embedded templates by key (e.g. "deployment"); the text is a Go
 	// template of one Kubernetes object, rendered with the same data.
@@ -134,9 +137,9 @@ type Identity struct {
 	// WorkloadAPI, when mounted, puts the SPIRE agent's socket at /spiffe-workload-api and
 	// SPIFFE_ENDPOINT_SOCKET points at it.
 	WorkloadAPI
-	X509SVIDTTL         string          `json:"x509_svid_ttl,omitempty"`
-	JWTSVIDTTL          string          `json:"jwt_svid_ttl,omitempty"`
-	Client              *IdentityClient `json:"keycloak_client,omitempty"`
+	X509SVIDTTL string          `json:"x509_svid_ttl,omitempty"`
+	JWTSVIDTTL  string          `json:"jwt_svid_ttl,omitempty"`
+	Client      *IdentityClient `json:"keycloak_client,omitempty"`
 }
 
 // IdentityClient is the Keycloak side of an identity. Issuer, JWKSURI and TokenURL are the

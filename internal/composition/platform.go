@@ -47,6 +47,9 @@ type PlatformInput struct {
 	Autoscaling *Autoscaling `json:"autoscaling,omitempty"`
 	// Resources of the router's container, over RouterResources' defaults.
 	Resources *Resources `json:"resources,omitempty"`
+	// Workload is metadata on the platform's objects and the router pod's own settings. Args
+	// are added after the router's own flags.
+	Workload
 }
 
 // RouterResources are the router container's resources where the platform sets none: it needs
@@ -92,6 +95,7 @@ func PlatformKinds() []schema.GroupVersionKind {
 // ValidatePlatform checks a platform input.
 func ValidatePlatform(in PlatformInput) field.ErrorList {
 	var errs field.ErrorList
+	errs = append(errs, validateWorkload(in.Workload, field.NewPath("router_pod"), contract.NewKeys(in.LabelDomain))...)
 	// Checked with the defaults filled in: a request above a default limit is an error too.
 	errs = append(errs, validateResources(field.NewPath("router_resources"), in.Resources, in.Resources.withDefaults(RouterResources()))...)
 	for _, msg := range validation.IsDNS1123Label(in.Namespace) {
@@ -193,8 +197,10 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 			args = append(args, "-client-id="+in.Audience, "-client-secret-file=/var/run/kagenti/keycloak/client-secret")
 		}
 	}
+	args = append(args, in.Args...)
 	data := map[string]any{
-		"In": in, "Name": RouterName, "Args": args, "SelectorLabels": selector, "PodLabels": podLabels(labels, keys),
+		"In": in, "Name": RouterName, "Args": args, "SelectorLabels": selector, "PodLabels": podLabels(in.PodLabels, labels, keys),
+		"PodAnnotations": in.PodAnnotations, "Pod": in.podSpec(), "ServiceAccountName": in.ServiceAccountName(RouterName),
 		"Resources":          in.Resources.withDefaults(RouterResources()),
 		"ServiceAnnotations": map[string]string{keys.Spec(): string(spec), keys.URL(): out.URL},
 		"Target":             "", "RBACName": RouterName + "-" + in.Namespace,
@@ -210,8 +216,10 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 	if err := render("namespace", "namespace", data); err != nil {
 		return nil, err
 	}
-	if err := render("serviceaccount", "serviceaccount", data); err != nil {
-		return nil, err
+	if in.ServiceAccount == "" {
+		if err := render("serviceaccount", "serviceaccount", data); err != nil {
+			return nil, err
+		}
 	}
 	targets := append([]string(nil), in.AgentNamespaces...)
 	slices.Sort(targets)
@@ -269,7 +277,7 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 			return nil, err
 		}
 	}
-	stamp(out.Objects, labels, keys)
+	stamp(out.Objects, in.Workload, labels, keys)
 	return out, nil
 }
 

@@ -109,14 +109,18 @@ type EnvVar struct {
 
 // templateData is what templates see.
 type templateData struct {
-	In                 Input
-	Preset             struct{ ProbePath string }
-	Port               int64
-	Replicas           int64
-	Container          string
-	Env                []EnvVar
-	SelectorLabels     map[string]string
-	PodLabels          map[string]string
+	In             Input
+	Preset         struct{ ProbePath string }
+	Port           int64
+	Replicas       int64
+	Container      string
+	Env            []EnvVar
+	SelectorLabels map[string]string
+	PodLabels      map[string]string
+	PodAnnotations map[string]string
+	// Pod is the Workload's pod fields shaped as the Kubernetes API takes them.
+	Pod                podSpec
+	ServiceAccountName string
 	ServiceAnnotations map[string]string
 	CardName           string
 	CardKey            string
@@ -181,7 +185,7 @@ func (r *Renderer) Revision(in Input) string {
 func objectKeys(in Input) []string {
 	inCluster := in.Image != ""
 	var keys []string
-	if inCluster {
+	if inCluster && in.ServiceAccount == "" {
 		keys = append(keys, KeyServiceAccount)
 		if in.Persistence != nil && in.Persistence.Size != "" {
 			keys = append(keys, KeyPVC)
@@ -261,13 +265,16 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 	}
 
 	data := templateData{
-		In:             in,
-		Port:           port,
-		Container:      string(in.Kind),
-		SelectorLabels: selector,
-		PodLabels:      podLabels(labels, keys),
-		CardName:       contract.CardConfigMapName(in.Name),
-		Resources:      containerResources(in.Resources, in.Autoscaling != nil),
+		In:                 in,
+		Port:               port,
+		Container:          string(in.Kind),
+		SelectorLabels:     selector,
+		PodLabels:          podLabels(in.PodLabels, labels, keys),
+		PodAnnotations:     in.PodAnnotations,
+		Pod:                in.podSpec(),
+		ServiceAccountName: in.ServiceAccountName(in.Name),
+		CardName:           contract.CardConfigMapName(in.Name),
+		Resources:          containerResources(in.Resources, in.Autoscaling != nil),
 	}
 	data.Preset.ProbePath = p.ProbePath[in.Protocol]
 	if in.Autoscaling == nil {
@@ -339,34 +346,39 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 	}
 	// Labels and the key are set after templates and patches so that no custom template or patch
 	// can drop them: discovery, pruning and drift detection depend on them.
-	stamp(out.Objects, labels, keys)
+	stamp(out.Objects, in.Workload, labels, keys)
 	return out, nil
 }
 
-// podLabels are the labels of a pod template: the composite's without the composition revision,
-// so that a new template set (a provider upgrade) that renders the same pods does not restart
-// every workload. The objects themselves carry the revision.
-func podLabels(labels map[string]string, keys contract.Keys) map[string]string {
-	pod := maps.Clone(labels)
+// podLabels are the labels of a pod template: the user's, then the composite's without the
+// composition revision, so that a new template set (a provider upgrade) that renders the same
+// pods does not restart every workload. The objects themselves carry the revision.
+func podLabels(user, labels map[string]string, keys contract.Keys) map[string]string {
+	pod := maps.Clone(user)
+	if pod == nil {
+		pod = map[string]string{}
+	}
+	maps.Copy(pod, labels)
 	delete(pod, keys.Revision())
 	return pod
 }
 
-// stamp sets the composite's labels and each object's key annotation.
-func stamp(objs []Object, labels map[string]string, keys contract.Keys) {
+// stamp sets the user's labels and annotations on every object, then the composite's labels and
+// each object's key annotation, which win.
+func stamp(objs []Object, w Workload, labels map[string]string, keys contract.Keys) {
 	for _, o := range objs {
 		l := o.Object.GetLabels()
 		if l == nil {
 			l = map[string]string{}
 		}
-		for k, v := range labels {
-			l[k] = v
-		}
+		maps.Copy(l, w.Labels)
+		maps.Copy(l, labels)
 		o.Object.SetLabels(l)
 		a := o.Object.GetAnnotations()
 		if a == nil {
 			a = map[string]string{}
 		}
+		maps.Copy(a, w.Annotations)
 		a[keys.ResourceName()] = o.Key
 		o.Object.SetAnnotations(a)
 	}

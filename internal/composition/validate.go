@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
 // MaxNameLength keeps derived names (the "-card" ConfigMap, "-data" claim) and label values
@@ -29,6 +31,7 @@ var (
 func Validate(in Input) field.ErrorList {
 	var errs field.ErrorList
 	errs = append(errs, validateName(field.NewPath("name"), in.Name)...)
+	errs = append(errs, validateWorkload(in.Workload, field.NewPath("pod"), contract.NewKeys(in.LabelDomain))...)
 	for _, msg := range validation.IsDNS1123Label(in.Namespace) {
 		errs = append(errs, field.Invalid(field.NewPath("namespace"), in.Namespace, msg))
 	}
