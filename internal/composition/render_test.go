@@ -209,6 +209,16 @@ func TestValidate(t *testing.T) {
 			},
 			want: []string{`composition.patches[0].target: Unsupported value: "hpa": supported values: "serviceaccount", "card", "deployment", "service"`},
 		},
+		"otel endpoint is not a URL": {
+			reason: "OTEL_EXPORTER_OTLP_ENDPOINT must be a URL the SDK can dial",
+			change: func(in *composition.Input) { in.OTELEndpoint = "::::" },
+			want:   []string{`otel_endpoint: Invalid value: "::::": must be an absolute http(s) URL with a host`},
+		},
+		"otel endpoint without a host": {
+			reason: "a scheme alone names no collector",
+			change: func(in *composition.Input) { in.OTELEndpoint = "http://" },
+			want:   []string{`otel_endpoint: Invalid value: "http://": must be an absolute http(s) URL with a host`},
+		},
 		"duplicate skill ids": {
 			change: func(in *composition.Input) {
 				in.Skills = []composition.Skill{{ID: "a", Name: "A"}, {ID: "a", Name: "B"}}

@@ -255,8 +255,11 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 				"environment variable names are letters, digits and '_', not starting with a digit"))},
 		},
 		"otel_endpoint": rschema.StringAttribute{
-			MarkdownDescription: "OTLP endpoint; sets OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME.",
-			Optional:            true,
+			MarkdownDescription: "OTLP endpoint: an absolute `http` or `https` URL with a host (the schemes OpenTelemetry SDKs " +
+				"accept for OTLP over HTTP and gRPC alike), e.g. `http://otel-collector.observability:4317`. Sets " +
+				"OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME.",
+			Optional:   true,
+			Validators: []validator.String{absoluteURL("http://otel-collector.observability:4317", "http", "https")},
 		},
 		"composition": rschema.SingleNestedAttribute{
 			MarkdownDescription: "Reach any field of any composed object. Object keys: `serviceaccount`, `deployment`, `service`, " +
@@ -291,7 +294,7 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 			Computed:            true,
 			Default:             booldefault.StaticBool(true),
 		},
-		"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+		"timeouts": timeoutsAttribute(ctx, map[string]time.Duration{"create": defaultCreateTimeout, "update": defaultCreateTimeout, "delete": defaultDeleteTimeout}),
 		"url": rschema.StringAttribute{
 			MarkdownDescription: "Where clients reach the " + noun + " inside the cluster" + map[bool]string{true: ".", false: " (its MCP endpoint)."}[noun == "agent"],
 			Computed:            true,

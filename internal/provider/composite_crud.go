@@ -276,7 +276,7 @@ func (e *compositeEngine) read(ctx context.Context, m compositeResourceModel, pr
 
 func (e *compositeEngine) deleteComposite(ctx context.Context, m compositeResourceModel, diags *diag.Diagnostics) {
 	c := m.common()
-	timeout, d := c.Timeouts.Delete(ctx, defaultDeleteTimeout)
+	timeout, d := operationTimeout(ctx, c.Timeouts, "delete", defaultDeleteTimeout)
 	diags.Append(d...)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -294,7 +294,7 @@ func (e *compositeEngine) deleteComposite(ctx context.Context, m compositeResour
 
 func createTimeout(ctx context.Context) func(*compositeModel) (diag.Diagnostics, context.Context, context.CancelFunc) {
 	return func(c *compositeModel) (diag.Diagnostics, context.Context, context.CancelFunc) {
-		t, d := c.Timeouts.Create(ctx, defaultCreateTimeout)
+		t, d := operationTimeout(ctx, c.Timeouts, "create", defaultCreateTimeout)
 		cctx, cancel := context.WithTimeout(ctx, t)
 		return d, cctx, cancel
 	}
@@ -302,7 +302,7 @@ func createTimeout(ctx context.Context) func(*compositeModel) (diag.Diagnostics,
 
 func updateTimeout(ctx context.Context) func(*compositeModel) (diag.Diagnostics, context.Context, context.CancelFunc) {
 	return func(c *compositeModel) (diag.Diagnostics, context.Context, context.CancelFunc) {
-		t, d := c.Timeouts.Update(ctx, defaultCreateTimeout)
+		t, d := operationTimeout(ctx, c.Timeouts, "update", defaultCreateTimeout)
 		cctx, cancel := context.WithTimeout(ctx, t)
 		return d, cctx, cancel
 	}

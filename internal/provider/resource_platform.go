@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -155,7 +156,7 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				MarkdownDescription: "Wait until the router Deployment is Available (default `true`).",
 				Optional:            true, Computed: true, Default: booldefault.StaticBool(true),
 			},
-			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+			"timeouts": timeoutsAttribute(ctx, map[string]time.Duration{"create": defaultCreateTimeout, "update": defaultCreateTimeout, "delete": defaultDeleteTimeout}),
 			"router_url": rschema.StringAttribute{
 				MarkdownDescription: "Where clients reach the router.", Computed: true,
 			},
@@ -332,14 +333,15 @@ func enrolled(m *platformResourceModel) []string {
 }
 
 func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, creating bool, prior []string, diags *diag.Diagnostics) {
-	var d diag.Diagnostics
-	timeout := defaultCreateTimeout
+	op := "update"
 	if creating {
-		timeout, d = m.Timeouts.Create(ctx, defaultCreateTimeout)
-	} else {
-		timeout, d = m.Timeouts.Update(ctx, defaultCreateTimeout)
+		op = "create"
 	}
+	timeout, d := operationTimeout(ctx, m.Timeouts, op, defaultCreateTimeout)
 	diags.Append(d...)
+	if diags.HasError() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if m.RouterImage.IsUnknown() || m.RouterImage.IsNull() {
@@ -557,7 +559,7 @@ func (r *platformResource) Delete(ctx context.Context, req resource.DeleteReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, d := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
+	timeout, d := operationTimeout(ctx, state.Timeouts, "delete", defaultDeleteTimeout)
 	resp.Diagnostics.Append(d...)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
