@@ -101,9 +101,11 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"router_replicas": rschema.Int64Attribute{
-				MarkdownDescription: "Router pods (default 2; more than one adds a PodDisruptionBudget).",
-				Optional:            true, Computed: true, Default: int64default.StaticInt64(2),
-				Validators: []validator.Int64{int64validator.Between(1, 100)},
+				MarkdownDescription: "Router pods (default 2; more than one adds a PodDisruptionBudget). Conflicts with " +
+					"`router_autoscaling`, whose HorizontalPodAutoscaler owns the count.",
+				Optional: true, Computed: true, Default: int64default.StaticInt64(2),
+				Validators: []validator.Int64{int64validator.Between(1, 100),
+					int64validator.ConflictsWith(path.MatchRoot("router_autoscaling"))},
 			},
 			"router_resources": resourcesAttribute("Compute resources of the router's container, over the defaults: " +
 				describeResources(composition.RouterResources()) + " (it holds about 60 MiB with 1,000 " +
