@@ -20,6 +20,9 @@ var Frameworks = []string{"langgraph", "crewai", "ag2", "llama-stack", "beeai", 
 // Protocols an agent can speak.
 var Protocols = []string{"a2a", "acp"}
 
+// ToolProtocol is the protocol every tool speaks, in its protocol label.
+const ToolProtocol = "mcp"
+
 // Transports a tool can serve MCP over; each has a preset.
 var Transports = []string{"streamable-http", "sse"}
 

@@ -240,7 +240,7 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 
 	protocol := in.Protocol
 	if in.Kind == KindTool {
-		protocol = "mcp"
+		protocol = ToolProtocol
 	}
 	selector := map[string]string{
 		"app.kubernetes.io/name": in.Name,
