@@ -472,13 +472,18 @@ func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
 		}
 	}
 	if len(in.Tools) > 0 {
+		// MCP_URL and MCP_TRANSPORT describe one tool, the first; MCP_URLS and MCP_TRANSPORTS
+		// every tool, in the same order, so that an agent with tools on different transports
+		// speaks each one's.
 		urls := make([]string, len(in.Tools))
+		transports := make([]string, len(in.Tools))
 		for i, t := range in.Tools {
-			urls[i] = t.URL
+			urls[i], transports[i] = t.URL, t.Transport
 		}
 		set("MCP_URL", urls[0])
+		set("MCP_TRANSPORT", transports[0])
 		set("MCP_URLS", strings.Join(urls, ","))
-		set("MCP_TRANSPORT", in.Tools[0].Transport)
+		set("MCP_TRANSPORTS", strings.Join(transports, ","))
 	}
 	if mountPath != "" {
 		set("CHECKPOINT_DIR", mountPath)
