@@ -143,6 +143,10 @@ type Identity struct {
 	Client              *IdentityClient `json:"keycloak_client,omitempty"`
 }
 
+// AuthClientSecret is the authentication of a client that logs in with a generated secret (the
+// keycloak package's AuthClientSecret; the composition may not import it).
+const AuthClientSecret = "client-secret"
+
 // IdentityClient is the Keycloak side of an identity. Issuer, JWKSURI and TokenURL are the
 // realm's, resolved at apply, and handed to the workload as env.
 type IdentityClient struct {

@@ -499,6 +499,11 @@ func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
 		}
 		if c := id.Client; c != nil {
 			set("CLIENT_ID", id.SPIFFEID)
+			if c.Authentication == AuthClientSecret {
+				// From the Secret the provider stores it in: the value never enters the
+				// template, the spec annotation or Terraform state.
+				env["CLIENT_SECRET"] = EnvVar{Name: "CLIENT_SECRET", Secret: &SecretRef{Secret: contract.ClientSecretName(in.Name), Key: contract.ClientSecretKey}}
+			}
 			for name, v := range map[string]string{"ISSUER": c.Issuer, "JWKS_URI": c.JWKSURI, "TOKEN_URL": c.TokenURL} {
 				if v != "" {
 					set(name, v)

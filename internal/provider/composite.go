@@ -313,7 +313,8 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 			MarkdownDescription: "A workload identity for the " + noun + "'s service account, as `kagenti_identity` makes one: a SPIRE " +
 				"entry (`spiffe://<trust domain>/ns/<namespace>/sa/<name>`, selectors `k8s:ns`/`k8s:sa`) and, with `keycloak_client`, a " +
 				"Keycloak client named by that SPIFFE ID. The workload gets SPIFFE_ID, and with a client CLIENT_ID, ISSUER, JWKS_URI " +
-				"and TOKEN_URL. Needs the provider's `spire` (and `keycloak`) settings.",
+				"and TOKEN_URL; with `client-secret` authentication also CLIENT_SECRET, read from the Secret `<name>-keycloak` " +
+				"(deleted with the " + noun + "). Needs the provider's `spire` (and `keycloak`) settings.",
 			Optional: true,
 			Attributes: map[string]rschema.Attribute{
 				"x509_svid_ttl": rschema.StringAttribute{

@@ -280,10 +280,18 @@ func (e *compositeEngine) deleteComposite(ctx context.Context, m compositeResour
 	diags.Append(d...)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	in := composition.Input{Namespace: c.Namespace.ValueString(), Name: c.Name.ValueString()}
+	in, _, d := m.input(ctx)
+	diags.Append(d...)
+	in.Namespace, in.Name = c.Namespace.ValueString(), c.Name.ValueString()
 	if err := e.delete(ctx, in); err != nil {
 		diags.AddError("Delete Failed", fmt.Sprintf("Deleting the objects of %s %s/%s failed; destroy again to finish.\n\nOriginal Error: %v",
 			e.kind, in.Namespace, in.Name, err))
+		return
+	}
+	// The pods that read it are gone; the Secret carries no composite labels, so it goes here.
+	if err := e.deleteClientSecret(ctx, in.Namespace, in.Name, in.Identity); err != nil {
+		diags.AddError("Client Secret Not Deleted", fmt.Sprintf("The objects of %s %s/%s are gone, but deleting its Secret %s failed; "+
+			"destroy again to finish.\n\nOriginal Error: %v", e.kind, in.Namespace, in.Name, contract.ClientSecretName(in.Name), err))
 		return
 	}
 	if err := e.removeIdentity(ctx, c.SPIFFEID.ValueString(), !c.ClientID.IsNull()); err != nil {

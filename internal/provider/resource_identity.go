@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
 )
@@ -449,7 +450,7 @@ func storeClientSecret(ctx context.Context, data *providerData, kc *keycloak.Cli
 	}
 	applier, err := data.Applier()
 	if err == nil {
-		err = applier.ApplySecret(ctx, namespace, name, map[string]string{"client-id": clientID, "client-secret": secret})
+		err = applier.ApplySecret(ctx, namespace, name, map[string]string{"client-id": clientID, contract.ClientSecretKey: secret})
 	}
 	if err != nil {
 		diags.Append(kubernetesUnreachable("storing the client secret of "+clientID, err))
@@ -471,7 +472,7 @@ func knownStrings(l types.List) []string {
 }
 
 func clientSecretName(m *identityResourceModel) string {
-	return m.ServiceAccount.ValueString() + "-keycloak"
+	return contract.ClientSecretName(m.ServiceAccount.ValueString())
 }
 
 func minus(a, b []string) []string {
