@@ -243,7 +243,7 @@ func (e *compositeEngine) read(ctx context.Context, m compositeResourceModel, pr
 	resp.Diagnostics.Append(d...)
 	in, err := e.readAppliedInput(ctx, raw, ns, name)
 	if err != nil {
-		resp.Diagnostics.Append(kubernetesUnreachable("reading "+ns+"/"+name, err))
+		resp.Diagnostics.Append(readInputFailed(e.kind, ns, name, err))
 		return
 	}
 	if in == nil {
