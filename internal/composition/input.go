@@ -20,6 +20,9 @@ var Frameworks = []string{"langgraph", "crewai", "ag2", "llama-stack", "beeai", 
 // Protocols an agent can speak.
 var Protocols = []string{"a2a", "acp"}
 
+// ToolProtocol is the protocol every tool speaks, in its protocol label.
+const ToolProtocol = "mcp"
+
 // Transports a tool can serve MCP over; each has a preset.
 var Transports = []string{"streamable-http", "sse"}
 
@@ -141,6 +144,10 @@ type Identity struct {
 	JWTSVIDTTL  string          `json:"jwt_svid_ttl,omitempty"`
 	Client      *IdentityClient `json:"keycloak_client,omitempty"`
 }
+
+// AuthClientSecret is the authentication of a client that logs in with a generated secret (the
+// keycloak package's AuthClientSecret; the composition may not import it).
+const AuthClientSecret = "client-secret"
 
 // IdentityClient is the Keycloak side of an identity. Issuer, JWKSURI and TokenURL are the
 // realm's, resolved at apply, and handed to the workload as env.

@@ -107,14 +107,14 @@ func ValidatePlatform(in PlatformInput) field.ErrorList {
 		}
 	}
 	if !imageRef.MatchString(in.Image) {
-		errs = append(errs, field.Invalid(field.NewPath("router", "image"), in.Image, "must be an image reference such as ghcr.io/kagenti/kagenti-router:0.1.0"))
+		errs = append(errs, field.Invalid(field.NewPath("router_image"), in.Image, "must be an image reference such as ghcr.io/kagenti/kagenti-router:0.1.0"))
 	}
 	if in.Replicas < 1 || in.Replicas > 100 {
-		errs = append(errs, field.Invalid(field.NewPath("router", "replicas"), in.Replicas, "must be between 1 and 100"))
+		errs = append(errs, field.Invalid(field.NewPath("router_replicas"), in.Replicas, "must be between 1 and 100"))
 	}
 	if in.PublicURL != "" {
 		if u, err := url.Parse(in.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, field.Invalid(field.NewPath("router", "public_url"), in.PublicURL, "must be an http(s) URL such as https://agents.example.com"))
+			errs = append(errs, field.Invalid(field.NewPath("public_url"), in.PublicURL, "must be an http(s) URL such as https://agents.example.com"))
 		}
 	}
 	if g := in.Gateway; g != nil {

@@ -244,7 +244,7 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 
 	protocol := in.Protocol
 	if in.Kind == KindTool {
-		protocol = "mcp"
+		protocol = ToolProtocol
 	}
 	selector := map[string]string{
 		"app.kubernetes.io/name": in.Name,
@@ -484,13 +484,18 @@ func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
 		}
 	}
 	if len(in.Tools) > 0 {
+		// MCP_URL and MCP_TRANSPORT describe one tool, the first; MCP_URLS and MCP_TRANSPORTS
+		// every tool, in the same order, so that an agent with tools on different transports
+		// speaks each one's.
 		urls := make([]string, len(in.Tools))
+		transports := make([]string, len(in.Tools))
 		for i, t := range in.Tools {
-			urls[i] = t.URL
+			urls[i], transports[i] = t.URL, t.Transport
 		}
 		set("MCP_URL", urls[0])
+		set("MCP_TRANSPORT", transports[0])
 		set("MCP_URLS", strings.Join(urls, ","))
-		set("MCP_TRANSPORT", in.Tools[0].Transport)
+		set("MCP_TRANSPORTS", strings.Join(transports, ","))
 	}
 	if mountPath != "" {
 		set("CHECKPOINT_DIR", mountPath)
@@ -506,6 +511,11 @@ func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
 		}
 		if c := id.Client; c != nil {
 			set("CLIENT_ID", id.SPIFFEID)
+			if c.Authentication == AuthClientSecret {
+				// From the Secret the provider stores it in: the value never enters the
+				// template, the spec annotation or Terraform state.
+				env["CLIENT_SECRET"] = EnvVar{Name: "CLIENT_SECRET", Secret: &SecretRef{Secret: contract.ClientSecretName(in.Name), Key: contract.ClientSecretKey}}
+			}
 			for name, v := range map[string]string{"ISSUER": c.Issuer, "JWKS_URI": c.JWKSURI, "TOKEN_URL": c.TokenURL} {
 				if v != "" {
 					set(name, v)

@@ -209,6 +209,16 @@ func TestValidate(t *testing.T) {
 			},
 			want: []string{`composition.patches[0].target: Unsupported value: "hpa": supported values: "serviceaccount", "card", "deployment", "service"`},
 		},
+		"otel endpoint is not a URL": {
+			reason: "OTEL_EXPORTER_OTLP_ENDPOINT must be a URL the SDK can dial",
+			change: func(in *composition.Input) { in.OTELEndpoint = "::::" },
+			want:   []string{`otel_endpoint: Invalid value: "::::": must be an absolute http(s) URL with a host`},
+		},
+		"otel endpoint without a host": {
+			reason: "a scheme alone names no collector",
+			change: func(in *composition.Input) { in.OTELEndpoint = "http://" },
+			want:   []string{`otel_endpoint: Invalid value: "http://": must be an absolute http(s) URL with a host`},
+		},
 		"duplicate skill ids": {
 			change: func(in *composition.Input) {
 				in.Skills = []composition.Skill{{ID: "a", Name: "A"}, {ID: "a", Name: "B"}}
@@ -230,6 +240,54 @@ func TestValidate(t *testing.T) {
 			for i, w := range tc.want {
 				if !strings.Contains(got[i], w) {
 					t.Errorf("%s: error %d = %q, want it to contain %q", tc.reason, i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+// TestValidatePlatform: each error names the kagenti_platform attribute it is about, so that the
+// provider reports it there.
+func TestValidatePlatform(t *testing.T) {
+	valid := func() composition.PlatformInput {
+		return composition.PlatformInput{Namespace: "kagenti", Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 2}
+	}
+	cases := map[string]struct {
+		reason string
+		change func(*composition.PlatformInput)
+		want   []string
+	}{
+		"a valid platform has no errors": {reason: "the baseline must pass", change: func(*composition.PlatformInput) {}},
+		"bad router image": {
+			reason: "the attribute is router_image",
+			change: func(in *composition.PlatformInput) { in.Image = "GHCR.io/X:latest" },
+			want:   []string{`router_image: Invalid value: "GHCR.io/X:latest": must be an image reference`},
+		},
+		"router replicas out of range": {
+			reason: "the attribute is router_replicas",
+			change: func(in *composition.PlatformInput) { in.Replicas = 0 },
+			want:   []string{`router_replicas: Invalid value: 0: must be between 1 and 100`},
+		},
+		"bad public URL": {
+			reason: "the attribute is public_url",
+			change: func(in *composition.PlatformInput) { in.PublicURL = "agents.example.com" },
+			want:   []string{`public_url: Invalid value: "agents.example.com": must be an http(s) URL`},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := valid()
+			tc.change(&in)
+			var got []string
+			for _, e := range composition.ValidatePlatform(in) {
+				got = append(got, e.Error())
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("%s: got %d errors %q, want %d matching %q", tc.reason, len(got), got, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("%s: error %d = %q, want it to start with %q", tc.reason, i, got[i], w)
 				}
 			}
 		})

@@ -130,6 +130,12 @@ func Validate(in Input) field.ErrorList {
 			errs = append(errs, validateSecretRef(p.Child("api_key"), *l.APIKey)...)
 		}
 	}
+	if in.OTELEndpoint != "" {
+		// OpenTelemetry SDKs take an http(s) URL for OTLP over HTTP and gRPC alike.
+		if u, err := url.Parse(in.OTELEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+			errs = append(errs, field.Invalid(field.NewPath("otel_endpoint"), in.OTELEndpoint, "must be an absolute http(s) URL with a host, such as http://otel-collector.observability:4317"))
+		}
+	}
 	if in.ExposeAsTool && in.Protocol != "a2a" {
 		errs = append(errs, field.Invalid(field.NewPath("expose_as_tool"), true, "only A2A agents can be offered as MCP tools"))
 	}

@@ -29,6 +29,13 @@ const (
 // CardConfigMapName is the ConfigMap that holds an agent's card or manifest.
 func CardConfigMapName(agent string) string { return agent + "-card" }
 
+// ClientSecretName is the Secret that holds the Keycloak credentials of a workload whose client
+// authenticates with a generated secret (keys "client-id" and ClientSecretKey).
+func ClientSecretName(serviceAccount string) string { return serviceAccount + "-keycloak" }
+
+// ClientSecretKey is the key of the secret itself in a ClientSecretName Secret.
+const ClientSecretKey = "client-secret"
+
 // Keys are the label and annotation keys under one domain.
 type Keys struct{ Domain string }
 

@@ -255,8 +255,11 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 				"environment variable names are letters, digits and '_', not starting with a digit"))},
 		},
 		"otel_endpoint": rschema.StringAttribute{
-			MarkdownDescription: "OTLP endpoint; sets OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME.",
-			Optional:            true,
+			MarkdownDescription: "OTLP endpoint: an absolute `http` or `https` URL with a host (the schemes OpenTelemetry SDKs " +
+				"accept for OTLP over HTTP and gRPC alike), e.g. `http://otel-collector.observability:4317`. Sets " +
+				"OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME.",
+			Optional:   true,
+			Validators: []validator.String{absoluteURL("http://otel-collector.observability:4317", "http", "https")},
 		},
 		"composition": rschema.SingleNestedAttribute{
 			MarkdownDescription: "Reach any field of any composed object. Object keys: `serviceaccount`, `deployment`, `service`, " +
@@ -291,7 +294,7 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 			Computed:            true,
 			Default:             booldefault.StaticBool(true),
 		},
-		"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+		"timeouts": timeoutsAttribute(ctx, map[string]time.Duration{"create": defaultCreateTimeout, "update": defaultCreateTimeout, "delete": defaultDeleteTimeout}),
 		"url": rschema.StringAttribute{
 			MarkdownDescription: "Where clients reach the " + noun + " inside the cluster" + map[bool]string{true: ".", false: " (its MCP endpoint)."}[noun == "agent"],
 			Computed:            true,
@@ -310,7 +313,8 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 			MarkdownDescription: "A workload identity for the " + noun + "'s service account, as `kagenti_identity` makes one: a SPIRE " +
 				"entry (`spiffe://<trust domain>/ns/<namespace>/sa/<name>`, selectors `k8s:ns`/`k8s:sa`) and, with `keycloak_client`, a " +
 				"Keycloak client named by that SPIFFE ID. The workload gets SPIFFE_ID, and with a client CLIENT_ID, ISSUER, JWKS_URI " +
-				"and TOKEN_URL. Needs the provider's `spire` (and `keycloak`) settings.",
+				"and TOKEN_URL; with `client-secret` authentication also CLIENT_SECRET, read from the Secret `<name>-keycloak` " +
+				"(deleted with the " + noun + "). Needs the provider's `spire` (and `keycloak`) settings.",
 			Optional: true,
 			Attributes: map[string]rschema.Attribute{
 				"x509_svid_ttl": rschema.StringAttribute{
@@ -898,13 +902,41 @@ func objectsValue(ctx context.Context, out *composition.Output, obs []kube.Obser
 	return list, diags
 }
 
+// storedSpecError is an input last applied that cannot be read back: private state, or the spec
+// annotation of the composite's Service (missing, or not this provider's JSON).
+type storedSpecError struct {
+	// service is "ns/name" when the spec came from the Service, "" for private state.
+	service, annotation string
+	err                 error
+}
+
+func (e *storedSpecError) Error() string {
+	if e.service == "" {
+		return "private state: " + e.err.Error()
+	}
+	return fmt.Sprintf("Service %s annotation %s: %v", e.service, e.annotation, e.err)
+}
+
+func (e *storedSpecError) Unwrap() error { return e.err }
+
+// foreignServiceError is a Service, found by import, that is not a composite of the kind
+// imported (another kind's, or none of ours).
+type foreignServiceError struct {
+	service, label, value string
+}
+
+func (e *foreignServiceError) Error() string {
+	return fmt.Sprintf("Service %s is not ours: label %s=%q", e.service, e.label, e.value)
+}
+
 // readAppliedInput finds the input last applied: from private state, else (import) from the
-// spec annotation of the composite's Service. nil means the composite is gone.
+// spec annotation of the composite's Service. nil means the composite is gone. Errors about
+// what is stored are *storedSpecError or *foreignServiceError; others come from the API.
 func (e *compositeEngine) readAppliedInput(ctx context.Context, private []byte, namespace, name string) (*composition.Input, error) {
 	if len(private) > 0 {
 		var in composition.Input
 		if err := json.Unmarshal(private, &in); err != nil {
-			return nil, fmt.Errorf("private state: %w", err)
+			return nil, &storedSpecError{err: err}
 		}
 		return &in, nil
 	}
@@ -917,18 +949,33 @@ func (e *compositeEngine) readAppliedInput(ctx context.Context, private []byte, 
 		return nil, err
 	}
 	keys := contract.NewKeys(e.data.labelDomain)
-	if svc.GetLabels()[keys.Type()] != string(e.kind) {
-		return nil, fmt.Errorf("Service %s/%s is not a Kagenti %s (label %s=%q)", namespace, name, e.kind, keys.Type(), svc.GetLabels()[keys.Type()])
+	ref := namespace + "/" + name
+	if got := svc.GetLabels()[keys.Type()]; got != string(e.kind) {
+		return nil, &foreignServiceError{service: ref, label: keys.Type(), value: got}
 	}
 	spec := svc.GetAnnotations()[keys.Spec()]
 	if spec == "" {
-		return nil, fmt.Errorf("Service %s/%s has no %s annotation to import from", namespace, name, keys.Spec())
+		return nil, &storedSpecError{service: ref, annotation: keys.Spec(), err: errors.New("missing")}
 	}
 	var in composition.Input
 	if err := json.Unmarshal([]byte(spec), &in); err != nil {
-		return nil, fmt.Errorf("Service %s/%s annotation %s: %w", namespace, name, keys.Spec(), err)
+		return nil, &storedSpecError{service: ref, annotation: keys.Spec(), err: err}
 	}
 	return &in, nil
+}
+
+// readInputFailed is the diagnostic of a readAppliedInput error.
+func readInputFailed(kind composition.Kind, namespace, name string, err error) diag.Diagnostic {
+	var spec *storedSpecError
+	var foreign *foreignServiceError
+	switch {
+	case errors.As(err, &foreign):
+		return foreignService(titleKind(kind), string(kind), foreign.service, foreign.label, foreign.value)
+	case errors.As(err, &spec):
+		return storedSpecUnreadable(string(kind), namespace+"/"+name, spec)
+	default:
+		return kubernetesUnreachable("reading "+namespace+"/"+name, err)
+	}
 }
 
 func titleKind(k composition.Kind) string {

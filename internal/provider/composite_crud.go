@@ -255,7 +255,7 @@ func (e *compositeEngine) read(ctx context.Context, m compositeResourceModel, pr
 	resp.Diagnostics.Append(d...)
 	in, err := e.readAppliedInput(ctx, raw, ns, name)
 	if err != nil {
-		resp.Diagnostics.Append(kubernetesUnreachable("reading "+ns+"/"+name, err))
+		resp.Diagnostics.Append(readInputFailed(e.kind, ns, name, err))
 		return
 	}
 	if in == nil {
@@ -288,14 +288,22 @@ func (e *compositeEngine) read(ctx context.Context, m compositeResourceModel, pr
 
 func (e *compositeEngine) deleteComposite(ctx context.Context, m compositeResourceModel, diags *diag.Diagnostics) {
 	c := m.common()
-	timeout, d := c.Timeouts.Delete(ctx, defaultDeleteTimeout)
+	timeout, d := operationTimeout(ctx, c.Timeouts, "delete", defaultDeleteTimeout)
 	diags.Append(d...)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	in := composition.Input{Namespace: c.Namespace.ValueString(), Name: c.Name.ValueString()}
+	in, _, d := m.input(ctx)
+	diags.Append(d...)
+	in.Namespace, in.Name = c.Namespace.ValueString(), c.Name.ValueString()
 	if err := e.delete(ctx, in); err != nil {
 		diags.AddError("Delete Failed", fmt.Sprintf("Deleting the objects of %s %s/%s failed; destroy again to finish.\n\nOriginal Error: %v",
 			e.kind, in.Namespace, in.Name, err))
+		return
+	}
+	// The pods that read it are gone; the Secret carries no composite labels, so it goes here.
+	if err := e.deleteClientSecret(ctx, in.Namespace, in.Name, in.Identity); err != nil {
+		diags.AddError("Client Secret Not Deleted", fmt.Sprintf("The objects of %s %s/%s are gone, but deleting its Secret %s failed; "+
+			"destroy again to finish.\n\nOriginal Error: %v", e.kind, in.Namespace, in.Name, contract.ClientSecretName(in.Name), err))
 		return
 	}
 	if err := e.removeIdentity(ctx, c.SPIFFEID.ValueString(), !c.ClientID.IsNull()); err != nil {
@@ -306,7 +314,7 @@ func (e *compositeEngine) deleteComposite(ctx context.Context, m compositeResour
 
 func createTimeout(ctx context.Context) func(*compositeModel) (diag.Diagnostics, context.Context, context.CancelFunc) {
 	return func(c *compositeModel) (diag.Diagnostics, context.Context, context.CancelFunc) {
-		t, d := c.Timeouts.Create(ctx, defaultCreateTimeout)
+		t, d := operationTimeout(ctx, c.Timeouts, "create", defaultCreateTimeout)
 		cctx, cancel := context.WithTimeout(ctx, t)
 		return d, cctx, cancel
 	}
@@ -314,7 +322,7 @@ func createTimeout(ctx context.Context) func(*compositeModel) (diag.Diagnostics,
 
 func updateTimeout(ctx context.Context) func(*compositeModel) (diag.Diagnostics, context.Context, context.CancelFunc) {
 	return func(c *compositeModel) (diag.Diagnostics, context.Context, context.CancelFunc) {
-		t, d := c.Timeouts.Update(ctx, defaultCreateTimeout)
+		t, d := operationTimeout(ctx, c.Timeouts, "update", defaultCreateTimeout)
 		cctx, cancel := context.WithTimeout(ctx, t)
 		return d, cctx, cancel
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
 )
@@ -79,6 +80,11 @@ func (e *compositeEngine) entrySpec(ctx context.Context, in composition.Input) s
 // ensureIdentity registers the workload and sets up its client; prior is the identity applied
 // before (grants it had that are gone now are revoked; an identity dropped entirely is removed).
 func (e *compositeEngine) ensureIdentity(ctx context.Context, in composition.Input, prior *composition.Identity) error {
+	if !wantsClientSecret(in.Identity) {
+		if err := e.deleteClientSecret(ctx, in.Namespace, in.Name, prior); err != nil {
+			return err
+		}
+	}
 	if in.Identity == nil {
 		if prior != nil {
 			return e.removeIdentity(ctx, prior.SPIFFEID, prior.Client != nil)
@@ -132,11 +138,24 @@ func (e *compositeEngine) ensureIdentity(ctx context.Context, in composition.Inp
 		return err
 	}
 	if c.Authentication == keycloak.AuthClientSecret {
-		if diags := storeClientSecret(ctx, e.data, kc, uuid, spec.SPIFFEID, in.Namespace, in.Name+"-keycloak"); diags.HasError() {
+		if diags := storeClientSecret(ctx, e.data, kc, uuid, spec.SPIFFEID, in.Namespace, contract.ClientSecretName(in.Name)); diags.HasError() {
 			return fmt.Errorf("store the client secret of %s: %s", spec.SPIFFEID, diags[0].Detail())
 		}
 	}
 	return nil
+}
+
+// deleteClientSecret deletes the Secret of a client-secret identity (one already gone counts as
+// deleted); other identities have none.
+func (e *compositeEngine) deleteClientSecret(ctx context.Context, namespace, name string, id *composition.Identity) error {
+	if !wantsClientSecret(id) {
+		return nil
+	}
+	applier, err := e.data.Applier()
+	if err != nil {
+		return err
+	}
+	return applier.DeleteSecret(ctx, namespace, contract.ClientSecretName(name))
 }
 
 // identityStatus reports whether the entry (with the wanted spec) and the client exist.
@@ -217,4 +236,8 @@ func identityObjects(ctx context.Context, in composition.Input, entryInSync, cli
 		out = append(out, mk("keycloak-client", "KeycloakClient", clientExists))
 	}
 	return out
+}
+
+func wantsClientSecret(id *composition.Identity) bool {
+	return id != nil && id.Client != nil && id.Client.Authentication == keycloak.AuthClientSecret
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
@@ -38,13 +39,40 @@ type discoveryDataSource struct {
 	data *providerData
 }
 
-type discoveryDataSourceModel struct {
-	Namespace types.String `tfsdk:"namespace"`
-	Framework types.String `tfsdk:"framework"`
-	Protocol  types.String `tfsdk:"protocol"`
-	Transport types.String `tfsdk:"transport"`
-	SkillTag  types.String `tfsdk:"skill_tag"`
-	Items     types.List   `tfsdk:"items"`
+// discoveryFilter is a filter attribute of a discovery data source: the label it matches and
+// the values that label can hold for the data source's kind.
+type discoveryFilter struct {
+	name, description string
+	label             func(contract.Keys) string
+	values            []string
+}
+
+// filters are the filters of a kind: each matches a label that kind's Services carry, so that a
+// filter never silently matches nothing (tools have no framework or skills; agents no
+// transport).
+func (d *discoveryDataSource) filters() []discoveryFilter {
+	if d.kind == contract.TypeTool {
+		return []discoveryFilter{
+			{name: "protocol", label: contract.Keys.Protocol, values: []string{composition.ToolProtocol},
+				description: "Only tools speaking this protocol: `" + composition.ToolProtocol + "`, which every tool speaks."},
+			{name: "transport", label: contract.Keys.Transport, values: composition.Transports,
+				description: "Only tools serving MCP over this transport: `streamable-http` or `sse`."},
+		}
+	}
+	return []discoveryFilter{
+		{name: "framework", label: contract.Keys.Framework, values: composition.Frameworks,
+			description: "Only agents of this framework: " + codeList(composition.Frameworks) + "."},
+		{name: "protocol", label: contract.Keys.Protocol, values: composition.Protocols,
+			description: "Only agents speaking this protocol: " + codeList(composition.Protocols) + "."},
+	}
+}
+
+func codeList(values []string) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = "`" + v + "`"
+	}
+	return strings.Join(quoted, ", ")
 }
 
 var discoveredAttrTypes = map[string]attr.Type{
@@ -60,40 +88,43 @@ func (d *discoveryDataSource) Metadata(_ context.Context, req datasource.Metadat
 
 func (d *discoveryDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	noun := d.kind + "s"
+	attrs := map[string]schema.Attribute{
+		"namespace": schema.StringAttribute{MarkdownDescription: "Only this namespace (default: all).", Optional: true},
+		"items":     itemsAttribute(noun),
+	}
+	for _, f := range d.filters() {
+		attrs[f.name] = schema.StringAttribute{MarkdownDescription: f.description, Optional: true,
+			Validators: []validator.String{stringvalidator.OneOf(f.values...)}}
+	}
+	if d.kind == contract.TypeAgent {
+		attrs["skill_tag"] = schema.StringAttribute{MarkdownDescription: "Only agents with a skill of this id or tag.", Optional: true}
+	}
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Lists the Kagenti " + noun + " in the cluster — whoever created them — from the labels and cards the " +
 			"provider writes. Filters combine; an empty result is not an error.",
-		Attributes: map[string]schema.Attribute{
-			"namespace": schema.StringAttribute{MarkdownDescription: "Only this namespace (default: all).", Optional: true},
-			"framework": schema.StringAttribute{MarkdownDescription: "Only agents of this framework.", Optional: true},
-			"protocol": schema.StringAttribute{
-				MarkdownDescription: "Only agents speaking `a2a` or `acp`.", Optional: true,
-				Validators: []validator.String{stringvalidator.OneOf(composition.Protocols...)},
-			},
-			"transport": schema.StringAttribute{
-				MarkdownDescription: "Only tools with this MCP transport.", Optional: true,
-				Validators: []validator.String{stringvalidator.OneOf(composition.Transports...)},
-			},
-			"skill_tag": schema.StringAttribute{MarkdownDescription: "Only agents with a skill of this id or tag.", Optional: true},
-			"items": schema.ListNestedAttribute{
-				MarkdownDescription: "The " + noun + ", sorted by namespace and name.",
-				Computed:            true,
-				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
-					"id":          schema.StringAttribute{MarkdownDescription: "`<namespace>/<name>` (the resource id).", Computed: true},
-					"namespace":   schema.StringAttribute{MarkdownDescription: "Namespace.", Computed: true},
-					"name":        schema.StringAttribute{MarkdownDescription: "Name.", Computed: true},
-					"framework":   schema.StringAttribute{MarkdownDescription: "Framework (agents).", Computed: true},
-					"protocol":    schema.StringAttribute{MarkdownDescription: "`a2a`, `acp` or `mcp`.", Computed: true},
-					"transport":   schema.StringAttribute{MarkdownDescription: "MCP transport (tools).", Computed: true},
-					"url":         schema.StringAttribute{MarkdownDescription: "In-cluster URL (or endpoint).", Computed: true},
-					"description": schema.StringAttribute{MarkdownDescription: "Description.", Computed: true},
-					"skills":      schema.ListAttribute{MarkdownDescription: "Skill ids.", Computed: true, ElementType: types.StringType},
-					"tags":        schema.ListAttribute{MarkdownDescription: "Skill tags.", Computed: true, ElementType: types.StringType},
-					"spiffe_id":   schema.StringAttribute{MarkdownDescription: "SPIFFE ID, when it has an identity with a client.", Computed: true},
-					"card":        schema.StringAttribute{MarkdownDescription: "The agent card or ACP manifest (JSON).", Computed: true},
-				}},
-			},
-		},
+		Attributes: attrs,
+	}
+}
+
+// itemsAttribute is the computed list of what a discovery data source found.
+func itemsAttribute(noun string) schema.ListNestedAttribute {
+	return schema.ListNestedAttribute{
+		MarkdownDescription: "The " + noun + ", sorted by namespace and name.",
+		Computed:            true,
+		NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+			"id":          schema.StringAttribute{MarkdownDescription: "`<namespace>/<name>` (the resource id).", Computed: true},
+			"namespace":   schema.StringAttribute{MarkdownDescription: "Namespace.", Computed: true},
+			"name":        schema.StringAttribute{MarkdownDescription: "Name.", Computed: true},
+			"framework":   schema.StringAttribute{MarkdownDescription: "Framework of an agent; null for tools.", Computed: true},
+			"protocol":    schema.StringAttribute{MarkdownDescription: "`a2a` or `acp` for agents, `mcp` for tools.", Computed: true},
+			"transport":   schema.StringAttribute{MarkdownDescription: "MCP transport of a tool; null for agents.", Computed: true},
+			"url":         schema.StringAttribute{MarkdownDescription: "In-cluster URL (or endpoint).", Computed: true},
+			"description": schema.StringAttribute{MarkdownDescription: "Description.", Computed: true},
+			"skills":      schema.ListAttribute{MarkdownDescription: "Skill ids of an agent (empty for tools).", Computed: true, ElementType: types.StringType},
+			"tags":        schema.ListAttribute{MarkdownDescription: "Skill tags of an agent (empty for tools).", Computed: true, ElementType: types.StringType},
+			"spiffe_id":   schema.StringAttribute{MarkdownDescription: "SPIFFE ID, when it has an identity with a client.", Computed: true},
+			"card":        schema.StringAttribute{MarkdownDescription: "The agent card or ACP manifest (JSON); null for tools.", Computed: true},
+		}},
 	}
 }
 
@@ -106,8 +137,16 @@ func (d *discoveryDataSource) Configure(_ context.Context, req datasource.Config
 }
 
 func (d *discoveryDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
-	var m discoveryDataSourceModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	var namespace, skillTag types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("namespace"), &namespace)...)
+	if d.kind == contract.TypeAgent {
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("skill_tag"), &skillTag)...)
+	}
+	filters := d.filters()
+	want := make([]types.String, len(filters))
+	for i, f := range filters {
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root(f.name), &want[i])...)
+	}
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -117,7 +156,7 @@ func (d *discoveryDataSource) Read(ctx context.Context, req datasource.ReadReque
 		return
 	}
 	keys := contract.NewKeys(d.data.labelDomain)
-	ns := m.Namespace.ValueString()
+	ns := namespace.ValueString()
 	sel := map[string]string{keys.Type(): d.kind}
 	services, err := applier.List(ctx, k8sschema.GroupVersionKind{Version: "v1", Kind: "Service"}, ns, sel)
 	if err != nil {
@@ -146,13 +185,7 @@ func (d *discoveryDataSource) Read(ctx context.Context, req datasource.ReadReque
 	})
 	for _, svc := range services {
 		l, a := svc.GetLabels(), svc.GetAnnotations()
-		if f := m.Framework.ValueString(); f != "" && l[keys.Framework()] != f {
-			continue
-		}
-		if p := m.Protocol.ValueString(); p != "" && l[keys.Protocol()] != p {
-			continue
-		}
-		if t := m.Transport.ValueString(); t != "" && l[keys.Transport()] != t {
+		if !matchesFilters(filters, want, keys, l) {
 			continue
 		}
 		id := svc.GetNamespace() + "/" + svc.GetName()
@@ -164,7 +197,7 @@ func (d *discoveryDataSource) Read(ctx context.Context, req datasource.ReadReque
 				description = spec.Description
 			}
 		}
-		if tag := m.SkillTag.ValueString(); tag != "" && !containsString(skills, tag) && !containsString(tags, tag) {
+		if tag := skillTag.ValueString(); tag != "" && !containsString(skills, tag) && !containsString(tags, tag) {
 			continue
 		}
 		var policy contract.Policy
@@ -182,8 +215,20 @@ func (d *discoveryDataSource) Read(ctx context.Context, req datasource.ReadReque
 	}
 	list, diags := types.ListValue(types.ObjectType{AttrTypes: discoveredAttrTypes}, nonNilValues(items))
 	resp.Diagnostics.Append(diags...)
-	m.Items = list
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	// The state is the configuration (filters as given) plus what was found.
+	resp.State.Raw = req.Config.Raw.Copy()
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("items"), list)...)
+}
+
+// matchesFilters reports whether a Service's labels match every filter that is set (want[i] is
+// the value of filters[i]).
+func matchesFilters(filters []discoveryFilter, want []types.String, keys contract.Keys, labels map[string]string) bool {
+	for i, f := range filters {
+		if v := want[i].ValueString(); v != "" && labels[f.label(keys)] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func cardSkills(card string) (skills, tags []string, description string) {

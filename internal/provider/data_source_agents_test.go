@@ -2,6 +2,8 @@ package provider
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -73,4 +75,36 @@ data "kagenti_tools" "sse" {
 			},
 		},
 	})
+}
+
+// TestDiscoveryDataSources_Filters: each data source takes the filters of what it lists, with the
+// values those carry: tools speak mcp (the protocol filter accepted only a2a/acp before, so it
+// matched no tool), and neither documents the other's filters. A filter that passes validation
+// reaches the cluster, here an unreachable one.
+func TestDiscoveryDataSources_Filters(t *testing.T) {
+	provider := "provider \"kagenti\" {\n  kubernetes {\n    host     = \"https://127.0.0.1:1\"\n    insecure = true\n  }\n}\n"
+	cases := map[string]struct {
+		reason string
+		config string
+		want   string
+	}{
+		"tools by protocol mcp":  {"every tool speaks mcp", `data "kagenti_tools" "x" { protocol = "mcp" }`, `Kubernetes API Unreachable`},
+		"tools by protocol a2a":  {"no tool speaks a2a", `data "kagenti_tools" "x" { protocol = "a2a" }`, `value must be one of: \["mcp"\]`},
+		"tools by transport":     {"tools carry their transport", `data "kagenti_tools" "x" { transport = "sse" }`, `Kubernetes API Unreachable`},
+		"tools by framework":     {"tools have no framework", `data "kagenti_tools" "x" { framework = "langgraph" }`, `An argument named "framework" is not expected here`},
+		"tools by skill tag":     {"tools publish no skills", `data "kagenti_tools" "x" { skill_tag = "weather" }`, `An argument named "skill_tag" is not expected here`},
+		"agents by protocol":     {"agents speak a2a or acp", `data "kagenti_agents" "x" { protocol = "acp" }`, `Kubernetes API Unreachable`},
+		"agents by protocol mcp": {"no agent speaks mcp", `data "kagenti_agents" "x" { protocol = "mcp" }`, `value must be one of: \["a2a" "acp"\]`},
+		"agents by transport":    {"agents have no MCP transport", `data "kagenti_agents" "x" { transport = "sse" }`, `An argument named "transport" is not expected here`},
+		"agents by skill tag":    {"agents publish skills", `data "kagenti_agents" "x" { skill_tag = "weather" }`, `Kubernetes API Unreachable`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			unitTest(t, resource.TestCase{Steps: []resource.TestStep{{
+				Config:      provider + tc.config,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(strings.ReplaceAll(tc.want, " ", `\s+`)),
+			}}})
+		})
+	}
 }

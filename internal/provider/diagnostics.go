@@ -46,6 +46,27 @@ func changedOnApply(kind composition.Kind, in composition.Input, outOfSync []str
 			"cluster holds.", kind, in.Namespace, in.Name, strings.Join(outOfSync, "\n  ")))
 }
 
+// storedSpecUnreadable is an input last applied that cannot be read back (err says from where).
+func storedSpecUnreadable(kind, id string, err *storedSpecError) diag.Diagnostic {
+	fix := "Remove it from state (terraform state rm) and import it again: import reads the spec from its Service."
+	if err.service != "" {
+		fix = fmt.Sprintf("The annotation %s of Service %s, which import reads, was removed or edited by hand. Apply the %s from "+
+			"the configuration that created it (that writes the annotation again), or fix the id.", err.annotation, err.service, kind)
+	}
+	return diag.NewErrorDiagnostic("Stored Spec Unreadable",
+		fmt.Sprintf("While reading %s %s the provider could not read the spec it last applied. %s\n\nOriginal Error: %v", kind, id, fix, err))
+}
+
+// foreignService is a Service found by import that is not a composite of the kind imported.
+func foreignService(title, kind, service, label, value string) diag.Diagnostic {
+	what := fmt.Sprintf("carries no %s label: Kagenti did not create it. Import the id of a kagenti_%s", label, kind)
+	if value != "" {
+		what = fmt.Sprintf("is a Kagenti %s (label %s=%q): import it as kagenti_%s, or import the id of a kagenti_%s", value, label, value, value, kind)
+	}
+	return diag.NewErrorDiagnostic("Service Is Not A Kagenti "+title,
+		fmt.Sprintf("Importing kagenti_%s %s found a Service of that name, but it %s.", kind, service, what))
+}
+
 // providerDataFrom is the Configure step of every resource and data source: the provider's data,
 // or nil (before the provider is configured, or with a diagnostic on a wrong type).
 func providerDataFrom(v any, diags *diag.Diagnostics) *providerData {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
@@ -135,3 +137,72 @@ func testAccPreCheck(t *testing.T) {
 
 // hclPath quotes a file path for HCL.
 func hclPath(p string) string { return fmt.Sprintf("%q", filepath.ToSlash(p)) }
+
+// unitTest runs plan-time cases that need no backend (no sandbox, no TF_ACC) under the Terraform
+// CLI: the one in TF_ACC_TERRAFORM_PATH, else terraform on PATH. Without either it skips rather
+// than let plugin-testing download one.
+func unitTest(t *testing.T, tc resource.TestCase) {
+	t.Helper()
+	if os.Getenv("TF_ACC_TERRAFORM_PATH") == "" {
+		if _, err := exec.LookPath("terraform"); err != nil {
+			t.Skip("plan-time unit test: needs terraform on PATH or TF_ACC_TERRAFORM_PATH")
+		}
+	}
+	if tc.ProtoV6ProviderFactories == nil {
+		tc.ProtoV6ProviderFactories = testAccProtoV6ProviderFactories
+	}
+	resource.UnitTest(t, tc)
+}
+
+// validateConfig calls the provider's ValidateResourceConfig (or ValidateDataResourceConfig with
+// data) on a configuration of typeName whose attributes are null except those set returns, and
+// gives back the diagnostics with their attribute paths, which the CLI does not show for nested
+// attributes.
+func validateConfig(t *testing.T, typeName string, data bool, set func(tftypes.Object) map[string]tftypes.Value) []*tfprotov6.Diagnostic {
+	t.Helper()
+	ctx := context.Background()
+	server, err := testAccProtoV6ProviderFactories["kagenti"]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas, err := server.GetProviderSchema(ctx, &tfprotov6.GetProviderSchemaRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := schemas.ResourceSchemas[typeName]
+	if data {
+		schema = schemas.DataSourceSchemas[typeName]
+	}
+	if schema == nil {
+		t.Fatalf("no schema for %s", typeName)
+	}
+	typ := schema.ValueType().(tftypes.Object)
+	config, err := tfprotov6.NewDynamicValue(typ, nullObject(typ, set(typ)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data {
+		resp, err := server.ValidateDataResourceConfig(ctx, &tfprotov6.ValidateDataResourceConfigRequest{TypeName: typeName, Config: &config})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Diagnostics
+	}
+	resp, err := server.ValidateResourceConfig(ctx, &tfprotov6.ValidateResourceConfigRequest{TypeName: typeName, Config: &config})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Diagnostics
+}
+
+// nullObject is an object of typ with the values in set and null everywhere else.
+func nullObject(typ tftypes.Object, set map[string]tftypes.Value) tftypes.Value {
+	vals := map[string]tftypes.Value{}
+	for name, at := range typ.AttributeTypes {
+		vals[name] = tftypes.NewValue(at, nil)
+		if v, ok := set[name]; ok {
+			vals[name] = v
+		}
+	}
+	return tftypes.NewValue(typ, vals)
+}

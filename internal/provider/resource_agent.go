@@ -132,9 +132,10 @@ func (r *agentResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 		},
 	}
 	attrs["tools"] = rschema.ListAttribute{
-		MarkdownDescription: "Ids of the `kagenti_tool`s the agent uses (`[kagenti_tool.weather.id]`); sets MCP_URL, MCP_URLS and MCP_TRANSPORT.",
-		Optional:            true,
-		ElementType:         types.StringType,
+		MarkdownDescription: "Ids of the `kagenti_tool`s the agent uses (`[kagenti_tool.weather.id]`). Sets MCP_URLS and MCP_TRANSPORTS " +
+			"(every tool's URL and transport, comma-separated, in the same order), and MCP_URL and MCP_TRANSPORT (the first tool's).",
+		Optional:    true,
+		ElementType: types.StringType,
 		Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(
 			stringvalidator.RegexMatches(compositeIDRe, "must be a kagenti_tool id, <namespace>/<name>"))},
 	}

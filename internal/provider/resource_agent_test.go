@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	fwresource "github.com/hashicorp/terraform-plugin-framework/resource"
+	fwtypes "github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -15,6 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 )
 
 func testAccAgentConfig(namespace, agentBody string) string {
@@ -476,4 +483,75 @@ resource "kagenti_agent" "test" {
 			{Config: config, PlanOnly: true},
 		},
 	})
+}
+
+// privateInput is private state holding raw as the applied input.
+type privateInput []byte
+
+func (p privateInput) GetKey(context.Context, string) ([]byte, diag.Diagnostics) { return p, nil }
+
+// TestCompositeResource_ReadStoredSpecErrors: a stored spec that cannot be read, or a Service that
+// is not the imported kind's, each get their own diagnostic, not "Kubernetes API Unreachable".
+func TestCompositeResource_ReadStoredSpecErrors(t *testing.T) {
+	svc := func(labels, annotations map[string]any) map[string]any {
+		return map[string]any{"apiVersion": "v1", "kind": "Service",
+			"metadata": map[string]any{"name": "weather", "namespace": "team1", "labels": labels, "annotations": annotations}}
+	}
+	const path = "/api/v1/namespaces/team1/services/weather"
+	cases := map[string]struct {
+		reason  string
+		private []byte
+		service map[string]any
+		want    string // summary
+		detail  string
+	}{
+		"private state is not an input": {
+			reason: "state written by something else; the fix is a fresh import", private: []byte("{not json"),
+			want: "Stored Spec Unreadable", detail: "terraform state rm",
+		},
+		"import of another kind's Service": {
+			reason:  "a tool imported as an agent",
+			service: svc(map[string]any{"kagenti.io/type": "tool"}, nil),
+			want:    "Service Is Not A Kagenti Agent", detail: `import it as kagenti_tool`,
+		},
+		"import of a Service that is not ours": {
+			reason:  "no type label: Kagenti did not create it",
+			service: svc(nil, nil),
+			want:    "Service Is Not A Kagenti Agent", detail: "Kagenti did not create it",
+		},
+		"import without the spec annotation": {
+			reason:  "the annotation import reads was removed",
+			service: svc(map[string]any{"kagenti.io/type": "agent"}, nil),
+			want:    "Stored Spec Unreadable", detail: "annotation kagenti.io/spec of Service team1/weather",
+		},
+		"import with a spec that is not JSON": {
+			reason:  "the annotation was edited by hand",
+			service: svc(map[string]any{"kagenti.io/type": "agent"}, map[string]any{"kagenti.io/spec": "{oops"}),
+			want:    "Stored Spec Unreadable", detail: "annotation kagenti.io/spec of Service team1/weather",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			objects := map[string]map[string]any{}
+			if tc.service != nil {
+				objects[path] = tc.service
+			}
+			_, data := newFakeKube(t, objects)
+			e := &compositeEngine{data: data, kind: composition.KindAgent}
+			m := &agentResourceModel{}
+			m.Name, m.Namespace = fwtypes.StringValue("weather"), fwtypes.StringValue("team1")
+			resp := &fwresource.ReadResponse{}
+			e.read(context.Background(), m, privateInput(tc.private), resp)
+			if len(resp.Diagnostics) != 1 {
+				t.Fatalf("%s: diagnostics %v, want one", tc.reason, resp.Diagnostics)
+			}
+			d := resp.Diagnostics[0]
+			if diff := cmp.Diff(tc.want, d.Summary()); diff != "" {
+				t.Errorf("%s: summary (-want +got):\n%s", tc.reason, diff)
+			}
+			if !strings.Contains(d.Detail(), tc.detail) {
+				t.Errorf("%s: detail %q, want it to contain %q", tc.reason, d.Detail(), tc.detail)
+			}
+		})
+	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
 )
@@ -152,15 +153,17 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Optional:            true,
 				Computed:            true,
 				Default:             stringdefault.StaticString("1h"),
+				PlanModifiers:       []planmodifier.String{sameDuration{}},
 				Validators:          []validator.String{durationBetween(time.Minute, 720*time.Hour)},
 			},
 			"jwt_svid_ttl": rschema.StringAttribute{
 				MarkdownDescription: "Lifetime of JWT-SVIDs, from `30s` to `24h` (default `5m`); at most `5m` with `federated-jwt`, " +
 					"since Keycloak accepts an assertion only within 300 s of its issue.",
-				Optional:   true,
-				Computed:   true,
-				Default:    stringdefault.StaticString("5m"),
-				Validators: []validator.String{durationBetween(30*time.Second, 24*time.Hour)},
+				Optional:      true,
+				Computed:      true,
+				Default:       stringdefault.StaticString("5m"),
+				PlanModifiers: []planmodifier.String{sameDuration{}},
+				Validators:    []validator.String{durationBetween(30*time.Second, 24*time.Hour)},
 			},
 			"keycloak_client": rschema.SingleNestedAttribute{
 				MarkdownDescription: "A Keycloak client for the workload, named by its SPIFFE ID.",
@@ -447,7 +450,7 @@ func storeClientSecret(ctx context.Context, data *providerData, kc *keycloak.Cli
 	}
 	applier, err := data.Applier()
 	if err == nil {
-		err = applier.ApplySecret(ctx, namespace, name, map[string]string{"client-id": clientID, "client-secret": secret})
+		err = applier.ApplySecret(ctx, namespace, name, map[string]string{"client-id": clientID, contract.ClientSecretKey: secret})
 	}
 	if err != nil {
 		diags.Append(kubernetesUnreachable("storing the client secret of "+clientID, err))
@@ -469,7 +472,7 @@ func knownStrings(l types.List) []string {
 }
 
 func clientSecretName(m *identityResourceModel) string {
-	return m.ServiceAccount.ValueString() + "-keycloak"
+	return contract.ClientSecretName(m.ServiceAccount.ValueString())
 }
 
 func minus(a, b []string) []string {
@@ -657,12 +660,16 @@ func keepDurationIfEqual(state types.String, live time.Duration) types.String {
 	return types.StringValue(formatDuration(live))
 }
 
+// formatDuration spells a duration as people write it: Go's "1h30m0s" without its zero trailing
+// units ("1h30m"). Only whole zero units go: "30s" and "5m30s" stay as they are, and the result
+// always parses back to d.
 func formatDuration(d time.Duration) string {
 	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
-	s = strings.TrimSuffix(s, "0m")
-	if s == "" {
-		return "0s"
+	if m, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = m + "m"
+	}
+	if h, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = h + "h"
 	}
 	return s
 }
@@ -759,6 +766,31 @@ func (r *identityResource) ImportState(ctx context.Context, req resource.ImportS
 		id = entries[0].ID
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), id)...)
+}
+
+// sameDuration plans the state's spelling of a duration that the configuration spells
+// differently but means the same ("90m" in the configuration, "1h30m" read back from SPIRE on
+// import): Terraform accepts the prior value as equivalent, so the plan is empty instead of an
+// update that changes nothing.
+type sameDuration struct{}
+
+func (sameDuration) Description(context.Context) string {
+	return "a duration equal to the one in state keeps the state's spelling"
+}
+
+func (m sameDuration) MarkdownDescription(ctx context.Context) string { return m.Description(ctx) }
+
+func (sameDuration) PlanModifyString(_ context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
+	if req.StateValue.IsNull() || req.StateValue.IsUnknown() || req.PlanValue.IsNull() || req.PlanValue.IsUnknown() {
+		return
+	}
+	planned, err := time.ParseDuration(req.PlanValue.ValueString())
+	if err != nil {
+		return
+	}
+	if prior, err := time.ParseDuration(req.StateValue.ValueString()); err == nil && prior == planned {
+		resp.PlanValue = req.StateValue
+	}
 }
 
 // durationValidator checks a Go duration within bounds.

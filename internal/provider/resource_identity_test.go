@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -348,6 +351,44 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv) {
 	})
 }
 
+// An identity imported with TTLs that Go spells differently ("30s", "10m0s", "1h30m0s") plans
+// nothing against the configuration it was created from: the TTLs read back from SPIRE are
+// valid durations, and one equal to the configured TTL keeps the state's spelling.
+func TestAccIdentityResource_ImportTTLSpelling(t *testing.T) {
+	testAccPreCheck(t)
+	cases := map[string]struct{ x509, jwt string }{
+		"30s": {x509: "1h", jwt: "30s"},
+		"10m": {x509: "10m", jwt: "10m"},
+		"90m": {x509: "90m", jwt: "90m"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ns := "idttl-" + rand.String(5)
+			config := fmt.Sprintf(`
+resource "kagenti_identity" "ttl" {
+  namespace       = %q
+  service_account = "ttl"
+  x509_svid_ttl   = %q
+  jwt_svid_ttl    = %q
+}
+`, ns, tc.x509, tc.jwt)
+			testAccRun(t, resource.TestCase{
+				Steps: []resource.TestStep{
+					{Config: config},
+					{
+						// An import block plans the import with the configuration: it must be a no-op.
+						Config:          config,
+						ResourceName:    "kagenti_identity.ttl",
+						ImportState:     true,
+						ImportStateKind: resource.ImportBlockWithID,
+					},
+					{Config: config, PlanOnly: true},
+				},
+			})
+		})
+	}
+}
+
 // Bad input fails at plan time, on the attribute.
 func TestAccIdentityResource_PlanTimeValidation(t *testing.T) {
 	testAccPreCheck(t)
@@ -376,6 +417,70 @@ func TestAccIdentityResource_PlanTimeValidation(t *testing.T) {
 					ExpectError: regexp.MustCompile(tc.want),
 				}},
 			})
+		})
+	}
+}
+
+// TestFormatDuration pins the spelling of TTLs read back from SPIRE (import, drift): a valid
+// duration that reads as the same one, and validator messages that name the bounds correctly.
+func TestFormatDuration(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		in     time.Duration
+		want   string
+	}{
+		"seconds only":        {"a trailing 0s is a unit, not a zero: 30s must not lose its 0", 30 * time.Second, "30s"},
+		"whole minutes":       {"10m0s drops the zero seconds, and only them", 10 * time.Minute, "10m"},
+		"hours and minutes":   {"90m is 1h30m, not 1h3", 90 * time.Minute, "1h30m"},
+		"whole hour":          {"1h0m0s drops both zero units", time.Hour, "1h"},
+		"whole hours":         {"24h0m0s drops both zero units", 24 * time.Hour, "24h"},
+		"minutes and seconds": {"nothing is zero: kept as is", 5*time.Minute + 30*time.Second, "5m30s"},
+		"hours and seconds":   {"a zero minute between non-zero units stays", time.Hour + 30*time.Second, "1h0m30s"},
+		"zero":                {"zero is 0s, a valid duration", 0, "0s"},
+		"sub-second":          {"units below a second are Go's own", 1500 * time.Millisecond, "1.5s"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := formatDuration(tc.in)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s: formatDuration(%s) (-want +got):\n%s", tc.reason, tc.in, diff)
+			}
+			if back, err := time.ParseDuration(got); err != nil || back != tc.in {
+				t.Errorf("%s: %q parses as %s (%v), want %s", tc.reason, got, back, err, tc.in)
+			}
+		})
+	}
+	// The validators' messages are built from it.
+	want := "must be a duration between 30s and 24h, e.g. 5m or 1h"
+	if diff := cmp.Diff(want, durationBetween(30*time.Second, 24*time.Hour).Description(context.Background())); diff != "" {
+		t.Errorf("jwt_svid_ttl validator message (-want +got):\n%s", diff)
+	}
+}
+
+// TestSameDuration: a TTL spelled differently from the state but equal to it plans the state's
+// spelling (so an import of "90m", read back as "1h30m", plans nothing); any other value plans
+// as configured.
+func TestSameDuration(t *testing.T) {
+	cases := map[string]struct {
+		reason      string
+		state, plan types.String
+		want        types.String
+	}{
+		"same duration, other spelling": {"90m is what SPIRE holds as 1h30m", types.StringValue("1h30m"), types.StringValue("90m"), types.StringValue("1h30m")},
+		"same spelling":                 {"nothing to do", types.StringValue("10m"), types.StringValue("10m"), types.StringValue("10m")},
+		"another duration":              {"a real change must plan", types.StringValue("1h"), types.StringValue("90m"), types.StringValue("90m")},
+		"no state (create)":             {"nothing to keep", types.StringNull(), types.StringValue("90m"), types.StringValue("90m")},
+		"unknown plan":                  {"decided at apply", types.StringValue("1h"), types.StringUnknown(), types.StringUnknown()},
+		"not a duration":                {"left to the validator", types.StringValue("1h"), types.StringValue("soon"), types.StringValue("soon")},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			req := planmodifier.StringRequest{StateValue: tc.state, PlanValue: tc.plan, ConfigValue: tc.plan}
+			resp := &planmodifier.StringResponse{PlanValue: tc.plan}
+			sameDuration{}.PlanModifyString(context.Background(), req, resp)
+			if !resp.PlanValue.Equal(tc.want) {
+				t.Errorf("%s: planned %s, want %s", tc.reason, resp.PlanValue, tc.want)
+			}
 		})
 	}
 }

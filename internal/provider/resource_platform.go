@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -100,9 +101,11 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"router_replicas": rschema.Int64Attribute{
-				MarkdownDescription: "Router pods (default 2; more than one adds a PodDisruptionBudget).",
-				Optional:            true, Computed: true, Default: int64default.StaticInt64(2),
-				Validators: []validator.Int64{int64validator.Between(1, 100)},
+				MarkdownDescription: "Router pods (default 2; more than one adds a PodDisruptionBudget). Conflicts with " +
+					"`router_autoscaling`, whose HorizontalPodAutoscaler owns the count.",
+				Optional: true, Computed: true, Default: int64default.StaticInt64(2),
+				Validators: []validator.Int64{int64validator.Between(1, 100),
+					int64validator.ConflictsWith(path.MatchRoot("router_autoscaling"))},
 			},
 			"router_resources": resourcesAttribute("Compute resources of the router's container, over the defaults: " +
 				describeResources(composition.RouterResources()) + " (it holds about 60 MiB with 1,000 " +
@@ -155,7 +158,7 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				MarkdownDescription: "Wait until the router Deployment is Available (default `true`).",
 				Optional:            true, Computed: true, Default: booldefault.StaticBool(true),
 			},
-			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+			"timeouts": timeoutsAttribute(ctx, map[string]time.Duration{"create": defaultCreateTimeout, "update": defaultCreateTimeout, "delete": defaultDeleteTimeout}),
 			"router_url": rschema.StringAttribute{
 				MarkdownDescription: "Where clients reach the router.", Computed: true,
 			},
@@ -332,14 +335,15 @@ func enrolled(m *platformResourceModel) []string {
 }
 
 func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, creating bool, prior []string, diags *diag.Diagnostics) {
-	var d diag.Diagnostics
-	timeout := defaultCreateTimeout
+	op := "update"
 	if creating {
-		timeout, d = m.Timeouts.Create(ctx, defaultCreateTimeout)
-	} else {
-		timeout, d = m.Timeouts.Update(ctx, defaultCreateTimeout)
+		op = "create"
 	}
+	timeout, d := operationTimeout(ctx, m.Timeouts, op, defaultCreateTimeout)
 	diags.Append(d...)
+	if diags.HasError() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if m.RouterImage.IsUnknown() || m.RouterImage.IsNull() {
@@ -557,7 +561,7 @@ func (r *platformResource) Delete(ctx context.Context, req resource.DeleteReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, d := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
+	timeout, d := operationTimeout(ctx, state.Timeouts, "delete", defaultDeleteTimeout)
 	resp.Diagnostics.Append(d...)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -342,3 +342,33 @@ func TestAccPlatformResource_WorkloadAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformResource_PlanTimeChecks: bad platform input fails at plan, needing no backend, on
+// the attribute the configuration names (router_image, not router.image), and router_replicas
+// is refused next to router_autoscaling instead of being ignored.
+func TestPlatformResource_PlanTimeChecks(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		body   string
+		want   string
+	}{
+		"bad router image": {
+			"the error names the attribute",
+			`router_image = "GHCR.io/X:latest"`, `router_image: Invalid value: "GHCR.io/X:latest"`,
+		},
+		"router replicas with autoscaling": {
+			"the HorizontalPodAutoscaler owns the count: a fixed one would be silently ignored",
+			"router_replicas = 3\n  router_autoscaling = { min_replicas = 2, max_replicas = 4, target_cpu_utilization = 70 }",
+			`(?s)router_replicas = 3.*Attribute "router_autoscaling" cannot be specified when "router_replicas" is specified`,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			unitTest(t, resource.TestCase{Steps: []resource.TestStep{{
+				Config:      fmt.Sprintf("resource \"kagenti_platform\" \"bad\" {\n  namespace = \"kagenti\"\n  %s\n}\n", tc.body),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(strings.ReplaceAll(tc.want, " ", `\s+`)),
+			}}})
+		})
+	}
+}

@@ -5,12 +5,18 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 )
 
 func testAccToolConfig(namespace, transport string, replicas int) string {
@@ -73,4 +79,43 @@ func TestAccToolResource_Lifecycle(t *testing.T) {
 			},
 		},
 	})
+}
+
+// TestCompositeResource_DeleteRemovesClientSecret: destroying a composite whose identity
+// authenticates with a client secret deletes the <name>-keycloak Secret the provider stored it
+// in (it carries no composite labels, so deleting the composed objects left it behind); other
+// identities have no Secret to delete.
+func TestCompositeResource_DeleteRemovesClientSecret(t *testing.T) {
+	cases := map[string]struct {
+		reason         string
+		authentication string
+		want           []string
+	}{
+		"client-secret": {"the Secret holds the client's credentials", "client-secret", []string{"/api/v1/namespaces/team1/secrets/search-keycloak"}},
+		"federated-jwt": {"no Secret exists, none is deleted", "federated-jwt", nil},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			secret := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "search-keycloak", "namespace": "team1"}}
+			kube, data := newFakeKube(t, map[string]map[string]any{"/api/v1/namespaces/team1/secrets/search-keycloak": secret})
+			e := &compositeEngine{data: data, kind: composition.KindTool}
+			client := types.ObjectValueMust(keycloakClientAttrTypes, map[string]attr.Value{
+				"authentication": types.StringValue(tc.authentication), "token_exchange": types.BoolValue(false),
+				"audiences": types.ListNull(types.StringType), "allowed_callers": types.ListNull(types.StringType),
+			})
+			m := &toolResourceModel{Transport: types.StringValue("streamable-http")}
+			m.Name, m.Namespace, m.Image = types.StringValue("search"), types.StringValue("team1"), types.StringValue("ghcr.io/example/search:1.0.0")
+			m.Identity = types.ObjectValueMust(compositeIdentityAttrTypes, map[string]attr.Value{
+				"x509_svid_ttl": types.StringNull(), "jwt_svid_ttl": types.StringNull(), "keycloak_client": client,
+			})
+			var diags diag.Diagnostics
+			e.deleteComposite(context.Background(), m, &diags)
+			if diags.HasError() {
+				t.Fatalf("%s: delete: %v", tc.reason, diags)
+			}
+			if diff := cmp.Diff(tc.want, kube.deleted); diff != "" {
+				t.Errorf("%s: deleted (-want +got):\n%s", tc.reason, diff)
+			}
+		})
+	}
 }
