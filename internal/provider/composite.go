@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -70,6 +71,9 @@ type compositeModel struct {
 	SecretEnv      types.Map      `tfsdk:"secret_env"`
 	OTELEndpoint   types.String   `tfsdk:"otel_endpoint"`
 	Composition    types.Object   `tfsdk:"composition"`
+	Labels         types.Map      `tfsdk:"labels"`
+	Annotations    types.Map      `tfsdk:"annotations"`
+	Pod            types.Object   `tfsdk:"pod"`
 	WaitForRollout types.Bool     `tfsdk:"wait_for_rollout"`
 	Timeouts       timeouts.Value `tfsdk:"timeouts"`
 
@@ -164,7 +168,7 @@ func secretRefAttributes(what string) map[string]rschema.Attribute {
 // compositeAttributes are the schema attributes agents and tools share. noun is "agent" or
 // "tool".
 func compositeAttributes(ctx context.Context, noun string) map[string]rschema.Attribute {
-	return map[string]rschema.Attribute{
+	attrs := map[string]rschema.Attribute{
 		"id": rschema.StringAttribute{
 			MarkdownDescription: "`<namespace>/<name>`; also the import ID.",
 			Computed:            true,
@@ -343,6 +347,8 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 		},
 		"objects": objectsAttribute(),
 	}
+	maps.Copy(attrs, workloadAttributes("pod", noun))
+	return attrs
 }
 
 // objectsAttribute is the computed list of composed objects that agents, tools and the platform
@@ -449,6 +455,10 @@ func compositeInput(ctx context.Context, m *compositeModel, in *composition.Inpu
 			}
 		}
 	}
+	w, wknown, d := workloadFromModel(ctx, m.Labels, m.Annotations, m.Pod)
+	diags.Append(d...)
+	known = known && wknown
+	in.Workload = w
 	if m.Identity.IsUnknown() {
 		known = false
 	} else if !m.Identity.IsNull() {
@@ -531,6 +541,8 @@ func compositeModelFromInput(ctx context.Context, in composition.Input, m *compo
 		m.Composition, d = types.ObjectValueFrom(ctx, compositionAttrTypes, c)
 		diags.Append(d...)
 	}
+	m.Labels, m.Annotations, m.Pod, d = workloadToModel(ctx, in.Workload)
+	diags.Append(d...)
 	m.Identity = types.ObjectNull(compositeIdentityAttrTypes)
 	if id := in.Identity; id != nil {
 		kc := types.ObjectNull(keycloakClientAttrTypes)

@@ -32,7 +32,7 @@ func (e *compositeEngine) resolveIdentity(ctx context.Context, in *composition.I
 	if err != nil {
 		return err
 	}
-	id.SPIFFEID = fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td.Name(), in.Namespace, in.Name)
+	id.SPIFFEID = fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td.Name(), in.Namespace, in.ServiceAccountName(in.Name))
 	id.WorkloadAPI = e.data.workloadAPI
 	if id.Client != nil && id.Client.Authentication == keycloak.AuthFederatedJWT && e.data.spireConfig.BundleEndpointURL == "" {
 		return errors.New("identity.keycloak_client with federated-jwt needs Keycloak to fetch the SPIRE JWT keys: set spire.bundle_endpoint_url " +
@@ -72,7 +72,7 @@ func (e *compositeEngine) entrySpec(ctx context.Context, in composition.Input) s
 	}
 	return spire.EntrySpec{
 		SPIFFEID: in.Identity.SPIFFEID, ParentID: parent,
-		Selectors:   []string{"k8s:ns:" + in.Namespace, "k8s:sa:" + in.Name},
+		Selectors:   []string{"k8s:ns:" + in.Namespace, "k8s:sa:" + in.ServiceAccountName(in.Name)},
 		X509SVIDTTL: x509, JWTSVIDTTL: jwt,
 	}
 }

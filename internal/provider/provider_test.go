@@ -144,8 +144,13 @@ func hclPath(p string) string { return fmt.Sprintf("%q", filepath.ToSlash(p)) }
 func unitTest(t *testing.T, tc resource.TestCase) {
 	t.Helper()
 	if os.Getenv("TF_ACC_TERRAFORM_PATH") == "" {
-		if _, err := exec.LookPath("terraform"); err != nil {
-			t.Skip("plan-time unit test: needs terraform on PATH or TF_ACC_TERRAFORM_PATH")
+		// The CLI `make tools` cached (make test builds it before the unit tests), else one on
+		// PATH.
+		b := &testenv.Builder{CacheDir: testenv.DefaultCacheDir()}
+		if tf := testenv.Terraform(); b.Cached(tf) {
+			t.Setenv("TF_ACC_TERRAFORM_PATH", b.Path(tf, "terraform"))
+		} else if _, err := exec.LookPath("terraform"); err != nil {
+			t.Skip("plan-time unit test: needs the Terraform CLI (make tools), on PATH or in TF_ACC_TERRAFORM_PATH")
 		}
 	}
 	if tc.ProtoV6ProviderFactories == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -60,6 +61,9 @@ type platformResourceModel struct {
 	Waypoint        types.Bool     `tfsdk:"waypoint"`
 	Autoscaling     types.Object   `tfsdk:"router_autoscaling"`
 	Resources       types.Object   `tfsdk:"router_resources"`
+	Labels          types.Map      `tfsdk:"labels"`
+	Annotations     types.Map      `tfsdk:"annotations"`
+	RouterPod       types.Object   `tfsdk:"router_pod"`
 	WaitForRollout  types.Bool     `tfsdk:"wait_for_rollout"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 
@@ -169,6 +173,7 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 			"objects":  objectsAttribute(),
 		},
 	}
+	maps.Copy(resp.Schema.Attributes, workloadAttributes("router_pod", "router"))
 }
 
 func (r *platformResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
@@ -205,6 +210,12 @@ func (r *platformResource) input(ctx context.Context, m *platformResourceModel, 
 	if res, ok, d := resourcesFromModel(ctx, m.Resources); ok {
 		diags.Append(d...)
 		in.Resources = res
+	}
+	// Unknown settings (from resources created in the same apply) render as empty while
+	// planning; the apply has them.
+	if w, known, d := workloadFromModel(ctx, m.Labels, m.Annotations, m.RouterPod); known {
+		diags.Append(d...)
+		in.Workload = w
 	}
 	if !m.Gateway.IsNull() && !m.Gateway.IsUnknown() {
 		var g struct {
@@ -523,6 +534,8 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 				"parent_namespace": optStr(g.ParentNamespace), "section_name": optStr(g.SectionName), "hostnames": hostnames, "path_prefix": optStr(g.PathPrefix)})
 			resp.Diagnostics.Append(d...)
 		}
+		state.Labels, state.Annotations, state.RouterPod, d = workloadToModel(ctx, in.Workload)
+		resp.Diagnostics.Append(d...)
 		state.WaitForRollout = types.BoolValue(true)
 		state.Timeouts = timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{"create": types.StringType, "update": types.StringType, "delete": types.StringType})}
 	}

@@ -97,6 +97,22 @@ func TestCompositeResource_PlanTimeChecks(t *testing.T) {
 			"a bare host:port is not a URL to the SDKs",
 			`otel_endpoint = "collector:4317"`, `otel_endpoint must be an absolute http or https URL`,
 		},
+		"a label the provider owns": {
+			"selectors and discovery depend on the provider's labels",
+			`labels = { "app.kubernetes.io/name" = "x" }`, `the provider sets this label itself`,
+		},
+		"env_from with two sources": {
+			"one entry takes one ConfigMap or one Secret",
+			`pod = { env_from = [{ config_map = "a", secret = "b" }] }`, `(?s)Invalid Attribute Combination.*config_map`,
+		},
+		"a toleration with an unknown operator": {
+			"Kubernetes knows Equal and Exists",
+			`pod = { tolerations = [{ key = "a", operator = "Maybe" }] }`, `(?s)pod.tolerations\[0\].operator.*value must be one of`,
+		},
+		"annotations for an account the provider does not create": {
+			"with service_account set no account is created to carry them",
+			`pod = { service_account = "shared", service_account_annotations = { a = "b" } }`, `annotations go on the service account the provider creates`,
+		},
 		"negative create timeout": {
 			"it would fail the apply at once, after a clean plan",
 			"timeouts = {\n    create = \"-5m\"\n  }", `(?s)Invalid Timeout.*timeouts.create must be a positive duration`,
