@@ -33,8 +33,10 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(log); err != nil {
+	// The level is read before the other flags so that their own messages obey it.
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := run(log, level); err != nil {
 		log.Error("kagenti-router failed", "error", err.Error())
 		os.Exit(1)
 	}
@@ -63,8 +65,7 @@ func applyMemoryLimit(log *slog.Logger) {
 	debug.SetMemoryLimit(limit / 10 * 9)
 }
 
-func run(log *slog.Logger) error {
-	applyMemoryLimit(log)
+func run(log *slog.Logger, level *slog.LevelVar) error {
 	listen := flag.String("listen", env("KAGENTI_ROUTER_LISTEN", ":8080"), "address to serve on")
 	public := flag.String("public-url", env("KAGENTI_ROUTER_PUBLIC_URL", "http://localhost:8080"), "URL clients reach the router at (cards are rewritten to it)")
 	labelDomain := flag.String("label-domain", env("KAGENTI_LABEL_DOMAIN", "kagenti.io"), "label and annotation domain")
@@ -86,7 +87,12 @@ func run(log *slog.Logger) error {
 	drainDelay := flag.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to keep accepting requests with readiness failing before the listener closes, so that load balancers and Service endpoints stop sending first (a second signal skips it)")
 	debugListen := flag.String("debug-listen", env("KAGENTI_ROUTER_DEBUG_LISTEN", ""), "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060 (off when empty; never expose it)")
 	routesFile := flag.String("routes-file", env("KAGENTI_ROUTER_ROUTES_FILE", ""), "serve the routes of this JSON file instead of discovering them in Kubernetes")
+	logLevel := flag.String("log-level", env("KAGENTI_ROUTER_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	flag.Parse()
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	applyMemoryLimit(log)
 
 	registry := router.NewRegistry()
 	// One event loop per CPU the runtime was given, and one P more than there are loops: a loop

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -50,6 +51,72 @@ type PlatformInput struct {
 	// Workload is metadata on the platform's objects and the router pod's own settings. Args
 	// are added after the router's own flags.
 	Workload
+	// AdoptNamespace uses a namespace that exists (an OpenShift project, one managed by policy)
+	// instead of creating one: the platform then neither renders nor deletes it.
+	AdoptNamespace bool `json:"adopt_namespace,omitempty"`
+	// Router holds the router's own settings; zero values keep its defaults.
+	Router *RouterSettings `json:"router,omitempty"`
+	// Patches change composed objects after rendering, by key (deployment, service, ...).
+	Patches []Patch `json:"patches,omitempty"`
+}
+
+// RouterSettings are kagenti-router's tunables that a platform team sets.
+type RouterSettings struct {
+	// MaxHeaderBytes bounds a request's line and headers (each open connection holds a buffer
+	// of this size).
+	MaxHeaderBytes int64 `json:"max_header_bytes,omitempty"`
+	// UpstreamTimeout bounds a non-streaming call to an agent ("2m").
+	UpstreamTimeout string `json:"upstream_timeout,omitempty"`
+	// Drain is how long in-flight requests may finish on SIGTERM ("20s").
+	Drain string `json:"drain,omitempty"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"log_level,omitempty"`
+}
+
+// RouterLogLevels are the router's log levels.
+var RouterLogLevels = []string{"debug", "info", "warn", "error"}
+
+// args are the router flags of the settings that are set.
+func (s *RouterSettings) args() []string {
+	var args []string
+	if s == nil {
+		return nil
+	}
+	if s.MaxHeaderBytes != 0 {
+		args = append(args, fmt.Sprintf("-max-header-bytes=%d", s.MaxHeaderBytes))
+	}
+	if s.UpstreamTimeout != "" {
+		args = append(args, "-upstream-timeout="+s.UpstreamTimeout)
+	}
+	if s.Drain != "" {
+		args = append(args, "-drain="+s.Drain)
+	}
+	if s.LogLevel != "" {
+		args = append(args, "-log-level="+s.LogLevel)
+	}
+	return args
+}
+
+func validateRouterSettings(p *field.Path, s *RouterSettings) field.ErrorList {
+	var errs field.ErrorList
+	if s == nil {
+		return nil
+	}
+	if s.MaxHeaderBytes != 0 && (s.MaxHeaderBytes < 1<<10 || s.MaxHeaderBytes > 1<<20) {
+		errs = append(errs, field.Invalid(p.Child("max_header_bytes"), s.MaxHeaderBytes, "must be between 1024 (1 KiB) and 1048576 (1 MiB)"))
+	}
+	for name, v := range map[string]string{"upstream_timeout": s.UpstreamTimeout, "drain": s.Drain} {
+		if v == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			errs = append(errs, field.Invalid(p.Child(name), v, "must be a positive duration such as 30s or 2m"))
+		}
+	}
+	if s.LogLevel != "" && !slices.Contains(RouterLogLevels, s.LogLevel) {
+		errs = append(errs, field.NotSupported(p.Child("log_level"), s.LogLevel, RouterLogLevels))
+	}
+	return errs
 }
 
 // RouterResources are the router container's resources where the platform sets none: it needs
@@ -96,6 +163,16 @@ func PlatformKinds() []schema.GroupVersionKind {
 func ValidatePlatform(in PlatformInput) field.ErrorList {
 	var errs field.ErrorList
 	errs = append(errs, validateWorkload(in.Workload, field.NewPath("router_pod"), contract.NewKeys(in.LabelDomain))...)
+	errs = append(errs, validateRouterSettings(field.NewPath("router_settings"), in.Router)...)
+	for i, patch := range in.Patches {
+		p := field.NewPath("composition", "patches").Index(i)
+		if !slices.Contains(PlatformPatchTargets, patch.Target) && !strings.HasPrefix(patch.Target, "role/") && !strings.HasPrefix(patch.Target, "rolebinding/") {
+			errs = append(errs, field.NotSupported(p.Child("target"), patch.Target, append(PlatformPatchTargets, "role/<namespace>", "rolebinding/<namespace>")))
+		}
+		if !slices.Contains(PatchTypes, patch.Type) {
+			errs = append(errs, field.NotSupported(p.Child("type"), patch.Type, PatchTypes))
+		}
+	}
 	// Checked with the defaults filled in: a request above a default limit is an error too.
 	errs = append(errs, validateResources(field.NewPath("router_resources"), in.Resources, in.Resources.withDefaults(RouterResources()))...)
 	for _, msg := range validation.IsDNS1123Label(in.Namespace) {
@@ -149,6 +226,11 @@ func ValidatePlatform(in PlatformInput) field.ErrorList {
 	return errs
 }
 
+// PlatformPatchTargets are the keys of the platform's objects that patches may target (besides
+// role/<namespace> and rolebinding/<namespace>; "role/" and "rolebinding/" alone are the
+// cluster-wide ones).
+var PlatformPatchTargets = []string{"namespace", "serviceaccount", "deployment", "service", "hpa", "pdb", "httproute", "waypoint"}
+
 // RouterURL is where clients reach the router: the public URL, else its in-cluster Service.
 func (in PlatformInput) RouterURL() string {
 	if in.PublicURL != "" {
@@ -197,6 +279,7 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 			args = append(args, "-client-id="+in.Audience, "-client-secret-file=/var/run/kagenti/keycloak/client-secret")
 		}
 	}
+	args = append(args, in.Router.args()...)
 	args = append(args, in.Args...)
 	data := map[string]any{
 		"In": in, "Name": RouterName, "Args": args, "SelectorLabels": selector, "PodLabels": podLabels(in.PodLabels, labels, keys),
@@ -213,8 +296,10 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 		out.Objects = append(out.Objects, Object{Key: key, Object: obj})
 		return nil
 	}
-	if err := render("namespace", "namespace", data); err != nil {
-		return nil, err
+	if !in.AdoptNamespace {
+		if err := render("namespace", "namespace", data); err != nil {
+			return nil, err
+		}
 	}
 	if in.ServiceAccount == "" {
 		if err := render("serviceaccount", "serviceaccount", data); err != nil {
@@ -277,6 +362,28 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 			return nil, err
 		}
 	}
+	for i, patch := range in.Patches {
+		p := field.NewPath("composition", "patches").Index(i)
+		found := false
+		for _, o := range out.Objects {
+			if o.Key != patch.Target {
+				continue
+			}
+			found = true
+			if err := applyPatch(o.Object, patch); err != nil {
+				return nil, &Error{Errs: field.ErrorList{field.Invalid(p.Child("patch"), patch.Patch, err.Error())}}
+			}
+		}
+		if !found {
+			var rendered []string
+			for _, o := range out.Objects {
+				rendered = append(rendered, o.Key)
+			}
+			return nil, &Error{Errs: field.ErrorList{field.NotSupported(p.Child("target"), patch.Target, rendered)}}
+		}
+	}
+	// Labels are stamped after patches, so that no patch can drop what discovery, pruning and
+	// drift detection depend on.
 	stamp(out.Objects, in.Workload, labels, keys)
 	return out, nil
 }

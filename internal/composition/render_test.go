@@ -345,6 +345,14 @@ func TestRenderPlatformGolden(t *testing.T) {
 			Replicas: 2, PublicURL: "https://agents.example.com", Issuer: "https://kc.example.com/realms/kagenti",
 			Audience: "spiffe://example.org/ns/kagenti-system/sa/kagenti-router", ClientSecretName: "kagenti-router-keycloak"},
 		"cluster-wide": {Namespace: "kagenti", Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 1},
+		// An OpenShift project or a namespace managed by policy: adopted, not created; the
+		// router's settings, its pod's, and a patch.
+		"adopted-with-settings": {Namespace: "agents-prod", AdoptNamespace: true, AgentNamespaces: []string{"team1"}, Image: "registry.example.com/kagenti-router:0.1.0", Replicas: 2,
+			Router: &composition.RouterSettings{MaxHeaderBytes: 16384, UpstreamTimeout: "5m", Drain: "45s", LogLevel: "debug"},
+			Workload: composition.Workload{Labels: map[string]string{"team": "platform"}, PodAnnotations: map[string]string{"prometheus.io/scrape": "true"},
+				NodeSelector: map[string]string{"node-role.kubernetes.io/infra": ""}, ImagePullSecrets: []string{"mirror"}, Args: []string{"-debug-listen=127.0.0.1:6060"},
+				ServiceAccountAnnotations: map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/kagenti-router"}},
+			Patches: []composition.Patch{{Target: "deployment", Type: "strategic", Patch: "spec:\n  template:\n    spec:\n      priorityClassName: system-cluster-critical\n"}}},
 		"gateway-and-ambient": {Namespace: "kagenti", AgentNamespaces: []string{"team1"}, Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 1,
 			Gateway: &composition.GatewayRef{ParentName: "public", ParentNamespace: "gateways", SectionName: "https", Hostnames: []string{"agents.example.com"}, PathPrefix: "/kagenti"},
 			Mesh:    composition.MeshIstioAmbient, Waypoint: true, Issuer: "https://kc.example.com/realms/kagenti",
