@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -64,6 +65,9 @@ type platformResourceModel struct {
 	Labels          types.Map      `tfsdk:"labels"`
 	Annotations     types.Map      `tfsdk:"annotations"`
 	RouterPod       types.Object   `tfsdk:"router_pod"`
+	CreateNamespace types.Bool     `tfsdk:"create_namespace"`
+	RouterSettings  types.Object   `tfsdk:"router_settings"`
+	Composition     types.Object   `tfsdk:"composition"`
 	WaitForRollout  types.Bool     `tfsdk:"wait_for_rollout"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 
@@ -72,6 +76,23 @@ type platformResourceModel struct {
 	Revision       types.String `tfsdk:"revision"`
 	Objects        types.List   `tfsdk:"objects"`
 }
+
+type routerSettingsModel struct {
+	MaxHeaderBytes  types.Int64  `tfsdk:"max_header_bytes"`
+	UpstreamTimeout types.String `tfsdk:"upstream_timeout"`
+	Drain           types.String `tfsdk:"drain"`
+	LogLevel        types.String `tfsdk:"log_level"`
+}
+
+type platformCompositionModel struct {
+	Patches []patchModel `tfsdk:"patches"`
+}
+
+var (
+	routerSettingsAttrTypes = map[string]attr.Type{"max_header_bytes": types.Int64Type, "upstream_timeout": types.StringType,
+		"drain": types.StringType, "log_level": types.StringType}
+	platformCompositionAttrTypes = map[string]attr.Type{"patches": types.ListType{ElemType: types.ObjectType{AttrTypes: patchAttrTypes}}}
+)
 
 func (r *platformResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_platform"
@@ -89,10 +110,59 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"namespace": rschema.StringAttribute{
-				MarkdownDescription: "Namespace the platform creates and owns (it must not exist yet). Changing it replaces the platform.",
-				Required:            true,
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
-				Validators:          []validator.String{stringvalidator.RegexMatches(dns1123Label, "must be a DNS-1123 label")},
+				MarkdownDescription: "Namespace of the platform. With `create_namespace` (the default) the platform creates and owns it " +
+					"(it must not exist yet) and deletes it on destroy; without, it must exist and is left alone. Changing it replaces the platform.",
+				Required:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+				Validators:    []validator.String{stringvalidator.RegexMatches(dns1123Label, "must be a DNS-1123 label")},
+			},
+			"create_namespace": rschema.BoolAttribute{
+				MarkdownDescription: "Create the namespace and delete it on destroy (default `true`). Set `false` to adopt a namespace " +
+					"that exists, such as an OpenShift project or one managed by policy: the platform then only adds its objects to it. " +
+					"It cannot change on an existing platform (the namespace would be deleted or left ownerless): replace the platform instead.",
+				Optional: true, Computed: true, Default: booldefault.StaticBool(true),
+			},
+			"router_settings": rschema.SingleNestedAttribute{
+				MarkdownDescription: "kagenti-router's own settings; unset ones keep the router's defaults.",
+				Optional:            true,
+				Attributes: map[string]rschema.Attribute{
+					"max_header_bytes": rschema.Int64Attribute{
+						MarkdownDescription: "Largest request line and headers accepted, in bytes (default 8192; 431 above). Each open connection holds a buffer of this size.",
+						Optional:            true, Validators: []validator.Int64{int64validator.Between(1024, 1<<20)},
+					},
+					"upstream_timeout": rschema.StringAttribute{
+						MarkdownDescription: "Timeout of a non-streaming call to an agent, e.g. `5m` (default `2m`: LLM answers are slow).",
+						Optional:            true, Validators: []validator.String{durationBetween(time.Second, time.Hour)},
+					},
+					"drain": rschema.StringAttribute{
+						MarkdownDescription: "How long in-flight requests and streams may finish when a router pod stops, e.g. `45s` (default `20s`). " +
+							"Keep it below the pod's termination grace period (30s) or patch that too.",
+						Optional: true, Validators: []validator.String{durationBetween(time.Second, 10*time.Minute)},
+					},
+					"log_level": rschema.StringAttribute{
+						MarkdownDescription: "`debug`, `info` (the default), `warn` or `error`.",
+						Optional:            true, Validators: []validator.String{stringvalidator.OneOf(composition.RouterLogLevels...)},
+					},
+				},
+			},
+			"composition": rschema.SingleNestedAttribute{
+				MarkdownDescription: "Changes to the composed objects after rendering, for fields no attribute has.",
+				Optional:            true,
+				Attributes: map[string]rschema.Attribute{
+					"patches": rschema.ListNestedAttribute{
+						MarkdownDescription: "Patches applied in order. `target` is an object's key: " + strings.Join(composition.PlatformPatchTargets, ", ") +
+							", `role/<agent namespace>`, `rolebinding/<agent namespace>` (`role/` and `rolebinding/` for the cluster-wide ones).",
+						Optional: true,
+						NestedObject: rschema.NestedAttributeObject{Attributes: map[string]rschema.Attribute{
+							"target": rschema.StringAttribute{MarkdownDescription: "Key of the object to patch.", Required: true},
+							"type": rschema.StringAttribute{
+								MarkdownDescription: "`strategic` (Kubernetes strategic merge), `merge` (RFC 7386) or `json` (RFC 6902).",
+								Required:            true, Validators: []validator.String{stringvalidator.OneOf(composition.PatchTypes...)},
+							},
+							"patch": rschema.StringAttribute{MarkdownDescription: "The patch, in YAML or JSON.", Required: true},
+						}},
+					},
+				},
 			},
 			"agent_namespaces": rschema.ListAttribute{
 				MarkdownDescription: "Namespaces whose agents and tools the router serves (it gets read access there only). Empty: all namespaces, with cluster-wide read access.",
@@ -217,6 +287,20 @@ func (r *platformResource) input(ctx context.Context, m *platformResourceModel, 
 		diags.Append(d...)
 		in.Workload = w
 	}
+	in.AdoptNamespace = !m.CreateNamespace.IsNull() && !m.CreateNamespace.IsUnknown() && !m.CreateNamespace.ValueBool()
+	if fullyKnown(ctx, m.RouterSettings) && !m.RouterSettings.IsNull() {
+		var s routerSettingsModel
+		diags.Append(m.RouterSettings.As(ctx, &s, basetypes.ObjectAsOptions{})...)
+		in.Router = &composition.RouterSettings{MaxHeaderBytes: s.MaxHeaderBytes.ValueInt64(), UpstreamTimeout: s.UpstreamTimeout.ValueString(),
+			Drain: s.Drain.ValueString(), LogLevel: s.LogLevel.ValueString()}
+	}
+	if fullyKnown(ctx, m.Composition) && !m.Composition.IsNull() {
+		var c platformCompositionModel
+		diags.Append(m.Composition.As(ctx, &c, basetypes.ObjectAsOptions{})...)
+		for _, p := range c.Patches {
+			in.Patches = append(in.Patches, composition.Patch{Target: p.Target.ValueString(), Type: p.Type.ValueString(), Patch: p.Patch.ValueString()})
+		}
+	}
 	if !m.Gateway.IsNull() && !m.Gateway.IsUnknown() {
 		var g struct {
 			ParentName      types.String `tfsdk:"parent_name"`
@@ -276,6 +360,32 @@ func (r *platformResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		resp.Diagnostics.Append(renderErrorDiags(&composition.Error{Errs: errs}, "Invalid Platform Configuration")...)
 		return
 	}
+	if !req.State.Raw.IsNull() {
+		var state platformResourceModel
+		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+		if !plan.CreateNamespace.IsUnknown() && !state.CreateNamespace.IsNull() && !plan.CreateNamespace.Equal(state.CreateNamespace) {
+			resp.Diagnostics.AddAttributeError(path.Root("create_namespace"), "Namespace Ownership Cannot Change",
+				fmt.Sprintf("create_namespace was %s for platform %s and cannot change in place: the platform would delete the namespace "+
+					"(with everything in it) or leave one it created without an owner. Keep the old value, or replace the platform "+
+					"(terraform apply -replace) after moving what else runs in the namespace.", state.CreateNamespace, in.Namespace))
+			return
+		}
+	}
+	// The same plan as agents and tools: the objects the apply will leave, in sync. Drift
+	// recorded by the last refresh therefore shows as a change, and the apply repairs it.
+	out, err := r.data.renderer.RenderPlatform(in)
+	if err != nil {
+		resp.Diagnostics.Append(renderErrorDiags(err, "Invalid Platform Configuration")...)
+		return
+	}
+	obs := make([]kube.Observation, len(out.Objects))
+	for i, o := range out.Objects {
+		obs[i] = kube.Observation{Ref: kube.RefOf(o.Object), Exists: true}
+	}
+	objects, d := objectsValue(ctx, out, obs)
+	resp.Diagnostics.Append(d...)
+	plan.Objects = objects
+	plan.Revision = types.StringValue(out.Revision)
 	plan.ID = types.StringValue(in.Namespace)
 	plan.RouterURL = types.StringValue(in.RouterURL())
 	plan.RouterClientID = types.StringNull()
@@ -375,7 +485,17 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 		diags.Append(kubernetesUnreachable("applying the platform", err))
 		return
 	}
-	if creating {
+	if in.AdoptNamespace {
+		if exists, err := applier.NamespaceExists(ctx, in.Namespace); err != nil {
+			diags.Append(kubernetesUnreachable("checking namespace "+in.Namespace, err))
+			return
+		} else if !exists {
+			diags.AddAttributeError(path.Root("namespace"), "Namespace Not Found",
+				fmt.Sprintf("Namespace %q does not exist. With create_namespace = false the platform adopts a namespace that exists: "+
+					"create it first (for example with a kubernetes_namespace resource), or set create_namespace = true.", in.Namespace))
+			return
+		}
+	} else if creating {
 		// Refuse to take over a namespace that exists: destroy would delete it with everything in it.
 		if exists, err := applier.NamespaceExists(ctx, in.Namespace); err != nil {
 			diags.Append(kubernetesUnreachable("checking namespace "+in.Namespace, err))
@@ -398,9 +518,11 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 		objs[i] = o.Object
 	}
 	// The namespace first: the router's client secret is stored in it.
-	if _, err := applier.Apply(ctx, objs[0]); err != nil {
-		diags.AddError("Apply Failed", err.Error())
-		return
+	if !in.AdoptNamespace {
+		if _, err := applier.Apply(ctx, objs[0]); err != nil {
+			diags.AddError("Apply Failed", err.Error())
+			return
+		}
 	}
 	if identity != nil {
 		m.RouterClientID = types.StringValue(identity.Identity.SPIFFEID)
@@ -440,6 +562,15 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 	}
 	if diags.HasError() {
 		obs = make([]kube.Observation, len(objs))
+	}
+	var outOfSync []string
+	for _, o := range obs {
+		if o.Exists && !o.InSync() {
+			outOfSync = append(outOfSync, o.Ref.String()+": "+strings.Join(o.Drift, ", "))
+		}
+	}
+	if len(outOfSync) > 0 {
+		diags.Append(changedOnApply("platform", composition.Input{Namespace: in.Namespace, Name: composition.RouterName}, outOfSync))
 	}
 	var od diag.Diagnostics
 	m.Objects, od = objectsValue(ctx, out, obs)
@@ -536,6 +667,26 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 		}
 		state.Labels, state.Annotations, state.RouterPod, d = workloadToModel(ctx, in.Workload)
 		resp.Diagnostics.Append(d...)
+		state.CreateNamespace = types.BoolValue(!in.AdoptNamespace)
+		state.RouterSettings = types.ObjectNull(routerSettingsAttrTypes)
+		if s := in.Router; s != nil {
+			optInt := types.Int64Null()
+			if s.MaxHeaderBytes != 0 {
+				optInt = types.Int64Value(s.MaxHeaderBytes)
+			}
+			state.RouterSettings, d = types.ObjectValue(routerSettingsAttrTypes, map[string]attr.Value{"max_header_bytes": optInt,
+				"upstream_timeout": optStr(s.UpstreamTimeout), "drain": optStr(s.Drain), "log_level": optStr(s.LogLevel)})
+			resp.Diagnostics.Append(d...)
+		}
+		state.Composition = types.ObjectNull(platformCompositionAttrTypes)
+		if len(in.Patches) > 0 {
+			var c platformCompositionModel
+			for _, p := range in.Patches {
+				c.Patches = append(c.Patches, patchModel{Target: types.StringValue(p.Target), Type: types.StringValue(p.Type), Patch: types.StringValue(p.Patch)})
+			}
+			state.Composition, d = types.ObjectValueFrom(ctx, platformCompositionAttrTypes, c)
+			resp.Diagnostics.Append(d...)
+		}
 		state.WaitForRollout = types.BoolValue(true)
 		state.Timeouts = timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{"create": types.StringType, "update": types.StringType, "delete": types.StringType})}
 	}
