@@ -29,7 +29,20 @@ resource "kagenti_agent" "weather" {
 
   persistence = { size = "1Gi" }
 
-  # Reach any field of any composed object.
+  # What Deployments are usually given, without patches.
+  labels = { team = "weather" }
+  pod = {
+    annotations        = { "prometheus.io/scrape" = "true" }
+    node_selector      = { pool = "agents" }
+    tolerations        = [{ key = "dedicated", value = "agents", effect = "NoSchedule" }]
+    image_pull_secrets = ["registry-example"]
+    env_from           = [{ config_map = "weather-settings" }]
+    service_account_annotations = {
+      "iam.gke.io/gcp-service-account" = "weather@example.iam.gserviceaccount.com"
+    }
+  }
+
+  # Reach any other field of any composed object.
   composition = {
     patches = [{
       target = "deployment"
@@ -38,7 +51,6 @@ resource "kagenti_agent" "weather" {
         spec:
           template:
             spec:
-              nodeSelector: { pool: agents }
               priorityClassName: agents
       EOT
     }]

@@ -28,6 +28,19 @@ resource "kagenti_agent" "weather" {
   }
 }
 
+# In a namespace that exists already (an OpenShift project, one managed by policy), with the
+# router's own settings and pod settings.
+resource "kagenti_platform" "adopted" {
+  namespace        = "agents-prod"
+  create_namespace = false
+  agent_namespaces = ["team1"]
+  router_settings  = { upstream_timeout = "5m", log_level = "warn" }
+  router_pod = {
+    node_selector      = { "node-role.kubernetes.io/infra" = "" }
+    image_pull_secrets = ["mirror"]
+  }
+}
+
 # Behind a Gateway API Gateway, in an Istio ambient mesh.
 resource "kagenti_platform" "edge" {
   namespace        = "kagenti-edge"
