@@ -90,6 +90,9 @@ func (e *compositeEngine) modifyPlan(ctx context.Context, req resource.ModifyPla
 	m.ID = id // known after create only (see tools: a known id means the tool exists)
 	plan.setOutput(out)
 	resp.Diagnostics.Append(e.checkTools(ctx, in, true)...)
+	if !req.State.Raw.IsNull() {
+		resp.Diagnostics.Append(checkPersistenceChange(priorInput(ctx, req.Private), &in)...)
+	}
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -190,6 +193,17 @@ func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourc
 		return
 	}
 	setIdentityIDs(in, c)
+	if pvc, err := e.releasedClaim(priorInput(ctx, prior), &in); err != nil || pvc != nil {
+		if err == nil {
+			err = e.release(ctx, pvc)
+		}
+		if err != nil {
+			diags.AddAttributeError(path.Root("persistence"), "Checkpoint Volume Not Released", fmt.Sprintf("persistence was removed from "+
+				"%s %s/%s, and its claim is kept rather than deleted; releasing it failed, so nothing else was changed. Fix the cause "+
+				"and apply again.\n\nOriginal Error: %v", e.kind, in.Namespace, in.Name, err))
+			return
+		}
+	}
 	out, result, err := e.apply(ctx, in, c.WaitForRollout.ValueBool(), prior == nil)
 	if out != nil {
 		c.URL, c.Revision = types.StringValue(out.URL), types.StringValue(out.Revision)

@@ -455,7 +455,10 @@ func enrolled(m *platformResourceModel) []string {
 	return knownStrings(m.AgentNamespaces)
 }
 
-func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, creating bool, prior []string, diags *diag.Diagnostics) {
+// apply renders and applies the platform. prior lists the namespaces enrolled before; hadIdentity
+// says the router had an identity before (only then is one removed: a platform that never
+// exchanged tokens needs neither SPIRE nor Keycloak).
+func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, creating bool, prior []string, hadIdentity bool, diags *diag.Diagnostics) {
 	op := "update"
 	if creating {
 		op = "create"
@@ -532,9 +535,13 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 		}
 	} else {
 		m.RouterClientID = types.StringNull()
-		// An identity the router had before is removed.
-		if err := r.engine().removeIdentity(ctx, fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", r.spireTrustDomain(ctx), in.Namespace, composition.RouterName), true); err != nil && r.data.spireConfig.Address != "" {
-			diags.AddWarning("Router Identity Not Removed", err.Error())
+		if hadIdentity {
+			// token_exchange was turned off: the router's identity goes.
+			if err := r.engine().removeIdentity(ctx, fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", r.spireTrustDomain(ctx), in.Namespace, composition.RouterName), true); err != nil {
+				diags.AddAttributeWarning(path.Root("token_exchange"), "Router Identity Not Removed", fmt.Sprintf("token_exchange was turned off, "+
+					"but removing the router's SPIRE entry or Keycloak client failed; remove them by hand or apply again with the "+
+					"backends reachable.\n\nOriginal Error: %v", err))
+			}
 		}
 	}
 	sel := r.selector(in.Namespace)
@@ -591,7 +598,7 @@ func (r *platformResource) Create(ctx context.Context, req resource.CreateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.apply(ctx, &plan, true, nil, &resp.Diagnostics)
+	r.apply(ctx, &plan, true, nil, false, &resp.Diagnostics)
 	if plan.ID.IsUnknown() {
 		return
 	}
@@ -608,7 +615,7 @@ func (r *platformResource) Update(ctx context.Context, req resource.UpdateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.apply(ctx, &plan, false, enrolled(&state), &resp.Diagnostics)
+	r.apply(ctx, &plan, false, enrolled(&state), !state.RouterClientID.IsNull(), &resp.Diagnostics)
 	if plan.Objects.IsUnknown() {
 		plan.Objects = types.ListNull(types.ObjectType{AttrTypes: objectAttrTypes})
 	}
