@@ -53,11 +53,21 @@ type acpCap struct {
 	Description string `json:"description"`
 }
 
+// DefaultModes are the media types a card advertises when the agent sets none.
+var DefaultModes = []string{"text/plain"}
+
 // agentCard renders an agent's card (A2A) or manifest (ACP) and the ConfigMap key it goes under.
 func agentCard(in Input, url string) (string, string, error) {
 	version := in.Version
 	if version == "" {
 		version = "1.0.0"
+	}
+	inModes, outModes := in.InputModes, in.OutputModes
+	if len(inModes) == 0 {
+		inModes = DefaultModes
+	}
+	if len(outModes) == 0 {
+		outModes = DefaultModes
 	}
 	var doc any
 	key := contract.CardKey
@@ -65,7 +75,7 @@ func agentCard(in Input, url string) (string, string, error) {
 		key = contract.ManifestKey
 		m := acpManifest{
 			Name: in.Name, Description: in.Description,
-			InputContentTypes: []string{"text/plain"}, OutputContentTypes: []string{"text/plain"},
+			InputContentTypes: inModes, OutputContentTypes: outModes,
 			Metadata: acpMetadata{Framework: in.Framework},
 		}
 		for _, s := range in.Skills {
@@ -77,8 +87,8 @@ func agentCard(in Input, url string) (string, string, error) {
 		c := a2aCard{
 			ProtocolVersion: "0.3.0", Name: in.Name, Description: in.Description, URL: url,
 			PreferredTransport: "JSONRPC", Version: version,
-			Capabilities:      a2aCapabilities{Streaming: true},
-			DefaultInputModes: []string{"text/plain"}, DefaultOutputModes: []string{"text/plain"},
+			Capabilities:      a2aCapabilities{Streaming: !in.NoStreaming},
+			DefaultInputModes: inModes, DefaultOutputModes: outModes,
 			Skills: []a2aSkill{},
 		}
 		for _, s := range in.Skills {

@@ -48,6 +48,13 @@ type Input struct {
 	Description string  `json:"description,omitempty"`
 	Version     string  `json:"version,omitempty"`
 	Skills      []Skill `json:"skills,omitempty"`
+	// NoStreaming says in the card that the agent does not stream (message/stream); cards say
+	// it does by default.
+	NoStreaming bool `json:"no_streaming,omitempty"`
+	// InputModes and OutputModes are the media types the card advertises (text/plain when
+	// empty).
+	InputModes  []string `json:"input_modes,omitempty"`
+	OutputModes []string `json:"output_modes,omitempty"`
 
 	// Replicas is ignored when Autoscaling is set (the HPA owns the count).
 	Replicas    int64        `json:"replicas,omitempty"`

@@ -2,6 +2,7 @@ package composition
 
 import (
 	"fmt"
+	"mime"
 	"net/url"
 	"regexp"
 	"slices"
@@ -69,6 +70,16 @@ func Validate(in Input) field.ErrorList {
 		errs = append(errs, field.Invalid(field.NewPath("port"), in.Port, "must be between 1 and 65535"))
 	}
 
+	for _, modes := range []struct {
+		name string
+		list []string
+	}{{"input_modes", in.InputModes}, {"output_modes", in.OutputModes}} {
+		for i, m := range modes.list {
+			if _, _, err := mime.ParseMediaType(m); err != nil || !strings.Contains(m, "/") {
+				errs = append(errs, field.Invalid(field.NewPath(modes.name).Index(i), m, "must be a media type such as text/plain or application/json"))
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for i, s := range in.Skills {
 		p := field.NewPath("skills").Index(i)

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"slices"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -11,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	rschema "github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -48,6 +50,9 @@ type agentResourceModel struct {
 	Persistence  types.Object `tfsdk:"persistence"`
 	Card         types.String `tfsdk:"card"`
 	ExposeAsTool types.Bool   `tfsdk:"expose_as_tool"`
+	Streaming    types.Bool   `tfsdk:"streaming"`
+	InputModes   types.List   `tfsdk:"input_modes"`
+	OutputModes  types.List   `tfsdk:"output_modes"`
 }
 
 type skillModel struct {
@@ -107,6 +112,20 @@ func (r *agentResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 	attrs["version"] = rschema.StringAttribute{
 		MarkdownDescription: "Version published in the card (default `1.0.0`).",
 		Optional:            true,
+	}
+	attrs["streaming"] = rschema.BoolAttribute{
+		MarkdownDescription: "Whether the card says the agent streams (`message/stream`; default `true`). Set `false` for an agent that only answers whole.",
+		Optional:            true, Computed: true, Default: booldefault.StaticBool(true),
+	}
+	defaultModes, _ := types.ListValueFrom(context.Background(), types.StringType, composition.DefaultModes)
+	for dir, words := range map[string][2]string{"input": {"takes", "defaultInputModes"}, "output": {"answers in", "defaultOutputModes"}} {
+		attrs[dir+"_modes"] = rschema.ListAttribute{
+			MarkdownDescription: "Media types the agent " + words[0] + ", published in the card (A2A `" + words[1] + "`, " +
+				"ACP `" + dir + "_content_types`); default `[\"text/plain\"]`.",
+			ElementType: types.StringType,
+			Optional:    true, Computed: true, Default: listdefault.StaticValue(defaultModes),
+			Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues()},
+		}
 	}
 	attrs["skills"] = rschema.ListNestedAttribute{
 		MarkdownDescription: "Skills published in the agent card.",
@@ -188,6 +207,25 @@ func (m *agentResourceModel) input(ctx context.Context) (composition.Input, bool
 	}
 	in.Framework, in.Protocol, in.Version = str(m.Framework), str(m.Protocol), str(m.Version)
 	in.ExposeAsTool = m.ExposeAsTool.ValueBool()
+	in.NoStreaming = !m.Streaming.IsNull() && !m.Streaming.IsUnknown() && !m.Streaming.ValueBool()
+	if !fullyKnown(ctx, m.InputModes) || !fullyKnown(ctx, m.OutputModes) {
+		known = false
+	} else {
+		var inModes, outModes []string
+		if !m.InputModes.IsNull() {
+			diags.Append(m.InputModes.ElementsAs(ctx, &inModes, false)...)
+		}
+		if !m.OutputModes.IsNull() {
+			diags.Append(m.OutputModes.ElementsAs(ctx, &outModes, false)...)
+		}
+		// The defaults are not stored, so that an input from before these settings reads the same.
+		if !slices.Equal(inModes, composition.DefaultModes) {
+			in.InputModes = inModes
+		}
+		if !slices.Equal(outModes, composition.DefaultModes) {
+			in.OutputModes = outModes
+		}
+	}
 	if m.Skills.IsUnknown() {
 		known = false
 	} else if !m.Skills.IsNull() {
@@ -249,6 +287,16 @@ func (m *agentResourceModel) fromInput(ctx context.Context, in composition.Input
 	}
 	m.Framework, m.Protocol, m.Version = types.StringValue(in.Framework), types.StringValue(in.Protocol), opt(in.Version)
 	m.ExposeAsTool = types.BoolValue(in.ExposeAsTool)
+	m.Streaming = types.BoolValue(!in.NoStreaming)
+	modes := func(l []string) types.List {
+		if len(l) == 0 {
+			l = composition.DefaultModes
+		}
+		v, d := types.ListValueFrom(ctx, types.StringType, l)
+		diags.Append(d...)
+		return v
+	}
+	m.InputModes, m.OutputModes = modes(in.InputModes), modes(in.OutputModes)
 	m.Skills = types.ListNull(types.ObjectType{AttrTypes: skillAttrTypes})
 	if len(in.Skills) > 0 {
 		var skills []skillModel

@@ -135,3 +135,13 @@ func TestCompositeResource_PlanTimeChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentResource_CardModesPlanTime pins that a card's media types are checked at plan.
+func TestAgentResource_CardModesPlanTime(t *testing.T) {
+	unitTest(t, resource.TestCase{Steps: []resource.TestStep{{
+		Config: "resource \"kagenti_agent\" \"bad\" {\n  name = \"a\"\n  namespace = \"team1\"\n  framework = \"crewai\"\n" +
+			"  image = \"ghcr.io/x/y:1\"\n  input_modes = [\"plain text\"]\n}\n",
+		PlanOnly:    true,
+		ExpectError: regexp.MustCompile(`input_modes\[0\][\s\S]*must\s+be\s+a\s+media\s+type`),
+	}}})
+}
