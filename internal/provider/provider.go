@@ -76,12 +76,12 @@ type spireConfigModel struct {
 	X509SVIDWorkloadAPI types.String `tfsdk:"x509_svid_workload_api"`
 	ServerID            types.String `tfsdk:"server_id"`
 	ClassName           types.String `tfsdk:"class_name"`
-	TrustDomain       types.String `tfsdk:"trust_domain"`
-	DefaultParentID   types.String `tfsdk:"default_parent_id"`
-	BundleEndpointURL types.String `tfsdk:"bundle_endpoint_url"`
-	WorkloadAPIPath   types.String `tfsdk:"workload_api_host_path"`
-	WorkloadAPICSI    types.String `tfsdk:"workload_api_csi_driver"`
-	WorkloadAPISocket types.String `tfsdk:"workload_api_socket_name"`
+	TrustDomain         types.String `tfsdk:"trust_domain"`
+	DefaultParentID     types.String `tfsdk:"default_parent_id"`
+	BundleEndpointURL   types.String `tfsdk:"bundle_endpoint_url"`
+	WorkloadAPIPath     types.String `tfsdk:"workload_api_host_path"`
+	WorkloadAPICSI      types.String `tfsdk:"workload_api_csi_driver"`
+	WorkloadAPISocket   types.String `tfsdk:"workload_api_socket_name"`
 }
 
 type keycloakConfigModel struct {

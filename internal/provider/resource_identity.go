@@ -113,8 +113,8 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			"id": rschema.StringAttribute{
 				MarkdownDescription: "The registration id, also the import ID: the SPIRE entry id, or with `spire.registration = \"kubernetes\"` " +
 					"the name of the `ClusterSPIFFEID`.",
-				Computed:            true,
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"namespace": rschema.StringAttribute{
 				MarkdownDescription: "Namespace of the workload. Changing it replaces the identity.",
@@ -148,10 +148,10 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			"selectors": rschema.ListAttribute{
 				MarkdownDescription: "Workload selectors, `type:value`; default `k8s:ns:<namespace>` and `k8s:sa:<service_account>`. " +
 					"With `spire.registration = \"kubernetes\"` they must include `k8s:ns:<namespace>`.",
-				Optional:            true,
-				Computed:            true,
-				ElementType:         types.StringType,
-				PlanModifiers:       []planmodifier.List{listplanmodifier.UseStateForUnknown()},
+				Optional:      true,
+				Computed:      true,
+				ElementType:   types.StringType,
+				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
 				Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues(),
 					listvalidator.ValueStringsAre(stringvalidator.RegexMatches(selectorRe, "must be type:value, e.g. k8s:ns:team1"))},
 			},
