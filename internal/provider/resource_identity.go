@@ -283,7 +283,8 @@ func (r *identityResource) resolve(ctx context.Context, m *identityResourceModel
 		m.SPIFFEID = types.StringValue(fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td.Name(), ns, sa))
 	} else if want := "spiffe://" + td.Name() + "/"; !strings.HasPrefix(m.SPIFFEID.ValueString(), want) {
 		diags.AddAttributeError(path.Root("spiffe_id"), "SPIFFE ID Outside The Trust Domain",
-			fmt.Sprintf("spiffe_id %s is not in the SPIRE server's trust domain %s: use spiffe://%s/...", m.SPIFFEID.ValueString(), td.Name(), td.Name()))
+			fmt.Sprintf("spiffe_id %s is not in the trust domain %s (spire.trust_domain, else the SPIRE server's): use spiffe://%s/...",
+				m.SPIFFEID.ValueString(), td.Name(), td.Name()))
 	}
 	if k8s {
 		// The SPIRE Controller Manager parents each entry to the agent of the pod's node.
