@@ -25,9 +25,10 @@ func (e *compositeEngine) resolveIdentity(ctx context.Context, in *composition.I
 	if id == nil {
 		return nil
 	}
-	_, td, err := e.data.Spire(ctx)
+	td, err := e.data.TrustDomain(ctx)
 	if errors.Is(err, errBackendNotConfigured) {
-		return errors.New("identity needs the SPIRE server: set spire.address in the provider (or KAGENTI_SPIRE_ADDRESS)")
+		return errors.New("identity needs SPIRE: set spire.trust_domain (all a plan needs) and spire.address or spire.registration = \"kubernetes\" " +
+			"in the provider (or KAGENTI_SPIRE_*)")
 	}
 	if err != nil {
 		return err
@@ -57,9 +58,12 @@ func (e *compositeEngine) resolveIdentity(ctx context.Context, in *composition.I
 }
 
 func (e *compositeEngine) entrySpec(ctx context.Context, in composition.Input) spire.EntrySpec {
-	_, td, _ := e.data.Spire(ctx)
+	td, _ := e.data.TrustDomain(ctx)
 	parent := e.data.spireConfig.DefaultParentID
-	if parent == "" {
+	switch {
+	case e.data.spireConfig.kubernetes():
+		parent = "" // the controller manager parents each entry to the pod's node
+	case parent == "":
 		parent = "spiffe://" + td.Name() + "/kagenti/cluster"
 	}
 	x509, err := time.ParseDuration(in.Identity.X509SVIDTTL)
@@ -91,7 +95,7 @@ func (e *compositeEngine) ensureIdentity(ctx context.Context, in composition.Inp
 		}
 		return nil
 	}
-	sc, _, err := e.data.Spire(ctx)
+	sc, _, err := e.data.Registrar(ctx)
 	if err != nil {
 		return err
 	}
@@ -123,7 +127,7 @@ func (e *compositeEngine) ensureIdentity(ctx context.Context, in composition.Inp
 	if err != nil {
 		return err
 	}
-	_, td, _ := e.data.Spire(ctx)
+	td, _ := e.data.TrustDomain(ctx)
 	w := keycloak.WorkloadClient{
 		Spec: keycloak.ClientSpec{ClientID: spec.SPIFFEID, Description: fmt.Sprintf("%s %s/%s (managed by Kagenti)", in.Kind, in.Namespace, in.Name),
 			Authentication: c.Authentication, TokenExchange: c.TokenExchange},
@@ -160,7 +164,7 @@ func (e *compositeEngine) deleteClientSecret(ctx context.Context, namespace, nam
 
 // identityStatus reports whether the entry (with the wanted spec) and the client exist.
 func (e *compositeEngine) identityStatus(ctx context.Context, in composition.Input) (entryInSync, clientExists bool, err error) {
-	sc, _, err := e.data.Spire(ctx)
+	sc, _, err := e.data.Registrar(ctx)
 	if err != nil {
 		return false, false, err
 	}
@@ -200,7 +204,7 @@ func (e *compositeEngine) removeIdentity(ctx context.Context, spiffeID string, w
 			return err
 		}
 	}
-	sc, _, err := e.data.Spire(ctx)
+	sc, _, err := e.data.Registrar(ctx)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -24,9 +25,23 @@ func kubernetesUnreachable(doing string, err error) diag.Diagnostic {
 }
 
 func spireUnreachable(doing string, err error) diag.Diagnostic {
+	if errors.Is(err, errBackendNotConfigured) {
+		return spireNotConfigured(doing)
+	}
 	return diag.NewErrorDiagnostic("SPIRE Server Unreachable",
-		fmt.Sprintf("While %s the provider could not use the SPIRE server admin API. Check spire.address "+
-			"(KAGENTI_SPIRE_ADDRESS, a unix:// socket the provider may open) and spire.trust_domain.\n\nOriginal Error: %v", doing, err))
+		fmt.Sprintf("While %s the provider could not register or read identities. Check the provider's spire block: "+
+			"registration, and spire.address (KAGENTI_SPIRE_ADDRESS: a unix:// socket the provider may open, or host:port with "+
+			"x509_svid_file/x509_svid_key_file/bundle_file or x509_svid_workload_api for an admin X509-SVID) or, with "+
+			"registration = \"kubernetes\", the kubernetes block; and spire.trust_domain.\n\nOriginal Error: %v", doing, err))
+}
+
+// spireNotConfigured: an identity needs a trust domain (plan) or a way to register (apply), and
+// the spire block gives neither.
+func spireNotConfigured(doing string) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("SPIRE Not Configured",
+		fmt.Sprintf("While %s the provider found no SPIRE settings. Set spire.trust_domain (KAGENTI_SPIRE_TRUST_DOMAIN), which "+
+			"is all a plan needs, and a way to register identities: spire.address (the SPIRE server API: unix socket, or TCP "+
+			"with an admin X509-SVID), or spire.registration = \"kubernetes\" for ClusterSPIFFEID objects.", doing))
 }
 
 func keycloakUnreachable(doing string, err error) diag.Diagnostic {

@@ -19,6 +19,7 @@ import (
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/kubeconfig"
+	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
 )
 
 // Ensure kagentiProvider satisfies the framework interfaces.
@@ -67,13 +68,20 @@ type execConfigModel struct {
 }
 
 type spireConfigModel struct {
-	Address           types.String `tfsdk:"address"`
-	TrustDomain       types.String `tfsdk:"trust_domain"`
-	DefaultParentID   types.String `tfsdk:"default_parent_id"`
-	BundleEndpointURL types.String `tfsdk:"bundle_endpoint_url"`
-	WorkloadAPIPath   types.String `tfsdk:"workload_api_host_path"`
-	WorkloadAPICSI    types.String `tfsdk:"workload_api_csi_driver"`
-	WorkloadAPISocket types.String `tfsdk:"workload_api_socket_name"`
+	Registration        types.String `tfsdk:"registration"`
+	Address             types.String `tfsdk:"address"`
+	X509SVIDFile        types.String `tfsdk:"x509_svid_file"`
+	X509SVIDKeyFile     types.String `tfsdk:"x509_svid_key_file"`
+	BundleFile          types.String `tfsdk:"bundle_file"`
+	X509SVIDWorkloadAPI types.String `tfsdk:"x509_svid_workload_api"`
+	ServerID            types.String `tfsdk:"server_id"`
+	ClassName           types.String `tfsdk:"class_name"`
+	TrustDomain         types.String `tfsdk:"trust_domain"`
+	DefaultParentID     types.String `tfsdk:"default_parent_id"`
+	BundleEndpointURL   types.String `tfsdk:"bundle_endpoint_url"`
+	WorkloadAPIPath     types.String `tfsdk:"workload_api_host_path"`
+	WorkloadAPICSI      types.String `tfsdk:"workload_api_csi_driver"`
+	WorkloadAPISocket   types.String `tfsdk:"workload_api_socket_name"`
 }
 
 type keycloakConfigModel struct {
@@ -92,7 +100,8 @@ const DefaultLabelDomain = "kagenti.io"
 var (
 	dnsSubdomain   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	httpURL        = regexp.MustCompile(`^https?://[^\s/]+(/\S*)?$`)
-	spireAddress   = regexp.MustCompile(`^unix:///\S+$`)
+	spireAddress   = regexp.MustCompile(`^(unix:///\S+|(dns:///)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})$`)
+	unixAddress    = regexp.MustCompile(`^unix:///\S+$`)
 	trustDomainRe  = regexp.MustCompile(`^[a-z0-9._-]+$`)
 	spiffeIDPrefix = regexp.MustCompile(`^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)*$`)
 )
@@ -191,17 +200,73 @@ func (p *kagentiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				},
 			},
 			"spire": schema.SingleNestedBlock{
-				MarkdownDescription: "The SPIRE server whose admin API registers workload identities.",
+				MarkdownDescription: "The SPIRE deployment that issues workload identities, and how the provider registers them: " +
+					"through the SPIRE server API (its unix socket on the server's host, or TCP with mutual TLS from a CI runner) or " +
+					"through `ClusterSPIFFEID` objects for the SPIRE Controller Manager (`registration`). Plans need no SPIRE when " +
+					"`trust_domain` is set: they check SPIFFE IDs against it and contact a backend only to read existing state.",
 				Attributes: map[string]schema.Attribute{
-					"address": schema.StringAttribute{
-						MarkdownDescription: "Admin API of the SPIRE server: its unix socket, `unix:///run/spire/server/private/api.sock`. " +
-							"Env: `KAGENTI_SPIRE_ADDRESS`.",
+					"registration": schema.StringAttribute{
+						MarkdownDescription: "How identities are registered. `server_api` (default): registration entries through the SPIRE " +
+							"server API at `address`, its unix socket on the server's host or TCP with mutual TLS from anywhere else. " +
+							"`kubernetes`: `ClusterSPIFFEID` objects (`spire.spiffe.io/v1alpha1`) through the provider's Kubernetes API, " +
+							"from which the [SPIRE Controller Manager](https://github.com/spiffe/spire-controller-manager) creates an entry " +
+							"per matching pod, parented to the agent of the pod's node; it needs `trust_domain` and no access to the SPIRE " +
+							"server. Env: `KAGENTI_SPIRE_REGISTRATION`.",
 						Optional:   true,
-						Validators: []validator.String{stringvalidator.RegexMatches(spireAddress, "must be a unix socket address such as unix:///run/spire/server.sock")},
+						Validators: []validator.String{stringvalidator.OneOf(spireRegistrationServerAPI, spireRegistrationKubernetes)},
+					},
+					"address": schema.StringAttribute{
+						MarkdownDescription: "SPIRE server API: its admin unix socket, `unix:///run/spire/server/private/api.sock`, on the " +
+							"server's host; or its TCP endpoint, `spire-server.example.com:8081`, from anywhere else, where the provider " +
+							"authenticates with an X509-SVID whose SPIFFE ID is in the server's `admin_ids` (`x509_svid_file` and " +
+							"`x509_svid_key_file` with `bundle_file`, or `x509_svid_workload_api`). Env: `KAGENTI_SPIRE_ADDRESS`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(spireAddress, "must be a unix socket address such as unix:///run/spire/server.sock or host:port such as spire-server.example.com:8081")},
+					},
+					"x509_svid_file": schema.StringAttribute{
+						MarkdownDescription: "PEM file of the provider's X509-SVID (leaf first, then its intermediates) for the server API " +
+							"over TCP; its SPIFFE ID must be one of the server's `admin_ids`, e.g. minted with `spire-server x509 mint`. " +
+							"Env: `KAGENTI_SPIRE_X509_SVID_FILE`.",
+						Optional: true,
+						Validators: []validator.String{
+							stringvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("x509_svid_key_file"), path.MatchRelative().AtParent().AtName("bundle_file")),
+							stringvalidator.ConflictsWith(path.MatchRelative().AtParent().AtName("x509_svid_workload_api")),
+						},
+					},
+					"x509_svid_key_file": schema.StringAttribute{
+						MarkdownDescription: "PEM file of the private key of `x509_svid_file`. Env: `KAGENTI_SPIRE_X509_SVID_KEY_FILE`.",
+						Optional:            true,
+						Validators:          []validator.String{stringvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("x509_svid_file"))},
+					},
+					"bundle_file": schema.StringAttribute{
+						MarkdownDescription: "PEM file of the trust bundle (X.509 authorities) that verifies the SPIRE server over TCP, e.g. " +
+							"from `spire-server bundle show`. Env: `KAGENTI_SPIRE_BUNDLE_FILE`.",
+						Optional: true,
+					},
+					"x509_svid_workload_api": schema.StringAttribute{
+						MarkdownDescription: "SPIFFE Workload API socket, `unix:///run/spire/agent-sockets/agent.sock`, that serves the " +
+							"provider (e.g. a CI runner with a SPIRE agent) an X509-SVID and the trust bundle for the server API over TCP; " +
+							"the SVID's SPIFFE ID must be an admin (in `admin_ids`, or an entry with `admin = true`). Not the socket of " +
+							"the workloads (`workload_api_*`). Env: `KAGENTI_SPIRE_X509_SVID_WORKLOAD_API`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(unixAddress, "must be a unix socket address such as unix:///run/spire/agent-sockets/agent.sock")},
+					},
+					"server_id": schema.StringAttribute{
+						MarkdownDescription: "SPIFFE ID the SPIRE server must present over TCP. Defaults to `spiffe://<trust domain>/spire/server`. " +
+							"Env: `KAGENTI_SPIRE_SERVER_ID`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(spiffeIDPrefix, "must be a SPIFFE ID such as spiffe://example.org/spire/server")},
+					},
+					"class_name": schema.StringAttribute{
+						MarkdownDescription: "`spec.className` of the `ClusterSPIFFEID` objects with `registration = \"kubernetes\"`, for a SPIRE " +
+							"Controller Manager that serves only its class (`className` in its configuration). Env: `KAGENTI_SPIRE_CLASS_NAME`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.LengthBetween(1, 253)},
 					},
 					"trust_domain": schema.StringAttribute{
-						MarkdownDescription: "Expected trust domain, e.g. `example.org`. When set, the provider refuses a server of another " +
-							"trust domain. Env: `KAGENTI_SPIRE_TRUST_DOMAIN`.",
+						MarkdownDescription: "Trust domain of the identities, e.g. `example.org`. Plans check SPIFFE IDs against it without " +
+							"contacting SPIRE, and the provider refuses a SPIRE server of another trust domain. Required with " +
+							"`registration = \"kubernetes\"`; without it, the trust domain is asked of the server. Env: `KAGENTI_SPIRE_TRUST_DOMAIN`.",
 						Optional:   true,
 						Validators: []validator.String{stringvalidator.RegexMatches(trustDomainRe, "must be a trust domain name such as example.org (lower-case letters, digits, '.', '-', '_'; no spiffe:// prefix)")},
 					},
@@ -358,10 +423,19 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 		sc = &spireConfigModel{}
 	}
 	data.spireConfig = spireConfig{
-		Address:           stringOr(sc.Address, "KAGENTI_SPIRE_ADDRESS", ""),
-		TrustDomain:       stringOr(sc.TrustDomain, "KAGENTI_SPIRE_TRUST_DOMAIN", ""),
-		DefaultParentID:   stringOr(sc.DefaultParentID, "KAGENTI_SPIRE_DEFAULT_PARENT_ID", ""),
-		BundleEndpointURL: stringOr(sc.BundleEndpointURL, "KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL", ""),
+		Config: spire.Config{
+			Address:             stringOr(sc.Address, "KAGENTI_SPIRE_ADDRESS", ""),
+			TrustDomain:         stringOr(sc.TrustDomain, "KAGENTI_SPIRE_TRUST_DOMAIN", ""),
+			DefaultParentID:     stringOr(sc.DefaultParentID, "KAGENTI_SPIRE_DEFAULT_PARENT_ID", ""),
+			BundleEndpointURL:   stringOr(sc.BundleEndpointURL, "KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL", ""),
+			X509SVIDFile:        stringOr(sc.X509SVIDFile, "KAGENTI_SPIRE_X509_SVID_FILE", ""),
+			X509SVIDKeyFile:     stringOr(sc.X509SVIDKeyFile, "KAGENTI_SPIRE_X509_SVID_KEY_FILE", ""),
+			BundleFile:          stringOr(sc.BundleFile, "KAGENTI_SPIRE_BUNDLE_FILE", ""),
+			X509SVIDWorkloadAPI: stringOr(sc.X509SVIDWorkloadAPI, "KAGENTI_SPIRE_X509_SVID_WORKLOAD_API", ""),
+			ServerID:            stringOr(sc.ServerID, "KAGENTI_SPIRE_SERVER_ID", ""),
+		},
+		Registration: stringOr(sc.Registration, "KAGENTI_SPIRE_REGISTRATION", spireRegistrationServerAPI),
+		ClassName:    stringOr(sc.ClassName, "KAGENTI_SPIRE_CLASS_NAME", ""),
 	}
 	data.workloadAPI = composition.WorkloadAPI{
 		HostPath:   stringOr(sc.WorkloadAPIPath, "KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH", ""),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -104,12 +105,16 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 		MarkdownDescription: "A workload identity with no static credentials: a SPIRE registration entry that issues the " +
 			"service account's pods short-lived SVIDs, and optionally a Keycloak client (named by the SPIFFE ID) that " +
 			"authenticates with the workload's JWT-SVID, may exchange tokens (RFC 8693), and names which callers may obtain " +
-			"tokens for it. Import by SPIRE entry id or by client id (the SPIFFE ID).",
+			"tokens for it. With `spire.registration = \"kubernetes\"` the registration is a `ClusterSPIFFEID` for the SPIRE " +
+			"Controller Manager, which selects the service account's pods in the namespace (`selectors` other than `k8s:ns` " +
+			"become its workload selector templates). Plans need no backend when `spire.trust_domain` is set. Import by " +
+			"registration id or by client id (the SPIFFE ID).",
 		Attributes: map[string]rschema.Attribute{
 			"id": rschema.StringAttribute{
-				MarkdownDescription: "The SPIRE entry id; also the import ID.",
-				Computed:            true,
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+				MarkdownDescription: "The registration id, also the import ID: the SPIRE entry id, or with `spire.registration = \"kubernetes\"` " +
+					"the name of the `ClusterSPIFFEID`.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"namespace": rschema.StringAttribute{
 				MarkdownDescription: "Namespace of the workload. Changing it replaces the identity.",
@@ -133,18 +138,20 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			},
 			"parent_id": rschema.StringAttribute{
 				MarkdownDescription: "Parent of the entry (the node or node alias whose agent serves it); defaults to the provider's " +
-					"`spire.default_parent_id`, else `spiffe://<trust domain>/kagenti/cluster`.",
+					"`spire.default_parent_id`, else `spiffe://<trust domain>/kagenti/cluster`. With `spire.registration = \"kubernetes\"` " +
+					"the SPIRE Controller Manager parents each entry to the agent of the pod's node: it is null and cannot be set.",
 				Optional:      true,
 				Computed:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 				Validators:    []validator.String{stringvalidator.RegexMatches(spiffeIDRe, "must be a SPIFFE ID such as spiffe://example.org/k8s-cluster/prod")},
 			},
 			"selectors": rschema.ListAttribute{
-				MarkdownDescription: "Workload selectors, `type:value`; default `k8s:ns:<namespace>` and `k8s:sa:<service_account>`.",
-				Optional:            true,
-				Computed:            true,
-				ElementType:         types.StringType,
-				PlanModifiers:       []planmodifier.List{listplanmodifier.UseStateForUnknown()},
+				MarkdownDescription: "Workload selectors, `type:value`; default `k8s:ns:<namespace>` and `k8s:sa:<service_account>`. " +
+					"With `spire.registration = \"kubernetes\"` they must include `k8s:ns:<namespace>`.",
+				Optional:      true,
+				Computed:      true,
+				ElementType:   types.StringType,
+				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
 				Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues(),
 					listvalidator.ValueStringsAre(stringvalidator.RegexMatches(selectorRe, "must be type:value, e.g. k8s:ns:team1"))},
 			},
@@ -171,7 +178,8 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Attributes:          keycloakClientAttributes(),
 			},
 			"spire_entry_id": rschema.StringAttribute{
-				MarkdownDescription: "Id of the SPIRE registration entry.", Computed: true,
+				MarkdownDescription: "Id of the SPIRE registration entry; null with `spire.registration = \"kubernetes\"`, where the " +
+					"SPIRE Controller Manager creates an entry per matching pod.", Computed: true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"keycloak_client_id": rschema.StringAttribute{
@@ -256,27 +264,37 @@ type identitySpec struct {
 	audiences, callers []string
 }
 
-// resolve fills defaults that depend on the SPIRE server (trust domain) into the model and
-// returns the desired state. It connects to SPIRE.
+// resolve fills defaults that depend on the trust domain into the model and returns the desired
+// state. It needs no backend when spire.trust_domain is set; otherwise it asks the SPIRE server.
 func (r *identityResource) resolve(ctx context.Context, m *identityResourceModel) (*identitySpec, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	_, td, err := r.data.Spire(ctx)
+	td, err := r.data.TrustDomain(ctx)
 	if err != nil {
 		if errors.Is(err, errBackendNotConfigured) {
-			diags.AddError("SPIRE Not Configured", "kagenti_identity needs the SPIRE server: set spire.address in the provider (or KAGENTI_SPIRE_ADDRESS).")
+			diags.Append(spireNotConfigured("kagenti_identity"))
 		} else {
 			diags.Append(spireUnreachable("planning kagenti_identity", err))
 		}
 		return nil, diags
 	}
+	k8s := r.data.spireConfig.kubernetes()
 	ns, sa := m.Namespace.ValueString(), m.ServiceAccount.ValueString()
 	if m.SPIFFEID.IsNull() || m.SPIFFEID.IsUnknown() {
 		m.SPIFFEID = types.StringValue(fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td.Name(), ns, sa))
 	} else if want := "spiffe://" + td.Name() + "/"; !strings.HasPrefix(m.SPIFFEID.ValueString(), want) {
 		diags.AddAttributeError(path.Root("spiffe_id"), "SPIFFE ID Outside The Trust Domain",
-			fmt.Sprintf("spiffe_id %s is not in the SPIRE server's trust domain %s: use spiffe://%s/...", m.SPIFFEID.ValueString(), td.Name(), td.Name()))
+			fmt.Sprintf("spiffe_id %s is not in the trust domain %s (spire.trust_domain, else the SPIRE server's): use spiffe://%s/...",
+				m.SPIFFEID.ValueString(), td.Name(), td.Name()))
 	}
-	if m.ParentID.IsNull() || m.ParentID.IsUnknown() {
+	if k8s {
+		// The SPIRE Controller Manager parents each entry to the agent of the pod's node.
+		if !m.ParentID.IsNull() && !m.ParentID.IsUnknown() {
+			diags.AddAttributeError(path.Root("parent_id"), "Parent ID Set By The Controller Manager",
+				"With spire.registration = \"kubernetes\" the SPIRE Controller Manager parents each entry to the agent of the "+
+					"pod's node; parent_id cannot be chosen. Remove parent_id, or register through the SPIRE server API.")
+		}
+		m.ParentID = types.StringNull()
+	} else if m.ParentID.IsNull() || m.ParentID.IsUnknown() {
 		parent := r.data.spireConfig.DefaultParentID
 		if parent == "" {
 			parent = "spiffe://" + td.Name() + "/kagenti/cluster"
@@ -287,7 +305,14 @@ func (r *identityResource) resolve(ctx context.Context, m *identityResourceModel
 		m.Selectors, _ = types.ListValueFrom(ctx, types.StringType, []string{"k8s:ns:" + ns, "k8s:sa:" + sa})
 	}
 	spec := &identitySpec{entry: spire.EntrySpec{SPIFFEID: m.SPIFFEID.ValueString(), ParentID: m.ParentID.ValueString()}}
-	diags.Append(m.Selectors.ElementsAs(ctx, &spec.entry.Selectors, false)...)
+	if !m.Selectors.IsUnknown() {
+		diags.Append(m.Selectors.ElementsAs(ctx, &spec.entry.Selectors, false)...)
+	}
+	if k8s && !m.Selectors.IsUnknown() && !slices.ContainsFunc(spec.entry.Selectors, func(s string) bool { return strings.HasPrefix(s, "k8s:ns:") }) {
+		diags.AddAttributeError(path.Root("selectors"), "Namespace Selector Required",
+			"With spire.registration = \"kubernetes\" an identity is a ClusterSPIFFEID that selects the pods of one namespace: "+
+				"selectors must include k8s:ns:<namespace>.")
+	}
 	spec.entry.X509SVIDTTL, _ = time.ParseDuration(m.X509SVIDTTL.ValueString())
 	spec.entry.JWTSVIDTTL, _ = time.ParseDuration(m.JWTSVIDTTL.ValueString())
 	if !m.KeycloakClient.IsNull() && !m.KeycloakClient.IsUnknown() {
@@ -322,19 +347,15 @@ func (r *identityResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	if spec.client != nil {
 		// The client id is known before the client exists, but another identity that lists it
 		// as a caller or audience must not see it as known until then: a known id is checked
-		// for existence at plan time.
+		// for existence when the identity that names it is applied.
 		if !req.State.Raw.IsNull() {
 			plan.KeycloakClientID = types.StringValue(spec.client.ClientID)
 			plan.AudienceScope = types.StringValue(keycloak.AudienceScopeName(spec.client.ClientID))
 		}
-		kc, err := r.data.Keycloak(ctx)
-		if err != nil {
-			if errors.Is(err, errBackendNotConfigured) {
-				resp.Diagnostics.AddAttributeError(path.Root("keycloak_client"), "Keycloak Not Configured",
-					"keycloak_client needs Keycloak: set keycloak.url and credentials in the provider (or KAGENTI_KEYCLOAK_*).")
-			} else {
-				resp.Diagnostics.Append(keycloakUnreachable("planning kagenti_identity", err))
-			}
+		// Plans contact Keycloak only to read state (Read); what config decides is checked here.
+		if r.data.keycloakConfig.URL == "" {
+			resp.Diagnostics.AddAttributeError(path.Root("keycloak_client"), "Keycloak Not Configured",
+				"keycloak_client needs Keycloak: set keycloak.url and credentials in the provider (or KAGENTI_KEYCLOAK_*).")
 			return
 		}
 		if spec.client.Authentication == keycloak.AuthFederatedJWT && r.data.spireConfig.BundleEndpointURL == "" {
@@ -342,10 +363,13 @@ func (r *identityResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 				"federated-jwt authentication needs Keycloak to fetch the SPIRE JWT keys: set spire.bundle_endpoint_url in the provider "+
 					"(or KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL), or use authentication = \"client-secret\".")
 		}
-		// Known callers and audiences must exist; unknown ones are created in this apply.
-		resp.Diagnostics.Append(r.checkClientsExist(ctx, kc, req, spec)...)
-		if info, err := kc.RealmInfo(ctx); err == nil {
-			plan.TokenURL, plan.Issuer = types.StringValue(info.TokenEndpoint), types.StringValue(info.Issuer)
+		// The realm's URLs do not change with the identity: keep what was read.
+		if !req.State.Raw.IsNull() {
+			var state identityResourceModel
+			resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+			if !state.TokenURL.IsNull() {
+				plan.TokenURL, plan.Issuer = state.TokenURL, state.Issuer
+			}
 		}
 	} else {
 		plan.KeycloakClientID, plan.KeycloakClientUUID = types.StringNull(), types.StringNull()
@@ -354,8 +378,18 @@ func (r *identityResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
-func (r *identityResource) checkClientsExist(ctx context.Context, kc *keycloak.Client, req resource.ModifyPlanRequest, spec *identitySpec) diag.Diagnostics {
+// checkClientsExist runs at apply, before anything is created: callers and audiences named by a
+// known client id must exist (a reference to another identity is created first).
+func (r *identityResource) checkClientsExist(ctx context.Context, spec *identitySpec) diag.Diagnostics {
 	var diags diag.Diagnostics
+	if spec.client == nil || len(spec.callers)+len(spec.audiences) == 0 {
+		return diags
+	}
+	kc, err := r.data.Keycloak(ctx)
+	if err != nil {
+		diags.Append(keycloakUnreachable("checking the callers and audiences of "+spec.client.ClientID, err))
+		return diags
+	}
 	check := func(attr string, ids []string) {
 		for i, id := range ids {
 			if id == "" || id == spec.client.ClientID {
@@ -386,13 +420,21 @@ func (r *identityResource) Create(ctx context.Context, req resource.CreateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	sc, _, _ := r.data.Spire(ctx)
+	resp.Diagnostics.Append(r.checkClientsExist(ctx, spec)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	sc, _, err := r.data.Registrar(ctx)
+	if err != nil {
+		resp.Diagnostics.Append(spireUnreachable("creating kagenti_identity", err))
+		return
+	}
 	entry, err := sc.CreateEntry(ctx, spec.entry)
 	if err != nil {
 		resp.Diagnostics.AddError("SPIRE Entry Not Created", fmt.Sprintf("Registering %s failed; nothing was created.\n\nOriginal Error: %v", spec.entry.SPIFFEID, err))
 		return
 	}
-	plan.ID, plan.SpireEntryID = types.StringValue(entry.ID), types.StringValue(entry.ID)
+	plan.ID, plan.SpireEntryID = types.StringValue(entry.ID), r.entryID(entry.ID)
 	tflog.Info(ctx, "SPIRE entry registered", map[string]any{"spiffe_id": spec.entry.SPIFFEID, "entry_id": entry.ID})
 	// From here on the state records what exists, so that a failure below leaves a (tainted)
 	// resource that the next apply replaces and destroy removes: nothing is orphaned.
@@ -413,7 +455,7 @@ func (r *identityResource) reconcileKeycloak(ctx context.Context, m *identityRes
 		diags.Append(keycloakUnreachable("creating the client of "+spec.client.ClientID, err))
 		return diags
 	}
-	_, td, _ := r.data.Spire(ctx)
+	td, _ := r.data.TrustDomain(ctx)
 	w := keycloak.WorkloadClient{Spec: *spec.client, TrustDomain: td.Name(), BundleEndpoint: r.data.spireConfig.BundleEndpointURL,
 		Callers: spec.callers, Audiences: spec.audiences}
 	if prior != nil {
@@ -495,7 +537,7 @@ func (r *identityResource) Read(ctx context.Context, req resource.ReadRequest, r
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	sc, _, err := r.data.Spire(ctx)
+	sc, _, err := r.data.Registrar(ctx)
 	if err != nil {
 		resp.Diagnostics.Append(spireUnreachable("reading kagenti_identity", err))
 		return
@@ -510,9 +552,12 @@ func (r *identityResource) Read(ctx context.Context, req resource.ReadRequest, r
 		resp.Diagnostics.Append(spireUnreachable("reading kagenti_identity", err))
 		return
 	}
-	imported := state.SpireEntryID.IsNull()
-	state.SpireEntryID = types.StringValue(entry.ID)
+	imported := state.Namespace.IsNull()
+	state.SpireEntryID = r.entryID(entry.ID)
 	state.SPIFFEID, state.ParentID = types.StringValue(entry.SPIFFEID), types.StringValue(entry.ParentID)
+	if entry.ParentID == "" { // a ClusterSPIFFEID: the controller manager parents entries
+		state.ParentID = types.StringNull()
+	}
 	state.Selectors = keepListIfSameSet(ctx, state.Selectors, entry.Selectors)
 	state.X509SVIDTTL = keepDurationIfEqual(state.X509SVIDTTL, entry.X509SVIDTTL)
 	state.JWTSVIDTTL = keepDurationIfEqual(state.JWTSVIDTTL, entry.JWTSVIDTTL)
@@ -688,12 +733,20 @@ func (r *identityResource) Update(ctx context.Context, req resource.UpdateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	sc, _, _ := r.data.Spire(ctx)
+	resp.Diagnostics.Append(r.checkClientsExist(ctx, spec)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	sc, _, err := r.data.Registrar(ctx)
+	if err != nil {
+		resp.Diagnostics.Append(spireUnreachable("updating kagenti_identity", err))
+		return
+	}
 	if err := sc.UpdateEntry(ctx, state.ID.ValueString(), spec.entry); err != nil {
 		resp.Diagnostics.AddError("SPIRE Entry Not Updated", fmt.Sprintf("Updating %s failed.\n\nOriginal Error: %v", spec.entry.SPIFFEID, err))
 		return
 	}
-	plan.ID, plan.SpireEntryID = state.ID, state.ID
+	plan.ID, plan.SpireEntryID = state.ID, r.entryID(state.ID.ValueString())
 	if spec.client == nil && prior.client != nil {
 		resp.Diagnostics.Append(r.deleteKeycloak(ctx, &state)...)
 	}
@@ -733,7 +786,7 @@ func (r *identityResource) Delete(ctx context.Context, req resource.DeleteReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	sc, _, err := r.data.Spire(ctx)
+	sc, _, err := r.data.Registrar(ctx)
 	if err != nil {
 		resp.Diagnostics.Append(spireUnreachable("deleting kagenti_identity", err))
 		return
@@ -743,12 +796,21 @@ func (r *identityResource) Delete(ctx context.Context, req resource.DeleteReques
 	}
 }
 
-// ImportState takes the SPIRE entry id, or the Keycloak client id (the SPIFFE ID), whose entry
+// entryID is spire_entry_id: the registration id with the server API; null with ClusterSPIFFEIDs,
+// whose entries (one per pod) the controller manager creates and names.
+func (r *identityResource) entryID(id string) types.String {
+	if r.data.spireConfig.kubernetes() {
+		return types.StringNull()
+	}
+	return types.StringValue(id)
+}
+
+// ImportState takes the SPIRE entry id (the ClusterSPIFFEID name with Kubernetes registration), or the Keycloak client id (the SPIFFE ID), whose entry
 // is then looked up.
 func (r *identityResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	id := req.ID
 	if strings.HasPrefix(id, "spiffe://") {
-		sc, _, err := r.data.Spire(ctx)
+		sc, _, err := r.data.Registrar(ctx)
 		if err != nil {
 			resp.Diagnostics.Append(spireUnreachable("importing "+id, err))
 			return

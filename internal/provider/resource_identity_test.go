@@ -24,10 +24,18 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
+	kubepkg "github.com/kagenti/terraform-provider-kagenti/internal/kube"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
+	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
 )
 
 // identityTestEnv talks to the sandbox's SPIRE and Keycloak directly, as a workload would.
@@ -184,19 +192,92 @@ resource "kagenti_identity" "callee" {
 // The seed's promise end to end: SPIRE entries and Keycloak clients from Terraform; a real
 // JWT-SVID logs the caller in with no secret; the caller exchanges its token for one to the
 // callee (allowed); a workload not on the list is refused; drift in either system is repaired;
-// destroy leaves neither entry nor client.
+// destroy leaves neither entry nor client. The provider registers over the SPIRE server API on
+// TCP (mutual TLS with the sandbox's admin X509-SVID): it gets no socket.
 func TestAccIdentityResource_TokenExchange(t *testing.T) {
 	env := newIdentityTestEnv(t)
+	testAccSpireMode(t, testenv.SpireTCP)
 	for _, cli := range testAccCLIs {
 		t.Run(cli.name, func(t *testing.T) {
 			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
-			testAccIdentityTokenExchange(t, env)
+			testAccIdentityTokenExchange(t, env, testenv.SpireTCP)
 		})
 	}
 }
 
-func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv) {
+// TestAccIdentityResource_TokenExchange_Kubernetes is the same story with Kubernetes-native
+// registration: the provider writes ClusterSPIFFEIDs and has no access to SPIRE at all; the
+// sandbox's SPIRE Controller Manager creates the entries for the pods they select, which the test
+// checks in SPIRE itself.
+func TestAccIdentityResource_TokenExchange_Kubernetes(t *testing.T) {
+	env := newIdentityTestEnv(t)
+	if !testAccSandbox.Spire.ControllerManager {
+		t.Skip("the sandbox runs no SPIRE Controller Manager (it needs the kubernetes and spire components)")
+	}
+	testAccSpireMode(t, testenv.SpireKubernetes)
+	for _, cli := range testAccCLIs {
+		t.Run(cli.name, func(t *testing.T) {
+			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+			testAccIdentityTokenExchange(t, env, testenv.SpireKubernetes)
+		})
+	}
+}
+
+// testAccSpireMode points the in-process provider at the sandbox's SPIRE the way mode says, for
+// the rest of the test.
+func testAccSpireMode(t *testing.T, mode testenv.SpireMode) {
+	t.Helper()
+	for _, k := range testenv.SpireEnvKeys {
+		t.Setenv(k, "")
+	}
+	for k, v := range testAccSandbox.EnvFor(mode) {
+		t.Setenv(k, v)
+	}
+}
+
+// waitEntry polls SPIRE until an entry of spiffeID satisfies ok (the controller manager
+// reconciles asynchronously), and returns it.
+func (e *identityTestEnv) waitEntry(ctx context.Context, spiffeID string, ok func([]spire.Entry) bool) ([]spire.Entry, error) {
+	var last []spire.Entry
+	var lastErr error
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		last, lastErr = e.spire.FindEntries(ctx, spiffeID)
+		if lastErr == nil && ok(last) {
+			return last, nil
+		}
+		time.Sleep(time.Second)
+	}
+	return last, fmt.Errorf("SPIRE entries of %s did not converge in 90s: %+v (last error %v)", spiffeID, last, lastErr)
+}
+
+// testAccWorkloadPod runs a pod of the service account on a kwok node, so that a ClusterSPIFFEID
+// that selects it gets an entry.
+func testAccWorkloadPod(t *testing.T, client kubernetes.Interface, ns, sa string) {
+	t.Helper()
 	ctx := context.Background()
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: sa,
+			NodeSelector:       map[string]string{"type": "kwok"},
+			Containers:         []corev1.Container{{Name: "app", Image: "registry.example/app:1"}},
+		},
+	}
+	if _, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv, mode testenv.SpireMode) {
+	ctx := context.Background()
+	k8s := mode == testenv.SpireKubernetes
 	ns := "idacc-" + rand.String(5)
 	td := testAccSandbox.Spire.TrustDomain
 	callerID := fmt.Sprintf("spiffe://%s/ns/%s/sa/ui", td, ns)
@@ -204,11 +285,42 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv) {
 	otherID := fmt.Sprintf("spiffe://%s/ns/%s/sa/intruder", td, ns)
 	callee := "kagenti_identity.callee"
 	var calleeEntryID string
+	var kube kubernetes.Interface
+	var crs dynamic.NamespaceableResourceInterface
+	if k8s {
+		kube = testAccKube(t)
+		crs = testAccDynamic(t).Resource(schema.GroupVersionResource{Group: "spire.spiffe.io", Version: "v1alpha1", Resource: "clusterspiffeids"})
+		// Pods of the callee and the caller, for the controller manager to register.
+		testAccWorkloadPod(t, kube, ns, "weather-service")
+		testAccWorkloadPod(t, kube, ns, "ui")
+		t.Cleanup(func() { _ = kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	}
+	// entryOf finds the SPIRE entry of a SPIFFE ID: by id over the server API; with
+	// ClusterSPIFFEIDs, the one the controller manager created once it has the wanted JWT TTL.
+	entryOf := func(spiffeID, id string, jwtTTL time.Duration) (spire.Entry, error) {
+		if !k8s {
+			return env.spire.GetEntry(ctx, id)
+		}
+		entries, err := env.waitEntry(ctx, spiffeID, func(es []spire.Entry) bool { return len(es) == 1 && es[0].JWTSVIDTTL == jwtTTL })
+		if err != nil {
+			return spire.Entry{}, err
+		}
+		parent := "spiffe://" + td + "/spire/agent/k8s_psat/" + testenv.ControllerManagerClusterName + "/"
+		if e := entries[0]; !strings.HasPrefix(e.ParentID, parent) || !strings.HasPrefix(e.ID, testenv.ControllerManagerEntryPrefix) {
+			return e, fmt.Errorf("entry of %s is not the controller manager's for a node: %+v", spiffeID, e)
+		}
+		return entries[0], nil
+	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy: func(*terraform.State) error {
 			for _, id := range []string{callerID, calleeID, otherID} {
-				entries, err := env.spire.FindEntries(ctx, id)
+				if k8s {
+					if _, err := crs.Get(ctx, kubepkg.ClusterSPIFFEIDName(id), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+						return fmt.Errorf("ClusterSPIFFEID of %s left after destroy (err %v)", id, err)
+					}
+				}
+				entries, err := env.waitEntry(ctx, id, func(es []spire.Entry) bool { return len(es) == 0 })
 				if err != nil {
 					return err
 				}
@@ -234,7 +346,10 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv) {
 				},
 				Check: func(s *terraform.State) error {
 					calleeEntryID = s.RootModule().Resources[callee].Primary.ID
-					entry, err := env.spire.GetEntry(ctx, calleeEntryID)
+					if k8s && calleeEntryID != kubepkg.ClusterSPIFFEIDName(calleeID) {
+						return fmt.Errorf("id = %s, want the ClusterSPIFFEID %s", calleeEntryID, kubepkg.ClusterSPIFFEIDName(calleeID))
+					}
+					entry, err := entryOf(calleeID, calleeEntryID, 5*time.Minute)
 					if err != nil {
 						return err
 					}
@@ -297,7 +412,7 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv) {
 					plancheck.ExpectKnownValue(callee, tfjsonpath.New("jwt_svid_ttl"), knownvalue.StringExact("2m")),
 				}},
 				Check: func(*terraform.State) error {
-					entry, err := env.spire.GetEntry(ctx, calleeEntryID)
+					entry, err := entryOf(calleeID, calleeEntryID, 2*time.Minute)
 					if err != nil {
 						return err
 					}
@@ -317,6 +432,14 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv) {
 					if err := env.keycloak.DeleteClient(ctx, uuid); err != nil {
 						t.Fatal(err)
 					}
+					if k8s {
+						// Its registration is the ClusterSPIFFEID; the controller manager then
+						// removes the entry.
+						if err := crs.Delete(ctx, kubepkg.ClusterSPIFFEIDName(callerID), metav1.DeleteOptions{}); err != nil {
+							t.Fatal(err)
+						}
+						return
+					}
 					entries, err := env.spire.FindEntries(ctx, callerID)
 					if err != nil || len(entries) != 1 {
 						t.Fatalf("caller entries %v, %v", entries, err)
@@ -331,7 +454,7 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv) {
 					plancheck.ExpectResourceAction("kagenti_identity.caller", plancheck.ResourceActionCreate),
 				}},
 				Check: func(*terraform.State) error {
-					if entries, err := env.spire.FindEntries(ctx, callerID); err != nil || len(entries) != 1 {
+					if entries, err := env.waitEntry(ctx, callerID, func(es []spire.Entry) bool { return len(es) == 1 }); err != nil {
 						return fmt.Errorf("caller entry not re-created: %v %v", entries, err)
 					}
 					// The repaired pair works again end to end.
@@ -398,12 +521,11 @@ func TestAccIdentityResource_PlanTimeValidation(t *testing.T) {
 		want string
 	}{
 		"malformed SPIFFE id":      {`spiffe_id = "spiffe:/bad"`, `must be a SPIFFE ID`},
-		"other trust domain":       {`spiffe_id = "spiffe://other.example/ns/a/sa/b"`, `not in the SPIRE\s+server's\s+trust\s+domain`},
+		"other trust domain":       {`spiffe_id = "spiffe://other.example/ns/a/sa/b"`, `not in the trust\s+domain`},
 		"empty selectors":          {`selectors = []`, `list must contain at least 1`},
 		"selector without type":    {`selectors = ["team1"]`, `must be type:value`},
 		"x509 TTL out of range":    {`x509_svid_ttl = "10s"`, `must be a duration between 1m and 720h`},
 		"JWT TTL too long for KC":  {`jwt_svid_ttl = "10m"` + "\n" + `keycloak_client = {}`, `Keycloak accepts a JWT-SVID only`},
-		"unknown caller":           {fmt.Sprintf(`keycloak_client = { allowed_callers = ["spiffe://%s/ns/x/sa/nobody"] }`, td), `no Keycloak client`},
 		"caller not a SPIFFE id":   {`keycloak_client = { allowed_callers = ["ui"] }`, `must be a Keycloak client id`},
 		"unknown authentication":   {`keycloak_client = { authentication = "password" }`, `value must be one of`},
 		"duration is not duration": {`jwt_svid_ttl = "five minutes"`, `must be a duration`},
@@ -419,6 +541,17 @@ func TestAccIdentityResource_PlanTimeValidation(t *testing.T) {
 			})
 		})
 	}
+	// Whether a named caller exists is Keycloak's to say, so it is checked at apply (plans read a
+	// backend only for state), before anything is created.
+	t.Run("unknown caller", func(t *testing.T) {
+		testAccRun(t, resource.TestCase{
+			Steps: []resource.TestStep{{
+				Config: fmt.Sprintf("resource \"kagenti_identity\" \"bad\" {\n  namespace = \"team1\"\n  service_account = \"sa\"\n"+
+					"  keycloak_client = { allowed_callers = [\"spiffe://%s/ns/x/sa/nobody\"] }\n}\n", td),
+				ExpectError: regexp.MustCompile(`no Keycloak client`),
+			}},
+		})
+	})
 }
 
 // TestFormatDuration pins the spelling of TTLs read back from SPIRE (import, drift): a valid
@@ -481,6 +614,79 @@ func TestSameDuration(t *testing.T) {
 			if !resp.PlanValue.Equal(tc.want) {
 				t.Errorf("%s: planned %s, want %s", tc.reason, resp.PlanValue, tc.want)
 			}
+		})
+	}
+}
+
+// TestIdentityResource_PlanWithoutBackends: a plan decides from configuration alone what
+// configuration can decide, with every backend unreachable (nothing listens on the addresses,
+// the SVID files do not exist): trust domains of SPIFFE IDs against spire.trust_domain, client
+// ids, TTLs, and the spire block's own combinations. A config that sets only spire.trust_domain
+// plans identities, and checks foreign SPIFFE IDs against it.
+func TestIdentityResource_PlanWithoutBackends(t *testing.T) {
+	for _, k := range append(append([]string{}, testenv.SpireEnvKeys...), "KAGENTI_SPIRE_TRUST_DOMAIN", "KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL",
+		"KAGENTI_SPIRE_DEFAULT_PARENT_ID", "KAGENTI_SPIRE_CLASS_NAME", "KAGENTI_KEYCLOAK_URL", "KAGENTI_KEYCLOAK_USERNAME",
+		"KAGENTI_KEYCLOAK_PASSWORD", "KAGENTI_KEYCLOAK_CLIENT_SECRET", "KUBECONFIG", "KUBE_HOST", "KUBE_CONFIG_PATH") {
+		t.Setenv(k, "")
+	}
+	const (
+		kube     = "kubernetes {\n  host  = \"https://127.0.0.1:9\"\n  token = \"unused\"\n}\n"
+		keycloak = "keycloak {\n  url      = \"http://127.0.0.1:9\"\n  username = \"admin\"\n  password = \"unused\"\n}\n"
+		tcp      = "  address             = \"127.0.0.1:9\"\n  x509_svid_file      = \"/nonexistent/svid.pem\"\n" +
+			"  x509_svid_key_file  = \"/nonexistent/key.pem\"\n  bundle_file         = \"/nonexistent/bundle.pem\"\n"
+		td       = "  trust_domain        = \"example.org\"\n  bundle_endpoint_url = \"http://127.0.0.1:9/keys\"\n"
+		k8sMode  = "  registration        = \"kubernetes\"\n"
+		identity = "  namespace       = \"team1\"\n  service_account = \"weather\"\n"
+	)
+	provider := func(spireBody string) string {
+		return "provider \"kagenti\" {\n" + kube + keycloak + "spire {\n" + spireBody + "}\n}\n"
+	}
+	cases := map[string]struct {
+		reason   string
+		provider string
+		body     string
+		want     string // empty: the plan succeeds
+	}{
+		"TCP, identity with a client": {"nothing to read: the plan needs no SPIRE and no Keycloak",
+			provider(td + tcp), `keycloak_client = { allowed_callers = ["spiffe://example.org/ns/team1/sa/ui"] }`, ""},
+		"Kubernetes registration": {"a ClusterSPIFFEID plans from the configured trust domain",
+			provider(td + k8sMode), `keycloak_client = {}`, ""},
+		"only the trust domain": {"spire.trust_domain alone is enough to plan",
+			provider(td), `spiffe_id = "spiffe://example.org/ns/team1/sa/weather"`, ""},
+		"only the trust domain, foreign SPIFFE ID": {"a foreign SPIFFE ID is refused for its trust domain, not for SPIRE being unconfigured",
+			provider(td), `spiffe_id = "spiffe://other.example/ns/a/sa/b"`, `not in the trust\s+domain\s+example.org`},
+		"TCP, foreign SPIFFE ID": {"checked against spire.trust_domain without asking the server",
+			provider(td + tcp), `spiffe_id = "spiffe://other.example/ns/a/sa/b"`, `not in the trust\s+domain\s+example.org`},
+		"no SPIRE settings": {"without a trust domain or a server there is nothing to plan against",
+			"provider \"kagenti\" {\n" + kube + "}\n", ``, `SPIRE Not Configured`},
+		"TTL out of range":              {"TTL bounds are configuration", provider(td + tcp), `x509_svid_ttl = "10s"`, `must be a duration between 1m and 720h`},
+		"JWT TTL too long for Keycloak": {"federated-jwt caps the JWT TTL", provider(td + tcp), "jwt_svid_ttl = \"10m\"\nkeycloak_client = {}", `Keycloak accepts a JWT-SVID only`},
+		"caller not a client id":        {"client ids are SPIFFE IDs", provider(td + tcp), `keycloak_client = { allowed_callers = ["ui"] }`, `must be a Keycloak client id`},
+		"parent with Kubernetes registration": {"the controller manager chooses parents",
+			provider(td + k8sMode), `parent_id = "spiffe://example.org/node"`, `Parent ID Set By The Controller Manager`},
+		"selectors without namespace, Kubernetes": {"a ClusterSPIFFEID selects one namespace",
+			provider(td + k8sMode), `selectors = ["k8s:sa:weather"]`, `Namespace Selector Required`},
+		"Kubernetes registration without trust domain": {"no server to ask for it",
+			provider(k8sMode), ``, `Missing SPIRE Trust Domain`},
+		"TCP without credentials": {"the TCP API admits only an admin X509-SVID",
+			provider(td + "  address = \"spire.example.org:8081\"\n"), ``, `Missing SPIRE Client Credentials`},
+		"SVID files and Workload API": {"one source of the provider's SVID",
+			provider(td + tcp + "  x509_svid_workload_api = \"unix:///run/agent.sock\"\n"), ``, `cannot be specified when|Conflicting SPIRE Client Credentials`},
+		"address that is neither": {"a unix socket or host:port", provider(td + "  address = \"https://spire.example.org\"\n"), ``, `must be a unix socket address`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Log(tc.reason)
+			step := resource.TestStep{
+				Config:   tc.provider + "resource \"kagenti_identity\" \"x\" {\n" + identity + "  " + tc.body + "\n}\n",
+				PlanOnly: true,
+			}
+			if tc.want != "" {
+				step.ExpectError = regexp.MustCompile(tc.want)
+			} else {
+				step.ExpectNonEmptyPlan = true
+			}
+			unitTest(t, resource.TestCase{Steps: []resource.TestStep{step}})
 		})
 	}
 }

@@ -585,7 +585,7 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 }
 
 func (r *platformResource) spireTrustDomain(ctx context.Context) string {
-	_, td, err := r.data.Spire(ctx)
+	td, err := r.data.TrustDomain(ctx)
 	if err != nil {
 		return ""
 	}

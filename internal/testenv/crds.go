@@ -26,23 +26,32 @@ func GatewayAPICRDs(ctx context.Context) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []*unstructured.Unstructured
+	var files []string
 	for _, kind := range []string{"gatewayclasses", "gateways", "httproutes"} {
-		data, err := os.ReadFile(filepath.Join(dir, "config", "crd", "standard", "gateway.networking.k8s.io_"+kind+".yaml"))
+		files = append(files, filepath.Join(dir, "config", "crd", "standard", "gateway.networking.k8s.io_"+kind+".yaml"))
+	}
+	return readObjects(files)
+}
+
+// readObjects reads every YAML document of the files.
+func readObjects(files []string) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	for _, file := range files {
+		data, err := os.ReadFile(file)
 		if err != nil {
 			return nil, err
 		}
 		for _, doc := range strings.Split(string(data), "\n---") {
-			if strings.TrimSpace(doc) == "" {
+			if strings.TrimSpace(doc) == "" || strings.TrimSpace(doc) == "---" {
 				continue
 			}
 			j, err := yaml.YAMLToJSON([]byte(doc))
 			if err != nil {
-				return nil, fmt.Errorf("%s CRD: %w", kind, err)
+				return nil, fmt.Errorf("%s: %w", filepath.Base(file), err)
 			}
 			obj := &unstructured.Unstructured{}
 			if err := obj.UnmarshalJSON(j); err != nil {
-				return nil, fmt.Errorf("%s CRD: %w", kind, err)
+				return nil, fmt.Errorf("%s: %w", filepath.Base(file), err)
 			}
 			out = append(out, obj)
 		}

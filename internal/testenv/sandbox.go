@@ -118,6 +118,9 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 		ComponentSpire:      {Spire()},
 		ComponentKeycloak:   {Keycloak()},
 	}
+	if opts.has(ComponentKubernetes) && opts.has(ComponentSpire) {
+		tools[ComponentSpire] = append(tools[ComponentSpire], SpireControllerManager())
+	}
 	for _, c := range opts.Components {
 		ts, ok := tools[c]
 		if !ok {
@@ -157,6 +160,11 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 	}
 	if err := g.Wait(); err != nil {
 		return sb, err
+	}
+	if opts.has(ComponentKubernetes) && opts.has(ComponentSpire) {
+		if err := sb.startSpireControllerManager(ctx); err != nil {
+			return sb, err
+		}
 	}
 	sb.StartedIn = time.Since(started).Round(10 * time.Millisecond).String()
 	return sb, sb.save()
@@ -244,17 +252,53 @@ func (s *Sandbox) Logs(lines int) string {
 	return b.String()
 }
 
+// SpireMode is how the provider registers identities in the sandbox (see EnvFor).
+type SpireMode string
+
+const (
+	// SpireTCP: the SPIRE server API over TCP with mutual TLS, the provider presenting the
+	// sandbox's admin X509-SVID from files. The default: it works from anywhere, as from a CI
+	// runner.
+	SpireTCP SpireMode = "tcp"
+	// SpireKubernetes: ClusterSPIFFEID objects through the Kubernetes API, which the sandbox's
+	// SPIRE Controller Manager turns into entries.
+	SpireKubernetes SpireMode = "kubernetes"
+	// SpireSocket: the server's admin unix socket, as on the server's host.
+	SpireSocket SpireMode = "socket"
+)
+
 // Env is the environment under which the provider, tofu/terraform and kubectl reach this
-// sandbox: the provider's documented environment variables.
-func (s *Sandbox) Env() map[string]string {
+// sandbox: the provider's documented environment variables, with SPIRE over TCP.
+func (s *Sandbox) Env() map[string]string { return s.EnvFor(SpireTCP) }
+
+// SpireEnvKeys are the provider's SPIRE variables EnvFor may set; a test that switches modes
+// clears the others.
+var SpireEnvKeys = []string{
+	"KAGENTI_SPIRE_REGISTRATION", "KAGENTI_SPIRE_ADDRESS", "KAGENTI_SPIRE_X509_SVID_FILE", "KAGENTI_SPIRE_X509_SVID_KEY_FILE",
+	"KAGENTI_SPIRE_BUNDLE_FILE", "KAGENTI_SPIRE_X509_SVID_WORKLOAD_API", "KAGENTI_SPIRE_SERVER_ID",
+}
+
+// EnvFor is Env with the provider registering identities as mode says. No mode but SpireSocket
+// gives the provider the server's socket.
+func (s *Sandbox) EnvFor(mode SpireMode) map[string]string {
 	env := map[string]string{}
 	if s.Kubernetes.Kubeconfig != "" {
 		env["KUBECONFIG"] = s.Kubernetes.Kubeconfig
 	}
 	if s.Spire.Socket != "" {
-		env["KAGENTI_SPIRE_ADDRESS"] = "unix://" + s.Spire.Socket
 		env["KAGENTI_SPIRE_TRUST_DOMAIN"] = s.Spire.TrustDomain
 		env["KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL"] = s.Spire.JWKSURL
+		switch mode {
+		case SpireSocket:
+			env["KAGENTI_SPIRE_ADDRESS"] = "unix://" + s.Spire.Socket
+		case SpireKubernetes:
+			env["KAGENTI_SPIRE_REGISTRATION"] = "kubernetes"
+		default:
+			env["KAGENTI_SPIRE_ADDRESS"] = s.Spire.Address
+			env["KAGENTI_SPIRE_X509_SVID_FILE"] = s.Spire.AdminSVIDFile
+			env["KAGENTI_SPIRE_X509_SVID_KEY_FILE"] = s.Spire.AdminKeyFile
+			env["KAGENTI_SPIRE_BUNDLE_FILE"] = s.Spire.BundleFile
+		}
 	}
 	if s.Keycloak.URL != "" {
 		env["KAGENTI_KEYCLOAK_URL"] = s.Keycloak.URL
@@ -278,7 +322,11 @@ func (s *Sandbox) Summary() string {
 		fmt.Fprintf(&b, "kubernetes: %s\n", s.Kubernetes.Server)
 	}
 	if s.Spire.Socket != "" {
-		fmt.Fprintf(&b, "spire:      unix://%s (trust domain %s, JWKS %s)\n", s.Spire.Socket, s.Spire.TrustDomain, s.Spire.JWKSURL)
+		fmt.Fprintf(&b, "spire:      %s over mTLS as %s, unix://%s on this host (trust domain %s, JWKS %s)\n",
+			s.Spire.Address, s.Spire.AdminID, s.Spire.Socket, s.Spire.TrustDomain, s.Spire.JWKSURL)
+		if s.Spire.ControllerManager {
+			fmt.Fprintf(&b, "            spire-controller-manager serves ClusterSPIFFEIDs (KAGENTI_SPIRE_REGISTRATION=kubernetes)\n")
+		}
 	}
 	if s.Keycloak.URL != "" {
 		fmt.Fprintf(&b, "keycloak:   %s (realm %s; admin credentials in %s)\n", s.Keycloak.URL, s.Keycloak.Realm, filepath.Join(s.Dir, "env"))

@@ -16,9 +16,21 @@ import (
 
 // SpireInfo is what a started SPIRE server exposes.
 type SpireInfo struct {
-	// Socket is the server's admin API (unix socket).
+	// Socket is the server's admin API (unix socket), for the sandbox's own tools and tests'
+	// checks; the provider gets Address instead.
 	Socket      string `json:"socket"`
 	TrustDomain string `json:"trust_domain"`
+	// Address is the server API over TCP (host:port): mutual TLS, where AdminID (one of the
+	// server's admin_ids) is admitted with the X509-SVID in AdminSVIDFile/AdminKeyFile, and
+	// BundleFile verifies the server.
+	Address       string `json:"address"`
+	AdminID       string `json:"admin_id"`
+	AdminSVIDFile string `json:"admin_svid_file"`
+	AdminKeyFile  string `json:"admin_key_file"`
+	BundleFile    string `json:"bundle_file"`
+	// ControllerManager says that a SPIRE Controller Manager turns ClusterSPIFFEIDs into entries
+	// (when Kubernetes runs too); its entry ids start with ControllerManagerEntryPrefix.
+	ControllerManager bool `json:"controller_manager"`
 	// JWKSURL serves the trust bundle's JWT keys over plain http on loopback (SPIRE's OIDC
 	// discovery provider); Keycloak's SPIFFE identity provider reads it.
 	JWKSURL string `json:"jwks_url"`
@@ -33,6 +45,7 @@ var spireServerConf = template.Must(template.New("server.conf").Parse(`server {
     bind_port = "{{.Port}}"
     socket_path = "{{.Socket}}"
     trust_domain = "{{.TrustDomain}}"
+    admin_ids = ["{{.AdminID}}"]
     data_dir = "{{.DataDir}}"
     log_level = "INFO"
     ca_ttl = "24h"
@@ -83,8 +96,9 @@ func (s *Sandbox) startSpire(ctx context.Context) error {
 		return err
 	}
 	serverConf := filepath.Join(dir, "server.conf")
+	adminID := "spiffe://" + s.opts.TrustDomain + "/kagenti-provider"
 	if err := renderFile(spireServerConf, serverConf, map[string]any{
-		"Port": ports[0], "Socket": socket, "TrustDomain": s.opts.TrustDomain, "DataDir": dataDir,
+		"Port": ports[0], "Socket": socket, "TrustDomain": s.opts.TrustDomain, "DataDir": dataDir, "AdminID": adminID,
 	}); err != nil {
 		return err
 	}
@@ -114,8 +128,33 @@ func (s *Sandbox) startSpire(ctx context.Context) error {
 	if err := s.start(ctx, oidc); err != nil {
 		return err
 	}
-	s.Spire = SpireInfo{Socket: socket, TrustDomain: s.opts.TrustDomain, JWKSURL: jwksURL}
+	s.Spire = SpireInfo{Socket: socket, TrustDomain: s.opts.TrustDomain, JWKSURL: jwksURL,
+		Address: "127.0.0.1:" + strconv.Itoa(ports[0]), AdminID: adminID}
+	if err := s.mintAdminSVID(ctx, serverBin, dir, socket, adminID); err != nil {
+		return err
+	}
 	return s.startSpireAgent(ctx, serverBin, dir, socket, ports[0])
+}
+
+// mintAdminSVID has the server sign an X509-SVID for the admin ID, which the provider presents
+// on the server API over TCP, and writes it with its key and the trust bundle.
+func (s *Sandbox) mintAdminSVID(ctx context.Context, serverBin, dir, socket, adminID string) error {
+	out := filepath.Join(dir, "admin")
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, serverBin, "x509", "mint", "-socketPath", socket, "-spiffeID", adminID, "-ttl", "24h", "-write", out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("spire-server x509 mint: %w: %s", err, msg)
+	}
+	info := &s.Spire
+	info.AdminSVIDFile, info.AdminKeyFile, info.BundleFile = filepath.Join(out, "svid.pem"), filepath.Join(out, "key.pem"), filepath.Join(out, "bundle.pem")
+	for _, f := range []string{info.AdminSVIDFile, info.AdminKeyFile, info.BundleFile} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("spire-server x509 mint wrote no %s: %w", filepath.Base(f), err)
+		}
+	}
+	return nil
 }
 
 var spireAgentConf = template.Must(template.New("agent.conf").Parse(`agent {

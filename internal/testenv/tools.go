@@ -26,6 +26,9 @@ const (
 	// Go module proxy (later releases replace nested modules that are not in the module zip).
 	TerraformVersion = "v1.5.7"
 	SpireVersion     = "v1.13.3"
+	// SpireControllerManagerVersion is the newest spire-controller-manager the Go module proxy
+	// serves (it lists no versions; v0.7.0 is found by asking for it).
+	SpireControllerManagerVersion = "v0.7.0"
 	// KeycloakVersion: 26.6+ fixes an NPE on unknown SPIFFE ids and has federated client
 	// authentication without a preview flag.
 	KeycloakVersion = "26.7.3"
@@ -178,7 +181,7 @@ func (b *Builder) moduleDir(ctx context.Context, workDir, modVersion string) (st
 // Tools returns the full set, in the order a cold build should run them (the slowest and most
 // needed first).
 func Tools() []Tool {
-	return []Tool{Kubernetes(), Kwok(), Tofu(), Spire(), Keycloak(), Terraform(), ACPSDK()}
+	return []Tool{Kubernetes(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK()}
 }
 
 // ToolByName finds a tool of Tools by name.
@@ -337,6 +340,42 @@ func Spire() Tool {
 				"-o", out+"/", "./cmd/spire-server", "./cmd/spire-agent", "./support/oidc-discovery-provider")
 		},
 	}
+}
+
+// SpireControllerManager is the SPIRE Controller Manager, which turns ClusterSPIFFEID objects
+// into SPIRE entries, and the CRDs of its API from the same module (config/crd/bases).
+func SpireControllerManager() Tool {
+	return Tool{
+		Name:    "spire-controller-manager",
+		Version: SpireControllerManagerVersion,
+		Files:   append([]string{"spire-controller-manager"}, spireControllerManagerCRDs...),
+		build: func(ctx context.Context, b *Builder, out string) error {
+			dir, err := b.moduleDir(ctx, out, "github.com/spiffe/spire-controller-manager@"+SpireControllerManagerVersion)
+			if err != nil {
+				return err
+			}
+			for _, f := range spireControllerManagerCRDs {
+				data, err := os.ReadFile(filepath.Join(dir, "config", "crd", "bases", f))
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(out, f), data, 0o644); err != nil {
+					return err
+				}
+			}
+			// Its main package is ./cmd, so go install would name the binary "cmd".
+			return b.run(ctx, dir, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w",
+				"-o", filepath.Join(out, "spire-controller-manager"), "./cmd")
+		},
+	}
+}
+
+// spireControllerManagerCRDs are the kinds the controller manager watches; it fails to start
+// without any of them.
+var spireControllerManagerCRDs = []string{
+	"spire.spiffe.io_clusterspiffeids.yaml",
+	"spire.spiffe.io_clusterstaticentries.yaml",
+	"spire.spiffe.io_clusterfederatedtrustdomains.yaml",
 }
 
 // Keycloak is the Quarkus distribution from Maven Central, fetched with Maven and unpacked.
