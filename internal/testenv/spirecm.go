@@ -27,6 +27,7 @@ const ControllerManagerClusterName = "sandbox"
 // API (tests, the sandbox's agent).
 const ControllerManagerEntryPrefix = "kagenti-sandbox-cm"
 
+// gcInterval is a Go time.Duration decoded from JSON: nanoseconds (5 s), not "5s".
 var spireControllerManagerConf = template.Must(template.New("controller-manager.yaml").Parse(`apiVersion: spire.spiffe.io/v1alpha1
 kind: ControllerManagerConfig
 metrics:
@@ -39,7 +40,7 @@ clusterName: ` + ControllerManagerClusterName + `
 trustDomain: {{.TrustDomain}}
 spireServerSocketPath: {{.Socket}}
 entryIDPrefix: ` + ControllerManagerEntryPrefix + `
-gcInterval: 5s
+gcInterval: 5000000000
 logLevel: info
 `))
 
