@@ -179,6 +179,8 @@ func New(cfg Config) (*Router, error) {
 // recover → metrics and log → body limit → route.
 func (rt *Router) serveStd(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// Routes match, and forward, the path as the client escaped it (frontdoor.go).
+	canonicalPath(r)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	ctx, span := rt.startSpan(r.Context(), propagation.HeaderCarrier(r.Header), r.Method, r.URL.Path)
 	r = r.WithContext(ctx)
@@ -369,7 +371,8 @@ func loggedError(err error) string {
 
 var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
-// proxy forwards r to the route's upstream with the exchanged token. Streaming responses
+// proxy forwards r to the route's upstream with the exchanged token, at the upstream's path
+// followed by path, which is escaped (pathTail). Streaming responses
 // (text/event-stream) are flushed event by event; the client going away cancels the upstream
 // request through r's context. onError shapes failures for the protocol.
 func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, route *Route, path string, token string, body []byte,
@@ -394,8 +397,14 @@ func (rt *Router) proxyWith(w http.ResponseWriter, r *http.Request, route *Route
 		Transport: rt.agentTransport(route, body, idempotent),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = up.Scheme, up.Host
-			pr.Out.URL.Path = strings.TrimRight(up.Path, "/") + path
-			pr.Out.URL.RawPath = ""
+			// path is escaped as the client escaped it, and goes out so: decoding it and
+			// escaping it anew could turn an encoded slash into a path separator.
+			raw := strings.TrimRight(up.EscapedPath(), "/") + path
+			decoded, err := url.PathUnescape(raw)
+			if err != nil {
+				decoded = raw // unreachable: the front door refused malformed escapes
+			}
+			pr.Out.URL.Path, pr.Out.URL.RawPath = decoded, raw
 			pr.Out.Host = up.Host
 			// Never forward the caller's token: only the one exchanged for this callee.
 			pr.Out.Header.Del("Authorization")

@@ -1,0 +1,187 @@
+package router
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The front door: what every request must pass before it is routed, whichever way it came in
+// (a loop, the fasthttp server's JSON-RPC handler, or the net/http routes behind the adaptor).
+// The loops hand a request that fails it to the server, which refuses it with 400 in the
+// shape of the API it was addressed to (server.go); nothing of it reaches an agent, and a
+// refusal is never counted against one.
+//
+// Paths are matched and forwarded as the client escaped them, so the router and the agent (or
+// an ingress in front of it) cannot read one path two ways; a path that could climb out of its
+// route once decoded — a "." or ".." segment, raw or escaped — is refused outright.
+
+// errBadTarget: the request is malformed; the message is safe to show the client.
+var (
+	errBadTarget = errors.New("the request path is not allowed: it has a \".\" or \"..\" segment (raw or percent-encoded), a malformed percent-escape or a fragment")
+)
+
+// checkRequest is the front door's check of a request whose headers (and body, on the server)
+// fasthttp has read. It runs for every request, on the loops too: an ordinary request costs
+// no allocation.
+func checkRequest(req *fasthttp.Request) error {
+	path, ok := targetPath(req.Header.RequestURI())
+	if !ok || checkPath(path) != nil {
+		return errBadTarget
+	}
+	return nil
+}
+
+// targetPath is the path of a request target (RFC 9112, 3.2) as the client sent it, still
+// escaped, without its query: "/a/b" for "/a/b?q" and for "http://host/a/b?q"; "*" for
+// OPTIONS *. ok is false for anything else (an authority, a relative path).
+func targetPath(target []byte) (path []byte, ok bool) {
+	s := target
+	switch {
+	case len(s) > 0 && s[0] == '/':
+	case len(s) == 1 && s[0] == '*':
+		return s, true
+	default:
+		i := bytes.Index(s, []byte("://"))
+		if i <= 0 {
+			return nil, false
+		}
+		s = s[i+3:]
+		slash, query := bytes.IndexByte(s, '/'), bytes.IndexByte(s, '?')
+		if slash < 0 || (query >= 0 && query < slash) {
+			return []byte("/"), true
+		}
+		s = s[slash:]
+	}
+	if i := bytes.IndexByte(s, '?'); i >= 0 {
+		s = s[:i]
+	}
+	return s, true
+}
+
+// checkPath refuses an escaped path that a server behind the router could read as climbing
+// out of the route: a segment that is "." or ".." once decoded — "%2e%2E", or formed with an
+// encoded slash ("..%2F") or a backslash (which some servers take for a slash), or followed by
+// ";params" (which Java servers strip) — and paths whose escapes cannot be decoded, or that
+// carry a fragment (no client sends one; servers disagree on where it starts).
+func checkPath(path []byte) error {
+	if bytes.IndexByte(path, '#') >= 0 {
+		return errBadTarget
+	}
+	if bytes.IndexByte(path, '.') < 0 && bytes.IndexByte(path, '%') < 0 {
+		return nil // the common case: nothing could form a dot segment
+	}
+	for segment := range bytes.SplitSeq(path, []byte("/")) {
+		decoded, err := url.PathUnescape(string(segment))
+		if err != nil {
+			return errBadTarget
+		}
+		for piece := range strings.FieldsFuncSeq(decoded, func(r rune) bool { return r == '/' || r == '\\' }) {
+			if piece, _, _ = strings.Cut(piece, ";"); piece == "." || piece == ".." {
+				return errBadTarget
+			}
+		}
+	}
+	return nil
+}
+
+// canonicalPath sets r.URL's path from the target the client sent, escaped as the client
+// escaped it (only the bytes a URL path may not hold raw are escaped), so that routing and the
+// paths forwarded to agents see exactly the client's escapes: url.URL would otherwise escape
+// the decoded path anew when the client's escaping is not the one Go would choose, and an
+// encoded slash would come out as a slash.
+func canonicalPath(r *http.Request) {
+	raw, ok := targetPath([]byte(r.RequestURI))
+	if !ok || string(raw) == "*" {
+		return
+	}
+	escaped := escapeRaw(string(raw))
+	decoded, err := url.PathUnescape(escaped)
+	if err != nil {
+		return // the front door refused it already
+	}
+	r.URL.Path, r.URL.RawPath = decoded, escaped
+}
+
+// escapeRaw percent-encodes the bytes of an escaped path that RFC 3986 does not allow in a
+// path, and only those: the client's escapes stay as they are.
+func escapeRaw(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '%' || c == '/' || pathByte(c) {
+			if b.Len() > 0 {
+				b.WriteByte(c)
+			}
+			continue
+		}
+		if b.Len() == 0 {
+			b.Grow(len(p) + 8)
+			b.WriteString(p[:i])
+		}
+		const hex = "0123456789ABCDEF"
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	if b.Len() == 0 {
+		return p
+	}
+	return b.String()
+}
+
+// pathByte tells whether c may appear raw in a path segment (RFC 3986 pchar, but '%').
+func pathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,;=:@", c) >= 0
+}
+
+// pathTail is the escaped path of r after its first n segments: "/v1/message:send" for
+// "/a2a/ns/name/v1/message:send" and n = 3; "" when nothing follows them. ServeMux splits the
+// escaped path on "/" the same way, so the tail is what its {rest...} matched, still escaped.
+func pathTail(r *http.Request, n int) string {
+	p := r.URL.EscapedPath()
+	i := 0
+	for range n {
+		j := strings.IndexByte(p[i+1:], '/')
+		if j < 0 {
+			return ""
+		}
+		i += 1 + j
+	}
+	return p[i:]
+}
+
+// a2aRPCPath matches POST /a2a/{ns}/{name}, on the path as the client sent it.
+func a2aRPCPath(c *fasthttp.RequestCtx) (ns, name string, ok bool) {
+	if !c.IsPost() {
+		return "", "", false
+	}
+	path, ok := targetPath(c.Request.Header.RequestURI())
+	if !ok {
+		return "", "", false
+	}
+	rest, found := bytes.CutPrefix(path, []byte("/a2a/"))
+	if !found {
+		return "", "", false
+	}
+	n, m, found := bytes.Cut(rest, []byte("/"))
+	if !found || len(n) == 0 || len(m) == 0 || bytes.IndexByte(m, '/') >= 0 {
+		return "", "", false
+	}
+	ns, err := url.PathUnescape(string(n))
+	if err != nil {
+		return "", "", false
+	}
+	if name, err = url.PathUnescape(string(m)); err != nil {
+		return "", "", false
+	}
+	return ns, name, true
+}
