@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http/httpguts"
 )
 
 // The front door: what every request must pass before it is routed, whichever way it came in
@@ -20,9 +22,10 @@ import (
 // an ingress in front of it) cannot read one path two ways; a path that could climb out of its
 // route once decoded — a "." or ".." segment, raw or escaped — is refused outright.
 
-// errBadTarget: the request is malformed; the message is safe to show the client.
+// errBadTarget, errBadHeader: the request is malformed; the message is safe to show the client.
 var (
 	errBadTarget = errors.New("the request path is not allowed: it has a \".\" or \"..\" segment (raw or percent-encoded), a malformed percent-escape or a fragment")
+	errBadHeader = errors.New("the request has a header whose name or value is not valid HTTP")
 )
 
 // checkRequest is the front door's check of a request whose headers (and body, on the server)
@@ -33,8 +36,22 @@ func checkRequest(req *fasthttp.Request) error {
 	if !ok || checkPath(path) != nil {
 		return errBadTarget
 	}
+	for k, v := range req.Header.All() {
+		if !httpguts.ValidHeaderFieldName(view(k)) || !httpguts.ValidHeaderFieldValue(view(v)) {
+			return errBadHeader
+		}
+	}
+	for _, k := range req.Header.PeekTrailerKeys() {
+		if !httpguts.ValidHeaderFieldName(view(k)) {
+			return errBadHeader
+		}
+	}
 	return nil
 }
+
+// view is b as a string, without a copy, for a function that only reads it (a token of
+// several KiB is in every request's headers).
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // targetPath is the path of a request target (RFC 9112, 3.2) as the client sent it, still
 // escaped, without its query: "/a/b" for "/a/b?q" and for "http://host/a/b?q"; "*" for

@@ -315,3 +315,52 @@ func rpcErrorCode(body string) int {
 	}
 	return answer.Error.Code
 }
+
+// requestPaths are the ways a call reaches an agent once past the front door: a message/send
+// (served by the loops when they run), a stream (the server's SSE relay) and the REST binding
+// (the net/http routes through the adaptor).
+var requestPaths = map[string]struct{ target, body string }{
+	"JSON-RPC send":   {"/a2a/ns/a", sendBody},
+	"JSON-RPC stream": {"/a2a/ns/a", strings.Replace(sendBody, `"SendMessage"`, `"SendStreamingMessage"`, 1)},
+	"REST binding":    {"/a2a/ns/a/v1/message:send", sendBody},
+}
+
+// TestFrontDoor_InvalidHeaders pins that a request with a header name that is not an HTTP token
+// (a space in it) or a value with a control byte is refused with 400 at the front door, on
+// every path, the agent receives nothing and is not ejected. Before, such a header went on to
+// the agent on the loop and SSE paths ("Transfer Encoding: chunked" is a smuggling attempt on a
+// lenient agent), and on the net/http paths Go's transport refused to send it: a 502 that
+// ejected the agent for the client's fault.
+func TestFrontDoor_InvalidHeaders(t *testing.T) {
+	headers := map[string]struct{ reason, line string }{
+		"space in a name":    {"not a token: some servers read \"X Bad\" as \"X-Bad\" or \"XBad\"", "X Bad: 1"},
+		"framing look-alike": {"a lenient agent could take it for Transfer-Encoding", "Transfer Encoding: chunked"},
+		"NUL in a value":     {"no HTTP value holds a control byte", "X-Note: a\x00b"},
+	}
+	for door, loops := range frontDoors {
+		agent := newRecordingAgent(t)
+		reg := NewRegistry()
+		reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: agent.url})
+		rt, srvURL := startRouter(t, Config{Registry: reg, EventLoops: loops})
+		addr := strings.TrimPrefix(srvURL, "http://")
+		for hname, h := range headers {
+			for pname, p := range requestPaths {
+				t.Run(door+"/"+pname+"/"+hname, func(t *testing.T) {
+					status, body := rawExchange(t, addr, rawPost(addr, p.target, []string{h.line}, p.body))
+					if status != http.StatusBadRequest {
+						t.Errorf("%s\nstatus = %d, want 400 (body %s)", h.reason, status, body)
+					}
+					if got := agent.received(); len(got) != 0 {
+						t.Errorf("%s\nthe agent received %q", h.reason, got[0].head)
+					}
+					if ejected(rt, agent.url.Host) {
+						t.Errorf("%s\nthe agent was ejected for the client's malformed request", h.reason)
+						rt.balancer.mu.Lock()
+						delete(rt.balancer.ejected, agent.url.Host)
+						rt.balancer.mu.Unlock()
+					}
+				})
+			}
+		}
+	}
+}
