@@ -289,15 +289,16 @@ func (call *rpcCall) upstreamRequest(req *fasthttp.Request, scheme, host, path, 
 	req.SetBodyRaw(body)
 }
 
-// replacedHeaders are the caller's headers an agent never gets: its token (the agent gets its
-// own), Expect (the router has the whole body already), and the forwarding headers, which the
-// router sets itself.
-var replacedHeaders = []string{"Authorization", "Expect", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+// replacedHeaders are the caller's headers an agent never gets but the router replaces: its
+// token (the agent gets its own) and Expect (the router has the whole body already). The
+// forwarding headers (spoofedHeader) are dropped too; the router sets its own.
+var replacedHeaders = []string{"Authorization", "Expect"}
 
 // forwardedHeader tells whether the agent gets a header of the caller's request: not a
-// hop-by-hop one, nor one the request's Connection header names, nor a replaced one.
+// hop-by-hop one, nor one the request's Connection header names, nor a replaced or spoofable
+// one.
 func forwardedHeader(name, connection []byte) bool {
-	if isHopHeader(name) || oneOf(name, replacedHeaders) {
+	if isHopHeader(name) || oneOf(name, replacedHeaders) || spoofedHeader(name) {
 		return false
 	}
 	for len(connection) > 0 {

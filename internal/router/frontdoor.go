@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -201,4 +202,54 @@ func a2aRPCPath(c *fasthttp.RequestCtx) (ns, name string, ok bool) {
 		return "", "", false
 	}
 	return ns, name, true
+}
+
+// spoofedHeader tells whether a client's header claims to say where the request came from:
+// Forwarded, X-Forwarded-*, X-Real-IP, X-Client-IP or True-Client-IP, in any case and with "_"
+// for "-" (a WSGI or CGI agent reads X_Forwarded_For as X-Forwarded-For). A client chooses
+// them freely, so no agent gets them from a client: the router drops them on every path and
+// sets X-Forwarded-For, -Host and -Proto itself.
+func spoofedHeader[T string | []byte](name T) bool {
+	return headerNameIs(name, "forwarded") || headerNameIs(name, "x-real-ip") || headerNameIs(name, "x-client-ip") ||
+		headerNameIs(name, "true-client-ip") || (len(name) >= len("x-forwarded") && headerNameIs(name[:len("x-forwarded")], "x-forwarded"))
+}
+
+// headerNameIs tells whether name is want (lower case), in any case and with "_" for "-".
+func headerNameIs[T string | []byte](name T, want string) bool {
+	if len(name) != len(want) {
+		return false
+	}
+	for i := range len(want) {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// setForwarded replaces out's forwarding headers with the router's own, from in: the client's
+// address, the host it asked for and the scheme it used. It takes none of the client's
+// (httputil's SetXForwarded would keep the client's X-Forwarded-For in front of the router's).
+func setForwarded(out http.Header, in *http.Request) {
+	for k := range out {
+		if spoofedHeader(k) {
+			delete(out, k)
+		}
+	}
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		out.Set("X-Forwarded-For", ip)
+	}
+	out.Set("X-Forwarded-Host", in.Host)
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	out.Set("X-Forwarded-Proto", proto)
 }

@@ -364,3 +364,89 @@ func TestFrontDoor_InvalidHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontDoor_ForwardingHeaders pins that the client's forwarding headers, in every spelling
+// (any case, "_" for "-"), never reach the agent, on every path: the agent gets exactly the
+// X-Forwarded-For, -Host and -Proto the router sets. Before, X_Forwarded_For (which a WSGI agent
+// reads as X-Forwarded-For) and X-Real-IP went through on every path, and on the net/http
+// paths the client's X-Forwarded-For was kept in front of the router's.
+func TestFrontDoor_ForwardingHeaders(t *testing.T) {
+	spoofed := []string{
+		"X-Forwarded-For: 6.6.6.6", "X_Forwarded_For: 6.6.6.6", "x-real-ip: 6.6.6.6", "X_Real_IP: 6.6.6.6",
+		"X-Client-IP: 6.6.6.6", "True-Client-IP: 6.6.6.6", "Forwarded: for=6.6.6.6", "X-Forwarded-Host: evil.example",
+		"X_FORWARDED_PROTO: https", "X-Forwarded-Prefix: /evil",
+	}
+	paths := map[string]struct{ target, body string }{
+		"tool":    {"/tools/ns/t/mcp", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`},
+		"ACP run": {"/acp/ns/runs/run-1/cancel", `{}`},
+	}
+	for name, p := range requestPaths {
+		paths[name] = p
+	}
+	for door, loops := range frontDoors {
+		agent := newRecordingAgent(t)
+		reg := NewRegistry()
+		reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: agent.url})
+		reg.SetService(Route{Namespace: "ns", Name: "t", Type: contract.TypeTool, Protocol: "mcp", Upstream: agent.url})
+		reg.SetService(Route{Namespace: "ns", Name: "c", Type: contract.TypeAgent, Protocol: "acp", Upstream: agent.url})
+		rt, srvURL := startRouter(t, Config{Registry: reg, EventLoops: loops})
+		rt.runs.put("ns", "run-1", "c")
+		addr := strings.TrimPrefix(srvURL, "http://")
+		want := map[string][]string{"x-forwarded-for": {"127.0.0.1"}, "x-forwarded-host": {addr}, "x-forwarded-proto": {"http"}}
+		for pname, p := range paths {
+			t.Run(door+"/"+pname, func(t *testing.T) {
+				status, body := rawExchange(t, addr, rawPost(addr, p.target, spoofed, p.body))
+				got := agent.received()
+				if status != http.StatusOK || len(got) != 1 {
+					t.Fatalf("status %d (body %s), %d requests at the agent; want 200 and 1", status, body, len(got))
+				}
+				if diff := cmp.Diff(want, forwardingHeaders(got[0].head)); diff != "" {
+					t.Errorf("forwarding headers the agent received (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// forwardingHeaders returns the headers of a request head that say where the request came
+// from, by name in lower case with "-" for "_", as a WSGI or CGI server reads them.
+func forwardingHeaders(head string) map[string][]string {
+	out := map[string][]string{}
+	lines := strings.Split(head, "\r\n")
+	for _, line := range lines[1:] {
+		k, v, _ := strings.Cut(line, ":")
+		k = strings.ReplaceAll(strings.ToLower(k), "_", "-")
+		switch {
+		case k == "forwarded", strings.HasPrefix(k, "x-forwarded"), k == "x-real-ip", k == "x-client-ip", k == "true-client-ip":
+			out[k] = append(out[k], strings.TrimSpace(v))
+		}
+	}
+	return out
+}
+
+// TestSpoofedHeader pins which header names the router never forwards from a client, and that
+// ordinary ones pass.
+func TestSpoofedHeader(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		name   string
+		want   bool
+	}{
+		"underscores":       {"WSGI reads X_Forwarded_For as X-Forwarded-For", "X_Forwarded_For", true},
+		"mixed case":        {"header names are case-insensitive", "x-FORWARDED-host", true},
+		"any X-Forwarded-*": {"X-Forwarded-Prefix and the like steer agents too", "X-Forwarded-Prefix", true},
+		"RFC 7239":          {"Forwarded carries for= and proto=", "Forwarded", true},
+		"real IP":           {"nginx's convention", "X_Real_Ip", true},
+		"client IP":         {"some frameworks read it", "X-Client-IP", true},
+		"CDN client IP":     {"Akamai's and Cloudflare's convention", "True-Client-IP", true},
+		"ordinary header":   {"an end-to-end header goes on", "X-Request-Id", false},
+		"look-alike":        {"only the names above, not their prefixes", "Forwarded-By", false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := spoofedHeader(tc.name); got != tc.want {
+				t.Errorf("%s\nspoofedHeader(%q) = %v, want %v", tc.reason, tc.name, got, tc.want)
+			}
+		})
+	}
+}

@@ -411,7 +411,7 @@ func (rt *Router) proxyWith(w http.ResponseWriter, r *http.Request, route *Route
 			if token != "" {
 				pr.Out.Header.Set("Authorization", "Bearer "+token)
 			}
-			pr.SetXForwarded()
+			setForwarded(pr.Out.Header, pr.In)
 			injectTrace(pr.Out)
 		},
 		// Streams flush every write; other answers flush when done (ReverseProxy also flushes
