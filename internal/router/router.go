@@ -341,20 +341,22 @@ func resultLabel(err error) string {
 }
 
 // statusOf maps an error of the authn, policy, exchange or proxy stage to an HTTP status and
-// a JSON-RPC code: one place decides.
+// a JSON-RPC code: one place decides. The status is what the REST-shaped routes answer, and
+// what metrics and logs record for a JSON-RPC call, whose answer's own status is
+// rpcHTTPStatus(code).
 func statusOf(err error) (int, int) {
 	var ae *AuthError
 	var fe *forbiddenError
 	var xe *ExchangeError
 	switch {
 	case errors.As(err, &ae):
-		return http.StatusUnauthorized, codeUnauthorized
+		return http.StatusUnauthorized, codeUnauthenticated
 	case errors.As(err, &fe), errors.As(err, &xe):
 		return http.StatusForbidden, codeForbidden
 	case isTimeout(err):
 		return http.StatusGatewayTimeout, codeTimeout
 	case errors.Is(err, errNoRoute):
-		return http.StatusNotFound, codeMethodNotFound
+		return http.StatusNotFound, codeNoSuchAgent
 	}
 	return http.StatusBadGateway, codeUnavailable
 }
