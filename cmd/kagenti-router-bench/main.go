@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -393,17 +394,21 @@ func post(client *http.Client, url, auth, body string) (*http.Response, error) {
 	return client.Do(req)
 }
 
+// rpcFailed tells whether a JSON-RPC answer is an error: the router answers its own with HTTP
+// 200, as the JSON-RPC binding expects, so the status alone does not tell.
+func rpcFailed(answer []byte) bool { return bytes.Contains(answer, []byte(`"error":`)) }
+
 func waitUp(url, auth string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := post(http.DefaultClient, url, auth, sendBody)
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
+			answer, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == 200 && !rpcFailed(answer) {
 				return nil
 			}
-			return fmt.Errorf("status %d", resp.StatusCode)
+			return fmt.Errorf("status %d: %s", resp.StatusCode, answer)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -428,13 +433,14 @@ func openLoop(url, auth string, rate int, d time.Duration) (time.Duration, time.
 			defer wg.Done()
 			t0 := time.Now()
 			resp, err := post(client, url, auth, sendBody)
+			var answer []byte
 			if err == nil {
-				io.Copy(io.Discard, resp.Body)
+				answer, _ = io.ReadAll(resp.Body)
 				resp.Body.Close()
 			}
 			el := time.Since(t0)
 			mu.Lock()
-			if err != nil || resp.StatusCode != 200 {
+			if err != nil || resp.StatusCode != 200 || rpcFailed(answer) {
 				failures++
 			} else {
 				lat = append(lat, el)

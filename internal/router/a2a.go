@@ -132,7 +132,7 @@ func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such A2A agent"})
 		return
 	}
-	rt.forwardHTTP(w, r, route, "/"+r.PathValue("rest"), nil)
+	rt.forwardHTTP(w, r, route, pathTail(r, 3), nil)
 }
 
 // forwardHTTP is the non-JSON-RPC path: errors are JSON objects {"error": ...}.
@@ -168,9 +168,9 @@ func (rt *Router) tool(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such tool"})
 		return
 	}
-	path := ""
-	if rest := r.PathValue("rest"); rest != "" {
-		path = "/" + rest
+	path := "" // /tools/{ns}/{name} and /tools/{ns}/{name}/ are the tool's own path
+	if r.PathValue("rest") != "" {
+		path = pathTail(r, 3)
 	}
 	rt.forwardHTTP(w, r, route, path, nil)
 }

@@ -74,7 +74,8 @@ type rpcPlan struct {
 	body   []byte
 }
 
-// planError is a call refused before anything went to the agent.
+// planError is a call refused before anything went to the agent; status is the HTTP status
+// recorded for it (rpcCall.fail).
 type planError struct {
 	status, code int
 	message      string
@@ -104,7 +105,7 @@ func (call *rpcCall) plan(ns, name string, cachedOnly bool) (rpcPlan, error) {
 	}
 	route := rt.cfg.Registry.Lookup(ns, name)
 	if route == nil || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
-		return rpcPlan{}, &planError{fasthttp.StatusNotFound, codeMethodNotFound, "no such A2A agent: " + ns + "/" + name}
+		return rpcPlan{}, &planError{fasthttp.StatusNotFound, codeNoSuchAgent, "no such A2A agent: " + ns + "/" + name}
 	}
 	var caller *Caller
 	var err error
@@ -152,6 +153,9 @@ type rpcCall struct {
 	path        string
 	traceparent string
 	id          json.RawMessage
+	// status is the failure the call ended with, as an HTTP status, for metrics, span and
+	// log: a JSON-RPC error is answered with 200 (rpcHTTPStatus), which says nothing of it.
+	status int
 	// streaming: the response is a stream the server relays after the handler returned; the
 	// request is finished when the stream ends.
 	streaming bool
@@ -161,13 +165,20 @@ func (call *rpcCall) finish() { call.finishAt(time.Now()) }
 
 // finishAt records the call as ended at end.
 func (call *rpcCall) finishAt(end time.Time) {
-	call.rt.finish(call.ctx, call.span, fasthttp.MethodPost, call.path, call.c.Response.StatusCode(), end.Sub(call.start), call.traceparent)
+	status := call.c.Response.StatusCode()
+	if call.status != 0 {
+		status = call.status
+	}
+	call.rt.finish(call.ctx, call.span, fasthttp.MethodPost, call.path, status, end.Sub(call.start), call.traceparent)
 }
 
+// fail answers the call with a JSON-RPC error, with the HTTP status the JSON-RPC binding
+// expects for code; status is the failure as the router records it.
 func (call *rpcCall) fail(status, code int, message string) {
+	call.status = status
 	call.c.Response.ResetBody()
 	call.c.Response.Header.SetContentType("application/json")
-	call.c.SetStatusCode(status)
+	call.c.SetStatusCode(rpcHTTPStatus(code))
 	call.c.SetBody(rpcErrorBody(call.id, &rpcError{Code: code, Message: message}))
 }
 
@@ -289,15 +300,16 @@ func (call *rpcCall) upstreamRequest(req *fasthttp.Request, scheme, host, path, 
 	req.SetBodyRaw(body)
 }
 
-// replacedHeaders are the caller's headers an agent never gets: its token (the agent gets its
-// own), Expect (the router has the whole body already), and the forwarding headers, which the
-// router sets itself.
-var replacedHeaders = []string{"Authorization", "Expect", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+// replacedHeaders are the caller's headers an agent never gets but the router replaces: its
+// token (the agent gets its own) and Expect (the router has the whole body already). The
+// forwarding headers (spoofedHeader) are dropped too; the router sets its own.
+var replacedHeaders = []string{"Authorization", "Expect"}
 
 // forwardedHeader tells whether the agent gets a header of the caller's request: not a
-// hop-by-hop one, nor one the request's Connection header names, nor a replaced one.
+// hop-by-hop one, nor one the request's Connection header names, nor a replaced or spoofable
+// one.
 func forwardedHeader(name, connection []byte) bool {
-	if isHopHeader(name) || oneOf(name, replacedHeaders) {
+	if isHopHeader(name) || oneOf(name, replacedHeaders) || spoofedHeader(name) {
 		return false
 	}
 	for len(connection) > 0 {

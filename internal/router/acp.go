@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,9 +90,9 @@ func (rt *Router) acpRun(w http.ResponseWriter, r *http.Request) {
 		acpError(w, http.StatusNotFound, "not_found", "the agent of run "+id+" is gone")
 		return
 	}
-	path := "/runs/" + id
-	if rest := r.PathValue("rest"); rest != "" {
-		path += "/" + rest
+	path := "/runs" + pathTail(r, 3) // the run id and what follows, escaped as sent
+	if r.PathValue("rest") == "" {
+		path = strings.TrimSuffix(path, "/") // /runs/{id}/ is /runs/{id}
 	}
 	rt.forwardACP(w, r, route, path, nil)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/sync/singleflight"
 )
 
 // allowedAlgorithms are the asymmetric algorithms tokens may be signed with. "none" and every
@@ -56,18 +57,26 @@ type Verifier struct {
 	Issuers    []TrustedIssuer
 	HTTP       *http.Client
 	MinRefresh time.Duration
-	Leeway     time.Duration
-	Now        func() time.Time
+	// Leeway is the clock skew allowed on exp, nbf and iat: 5 s when zero, and never more.
+	Leeway time.Duration
+	Now    func() time.Time
 
-	mu    sync.Mutex
-	keys  map[string]*jose.JSONWebKeySet
-	fetch map[string]time.Time
+	// mu guards keys and fetched; it is never held across a fetch.
+	mu      sync.RWMutex
+	keys    map[string]*jose.JSONWebKeySet
+	fetched map[string]time.Time
+	// flight makes the tokens that need the same key set fetched wait for one fetch.
+	flight singleflight.Group
 
 	// verified caches callers by token until the token expires: a client reuses its token for
 	// many calls, and an RSA verification per call is most of the router's CPU.
 	cacheMu  sync.RWMutex
 	verified map[string]*Caller
 }
+
+// maxLeeway is the most clock skew a token's exp, nbf and iat are given: an expired token is
+// refused at most this long after it expired, whatever Leeway says.
+const maxLeeway = 5 * time.Second
 
 // maxVerified bounds the verified-token cache; when full it is cleared of expired tokens, then
 // emptied.
@@ -179,9 +188,9 @@ func (v *Verifier) verify(ctx context.Context, raw string, now func() time.Time)
 	if err := tok.Claims(key, &claims); err != nil {
 		return nil, refuse("bad signature")
 	}
-	leeway := v.Leeway
-	if leeway == 0 {
-		leeway = 30 * time.Second
+	leeway := min(v.Leeway, maxLeeway)
+	if v.Leeway == 0 {
+		leeway = maxLeeway
 	}
 	if claims.Expiry == nil {
 		return nil, refuse("token has no expiry")
@@ -227,44 +236,78 @@ func (v *Verifier) issuerFor(c tokenClaims) (*TrustedIssuer, error) {
 	return nil, refuse("untrusted issuer")
 }
 
+// key returns the key a token names. A key set the router holds answers at once: the lock is
+// held only to read the map, never across a fetch, so a slow key endpoint delays only the
+// tokens that need it. An unknown key id fetches the issuer's set again, at most every
+// MinRefresh, and one fetch at a time per set: tokens that arrive during a fetch wait for
+// that one (or for their own context to end).
 func (v *Verifier) key(ctx context.Context, iss *TrustedIssuer, kid string) (any, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.keys == nil {
-		v.keys, v.fetch = map[string]*jose.JSONWebKeySet{}, map[string]time.Time{}
-	}
-	find := func() any {
-		set := v.keys[iss.JWKSURL]
-		if set == nil {
-			return nil
-		}
-		for _, k := range set.Key(kid) {
-			if k.Use == "" || k.Use == "sig" || k.Use == "jwt-svid" {
-				return k.Key
-			}
-		}
-		return nil
-	}
-	if k := find(); k != nil {
+	if k := v.findKey(iss.JWKSURL, kid); k != nil {
 		return k, nil
 	}
+	done := v.flight.DoChan(iss.JWKSURL, func() (any, error) {
+		return nil, v.refresh(ctx, iss.JWKSURL)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case res := <-done:
+		if res.Err != nil {
+			return nil, fmt.Errorf("fetch signing keys from %s: %w", iss.JWKSURL, res.Err)
+		}
+	}
+	if k := v.findKey(iss.JWKSURL, kid); k != nil {
+		return k, nil
+	}
+	return nil, refuse("unknown signing key")
+}
+
+// findKey looks kid up in the set fetched from url.
+func (v *Verifier) findKey(url, kid string) any {
+	v.mu.RLock()
+	set := v.keys[url]
+	v.mu.RUnlock()
+	if set == nil {
+		return nil
+	}
+	for _, k := range set.Key(kid) {
+		if k.Use == "" || k.Use == "sig" || k.Use == "jwt-svid" {
+			return k.Key
+		}
+	}
+	return nil
+}
+
+// refresh fetches the set at url again unless it was fetched less than MinRefresh ago (a
+// token with a made-up kid must not make the router hammer the key endpoint). The fetch does
+// not end with the context of the request that started it, as others may be waiting for it;
+// it has a deadline of its own.
+func (v *Verifier) refresh(ctx context.Context, url string) error {
 	minRefresh := v.MinRefresh
 	if minRefresh == 0 {
 		minRefresh = 10 * time.Second
 	}
-	if last, ok := v.fetch[iss.JWKSURL]; ok && time.Since(last) < minRefresh {
-		return nil, refuse("unknown signing key")
+	v.mu.Lock()
+	if v.keys == nil {
+		v.keys, v.fetched = map[string]*jose.JSONWebKeySet{}, map[string]time.Time{}
 	}
-	v.fetch[iss.JWKSURL] = time.Now()
-	set, err := v.fetchKeys(ctx, iss.JWKSURL)
+	last, ok := v.fetched[url]
+	if ok && time.Since(last) < minRefresh {
+		v.mu.Unlock()
+		return nil
+	}
+	v.fetched[url] = time.Now()
+	v.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	set, err := v.fetchKeys(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("fetch signing keys from %s: %w", iss.JWKSURL, err)
+		return err
 	}
-	v.keys[iss.JWKSURL] = set
-	if k := find(); k != nil {
-		return k, nil
-	}
-	return nil, refuse("unknown signing key")
+	v.mu.Lock()
+	v.keys[url] = set
+	v.mu.Unlock()
+	return nil
 }
 
 func (v *Verifier) fetchKeys(ctx context.Context, url string) (*jose.JSONWebKeySet, error) {

@@ -384,6 +384,9 @@ func (cc *clientConn) serve() gnet.Action {
 	if err := cc.loop.readHeader(ctx.Request.Header.Read, buf[:headerLen]); err != nil {
 		return cc.handOver()
 	}
+	if checkRequest(&ctx.Request) != nil {
+		return cc.handOver() // the server refuses it, with the body framed as it reads it
+	}
 	h := &ctx.Request.Header
 	size := h.ContentLength()
 	// A large body goes to the server: gnet would copy what it has buffered at every read.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,31 @@ func FuzzSSERelay(f *testing.F) {
 		check("/a2a/ns/a/v1/message:stream", payload)
 		rpc, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": map[string]any{"stream": payload}})
 		check("/a2a/ns/a", rpc)
+	})
+}
+
+// FuzzCheckPath: a path below a route that the front door lets through stays below the route
+// however a server behind the router reads it: decoded once, with backslashes taken for
+// slashes and ";params" stripped from each segment (as Java servers do), then resolved.
+func FuzzCheckPath(f *testing.F) {
+	for _, s := range []string{"v1/message:send", "%2e%2e/a", "..%2Fa", ".%2E/a", "a/..;x/b", `..\a`, "%5c..%5c", "a%2Fb", "...", "%252e%252e"} {
+		f.Add(s)
+	}
+	const route = "/a2a/ns/b/"
+	f.Fuzz(func(t *testing.T, tail string) {
+		if checkPath([]byte(route+tail)) != nil {
+			return
+		}
+		decoded, err := url.PathUnescape(route + tail)
+		if err != nil {
+			t.Fatalf("passed %q, whose escapes do not decode", tail)
+		}
+		segments := strings.Split(strings.ReplaceAll(decoded, `\`, "/"), "/")
+		for i, s := range segments {
+			segments[i], _, _ = strings.Cut(s, ";")
+		}
+		if resolved := path.Clean(strings.Join(segments, "/")) + "/"; !strings.HasPrefix(resolved, route) {
+			t.Fatalf("passed %q, which resolves to %q, out of %s", tail, resolved, route)
+		}
 	})
 }

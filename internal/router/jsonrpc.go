@@ -55,18 +55,39 @@ func lookupMethod(name string) (methodInfo, bool) {
 	return m, ok
 }
 
-// JSON-RPC 2.0 error codes (and A2A's).
+// JSON-RPC 2.0's error codes the router answers with.
 const (
 	codeParseError     = -32700
 	codeInvalidRequest = -32600
 	codeMethodNotFound = -32601
 	codeInternalError  = -32603
-	// Server errors in the implementation-defined range for what the router refuses.
-	codeUnauthorized = -32001
-	codeForbidden    = -32003
-	codeUnavailable  = -32004
-	codeTimeout      = -32005
 )
+
+// The router's own JSON-RPC errors: in JSON-RPC's implementation-defined server-error range
+// (-32000 to -32099), clear of the codes A2A assigns there (-32001 to -32009: TaskNotFound,
+// TaskNotCancelable, PushNotificationNotSupported, UnsupportedOperation,
+// ContentTypeNotSupported, InvalidAgentResponse, ...), which clients map to A2A errors the
+// router's are not. The last two digits echo the HTTP status the router's other routes answer
+// for the same failure. docs/guides/router.md lists them.
+const (
+	codeUnauthenticated = -32041 // no bearer token, or one the router does not accept
+	codeForbidden       = -32043 // the callee's policy refuses the caller, or Keycloak the exchange
+	codeNoSuchAgent     = -32044 // no A2A agent of that namespace and name
+	codeUnavailable     = -32052 // the agent could not be reached, or its answer broke HTTP
+	codeTimeout         = -32054 // the agent did not answer in time
+)
+
+// rpcHTTPStatus is the HTTP status of a JSON-RPC error answer. The JSON-RPC binding carries
+// errors in the body with 200, and its SDKs look for them only there (a2a-go's client refuses
+// any other status, and a JS client reports a bare "HTTP error"). The one exception is the
+// A2A specification's (section 4.4): a request without valid credentials is answered 401 with
+// WWW-Authenticate.
+func rpcHTTPStatus(code int) int {
+	if code == codeUnauthenticated {
+		return http.StatusUnauthorized
+	}
+	return http.StatusOK
+}
 
 // envelope is the part of a JSON-RPC request the router reads.
 type envelope struct {

@@ -58,6 +58,11 @@ func (rt *Router) mcpServer(ctx context.Context, ns string) *mcp.Server {
 		if route.Namespace != ns || route.Type != contract.TypeAgent || route.Protocol != "a2a" || !route.ExposeAsTool {
 			continue
 		}
+		// A caller is shown only the agents it may call: the policy check the call makes
+		// (authorize), not a second rule that could drift from it.
+		if rt.authorize(caller, route) != nil {
+			continue
+		}
 		route := route
 		mcp.AddTool(server, &mcp.Tool{Name: route.Name, Description: toolDescription(route)},
 			func(ctx context.Context, req *mcp.CallToolRequest, in agentToolInput) (*mcp.CallToolResult, any, error) {

@@ -5,11 +5,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
@@ -70,7 +72,8 @@ func TestMCP_AgentAsTool(t *testing.T) {
 }
 
 // TestMCP_PolicyAndOptIn: agents that did not opt in are not tools; a caller the agent's policy
-// does not list gets a tool error and the agent is not called; no token, no session.
+// does not list cannot call it (it is not among that caller's tools: the call is refused) and
+// the agent is not called; no token, no session.
 func TestMCP_PolicyAndOptIn(t *testing.T) {
 	e := newTestEnv(t)
 	token := e.issuer.token(t)
@@ -84,11 +87,8 @@ func TestMCP_PolicyAndOptIn(t *testing.T) {
 	e.registry.SetService(opted)
 	intruder := e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["azp"] = "spiffe://td.test/ns/x/sa/intruder" }), "k1")
 	res, err := mcpSession(t, e, intruder).CallTool(context.Background(), &mcp.CallToolParams{Name: "agent1", Arguments: map[string]any{"text": "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.IsError || len(e.exec.seenAuth()) != 0 {
-		t.Fatalf("an intruder's call: %+v, agent calls %d", res, len(e.exec.seenAuth()))
+	if (err == nil && !res.IsError) || len(e.exec.seenAuth()) != 0 {
+		t.Fatalf("an intruder's call: %+v %v, agent calls %d", res, err, len(e.exec.seenAuth()))
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "anon", Version: "1"}, nil)
 	if _, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: e.url + "/mcp/team1"}, nil); err == nil {
@@ -187,5 +187,47 @@ func TestMCP_Progress(t *testing.T) {
 	defer mu.Unlock()
 	if len(notes) != 4 || notes[0] != "chunk-0" || notes[3] != "done" {
 		t.Fatalf("progress notifications %q, want one per agent event", notes)
+	}
+}
+
+// TestMCP_ListsOnlyCallableAgents pins that tools/list at /mcp/{ns} shows a caller exactly the
+// agents the call path would let it call (the same allowed_callers predicate): an agent whose
+// policy lists other callers is not listed, one without allowed_callers is listed to anyone.
+// Before, every agent that opted in was listed to every caller.
+func TestMCP_ListsOnlyCallableAgents(t *testing.T) {
+	e := newTestEnv(t)
+	agent1 := *e.registry.Lookup("team1", "agent1") // allows testCaller only
+	agent1.ExposeAsTool = true
+	e.registry.SetService(agent1)
+	others := agent1
+	others.Name, others.Policy.AllowedCallers = "others-only", []string{"spiffe://td.test/ns/x/sa/other"}
+	e.registry.SetService(others)
+	open := agent1
+	open.Name, open.Policy.AllowedCallers = "open", nil
+	e.registry.SetService(open)
+	intruder := e.issuer.sign(t, e.issuer.claims(func(c map[string]any) { c["azp"] = "spiffe://td.test/ns/x/sa/intruder" }), "k1")
+	cases := map[string]struct {
+		reason string
+		token  string
+		want   []string
+	}{
+		"allowed caller": {"sees the agent that lists it and the open one", e.issuer.token(t), []string{"agent1", "open"}},
+		"other caller":   {"sees only the open agent", intruder, []string{"open"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			tools, err := mcpSession(t, e, tc.token).ListTools(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, tool := range tools.Tools {
+				got = append(got, tool.Name)
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\ntools/list (-want +got):\n%s", tc.reason, diff)
+			}
+		})
 	}
 }

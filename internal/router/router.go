@@ -179,6 +179,8 @@ func New(cfg Config) (*Router, error) {
 // recover → metrics and log → body limit → route.
 func (rt *Router) serveStd(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// Routes match, and forward, the path as the client escaped it (frontdoor.go).
+	canonicalPath(r)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	ctx, span := rt.startSpan(r.Context(), propagation.HeaderCarrier(r.Header), r.Method, r.URL.Path)
 	r = r.WithContext(ctx)
@@ -339,20 +341,22 @@ func resultLabel(err error) string {
 }
 
 // statusOf maps an error of the authn, policy, exchange or proxy stage to an HTTP status and
-// a JSON-RPC code: one place decides.
+// a JSON-RPC code: one place decides. The status is what the REST-shaped routes answer, and
+// what metrics and logs record for a JSON-RPC call, whose answer's own status is
+// rpcHTTPStatus(code).
 func statusOf(err error) (int, int) {
 	var ae *AuthError
 	var fe *forbiddenError
 	var xe *ExchangeError
 	switch {
 	case errors.As(err, &ae):
-		return http.StatusUnauthorized, codeUnauthorized
+		return http.StatusUnauthorized, codeUnauthenticated
 	case errors.As(err, &fe), errors.As(err, &xe):
 		return http.StatusForbidden, codeForbidden
 	case isTimeout(err):
 		return http.StatusGatewayTimeout, codeTimeout
 	case errors.Is(err, errNoRoute):
-		return http.StatusNotFound, codeMethodNotFound
+		return http.StatusNotFound, codeNoSuchAgent
 	}
 	return http.StatusBadGateway, codeUnavailable
 }
@@ -369,7 +373,8 @@ func loggedError(err error) string {
 
 var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
-// proxy forwards r to the route's upstream with the exchanged token. Streaming responses
+// proxy forwards r to the route's upstream with the exchanged token, at the upstream's path
+// followed by path, which is escaped (pathTail). Streaming responses
 // (text/event-stream) are flushed event by event; the client going away cancels the upstream
 // request through r's context. onError shapes failures for the protocol.
 func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, route *Route, path string, token string, body []byte,
@@ -394,15 +399,21 @@ func (rt *Router) proxyWith(w http.ResponseWriter, r *http.Request, route *Route
 		Transport: rt.agentTransport(route, body, idempotent),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = up.Scheme, up.Host
-			pr.Out.URL.Path = strings.TrimRight(up.Path, "/") + path
-			pr.Out.URL.RawPath = ""
+			// path is escaped as the client escaped it, and goes out so: decoding it and
+			// escaping it anew could turn an encoded slash into a path separator.
+			raw := strings.TrimRight(up.EscapedPath(), "/") + path
+			decoded, err := url.PathUnescape(raw)
+			if err != nil {
+				decoded = raw // unreachable: the front door refused malformed escapes
+			}
+			pr.Out.URL.Path, pr.Out.URL.RawPath = decoded, raw
 			pr.Out.Host = up.Host
 			// Never forward the caller's token: only the one exchanged for this callee.
 			pr.Out.Header.Del("Authorization")
 			if token != "" {
 				pr.Out.Header.Set("Authorization", "Bearer "+token)
 			}
-			pr.SetXForwarded()
+			setForwarded(pr.Out.Header, pr.In)
 			injectTrace(pr.Out)
 		},
 		// Streams flush every write; other answers flush when done (ReverseProxy also flushes

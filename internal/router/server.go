@@ -27,6 +27,12 @@ func (rt *Router) newServer() *fasthttp.Server {
 	std := fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(rt.serveAdapted))
 	return &fasthttp.Server{
 		Handler: func(c *fasthttp.RequestCtx) {
+			// The front door (frontdoor.go) comes before routing, so a refused request is
+			// never matched, authenticated or forwarded; it is not the agent's failure.
+			if err := checkRequest(&c.Request); err != nil {
+				rt.refuseRequest(c, fasthttp.StatusBadRequest, err.Error())
+				return
+			}
 			if ns, name, ok := a2aRPCPath(c); ok {
 				rt.a2aJSONRPC(c, ns, name)
 				return
@@ -90,22 +96,6 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// a2aRPCPath matches POST /a2a/{ns}/{name}.
-func a2aRPCPath(c *fasthttp.RequestCtx) (ns, name string, ok bool) {
-	if !c.IsPost() {
-		return "", "", false
-	}
-	rest, found := bytes.CutPrefix(c.Path(), []byte("/a2a/"))
-	if !found {
-		return "", "", false
-	}
-	n, m, found := bytes.Cut(rest, []byte("/"))
-	if !found || len(n) == 0 || len(m) == 0 || bytes.IndexByte(m, '/') >= 0 {
-		return "", "", false
-	}
-	return string(n), string(m), true
-}
-
 // serveAdapted runs the net/http chain for a request fasthttpadaptor converted, with a context
 // that ends when the client goes away (the adaptor passes the server's RequestCtx, whose Done
 // only fires on shutdown: streams would outlive their clients, and shutdown would cut them).
@@ -135,6 +125,12 @@ func (rt *Router) serverError(c *fasthttp.RequestCtx, err error) {
 	case isTimeout(err):
 		status, message = fasthttp.StatusRequestTimeout, "request not received in time"
 	}
+	rt.refuseRequest(c, status, message)
+}
+
+// refuseRequest answers a request the router refuses as malformed, before any handler ran, in
+// the shape of the API it was addressed to.
+func (rt *Router) refuseRequest(c *fasthttp.RequestCtx, status int, message string) {
 	c.Response.Header.SetContentType("application/json")
 	c.SetStatusCode(status)
 	if bytes.HasPrefix(c.Path(), []byte("/a2a/")) && c.IsPost() {
