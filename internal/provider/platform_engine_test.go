@@ -143,6 +143,6 @@ func TestAccPlatformResource_AdoptMissingNamespace(t *testing.T) {
 	ns := "kagenti-missing-" + rand.String(5)
 	testAccRun(t, resource.TestCase{Steps: []resource.TestStep{{
 		Config:      testAccAdoptedPlatformConfig(ns, "default", "info"),
-		ExpectError: regexp.MustCompile(`(?s)Namespace Not Found.*create_namespace = false`),
+		ExpectError: regexp.MustCompile(`Namespace Not Found[\s\S]*create_namespace\s+=\s+false`),
 	}}})
 }

@@ -41,7 +41,7 @@ func TestAccAgentResource_Wait_QuotaFailsEarly(t *testing.T) {
 	testAccRun(t, tfresource.TestCase{
 		Steps: []tfresource.TestStep{{
 			Config:      testAccWaitAgentConfig(ns, ""),
-			ExpectError: regexp.MustCompile(`(?s)Agent Cannot Become Ready.*exceeded quota: no-pods`),
+			ExpectError: regexp.MustCompile(`Agent Cannot Become Ready[\s\S]*exceeded\s+quota:\s+no-pods`),
 		}},
 	})
 }
@@ -62,14 +62,15 @@ func TestAccAgentResource_Wait_PodSecurityFailsEarly(t *testing.T) {
               containers:
                 - name: agent
                   securityContext:
-                    privileged: true
+                    capabilities:
+                      add: ["NET_ADMIN"]
       EOT
     }]
   }`
 	testAccRun(t, tfresource.TestCase{
 		Steps: []tfresource.TestStep{{
 			Config:      testAccWaitAgentConfig(ns, privileged),
-			ExpectError: regexp.MustCompile(`(?s)Agent Cannot Become Ready.*violates PodSecurity "restricted:latest".*privileged`),
+			ExpectError: regexp.MustCompile(`Agent Cannot Become Ready[\s\S]*violates\s+PodSecurity\s+"restricted:latest"[\s\S]*capabilities`),
 		}},
 	})
 }
@@ -90,7 +91,7 @@ func TestAccAgentResource_Wait_UnschedulableExplained(t *testing.T) {
 	testAccRun(t, tfresource.TestCase{
 		Steps: []tfresource.TestStep{{
 			Config:      testAccWaitAgentConfig(ns, nowhere),
-			ExpectError: regexp.MustCompile(`(?s)timed out waiting for Deployment .*held to become Available.*1 pod unschedulable: 0/\d+ nodes are available`),
+			ExpectError: regexp.MustCompile(`timed\s+out\s+waiting\s+for\s+Deployment\s+\S+/held\s+to\s+become\s+Available[\s\S]*1\s+pod\s+unschedulable:\s+0/\d+\s+nodes\s+are\s+available`),
 		}},
 	})
 }

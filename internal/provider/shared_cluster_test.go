@@ -220,7 +220,9 @@ func sidecarInjector(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		if !injected {
 			ops = append(ops, map[string]any{"op": "add", "path": "/spec/template/spec/containers/-",
 				"value": map[string]any{"name": "injected-proxy", "image": "example.com/proxy:1",
-					"volumeMounts": []any{map[string]any{"name": "injected-certs", "mountPath": "/certs"}}}})
+					// As a well-behaved injector's sidecar: it passes Pod Security restricted.
+					"securityContext": map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}},
+					"volumeMounts":    []any{map[string]any{"name": "injected-certs", "mountPath": "/certs"}}}})
 			if len(d.Spec.Template.Spec.Volumes) == 0 {
 				ops = append(ops, map[string]any{"op": "add", "path": "/spec/template/spec/volumes", "value": []any{}})
 			}
