@@ -62,7 +62,17 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	sb, err := testenv.Start(ctx, testenv.Options{Components: []string{testenv.ComponentKubernetes}, AuditLog: true, Volumes: 1, Log: os.Stderr})
+	// Room for the largest run: its agents' pods on nodes of 250 pods each (as many as
+	// the kubelet allows), so that no pod waits for a node.
+	largest := 0
+	for _, s := range strings.Split(*sizes, ",") {
+		if n, err := strconv.Atoi(s); err == nil && n > largest {
+			largest = n
+		}
+	}
+	const podsPerNode = 250
+	sb, err := testenv.Start(ctx, testenv.Options{Components: []string{testenv.ComponentKubernetes}, AuditLog: true, Volumes: 1, Log: os.Stderr,
+		Nodes: max(2, (largest+podsPerNode-1)/podsPerNode+1), PodsPerNode: podsPerNode})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,8 @@ func run(ctx context.Context, args []string) error {
 	cacheDir := fs.String("cache-dir", testenv.DefaultCacheDir(), "where built tools are cached ($KAGENTI_CACHE_DIR)")
 	dir := fs.String("dir", defaultDir(), "sandbox state dir ($KAGENTI_SANDBOX_DIR)")
 	components := fs.String("components", "", "comma-separated components to start (default: kubernetes,spire,keycloak)")
+	nodes := fs.Int("nodes", 2, "simulated (kwok) nodes")
+	podsPerNode := fs.Int("pods-per-node", 110, "pods each simulated node holds")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -82,7 +84,7 @@ func run(ctx context.Context, args []string) error {
 		if err := os.RemoveAll(*dir); err != nil {
 			return err
 		}
-		opts := testenv.Options{Dir: *dir, CacheDir: *cacheDir, Log: os.Stderr}
+		opts := testenv.Options{Dir: *dir, CacheDir: *cacheDir, Log: os.Stderr, Nodes: *nodes, PodsPerNode: *podsPerNode}
 		if *components != "" {
 			opts.Components = strings.Split(*components, ",")
 		}

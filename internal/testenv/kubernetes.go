@@ -240,7 +240,7 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 		return err
 	}
 	for i := range s.opts.Nodes {
-		if err := createFakeNode(ctx, client, fmt.Sprintf("kwok-node-%d", i)); err != nil {
+		if err := createFakeNode(ctx, client, fmt.Sprintf("kwok-node-%d", i), s.opts.PodsPerNode); err != nil {
 			return err
 		}
 	}
@@ -270,11 +270,11 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 	})
 }
 
-func createFakeNode(ctx context.Context, client kubernetes.Interface, name string) error {
+func createFakeNode(ctx context.Context, client kubernetes.Interface, name string, pods int) error {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("32"),
 		corev1.ResourceMemory: resource.MustParse("256Gi"),
-		corev1.ResourcePods:   resource.MustParse("110"),
+		corev1.ResourcePods:   *resource.NewQuantity(int64(pods), resource.DecimalSI),
 	}
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{

@@ -35,7 +35,10 @@ type Options struct {
 	CacheDir string
 	// Components to start (all when empty).
 	Components []string
-	Nodes      int
+	// Nodes is the number of simulated (kwok) nodes (default 2) and PodsPerNode the pods each
+	// holds (default 110, the kubelet's); a benchmark sets them to fit its largest run.
+	Nodes       int
+	PodsPerNode int
 	// Volumes is the number of static PersistentVolumes to offer (a claim binds one for good).
 	Volumes       int
 	TrustDomain   string
@@ -80,6 +83,9 @@ func (o Options) withDefaults() Options {
 	}
 	if len(o.Components) == 0 {
 		o.Components = []string{ComponentKubernetes, ComponentSpire, ComponentKeycloak}
+	}
+	if o.PodsPerNode == 0 {
+		o.PodsPerNode = 110
 	}
 	if o.Nodes == 0 {
 		o.Nodes = 2
