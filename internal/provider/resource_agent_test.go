@@ -364,8 +364,9 @@ resource "kagenti_agent" "remote" {
 	})
 }
 
-// Bad input fails at plan time, on the attribute, with what is allowed.
-func TestAccAgentResource_PlanTimeValidation(t *testing.T) {
+// Bad input fails at plan time, on the attribute, with what is allowed. No backend is needed
+// (unit test under the Terraform CLI), but for the unknown tool, which is looked up.
+func TestAgentResource_PlanTimeValidation(t *testing.T) {
 	base := `
 resource "kagenti_agent" "bad" {
   name      = %q
@@ -387,7 +388,6 @@ resource "kagenti_agent" "bad" {
 		"bad env name":               {"a", "langgraph", "ghcr.io/x/y:1", `  env = { "1X" = "y" }`, `environment variable names`},
 		"bad quantity":               {"a", "langgraph", "ghcr.io/x/y:1", `  persistence = { size = "lots" }`, `must be a positive quantity`},
 		"unknown patch target":       {"a", "langgraph", "ghcr.io/x/y:1", `  composition = { patches = [{ target = "hpa", type = "merge", patch = "{}" }] }`, `composition.patches\[0\].target`},
-		"unknown tool":               {"a", "langgraph", "ghcr.io/x/y:1", `  tools = ["team1/no-such-tool"]`, `No kagenti_tool "team1/no-such-tool" exists`},
 		"image and endpoint":         {"a", "langgraph", "ghcr.io/x/y:1", `  endpoint = "http://127.0.0.1:1"`, `one \(and only one\) of \[image,endpoint\]`},
 		"port out of range":          {"a", "langgraph", "ghcr.io/x/y:1", `  port = 70000`, `between 1 and 65535`},
 		"unknown resource":           {"a", "langgraph", "ghcr.io/x/y:1", `  resources = { requests = { gpu = "1" } }`, `resources.requests`},
@@ -396,7 +396,7 @@ resource "kagenti_agent" "bad" {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			testAccRun(t, resource.TestCase{
+			unitTest(t, resource.TestCase{
 				Steps: []resource.TestStep{{
 					Config:      fmt.Sprintf(base, tc.name, tc.framework, tc.image, tc.extra),
 					PlanOnly:    true,
@@ -405,6 +405,18 @@ resource "kagenti_agent" "bad" {
 			})
 		})
 	}
+}
+
+// A tool id that names no kagenti_tool fails at plan time (the only check that reads the cluster).
+func TestAccAgentResource_PlanTimeUnknownTool(t *testing.T) {
+	testAccRun(t, resource.TestCase{
+		Steps: []resource.TestStep{{
+			Config: "resource \"kagenti_agent\" \"bad\" {\n  name = \"a\"\n  namespace = \"team1\"\n  framework = \"langgraph\"\n" +
+				"  image = \"ghcr.io/x/y:1\"\n  tools = [\"team1/no-such-tool\"]\n}\n",
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`No kagenti_tool "team1/no-such-tool" exists`),
+		}},
+	})
 }
 
 // An agent with an identity block: its service account gets a SPIRE entry and a Keycloak client
