@@ -150,12 +150,12 @@ func TestAccProvider_PlanTimeValidation(t *testing.T) {
 		block string
 		want  string
 	}{
-		"host must be a URL":                   {`kubernetes { host = "127.0.0.1:6443" }`, `must be an http\(s\) URL`},
-		"spire address must be a unix socket":  {`spire { address = "127.0.0.1:8081" }`, `must be a unix socket address`},
-		"trust domain without scheme":          {`spire { trust_domain = "spiffe://example.org" }`, `must be a trust domain name`},
-		"client certificate needs its key":     {`kubernetes { client_certificate = "x" }`, `client_key`},
-		"keycloak password needs the username": {`keycloak { password = "x" }`, `username`},
-		"label domain must be a DNS subdomain": {`label_domain = "Kagenti IO"`, `must be a DNS subdomain`},
+		"host must be a URL":                          {`kubernetes { host = "127.0.0.1:6443" }`, `must be an http\(s\) URL`},
+		"spire address must be a socket or host:port": {`spire { address = "https://spire:8081" }`, `must be a unix socket address`},
+		"trust domain without scheme":                 {`spire { trust_domain = "spiffe://example.org" }`, `must be a trust domain name`},
+		"client certificate needs its key":            {`kubernetes { client_certificate = "x" }`, `client_key`},
+		"keycloak password needs the username":        {`keycloak { password = "x" }`, `username`},
+		"label domain must be a DNS subdomain":        {`label_domain = "Kagenti IO"`, `must be a DNS subdomain`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -98,12 +98,6 @@ func TestAccPlatformResource_AdoptedNamespaceAndDrift(t *testing.T) {
 						ImportStateVerifyIgnore: []string{"timeouts"},
 					},
 					{
-						Config:          testAccAdoptedPlatformConfig(ns, agents, "debug"),
-						ResourceName:    platform,
-						ImportState:     true,
-						ImportStateKind: resource.ImportBlockWithID,
-					},
-					{
 						// Out of band: the router's image is edited. The plan shows it, apply repairs it.
 						PreConfig: func() {
 							patch := `[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"ghcr.io/kagenti/kagenti-router:evil"}]`

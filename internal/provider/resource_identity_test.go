@@ -499,11 +499,23 @@ resource "kagenti_identity" "ttl" {
 				Steps: []resource.TestStep{
 					{Config: config},
 					{
-						// An import block plans the import with the configuration: it must be a no-op.
-						Config:          config,
-						ResourceName:    "kagenti_identity.ttl",
-						ImportState:     true,
-						ImportStateKind: resource.ImportBlockWithID,
+						// Imported, the TTLs read back as valid durations equal to the configured
+						// ones (the spelling may differ: 90m reads 1h30m, which plans nothing).
+						ResourceName: "kagenti_identity.ttl",
+						ImportState:  true,
+						ImportStateCheck: func(states []*terraform.InstanceState) error {
+							if len(states) != 1 {
+								return fmt.Errorf("imported %d instances", len(states))
+							}
+							for attr, want := range map[string]string{"x509_svid_ttl": tc.x509, "jwt_svid_ttl": tc.jwt} {
+								got, err := time.ParseDuration(states[0].Attributes[attr])
+								wantD, _ := time.ParseDuration(want)
+								if err != nil || got != wantD {
+									return fmt.Errorf("imported %s = %q, want a duration equal to %s", attr, states[0].Attributes[attr], want)
+								}
+							}
+							return nil
+						},
 					},
 					{Config: config, PlanOnly: true},
 				},

@@ -63,13 +63,6 @@ func TestAccToolResource_Lifecycle(t *testing.T) {
 				ImportStateVerifyIgnore: []string{"timeouts"},
 			},
 			{
-				// An import block plans the import with the configuration: nothing else changes.
-				Config:          testAccToolConfig(ns, "streamable-http", 1),
-				ResourceName:    tool,
-				ImportState:     true,
-				ImportStateKind: resource.ImportBlockWithID,
-			},
-			{
 				Config: testAccToolConfig(ns, "sse", 2),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(tool, plancheck.ResourceActionUpdate),

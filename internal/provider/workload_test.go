@@ -100,13 +100,6 @@ func TestAccAgentResource_PodSettings(t *testing.T) {
 				ImportStateVerifyIgnore: []string{"timeouts"},
 			},
 			{
-				// An import block plans the import with the configuration: nothing else changes.
-				Config:          testAccPodSettingsConfig(ns, "amd64", ""),
-				ResourceName:    agent,
-				ImportState:     true,
-				ImportStateKind: resource.ImportBlockWithID,
-			},
-			{
 				// An existing account: ours is pruned, the pods run as that one.
 				Config: testAccPodSettingsConfig(ns, "amd64", "shared"),
 				Check: resource.ComposeTestCheckFunc(

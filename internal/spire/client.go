@@ -75,12 +75,10 @@ func dialTLS(ctx context.Context, cfg Config) (*Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load the provider's X509-SVID from %s and %s: %w", cfg.X509SVIDFile, cfg.X509SVIDKeyFile, err)
 		}
+		// The bundle is the server's trust domain's, which issued the provider's admin SVID: a
+		// configured trust domain that differs is reported below, by name, not as a failed
+		// handshake.
 		td := svid.ID.TrustDomain()
-		if cfg.TrustDomain != "" {
-			if td, err = spiffeid.TrustDomainFromString(cfg.TrustDomain); err != nil {
-				return nil, err
-			}
-		}
 		if cfg.BundleFile == "" {
 			return nil, errors.New("the SPIRE server API over TCP needs the trust bundle that verifies the server (bundle_file)")
 		}
@@ -97,6 +95,11 @@ func dialTLS(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		closeQuietly(closer)
 		return nil, fmt.Errorf("the provider's X509-SVID: %w", err)
+	}
+	if served := own.ID.TrustDomain().Name(); cfg.TrustDomain != "" && cfg.TrustDomain != served && cfg.ServerID == "" {
+		closeQuietly(closer)
+		return nil, fmt.Errorf("SPIRE server at %s serves trust domain %q, not the configured %q (the provider's admin X509-SVID %s is "+
+			"the server's): fix spire.trust_domain, or set spire.server_id for a server of another trust domain", cfg.Address, served, cfg.TrustDomain, own.ID)
 	}
 	serverID, err := ServerID(cfg, own.ID.TrustDomain())
 	if err != nil {

@@ -161,7 +161,7 @@ func TestConnectTCP(t *testing.T) {
 				ServerID: "spiffe://example.org/not/the/server"}},
 		"other trust domain configured": {reason: "the server's trust domain must be the configured one",
 			cfg:     spire.Config{Address: addr, TrustDomain: "other.org", X509SVIDFile: svidFile, X509SVIDKeyFile: keyFile, BundleFile: bundleFile},
-			wantErr: "get trust bundle"},
+			wantErr: `serves trust domain "example.org", not the configured "other.org"`},
 		"no credentials": {reason: "TCP needs an SVID", cfg: spire.Config{Address: addr}, wantErr: "needs the provider's X509-SVID"},
 		"missing files": {reason: "the error names the files",
 			cfg:     spire.Config{Address: addr, X509SVIDFile: filepath.Join(dir, "none.pem"), X509SVIDKeyFile: keyFile, BundleFile: bundleFile},
