@@ -301,10 +301,31 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv, mode teste
 		if !k8s {
 			return env.spire.GetEntry(ctx, id)
 		}
-		entries, err := env.waitEntry(ctx, spiffeID, func(es []spire.Entry) bool { return len(es) == 1 && es[0].JWTSVIDTTL == jwtTTL })
+		// A ClusterSPIFFEID selects the namespace's pods, and the controller manager makes an
+		// entry per pod, each with the identity's k8s:sa selector: only the entry of the pod
+		// that runs as that account can ever be issued. That one is checked.
+		sa := spiffeID[strings.LastIndex(spiffeID, "/")+1:]
+		pod, err := kube.CoreV1().Pods(ns).Get(ctx, sa, metav1.GetOptions{})
 		if err != nil {
 			return spire.Entry{}, err
 		}
+		ofPod := func(es []spire.Entry) []spire.Entry {
+			var mine []spire.Entry
+			for _, e := range es {
+				if slices.Contains(e.Selectors, "k8s:pod-uid:"+string(pod.UID)) {
+					mine = append(mine, e)
+				}
+			}
+			return mine
+		}
+		entries, err := env.waitEntry(ctx, spiffeID, func(es []spire.Entry) bool {
+			mine := ofPod(es)
+			return len(mine) == 1 && mine[0].JWTSVIDTTL == jwtTTL
+		})
+		if err != nil {
+			return spire.Entry{}, err
+		}
+		entries = ofPod(entries)
 		parent := "spiffe://" + td + "/spire/agent/k8s_psat/" + testenv.ControllerManagerClusterName + "/"
 		if e := entries[0]; !strings.HasPrefix(e.ParentID, parent) || !strings.HasPrefix(e.ID, testenv.ControllerManagerEntryPrefix) {
 			return e, fmt.Errorf("entry of %s is not the controller manager's for a node: %+v", spiffeID, e)
@@ -454,7 +475,13 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv, mode teste
 					plancheck.ExpectResourceAction("kagenti_identity.caller", plancheck.ResourceActionCreate),
 				}},
 				Check: func(*terraform.State) error {
-					if entries, err := env.waitEntry(ctx, callerID, func(es []spire.Entry) bool { return len(es) == 1 }); err != nil {
+					// Over the server API, the one entry; with ClusterSPIFFEIDs, the one of the pod
+					// that runs as the caller's account (see entryOf).
+					if k8s {
+						if e, err := entryOf(callerID, "", 5*time.Minute); err != nil {
+							return fmt.Errorf("caller entry not re-created: %v %v", e, err)
+						}
+					} else if entries, err := env.waitEntry(ctx, callerID, func(es []spire.Entry) bool { return len(es) == 1 }); err != nil {
 						return fmt.Errorf("caller entry not re-created: %v %v", entries, err)
 					}
 					// The repaired pair works again end to end.
