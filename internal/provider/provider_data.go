@@ -135,6 +135,7 @@ func validateResolved(d *providerData) diag.Diagnostics {
 	}
 	k := d.kubeConfig
 	check(k.Host, httpURL.MatchString(k.Host), path.Root("kubernetes").AtName("host"), "KUBE_HOST", "it must be an http(s) URL such as https://127.0.0.1:6443")
+	check(k.ProxyURL, proxyURL.MatchString(k.ProxyURL), path.Root("kubernetes").AtName("proxy_url"), "KUBE_PROXY_URL", "it must be an http, https or socks5 URL such as socks5://127.0.0.1:1080")
 	s := d.spireConfig
 	check(s.Address, spireAddress.MatchString(s.Address), path.Root("spire").AtName("address"), "KAGENTI_SPIRE_ADDRESS", "it must be a unix socket address such as unix:///run/spire/server.sock")
 	check(s.TrustDomain, trustDomainRe.MatchString(s.TrustDomain), path.Root("spire").AtName("trust_domain"), "KAGENTI_SPIRE_TRUST_DOMAIN", "it must be a trust domain name such as example.org")
