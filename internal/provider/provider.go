@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -18,7 +19,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
-	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 )
 
 // Ensure kagentiProvider satisfies the framework interfaces.
@@ -82,13 +82,18 @@ type spireConfigModel struct {
 }
 
 type keycloakConfigModel struct {
-	URL          types.String `tfsdk:"url"`
-	Realm        types.String `tfsdk:"realm"`
-	AuthRealm    types.String `tfsdk:"auth_realm"`
-	ClientID     types.String `tfsdk:"client_id"`
-	ClientSecret types.String `tfsdk:"client_secret"`
-	Username     types.String `tfsdk:"username"`
-	Password     types.String `tfsdk:"password"`
+	URL                   types.String `tfsdk:"url"`
+	BasePath              types.String `tfsdk:"base_path"`
+	ManagedRealm          types.String `tfsdk:"managed_realm"`
+	Realm                 types.String `tfsdk:"realm"`
+	AuthRealm             types.String `tfsdk:"auth_realm"`
+	ClientID              types.String `tfsdk:"client_id"`
+	ClientSecret          types.String `tfsdk:"client_secret"`
+	Username              types.String `tfsdk:"username"`
+	Password              types.String `tfsdk:"password"`
+	RootCACertificate     types.String `tfsdk:"root_ca_certificate"`
+	TLSInsecureSkipVerify types.Bool   `tfsdk:"tls_insecure_skip_verify"`
+	ClientTimeout         types.Int64  `tfsdk:"client_timeout"`
 }
 
 // DefaultLabelDomain prefixes every label and annotation the provider writes.
@@ -97,6 +102,8 @@ const DefaultLabelDomain = "kagenti.io"
 var (
 	dnsSubdomain   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	httpURL        = regexp.MustCompile(`^https?://[^\s/]+(/\S*)?$`)
+	basePathRe     = regexp.MustCompile(`^/[^\s?#]*$`)
+	pemCertRe      = regexp.MustCompile(`-----BEGIN CERTIFICATE-----`)
 	proxyURL       = regexp.MustCompile(`^(https?|socks5)://[^\s/]+/?$`)
 	spireAddress   = regexp.MustCompile(`^unix:///\S+$`)
 	trustDomainRe  = regexp.MustCompile(`^[a-z0-9._-]+$`)
@@ -290,22 +297,60 @@ func (p *kagentiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 			},
 			"keycloak": schema.SingleNestedBlock{
 				MarkdownDescription: "The Keycloak that controls access. Log in either as an admin user (`username`, `password`) " +
-					"or as a service-account client (`client_id`, `client_secret`).",
+					"or as a service-account client (`client_id`, `client_secret`). The login settings mean what they mean in the " +
+					"keycloak/keycloak provider, with one exception: the realm. There `realm` is the realm to log in to; here the " +
+					"realm to log in to is `auth_realm` and the realm that holds agent and tool clients is `managed_realm`. `realm` " +
+					"is accepted only as the deprecated name of `managed_realm` next to an explicit `auth_realm`; alone it is an " +
+					"error, so that a block copied from keycloak/keycloak never manages its login realm by mistake.",
 				Attributes: map[string]schema.Attribute{
 					"url": schema.StringAttribute{
 						MarkdownDescription: "Base URL, e.g. `https://keycloak.example.com`. Env: `KAGENTI_KEYCLOAK_URL`.",
 						Optional:            true,
 						Validators:          []validator.String{stringvalidator.RegexMatches(httpURL, "must be an http(s) URL such as https://keycloak.example.com")},
 					},
+					"base_path": schema.StringAttribute{
+						MarkdownDescription: "Context path Keycloak is served under, appended to `url`: `/auth` for Keycloak before " +
+							"version 17 or a server started with `--http-relative-path=/auth`. Defaults to none. Env: `KAGENTI_KEYCLOAK_BASE_PATH`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(basePathRe, "must be a path such as /auth")},
+					},
+					"managed_realm": schema.StringAttribute{
+						MarkdownDescription: "Realm that holds agent and tool clients: the realm this provider manages. Defaults to " +
+							"`kagenti`. Env: `KAGENTI_KEYCLOAK_MANAGED_REALM` (or the older `KAGENTI_KEYCLOAK_REALM`).",
+						Optional: true,
+						Validators: []validator.String{stringvalidator.LengthBetween(1, 255),
+							stringvalidator.ConflictsWith(path.MatchRelative().AtParent().AtName("realm"))},
+					},
 					"realm": schema.StringAttribute{
-						MarkdownDescription: "Realm that holds agent and tool clients. Defaults to `kagenti`. Env: `KAGENTI_KEYCLOAK_REALM`.",
-						Optional:            true,
-						Validators:          []validator.String{stringvalidator.LengthBetween(1, 255)},
+						MarkdownDescription: "Deprecated name of `managed_realm`, accepted only together with `auth_realm`. In the " +
+							"keycloak/keycloak provider `realm` is the realm to log in to, which is `auth_realm` here.",
+						DeprecationMessage: "Use managed_realm for the realm that holds agent and tool clients (auth_realm is the realm to log in to). " +
+							"realm means the login realm in keycloak/keycloak's provider, so it is being retired here.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.LengthBetween(1, 255)},
 					},
 					"auth_realm": schema.StringAttribute{
-						MarkdownDescription: "Realm to log in to. Defaults to `master`. Env: `KAGENTI_KEYCLOAK_AUTH_REALM`.",
+						MarkdownDescription: "Realm to log in to (`realm` in the keycloak/keycloak provider). Defaults to `master`. " +
+							"Env: `KAGENTI_KEYCLOAK_AUTH_REALM`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.LengthBetween(1, 255)},
+					},
+					"root_ca_certificate": schema.StringAttribute{
+						MarkdownDescription: "PEM-encoded CA certificates that sign Keycloak's certificate, trusted in addition to the " +
+							"system's, e.g. `file(\"keycloak-ca.pem\")`. Env: `KAGENTI_KEYCLOAK_ROOT_CA_CERTIFICATE` (the PEM) or " +
+							"`KAGENTI_KEYCLOAK_ROOT_CA_FILE` (a path to it).",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(pemCertRe, "must be a PEM certificate (-----BEGIN CERTIFICATE-----)")},
+					},
+					"tls_insecure_skip_verify": schema.BoolAttribute{
+						MarkdownDescription: "Skip verification of Keycloak's certificate. For tests only: prefer `root_ca_certificate`. " +
+							"Env: `KAGENTI_KEYCLOAK_TLS_INSECURE_SKIP_VERIFY`.",
+						Optional: true,
+					},
+					"client_timeout": schema.Int64Attribute{
+						MarkdownDescription: "Timeout of each request to Keycloak, in seconds. Defaults to `30`. Env: `KAGENTI_KEYCLOAK_CLIENT_TIMEOUT`.",
 						Optional:            true,
-						Validators:          []validator.String{stringvalidator.LengthBetween(1, 255)},
+						Validators:          []validator.Int64{int64validator.Between(1, 3600)},
 					},
 					"client_id": schema.StringAttribute{
 						MarkdownDescription: "Client to log in with. Defaults to `admin-cli`. Env: `KAGENTI_KEYCLOAK_CLIENT_ID`.",
@@ -342,6 +387,7 @@ func (p *kagentiProvider) ValidateConfig(ctx context.Context, req provider.Valid
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	resp.Diagnostics.Append(validateKeycloakRealms(cfg.Keycloak)...)
 	if k := cfg.Kubernetes; k != nil && k.Exec != nil && !k.Exec.Command.IsUnknown() && k.Exec.Command.ValueString() == "" &&
 		os.Getenv("KUBE_EXEC_COMMAND") == "" {
 		resp.Diagnostics.AddAttributeError(path.Root("kubernetes").AtName("exec").AtName("command"),
@@ -401,18 +447,10 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 		return
 	}
 
-	kcc := cfg.Keycloak
-	if kcc == nil {
-		kcc = &keycloakConfigModel{}
-	}
-	data.keycloakConfig = keycloak.Config{
-		URL:          stringOr(kcc.URL, "KAGENTI_KEYCLOAK_URL", ""),
-		Realm:        stringOr(kcc.Realm, "KAGENTI_KEYCLOAK_REALM", "kagenti"),
-		AuthRealm:    stringOr(kcc.AuthRealm, "KAGENTI_KEYCLOAK_AUTH_REALM", "master"),
-		ClientID:     stringOr(kcc.ClientID, "KAGENTI_KEYCLOAK_CLIENT_ID", "admin-cli"),
-		ClientSecret: stringOr(kcc.ClientSecret, "KAGENTI_KEYCLOAK_CLIENT_SECRET", ""),
-		Username:     stringOr(kcc.Username, "KAGENTI_KEYCLOAK_USERNAME", ""),
-		Password:     stringOr(kcc.Password, "KAGENTI_KEYCLOAK_PASSWORD", ""),
+	data.keycloakConfig, diags = resolveKeycloak(cfg.Keycloak)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
 	// Values from the environment get the same checks as configured ones; the error names the
 	// attribute the value stands for.

@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/kubeconfig"
 )
 
@@ -86,4 +90,84 @@ func resolveKubernetes(ctx context.Context, kc *kubernetesConfigModel) (kubeconf
 				"command is: set kubernetes.exec.command or KUBE_EXEC_COMMAND.")
 	}
 	return c, diags
+}
+
+// resolveKeycloak turns the keycloak block into connection settings, each unset field falling
+// back to its KAGENTI_KEYCLOAK_* variable.
+func resolveKeycloak(kcc *keycloakConfigModel) (keycloak.Config, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	if kcc == nil {
+		kcc = &keycloakConfigModel{}
+	}
+	managed := kcc.ManagedRealm
+	if managed.IsNull() {
+		// The deprecated name; validateKeycloakRealms has made sure it comes with auth_realm.
+		managed = kcc.Realm
+	}
+	c := keycloak.Config{
+		URL:      stringOr(kcc.URL, "KAGENTI_KEYCLOAK_URL", ""),
+		BasePath: stringOr(kcc.BasePath, "KAGENTI_KEYCLOAK_BASE_PATH", ""),
+		Realm: stringOr(managed, "KAGENTI_KEYCLOAK_MANAGED_REALM",
+			stringOr(types.StringNull(), "KAGENTI_KEYCLOAK_REALM", "kagenti")),
+		AuthRealm:             stringOr(kcc.AuthRealm, "KAGENTI_KEYCLOAK_AUTH_REALM", "master"),
+		ClientID:              stringOr(kcc.ClientID, "KAGENTI_KEYCLOAK_CLIENT_ID", "admin-cli"),
+		ClientSecret:          stringOr(kcc.ClientSecret, "KAGENTI_KEYCLOAK_CLIENT_SECRET", ""),
+		Username:              stringOr(kcc.Username, "KAGENTI_KEYCLOAK_USERNAME", ""),
+		Password:              stringOr(kcc.Password, "KAGENTI_KEYCLOAK_PASSWORD", ""),
+		RootCACertificate:     stringOr(kcc.RootCACertificate, "KAGENTI_KEYCLOAK_ROOT_CA_CERTIFICATE", ""),
+		TLSInsecureSkipVerify: boolOr(kcc.TLSInsecureSkipVerify, "KAGENTI_KEYCLOAK_TLS_INSECURE_SKIP_VERIFY"),
+	}
+	caPath := path.Root("keycloak").AtName("root_ca_certificate")
+	if file := os.Getenv("KAGENTI_KEYCLOAK_ROOT_CA_FILE"); c.RootCACertificate == "" && file != "" {
+		pem, err := os.ReadFile(file)
+		if err != nil {
+			diags.AddAttributeError(caPath, "Invalid Provider Setting",
+				"KAGENTI_KEYCLOAK_ROOT_CA_FILE names a file that cannot be read: set it to a PEM file of the CA that signs "+
+					"Keycloak's certificate.\n\nOriginal Error: "+err.Error())
+		}
+		c.RootCACertificate = string(pem)
+	}
+	if _, err := keycloak.TLSConfig(c.RootCACertificate, false); err != nil {
+		diags.AddAttributeError(caPath, "Invalid Provider Setting",
+			"The value of keycloak.root_ca_certificate (or KAGENTI_KEYCLOAK_ROOT_CA_CERTIFICATE, KAGENTI_KEYCLOAK_ROOT_CA_FILE) "+
+				"must hold PEM certificates (-----BEGIN CERTIFICATE-----).")
+	}
+	timeoutPath := path.Root("keycloak").AtName("client_timeout")
+	switch v := os.Getenv("KAGENTI_KEYCLOAK_CLIENT_TIMEOUT"); {
+	case !kcc.ClientTimeout.IsNull() && !kcc.ClientTimeout.IsUnknown():
+		c.ClientTimeout = time.Duration(kcc.ClientTimeout.ValueInt64()) * time.Second
+	case v != "":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 3600 {
+			diags.AddAttributeError(timeoutPath, "Invalid Provider Setting",
+				"KAGENTI_KEYCLOAK_CLIENT_TIMEOUT must be a number of seconds between 1 and 3600, got "+strconv.Quote(v)+".")
+		}
+		c.ClientTimeout = time.Duration(n) * time.Second
+	}
+	if c.BasePath != "" && !basePathRe.MatchString(c.BasePath) {
+		diags.AddAttributeError(path.Root("keycloak").AtName("base_path"), "Invalid Provider Setting",
+			"The value of keycloak.base_path (or KAGENTI_KEYCLOAK_BASE_PATH) must be a path such as /auth, got "+strconv.Quote(c.BasePath)+".")
+	}
+	return c, diags
+}
+
+// validateKeycloakRealms keeps the realm unambiguous next to keycloak/keycloak's provider, where
+// `realm` is the realm to log in to. Here the managed realm is `managed_realm`; the old name
+// `realm` is still read as the managed realm, but only next to an explicit `auth_realm`, which
+// only a block written for this provider has. Alone, `realm` is refused rather than guessed.
+func validateKeycloakRealms(kcc *keycloakConfigModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if kcc == nil || kcc.Realm.IsNull() || kcc.Realm.IsUnknown() {
+		return diags
+	}
+	if kcc.AuthRealm.IsNull() && kcc.ManagedRealm.IsNull() {
+		realm := kcc.Realm.ValueString()
+		diags.AddAttributeError(path.Root("keycloak").AtName("realm"), "Ambiguous Keycloak Realm",
+			"keycloak.realm is the realm to log in to in the keycloak/keycloak provider, but was the realm to manage here. "+
+				"Say which one "+strconv.Quote(realm)+" is:\n"+
+				"  - the realm that holds agent and tool clients: managed_realm = "+strconv.Quote(realm)+"\n"+
+				"  - the realm the admin user or client logs in to: auth_realm = "+strconv.Quote(realm)+"\n"+
+				"and remove realm. (managed_realm defaults to \"kagenti\", auth_realm to \"master\".)")
+	}
+	return diags
 }
