@@ -43,6 +43,12 @@ func resolveKubernetes(ctx context.Context, kc *kubernetesConfigModel) (kubeconf
 	}
 	if !kc.ConfigPaths.IsNull() && !kc.ConfigPaths.IsUnknown() {
 		diags.Append(kc.ConfigPaths.ElementsAs(ctx, &c.ConfigPaths, false)...)
+		// Configured paths beat KUBE_CONFIG_PATH from the environment (the two conflict in the
+		// configuration itself).
+		c.ConfigPath = ""
+		if !kc.ConfigPath.IsNull() && !kc.ConfigPath.IsUnknown() {
+			c.ConfigPath = kc.ConfigPath.ValueString()
+		}
 	} else if v := os.Getenv("KUBE_CONFIG_PATHS"); v != "" {
 		for _, p := range filepath.SplitList(v) {
 			if p != "" {

@@ -63,6 +63,16 @@ func TestResolveKubernetes(t *testing.T) {
 				ProxyURL: types.StringValue("http://cfg:3128")},
 			want: kubeconfig.Config{ConfigPaths: []string{"/cfg.yaml"}, TLSServerName: "cfg", ProxyURL: "http://cfg:3128"},
 		},
+		"configured config_paths beat KUBE_CONFIG_PATH": {
+			env:  map[string]string{"KUBE_CONFIG_PATH": "/env.yaml"},
+			in:   &kubernetesConfigModel{ConfigPaths: testStringList("/a.yaml", "/b.yaml")},
+			want: kubeconfig.Config{ConfigPaths: []string{"/a.yaml", "/b.yaml"}},
+		},
+		"KUBE_CONFIG_PATH comes with KUBE_CONFIG_PATHS and wins later": {
+			reason: "kubeconfig.RESTConfig reads config_path first, as hashicorp/kubernetes does",
+			env:    map[string]string{"KUBE_CONFIG_PATH": "/one.yaml", "KUBE_CONFIG_PATHS": "/a.yaml"},
+			want:   kubeconfig.Config{ConfigPath: "/one.yaml", ConfigPaths: []string{"/a.yaml"}},
+		},
 		"a credential plugin comes from KUBE_EXEC_* without a block": {
 			reason: "a runner sets the plugin in its environment, the configuration stays the same for every runner",
 			env: map[string]string{"KUBE_HOST": "https://eks.example", "KUBE_EXEC_COMMAND": "aws",
