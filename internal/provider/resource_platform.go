@@ -103,7 +103,7 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				MarkdownDescription: "Router image. Defaults to `ghcr.io/kagenti/kagenti-router:<provider version>`, the " +
 					"linux/amd64 and linux/arm64 image index each release publishes. To pull from a private registry, copy that " +
 					"index there and set this to the copy, pinned by digest: see the router guide.",
-				Optional:            true, Computed: true,
+				Optional: true, Computed: true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"router_replicas": rschema.Int64Attribute{
