@@ -1,4 +1,4 @@
-# Every setting may also come from the environment (KUBECONFIG, KAGENTI_SPIRE_ADDRESS,
+# Every setting may also come from the environment (KUBECONFIG, KUBE_*, KAGENTI_SPIRE_ADDRESS,
 # KAGENTI_SPIRE_X509_SVID_FILE, KAGENTI_KEYCLOAK_URL, ...); a backend left unset is simply not
 # used, and plans contact a backend only to read state.
 provider "kagenti" {
@@ -19,10 +19,15 @@ provider "kagenti" {
   }
 
   keycloak {
-    url           = "https://keycloak.example.com"
-    realm         = "kagenti"
+    url = "https://keycloak.example.com"
+    # The realm that holds agent and tool clients, and the realm the client logs in to
+    # (keycloak/keycloak's provider calls the latter `realm`).
+    managed_realm = "kagenti"
+    auth_realm    = "master"
     client_id     = "terraform"
     client_secret = var.keycloak_client_secret
+    # Keycloak behind a private CA.
+    root_ca_certificate = file("${path.module}/keycloak-ca.pem")
   }
 }
 

@@ -4,6 +4,8 @@ package keycloak
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,13 +19,24 @@ import (
 // service account with realm-management roles) or Username/Password (an admin user, through
 // ClientID, by default admin-cli) must be set.
 type Config struct {
-	URL          string
+	URL string
+	// BasePath is the context path Keycloak is served under, e.g. "/auth" for Keycloak before
+	// version 17 or a server started with --http-relative-path=/auth.
+	BasePath string
+	// Realm is the realm this client manages (agent and tool clients); AuthRealm the realm it
+	// logs in to.
 	Realm        string
 	AuthRealm    string
 	ClientID     string
 	ClientSecret string
 	Username     string
 	Password     string
+	// RootCACertificate is PEM: the CAs that sign Keycloak's certificate, trusted in addition
+	// to the system's.
+	RootCACertificate     string
+	TLSInsecureSkipVerify bool
+	// ClientTimeout bounds each HTTP request (30 s when zero).
+	ClientTimeout time.Duration
 }
 
 // Client is a logged-in admin client for one realm. It refreshes its token before expiry: admin
@@ -44,6 +57,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, errors.New("keycloak url is not set")
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	if bp := strings.Trim(cfg.BasePath, "/"); bp != "" {
+		cfg.URL += "/" + bp
+	}
 	if cfg.AuthRealm == "" {
 		cfg.AuthRealm = "master"
 	}
@@ -53,12 +69,43 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Realm == "" {
 		return nil, errors.New("keycloak realm is not set")
 	}
+	tlsConfig, err := TLSConfig(cfg.RootCACertificate, cfg.TLSInsecureSkipVerify)
+	if err != nil {
+		return nil, err
+	}
+	timeout := cfg.ClientTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
 	c := &Client{gc: gocloak.NewClient(cfg.URL), cfg: cfg}
-	c.gc.RestyClient().SetTimeout(30 * time.Second)
+	c.gc.RestyClient().SetTimeout(timeout)
+	if tlsConfig != nil {
+		c.gc.RestyClient().SetTLSClientConfig(tlsConfig)
+	}
 	if _, err := c.Token(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// TLSConfig returns the client TLS configuration for a Keycloak behind a private CA (rootCAPEM is
+// added to the system pool) or with verification off; nil when neither is asked for.
+func TLSConfig(rootCAPEM string, insecureSkipVerify bool) (*tls.Config, error) {
+	if rootCAPEM == "" && !insecureSkipVerify {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecureSkipVerify} //nolint:gosec // only when the user asks for it
+	if rootCAPEM != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM([]byte(rootCAPEM)) {
+			return nil, errors.New("keycloak root_ca_certificate holds no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }
 
 // Realm is the realm this client manages.

@@ -68,7 +68,8 @@ func TestAccEnvironmentDataSource_KubeconfigFile(t *testing.T) {
 	testAccPreCheck(t)
 	sb := testAccSandbox
 	t.Setenv("KUBECONFIG", "")
-	for _, k := range []string{"KAGENTI_SPIRE_ADDRESS", "KAGENTI_SPIRE_TRUST_DOMAIN", "KAGENTI_KEYCLOAK_URL", "KAGENTI_KEYCLOAK_USERNAME", "KAGENTI_KEYCLOAK_PASSWORD"} {
+	for _, k := range []string{"KAGENTI_SPIRE_ADDRESS", "KAGENTI_SPIRE_TRUST_DOMAIN", "KAGENTI_KEYCLOAK_URL", "KAGENTI_KEYCLOAK_USERNAME",
+		"KAGENTI_KEYCLOAK_PASSWORD", "KAGENTI_KEYCLOAK_ROOT_CA_FILE", "KAGENTI_KEYCLOAK_MANAGED_REALM"} {
 		t.Setenv(k, "")
 	}
 	config := fmt.Sprintf(`
@@ -82,14 +83,15 @@ provider "kagenti" {
     trust_domain = %q
   }
   keycloak {
-    url      = %q
-    realm    = %q
-    username = %q
-    password = %q
+    url                 = %q
+    managed_realm       = %q
+    username            = %q
+    password            = %q
+    root_ca_certificate = file(%s)
   }
 }
 `, hclPath(sb.Kubernetes.Kubeconfig), sb.Spire.Socket, sb.Spire.TrustDomain, sb.Keycloak.URL, sb.Keycloak.Realm,
-		sb.Keycloak.AdminUser, sb.Keycloak.AdminPassword) + testAccEnvironmentData
+		sb.Keycloak.AdminUser, sb.Keycloak.AdminPassword, hclPath(sb.Keycloak.CAFile)) + testAccEnvironmentData
 	testAccRun(t, resource.TestCase{
 		Steps: []resource.TestStep{{Config: config, ConfigStateChecks: environmentChecks(true, true)}},
 	})
@@ -156,6 +158,11 @@ func TestAccProvider_PlanTimeValidation(t *testing.T) {
 		"client certificate needs its key":            {`kubernetes { client_certificate = "x" }`, `client_key`},
 		"keycloak password needs the username":        {`keycloak { password = "x" }`, `username`},
 		"label domain must be a DNS subdomain":        {`label_domain = "Kagenti IO"`, `must be a DNS subdomain`},
+		"keycloak realm alone is ambiguous":    {`keycloak { realm = "master" }`, `Ambiguous Keycloak Realm`},
+		"managed_realm conflicts with realm":   {`keycloak {` + "\n" + `managed_realm = "a"` + "\n" + `realm = "b"` + "\n" + `auth_realm = "master"` + "\n}", `managed_realm`},
+		"proxy_url must be a proxy URL":        {`kubernetes { proxy_url = "127.0.0.1:3128" }`, `must be an http, https or socks5 URL`},
+		"config_path conflicts with paths":     {`kubernetes {` + "\n" + `config_path = "a"` + "\n" + `config_paths = ["b"]` + "\n}", `config_paths`},
+		"keycloak CA must be PEM":              {`keycloak { root_ca_certificate = "x" }`, `must be a PEM certificate`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

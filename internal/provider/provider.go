@@ -6,9 +6,11 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -17,8 +19,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
-	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
-	"github.com/kagenti/terraform-provider-kagenti/internal/kubeconfig"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
 )
 
@@ -49,15 +49,20 @@ type kagentiProviderModel struct {
 }
 
 type kubernetesConfigModel struct {
-	ConfigPath           types.String     `tfsdk:"config_path"`
-	ConfigContext        types.String     `tfsdk:"config_context"`
-	Host                 types.String     `tfsdk:"host"`
-	Token                types.String     `tfsdk:"token"`
-	ClusterCACertificate types.String     `tfsdk:"cluster_ca_certificate"`
-	ClientCertificate    types.String     `tfsdk:"client_certificate"`
-	ClientKey            types.String     `tfsdk:"client_key"`
-	Insecure             types.Bool       `tfsdk:"insecure"`
-	Exec                 *execConfigModel `tfsdk:"exec"`
+	ConfigPath            types.String     `tfsdk:"config_path"`
+	ConfigPaths           types.List       `tfsdk:"config_paths"`
+	ConfigContext         types.String     `tfsdk:"config_context"`
+	ConfigContextAuthInfo types.String     `tfsdk:"config_context_auth_info"`
+	ConfigContextCluster  types.String     `tfsdk:"config_context_cluster"`
+	Host                  types.String     `tfsdk:"host"`
+	Token                 types.String     `tfsdk:"token"`
+	ClusterCACertificate  types.String     `tfsdk:"cluster_ca_certificate"`
+	ClientCertificate     types.String     `tfsdk:"client_certificate"`
+	ClientKey             types.String     `tfsdk:"client_key"`
+	Insecure              types.Bool       `tfsdk:"insecure"`
+	TLSServerName         types.String     `tfsdk:"tls_server_name"`
+	ProxyURL              types.String     `tfsdk:"proxy_url"`
+	Exec                  *execConfigModel `tfsdk:"exec"`
 }
 
 type execConfigModel struct {
@@ -85,13 +90,18 @@ type spireConfigModel struct {
 }
 
 type keycloakConfigModel struct {
-	URL          types.String `tfsdk:"url"`
-	Realm        types.String `tfsdk:"realm"`
-	AuthRealm    types.String `tfsdk:"auth_realm"`
-	ClientID     types.String `tfsdk:"client_id"`
-	ClientSecret types.String `tfsdk:"client_secret"`
-	Username     types.String `tfsdk:"username"`
-	Password     types.String `tfsdk:"password"`
+	URL                   types.String `tfsdk:"url"`
+	BasePath              types.String `tfsdk:"base_path"`
+	ManagedRealm          types.String `tfsdk:"managed_realm"`
+	Realm                 types.String `tfsdk:"realm"`
+	AuthRealm             types.String `tfsdk:"auth_realm"`
+	ClientID              types.String `tfsdk:"client_id"`
+	ClientSecret          types.String `tfsdk:"client_secret"`
+	Username              types.String `tfsdk:"username"`
+	Password              types.String `tfsdk:"password"`
+	RootCACertificate     types.String `tfsdk:"root_ca_certificate"`
+	TLSInsecureSkipVerify types.Bool   `tfsdk:"tls_insecure_skip_verify"`
+	ClientTimeout         types.Int64  `tfsdk:"client_timeout"`
 }
 
 // DefaultLabelDomain prefixes every label and annotation the provider writes.
@@ -100,6 +110,9 @@ const DefaultLabelDomain = "kagenti.io"
 var (
 	dnsSubdomain   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	httpURL        = regexp.MustCompile(`^https?://[^\s/]+(/\S*)?$`)
+	basePathRe     = regexp.MustCompile(`^/[^\s?#]*$`)
+	pemCertRe      = regexp.MustCompile(`-----BEGIN CERTIFICATE-----`)
+	proxyURL       = regexp.MustCompile(`^(https?|socks5)://[^\s/]+/?$`)
 	spireAddress   = regexp.MustCompile(`^(unix:///\S+|(dns:///)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})$`)
 	unixAddress    = regexp.MustCompile(`^unix:///\S+$`)
 	trustDomainRe  = regexp.MustCompile(`^[a-z0-9._-]+$`)
@@ -127,15 +140,37 @@ func (p *kagentiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 		},
 		Blocks: map[string]schema.Block{
 			"kubernetes": schema.SingleNestedBlock{
-				MarkdownDescription: "How to reach the Kubernetes API; the fields mean what they mean in the hashicorp/kubernetes " +
-					"provider. Without `config_path` or `host`, `KUBECONFIG` is used, then the in-cluster service account.",
+				MarkdownDescription: "How to reach the Kubernetes API; the fields and their environment variables mean what they mean " +
+					"in the hashicorp/kubernetes provider. The kubeconfig files of `config_path` or `config_paths` are read with the " +
+					"other fields as overrides; else `host` and the credential fields are used alone; else the files in `$KUBECONFIG` " +
+					"are read as kubectl reads them; else the in-cluster service account. Reading `$KUBECONFIG` is a deliberate " +
+					"difference from hashicorp/kubernetes (which ignores it): a runner that already works with kubectl needs no settings. " +
+					"To keep a stray `$KUBECONFIG` out of a run, set `config_path` or `host`.",
 				Attributes: map[string]schema.Attribute{
 					"config_path": schema.StringAttribute{
-						MarkdownDescription: "Path to a kubeconfig file. Env: `KUBE_CONFIG_PATH`.",
+						MarkdownDescription: "Path to a kubeconfig file (`~/` is expanded). Env: `KUBE_CONFIG_PATH`.",
 						Optional:            true,
+						Validators: []validator.String{stringvalidator.ConflictsWith(
+							path.MatchRelative().AtParent().AtName("config_paths"))},
+					},
+					"config_paths": schema.ListAttribute{
+						MarkdownDescription: "Paths of kubeconfig files merged as kubectl merges `$KUBECONFIG` (the first file " +
+							"to set a value wins). Env: `KUBE_CONFIG_PATHS`, a list separated like `$PATH` (`:`; `;` on Windows). " +
+							"`KUBE_CONFIG_PATH` wins over `KUBE_CONFIG_PATHS`.",
+						Optional:    true,
+						ElementType: types.StringType,
+						Validators:  []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1))},
 					},
 					"config_context": schema.StringAttribute{
 						MarkdownDescription: "Context of the kubeconfig to use instead of its current context. Env: `KUBE_CTX`.",
+						Optional:            true,
+					},
+					"config_context_auth_info": schema.StringAttribute{
+						MarkdownDescription: "User of the kubeconfig to use instead of the context's (kubectl's `--user`). Env: `KUBE_CTX_AUTH_INFO`.",
+						Optional:            true,
+					},
+					"config_context_cluster": schema.StringAttribute{
+						MarkdownDescription: "Cluster of the kubeconfig to use instead of the context's (kubectl's `--cluster`). Env: `KUBE_CTX_CLUSTER`.",
 						Optional:            true,
 					},
 					"host": schema.StringAttribute{
@@ -169,29 +204,43 @@ func (p *kagentiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 						MarkdownDescription: "Skip verification of the API server's certificate. Env: `KUBE_INSECURE`.",
 						Optional:            true,
 					},
+					"tls_server_name": schema.StringAttribute{
+						MarkdownDescription: "Name to check the API server's certificate against (and to send as SNI) instead of " +
+							"the host's, e.g. `kubernetes.default.svc` through a tunnel. Env: `KUBE_TLS_SERVER_NAME`.",
+						Optional: true,
+					},
+					"proxy_url": schema.StringAttribute{
+						MarkdownDescription: "Proxy for every request to the API server: `http://`, `https://` or `socks5://`. " +
+							"Env: `KUBE_PROXY_URL`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(proxyURL, "must be an http, https or socks5 URL such as socks5://127.0.0.1:1080")},
+					},
 				},
 				Blocks: map[string]schema.Block{
 					"exec": schema.SingleNestedBlock{
-						MarkdownDescription: "A credential plugin that prints an ExecCredential, e.g. a cloud CLI.",
+						MarkdownDescription: "A credential plugin that prints an ExecCredential, e.g. a cloud CLI. Each field falls back " +
+							"to an environment variable, so a runner can set the plugin without a block: `KUBE_EXEC_COMMAND`, " +
+							"`KUBE_EXEC_API_VERSION`, `KUBE_EXEC_ARGS` (a JSON list of strings) and `KUBE_EXEC_ENV` (a JSON object of " +
+							"strings). hashicorp/kubernetes reads no variables for `exec`; these follow its `KUBE_` names.",
 						Attributes: map[string]schema.Attribute{
 							"api_version": schema.StringAttribute{
-								MarkdownDescription: "ExecCredential API version, e.g. `client.authentication.k8s.io/v1`.",
+								MarkdownDescription: "ExecCredential API version. Defaults to `client.authentication.k8s.io/v1`. Env: `KUBE_EXEC_API_VERSION`.",
 								Optional:            true,
 								Validators: []validator.String{stringvalidator.OneOf(
 									"client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")},
 							},
 							"command": schema.StringAttribute{
-								MarkdownDescription: "Command to run.",
+								MarkdownDescription: "Command to run. Env: `KUBE_EXEC_COMMAND`.",
 								Optional:            true,
 							},
 							"args": schema.ListAttribute{
-								MarkdownDescription: "Arguments of the command.",
+								MarkdownDescription: "Arguments of the command. Env: `KUBE_EXEC_ARGS`, a JSON list such as `[\"eks\", \"get-token\"]`.",
 								Optional:            true,
 								ElementType:         types.StringType,
 								Validators:          []validator.List{listvalidator.SizeAtMost(64)},
 							},
 							"env": schema.MapAttribute{
-								MarkdownDescription: "Environment variables of the command.",
+								MarkdownDescription: "Environment variables of the command. Env: `KUBE_EXEC_ENV`, a JSON object such as `{\"AWS_PROFILE\": \"ci\"}`.",
 								Optional:            true,
 								ElementType:         types.StringType,
 							},
@@ -313,22 +362,60 @@ func (p *kagentiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 			},
 			"keycloak": schema.SingleNestedBlock{
 				MarkdownDescription: "The Keycloak that controls access. Log in either as an admin user (`username`, `password`) " +
-					"or as a service-account client (`client_id`, `client_secret`).",
+					"or as a service-account client (`client_id`, `client_secret`). The login settings mean what they mean in the " +
+					"keycloak/keycloak provider, with one exception: the realm. There `realm` is the realm to log in to; here the " +
+					"realm to log in to is `auth_realm` and the realm that holds agent and tool clients is `managed_realm`. `realm` " +
+					"is accepted only as the deprecated name of `managed_realm` next to an explicit `auth_realm`; alone it is an " +
+					"error, so that a block copied from keycloak/keycloak never manages its login realm by mistake.",
 				Attributes: map[string]schema.Attribute{
 					"url": schema.StringAttribute{
 						MarkdownDescription: "Base URL, e.g. `https://keycloak.example.com`. Env: `KAGENTI_KEYCLOAK_URL`.",
 						Optional:            true,
 						Validators:          []validator.String{stringvalidator.RegexMatches(httpURL, "must be an http(s) URL such as https://keycloak.example.com")},
 					},
+					"base_path": schema.StringAttribute{
+						MarkdownDescription: "Context path Keycloak is served under, appended to `url`: `/auth` for Keycloak before " +
+							"version 17 or a server started with `--http-relative-path=/auth`. Defaults to none. Env: `KAGENTI_KEYCLOAK_BASE_PATH`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(basePathRe, "must be a path such as /auth")},
+					},
+					"managed_realm": schema.StringAttribute{
+						MarkdownDescription: "Realm that holds agent and tool clients: the realm this provider manages. Defaults to " +
+							"`kagenti`. Env: `KAGENTI_KEYCLOAK_MANAGED_REALM` (or the older `KAGENTI_KEYCLOAK_REALM`).",
+						Optional: true,
+						Validators: []validator.String{stringvalidator.LengthBetween(1, 255),
+							stringvalidator.ConflictsWith(path.MatchRelative().AtParent().AtName("realm"))},
+					},
 					"realm": schema.StringAttribute{
-						MarkdownDescription: "Realm that holds agent and tool clients. Defaults to `kagenti`. Env: `KAGENTI_KEYCLOAK_REALM`.",
-						Optional:            true,
-						Validators:          []validator.String{stringvalidator.LengthBetween(1, 255)},
+						MarkdownDescription: "Deprecated name of `managed_realm`, accepted only together with `auth_realm`. In the " +
+							"keycloak/keycloak provider `realm` is the realm to log in to, which is `auth_realm` here.",
+						DeprecationMessage: "Use managed_realm for the realm that holds agent and tool clients (auth_realm is the realm to log in to). " +
+							"realm means the login realm in keycloak/keycloak's provider, so it is being retired here.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.LengthBetween(1, 255)},
 					},
 					"auth_realm": schema.StringAttribute{
-						MarkdownDescription: "Realm to log in to. Defaults to `master`. Env: `KAGENTI_KEYCLOAK_AUTH_REALM`.",
+						MarkdownDescription: "Realm to log in to (`realm` in the keycloak/keycloak provider). Defaults to `master`. " +
+							"Env: `KAGENTI_KEYCLOAK_AUTH_REALM`.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.LengthBetween(1, 255)},
+					},
+					"root_ca_certificate": schema.StringAttribute{
+						MarkdownDescription: "PEM-encoded CA certificates that sign Keycloak's certificate, trusted in addition to the " +
+							"system's, e.g. `file(\"keycloak-ca.pem\")`. Env: `KAGENTI_KEYCLOAK_ROOT_CA_CERTIFICATE` (the PEM) or " +
+							"`KAGENTI_KEYCLOAK_ROOT_CA_FILE` (a path to it).",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.RegexMatches(pemCertRe, "must be a PEM certificate (-----BEGIN CERTIFICATE-----)")},
+					},
+					"tls_insecure_skip_verify": schema.BoolAttribute{
+						MarkdownDescription: "Skip verification of Keycloak's certificate. For tests only: prefer `root_ca_certificate`. " +
+							"Env: `KAGENTI_KEYCLOAK_TLS_INSECURE_SKIP_VERIFY`.",
+						Optional: true,
+					},
+					"client_timeout": schema.Int64Attribute{
+						MarkdownDescription: "Timeout of each request to Keycloak, in seconds. Defaults to `30`. Env: `KAGENTI_KEYCLOAK_CLIENT_TIMEOUT`.",
 						Optional:            true,
-						Validators:          []validator.String{stringvalidator.LengthBetween(1, 255)},
+						Validators:          []validator.Int64{int64validator.Between(1, 3600)},
 					},
 					"client_id": schema.StringAttribute{
 						MarkdownDescription: "Client to log in with. Defaults to `admin-cli`. Env: `KAGENTI_KEYCLOAK_CLIENT_ID`.",
@@ -365,9 +452,11 @@ func (p *kagentiProvider) ValidateConfig(ctx context.Context, req provider.Valid
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if k := cfg.Kubernetes; k != nil && k.Exec != nil && !k.Exec.Command.IsUnknown() && k.Exec.Command.ValueString() == "" {
+	resp.Diagnostics.Append(validateKeycloakRealms(cfg.Keycloak)...)
+	if k := cfg.Kubernetes; k != nil && k.Exec != nil && !k.Exec.Command.IsUnknown() && k.Exec.Command.ValueString() == "" &&
+		os.Getenv("KUBE_EXEC_COMMAND") == "" {
 		resp.Diagnostics.AddAttributeError(path.Root("kubernetes").AtName("exec").AtName("command"),
-			"Missing Exec Command", "kubernetes.exec needs a command that prints an ExecCredential, e.g. command = \"aws\".")
+			"Missing Exec Command", "kubernetes.exec needs a command that prints an ExecCredential, e.g. command = \"aws\" (or KUBE_EXEC_COMMAND).")
 	}
 }
 
@@ -394,28 +483,11 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 		return
 	}
 
-	kc := cfg.Kubernetes
-	if kc == nil {
-		kc = &kubernetesConfigModel{}
-	}
-	data.kubeConfig = kubeconfig.Config{
-		ConfigPath:           stringOr(kc.ConfigPath, "KUBE_CONFIG_PATH", ""),
-		ConfigContext:        stringOr(kc.ConfigContext, "KUBE_CTX", ""),
-		Host:                 stringOr(kc.Host, "KUBE_HOST", ""),
-		Token:                stringOr(kc.Token, "KUBE_TOKEN", ""),
-		ClusterCACertificate: stringOr(kc.ClusterCACertificate, "KUBE_CLUSTER_CA_CERT_DATA", ""),
-		ClientCertificate:    stringOr(kc.ClientCertificate, "KUBE_CLIENT_CERT_DATA", ""),
-		ClientKey:            stringOr(kc.ClientKey, "KUBE_CLIENT_KEY_DATA", ""),
-		Insecure:             boolOr(kc.Insecure, "KUBE_INSECURE"),
-	}
-	if kc.Exec != nil {
-		exec := &kubeconfig.ExecConfig{APIVersion: kc.Exec.APIVersion.ValueString(), Command: kc.Exec.Command.ValueString()}
-		resp.Diagnostics.Append(kc.Exec.Args.ElementsAs(ctx, &exec.Args, false)...)
-		resp.Diagnostics.Append(kc.Exec.Env.ElementsAs(ctx, &exec.Env, false)...)
-		if exec.APIVersion == "" {
-			exec.APIVersion = "client.authentication.k8s.io/v1"
-		}
-		data.kubeConfig.Exec = exec
+	var diags diag.Diagnostics
+	data.kubeConfig, diags = resolveKubernetes(ctx, cfg.Kubernetes)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
 
 	sc := cfg.Spire
@@ -449,18 +521,10 @@ func (p *kagentiProvider) Configure(ctx context.Context, req provider.ConfigureR
 		return
 	}
 
-	kcc := cfg.Keycloak
-	if kcc == nil {
-		kcc = &keycloakConfigModel{}
-	}
-	data.keycloakConfig = keycloak.Config{
-		URL:          stringOr(kcc.URL, "KAGENTI_KEYCLOAK_URL", ""),
-		Realm:        stringOr(kcc.Realm, "KAGENTI_KEYCLOAK_REALM", "kagenti"),
-		AuthRealm:    stringOr(kcc.AuthRealm, "KAGENTI_KEYCLOAK_AUTH_REALM", "master"),
-		ClientID:     stringOr(kcc.ClientID, "KAGENTI_KEYCLOAK_CLIENT_ID", "admin-cli"),
-		ClientSecret: stringOr(kcc.ClientSecret, "KAGENTI_KEYCLOAK_CLIENT_SECRET", ""),
-		Username:     stringOr(kcc.Username, "KAGENTI_KEYCLOAK_USERNAME", ""),
-		Password:     stringOr(kcc.Password, "KAGENTI_KEYCLOAK_PASSWORD", ""),
+	data.keycloakConfig, diags = resolveKeycloak(cfg.Keycloak)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
 	// Values from the environment get the same checks as configured ones; the error names the
 	// attribute the value stands for.

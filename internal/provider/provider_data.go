@@ -193,6 +193,7 @@ func validateResolved(d *providerData) diag.Diagnostics {
 	}
 	k := d.kubeConfig
 	check(k.Host, httpURL.MatchString(k.Host), path.Root("kubernetes").AtName("host"), "KUBE_HOST", "it must be an http(s) URL such as https://127.0.0.1:6443")
+	check(k.ProxyURL, proxyURL.MatchString(k.ProxyURL), path.Root("kubernetes").AtName("proxy_url"), "KUBE_PROXY_URL", "it must be an http, https or socks5 URL such as socks5://127.0.0.1:1080")
 	s := d.spireConfig
 	check(s.Address, spireAddress.MatchString(s.Address), path.Root("spire").AtName("address"), "KAGENTI_SPIRE_ADDRESS", "it must be a unix socket address such as unix:///run/spire/server.sock or host:port such as spire-server.example.com:8081")
 	check(s.Registration, s.Registration == spireRegistrationServerAPI || s.Registration == spireRegistrationKubernetes, path.Root("spire").AtName("registration"), "KAGENTI_SPIRE_REGISTRATION", `it must be "server_api" or "kubernetes"`)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -42,6 +43,8 @@ import (
 type identityTestEnv struct {
 	spire    *spire.Client
 	keycloak *keycloak.Client
+	// http reaches the sandbox's Keycloak (HTTPS under the sandbox's private CA).
+	http *http.Client
 }
 
 func newIdentityTestEnv(t *testing.T) *identityTestEnv {
@@ -53,12 +56,20 @@ func newIdentityTestEnv(t *testing.T) *identityTestEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sc.Close() })
-	kc, err := keycloak.New(context.Background(), keycloak.Config{URL: sb.Keycloak.URL, Realm: sb.Keycloak.Realm,
-		Username: sb.Keycloak.AdminUser, Password: sb.Keycloak.AdminPassword})
+	ca, err := os.ReadFile(sb.Keycloak.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &identityTestEnv{spire: sc, keycloak: kc}
+	kc, err := keycloak.New(context.Background(), keycloak.Config{URL: sb.Keycloak.URL, Realm: sb.Keycloak.Realm,
+		Username: sb.Keycloak.AdminUser, Password: sb.Keycloak.AdminPassword, RootCACertificate: string(ca)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := sb.Keycloak.HTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &identityTestEnv{spire: sc, keycloak: kc, http: hc}
 }
 
 func (e *identityTestEnv) issuer() string {
@@ -112,7 +123,7 @@ func (e *identityTestEnv) tokenRequest(ctx context.Context, form url.Values) (st
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.http.Do(req)
 	if err != nil {
 		return "", err
 	}

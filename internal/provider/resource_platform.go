@@ -170,8 +170,10 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(stringvalidator.RegexMatches(dns1123Label, "must be a DNS-1123 label"))},
 			},
 			"router_image": rschema.StringAttribute{
-				MarkdownDescription: "Router image; defaults to the one built from this provider's version (`make router-image`).",
-				Optional:            true, Computed: true,
+				MarkdownDescription: "Router image. Defaults to `ghcr.io/kagenti/kagenti-router:<provider version>`, the " +
+					"linux/amd64 and linux/arm64 image index each release publishes. To pull from a private registry, copy that " +
+					"index there and set this to the copy, pinned by digest: see the router guide.",
+				Optional: true, Computed: true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"router_replicas": rschema.Int64Attribute{

@@ -392,8 +392,8 @@ func startRouter(ctx context.Context, t *testing.T, client kubernetes.Interface,
 	rt, err := router.New(router.Config{
 		PublicURL: publicURL, Registry: registry, Timeout: 30 * time.Second,
 		Log:       slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-		Verifier:  &router.Verifier{Issuers: []router.TrustedIssuer{{Issuer: issuer, JWKSURL: issuer + "/protocol/openid-connect/certs", Audiences: []string{routerID}}}},
-		Exchanger: &router.Exchanger{TokenURL: issuer + "/protocol/openid-connect/token", ClientID: string(secret.Data["client-id"]), ClientSecret: string(secret.Data["client-secret"])},
+		Verifier:  &router.Verifier{HTTP: env.http, Issuers: []router.TrustedIssuer{{Issuer: issuer, JWKSURL: issuer + "/protocol/openid-connect/certs", Audiences: []string{routerID}}}},
+		Exchanger: &router.Exchanger{HTTP: env.http, TokenURL: issuer + "/protocol/openid-connect/token", ClientID: string(secret.Data["client-id"]), ClientSecret: string(secret.Data["client-secret"])},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -512,8 +512,8 @@ resource "kagenti_agent" "hello" {
 						}
 						issuer := env.issuer()
 						rt, err := router.New(router.Config{PublicURL: "http://" + l.Addr().String(), Registry: registry,
-							Verifier:  &router.Verifier{Issuers: []router.TrustedIssuer{{Issuer: issuer, JWKSURL: issuer + "/protocol/openid-connect/certs", Audiences: []string{routerID}}}},
-							Exchanger: &router.Exchanger{TokenURL: issuer + "/protocol/openid-connect/token", ClientID: routerID, Assertion: assertion}})
+							Verifier:  &router.Verifier{HTTP: env.http, Issuers: []router.TrustedIssuer{{Issuer: issuer, JWKSURL: issuer + "/protocol/openid-connect/certs", Audiences: []string{routerID}}}},
+							Exchanger: &router.Exchanger{HTTP: env.http, TokenURL: issuer + "/protocol/openid-connect/token", ClientID: routerID, Assertion: assertion}})
 						if err != nil {
 							return err
 						}

@@ -3,8 +3,14 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +30,33 @@ type KeycloakInfo struct {
 	// owner only, and the sandbox is thrown away with it.
 	AdminUser     string `json:"admin_user"`
 	AdminPassword string `json:"admin_password"`
+	// CAFile is the PEM of the private CA that signs Keycloak's HTTPS certificate: Keycloak is
+	// served over HTTPS only, as in production, and clients trust it through this file.
+	CAFile string `json:"ca_file"`
+}
+
+// TLSConfig trusts the sandbox's Keycloak CA (and nothing else).
+func (k KeycloakInfo) TLSConfig() (*tls.Config, error) {
+	pemBytes, err := os.ReadFile(k.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("keycloak CA %s holds no certificate", k.CAFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// HTTPClient is an HTTP client that reaches the sandbox's Keycloak.
+func (k KeycloakInfo) HTTPClient() (*http.Client, error) {
+	cfg, err := k.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
 }
 
 // keycloakFeatures turns on what Kagenti needs: SPIFFE identity providers for secret-free client
@@ -46,23 +79,30 @@ func (s *Sandbox) startKeycloak(ctx context.Context) error {
 	if _, err := rand.Read(pw); err != nil {
 		return err
 	}
-	info := KeycloakInfo{
-		// localhost, not 127.0.0.1: a token's issuer is the host the request named, and SPIFFE
-		// client assertions must name the issuer exactly.
-		URL:           "http://localhost:" + strconv.Itoa(ports[0]),
-		Realm:         s.opts.KeycloakRealm,
-		AdminUser:     "admin",
-		AdminPassword: hex.EncodeToString(pw),
-	}
 	dataDir := filepath.Join(s.Dir, "keycloak")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
 	}
+	info := KeycloakInfo{
+		// localhost, not 127.0.0.1: a token's issuer is the host the request named, and SPIFFE
+		// client assertions must name the issuer exactly.
+		URL:           "https://localhost:" + strconv.Itoa(ports[0]),
+		Realm:         s.opts.KeycloakRealm,
+		AdminUser:     "admin",
+		AdminPassword: hex.EncodeToString(pw),
+		CAFile:        filepath.Join(dataDir, "ca.crt"),
+	}
+	if err := writeKeycloakTLS(dataDir); err != nil {
+		return fmt.Errorf("keycloak TLS certificate: %w", err)
+	}
 	proc := &Process{
 		Name: "keycloak", Path: filepath.Join(home, "bin", "kc.sh"), LogPath: s.logPath("keycloak"), Dir: dataDir,
 		Args: []string{"start-dev",
-			"--http-host=127.0.0.1", "--http-port=" + strconv.Itoa(ports[0]),
-			"--http-management-port=" + strconv.Itoa(ports[1]),
+			"--http-enabled=false", "--http-host=127.0.0.1", "--https-port=" + strconv.Itoa(ports[0]),
+			"--https-certificate-file=" + filepath.Join(dataDir, "tls.crt"),
+			"--https-certificate-key-file=" + filepath.Join(dataDir, "tls.key"),
+			// The health endpoint stays plain HTTP on loopback: only the readiness probe uses it.
+			"--http-management-port=" + strconv.Itoa(ports[1]), "--http-management-scheme=http",
 			"--health-enabled=true", "--db=dev-mem", "--features=" + keycloakFeatures},
 		Env: []string{
 			"JAVA_HOME=" + javaHome,
@@ -83,8 +123,44 @@ func (s *Sandbox) startKeycloak(ctx context.Context) error {
 	return nil
 }
 
+// writeKeycloakTLS writes a throw-away CA (ca.crt) and a server certificate for localhost and
+// 127.0.0.1 signed by it (tls.crt, tls.key as PKCS#8, which Keycloak reads).
+func writeKeycloakTLS(dir string) error {
+	ca, err := newCA("kagenti-sandbox keycloak CA")
+	if err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := ca.issue(pkix.Name{CommonName: "localhost"}, x509.ExtKeyUsageServerAuth,
+		[]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return err
+	}
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		return errors.New("issued key is not PEM")
+	}
+	key, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		return err
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	return writeFiles(dir, map[string][]byte{
+		"ca.crt":  ca.certPEM(),
+		"tls.crt": certPEM,
+		"tls.key": pemBlock("PRIVATE KEY", pkcs8),
+	})
+}
+
 func createRealm(ctx context.Context, info KeycloakInfo) error {
+	tlsConfig, err := info.TLSConfig()
+	if err != nil {
+		return err
+	}
 	client := gocloak.NewClient(info.URL)
+	client.RestyClient().SetTLSClientConfig(tlsConfig)
 	token, err := client.LoginAdmin(ctx, info.AdminUser, info.AdminPassword, "master")
 	if err != nil {
 		return err

@@ -308,7 +308,8 @@ func (s *Sandbox) EnvFor(mode SpireMode) map[string]string {
 	}
 	if s.Keycloak.URL != "" {
 		env["KAGENTI_KEYCLOAK_URL"] = s.Keycloak.URL
-		env["KAGENTI_KEYCLOAK_REALM"] = s.Keycloak.Realm
+		env["KAGENTI_KEYCLOAK_MANAGED_REALM"] = s.Keycloak.Realm
+		env["KAGENTI_KEYCLOAK_ROOT_CA_FILE"] = s.Keycloak.CAFile
 		env["KAGENTI_KEYCLOAK_AUTH_REALM"] = "master"
 		env["KAGENTI_KEYCLOAK_CLIENT_ID"] = "admin-cli"
 		env["KAGENTI_KEYCLOAK_USERNAME"] = s.Keycloak.AdminUser
@@ -335,7 +336,7 @@ func (s *Sandbox) Summary() string {
 		}
 	}
 	if s.Keycloak.URL != "" {
-		fmt.Fprintf(&b, "keycloak:   %s (realm %s; admin credentials in %s)\n", s.Keycloak.URL, s.Keycloak.Realm, filepath.Join(s.Dir, "env"))
+		fmt.Fprintf(&b, "keycloak:   %s (realm %s; CA %s; admin credentials in %s)\n", s.Keycloak.URL, s.Keycloak.Realm, s.Keycloak.CAFile, filepath.Join(s.Dir, "env"))
 	}
 	if s.Kubernetes.Kubeconfig != "" {
 		fmt.Fprintf(&b, "KUBECONFIG=%s\n", s.Kubernetes.Kubeconfig)
