@@ -68,18 +68,25 @@ func parseRPC(body io.Reader) (envelope, []byte, error) {
 	return env, data, nil
 }
 
-// readBody reads a body the router must hold whole; its failures are the client's.
+// readBody reads a body the router must hold whole.
 func readBody(body io.Reader) ([]byte, error) {
 	data, err := io.ReadAll(body)
-	switch {
-	case err == nil:
-		return data, nil
-	case errors.As(err, new(*http.MaxBytesError)):
-		return nil, err
-	case isTimeout(err):
-		return nil, &refusal{http.StatusRequestTimeout, "request not received in time"}
+	if err != nil {
+		return nil, clientFault(err)
 	}
-	return nil, &refusal{http.StatusBadRequest, "the request body could not be read"}
+	return data, nil
+}
+
+// clientFault is the refusal for a body the client failed to send: too large (413), too slow
+// (408) or malformed (400).
+func clientFault(err error) error {
+	switch {
+	case errors.As(err, new(*http.MaxBytesError)):
+		return errBodyTooLarge
+	case isTimeout(err):
+		return &refusal{http.StatusRequestTimeout, "request not received in time"}
+	}
+	return &refusal{http.StatusBadRequest, "the request body could not be read"}
 }
 
 // peekBytes is how much of the body a call refused before its parse stage reads for its id.

@@ -141,33 +141,28 @@ func (s *statusRecorder) Flush() {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// clientBody is a request's body as the handlers read it: bounded by MaxBodyBytes, and keeping
-// why reading it failed, so that a proxied request that breaks on its body is blamed on the
-// client (413, 408), not on the agent. raw is the body before the bound, for discarding what
-// is left of a refused one.
+// clientBody is a request's body as the handlers read it: bounded by MaxBodyBytes, its
+// failures marked as the client's (bodyError), so that a proxied request that breaks on its
+// body is blamed on the client (413, 408, 400), not on the agent. raw is the body before the
+// bound, for discarding what is left of a refused one.
 type clientBody struct {
 	io.ReadCloser
 	raw io.ReadCloser
-	mu  sync.Mutex
-	err error
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF {
-		b.mu.Lock()
-		b.err = err
-		b.mu.Unlock()
+		err = &bodyError{err}
 	}
 	return n, err
 }
 
-// failed is the error reading the body ended with (nil: none, or not yet).
-func (b *clientBody) failed() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err
-}
+// bodyError is a failure to read the client's body (too large, too slow, malformed).
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "read the request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
 
 // linger reads and drops what the client is still sending of a refused body (as nginx's
 // lingering close does), up to 64 MiB or 5 s: the server closes the connection after the

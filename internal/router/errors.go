@@ -79,7 +79,6 @@ var errNoRoute = errors.New("no such agent")
 func statusOf(err error) (status, code int, message string) {
 	var he *httpError
 	var rf *refusal
-	var mb *http.MaxBytesError
 	var ae *AuthError
 	var fe *forbiddenError
 	var xe *ExchangeError
@@ -89,8 +88,6 @@ func statusOf(err error) (status, code int, message string) {
 		return he.status, he.code, he.message
 	case errors.As(err, &rf):
 		return rf.status, codeInvalidRequest, rf.message
-	case errors.As(err, &mb):
-		return http.StatusRequestEntityTooLarge, codeInvalidRequest, errBodyTooLarge.message
 	case errors.As(err, &ae):
 		return http.StatusUnauthorized, codeUnauthenticated, err.Error()
 	case errors.As(err, &fe), errors.As(err, &xe):
@@ -118,8 +115,7 @@ func (rt *Router) fail(w http.ResponseWriter, r *http.Request, s shape, id json.
 	var body []byte
 	switch s {
 	case shapeRPC:
-		var rf *refusal
-		if !errors.As(err, &rf) && !errors.As(err, new(*http.MaxBytesError)) {
+		if !errors.As(err, new(*refusal)) {
 			status = rpcHTTPStatus(code)
 		}
 		body = rpcErrorBody(id, &rpcError{Code: code, Message: message})
@@ -130,8 +126,8 @@ func (rt *Router) fail(w http.ResponseWriter, r *http.Request, s shape, id json.
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-	if b, ok := r.Body.(*clientBody); ok && status == http.StatusRequestEntityTooLarge {
-		b.linger(w)
+	if b, ok := r.Body.(*clientBody); ok && status == http.StatusRequestEntityTooLarge && r.Header.Get("Expect") == "" {
+		b.linger(w) // (a client waiting for 100 Continue sends nothing more)
 	}
 }
 

@@ -79,12 +79,8 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 			if r.Context().Err() != nil {
 				return // the client went away: nobody to answer (recorded as 499)
 			}
-			if b, ok := r.Body.(*clientBody); ok && b.failed() != nil {
-				err = b.failed() // the client's body broke the call, not the agent
-				if isTimeout(err) {
-					err = &refusal{http.StatusRequestTimeout, "request not received in time"}
-				}
-				rt.fail(w, r, c.shape, c.id, err)
+			if errors.As(err, new(*bodyError)) { // the client's body broke the call, not the agent
+				rt.fail(w, r, c.shape, c.id, clientFault(err))
 				return
 			}
 			rt.metrics.upstreamErrors.WithLabelValues(c.route.Key()).Inc()
@@ -126,7 +122,7 @@ func (rt *Router) agentTransport(route *Route, body []byte, idempotent bool) htt
 // answer), or answer headers larger than the router reads (net/http exports that error only as
 // text).
 func agentFailed(err error) bool {
-	return !isTimeout(err) && !strings.Contains(err.Error(), "server response headers exceeded")
+	return !isTimeout(err) && !errors.As(err, new(*bodyError)) && !strings.Contains(err.Error(), "server response headers exceeded")
 }
 
 // copyBuffers are the proxy's copy buffers: 8 KiB instead of ReverseProxy's default 32 KiB

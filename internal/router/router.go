@@ -169,7 +169,7 @@ func (rt *Router) routes() *http.ServeMux {
 	mux.HandleFunc("POST /a2a/{ns}/{name}", rt.a2aJSONRPC)
 	mux.HandleFunc("/a2a/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
-		rt.fail(w, r, shapeRPC, nil, &httpError{http.StatusMethodNotAllowed, codeInvalidRequest, "A2A JSON-RPC takes POST"})
+		rt.fail(w, r, shapeRPC, nil, &refusal{http.StatusMethodNotAllowed, "A2A JSON-RPC takes POST"})
 	})
 	mux.HandleFunc("/a2a/{ns}/{name}/{rest...}", rt.a2aREST)
 	mux.Handle("/mcp/{ns}", rt.mcpHandler())

@@ -484,3 +484,45 @@ func TestServer_SlowBodiesBounded(t *testing.T) {
 		t.Fatalf("each slow connection holds %d KiB of heap, want at most 256 KiB", perConn>>10)
 	}
 }
+
+// TestServer_BodyLimits pins that a body over MaxBodyBytes is refused with 413 in the API's
+// shape on every route, whether its length is declared or it is chunked and found too large as
+// it streams to the agent, and that the agent is not ejected for it.
+func TestServer_BodyLimits(t *testing.T) {
+	agent := newRecordingAgent(t)
+	rt, srvURL := oneAgentRouter(t, agent.url, Config{MaxBodyBytes: 1 << 10})
+	big := `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":"` + strings.Repeat("x", 4<<10) + `"}`
+	cases := map[string]struct {
+		path    string
+		chunked bool
+		rpc     bool
+	}{
+		"JSON-RPC, length declared": {"/a2a/ns/a", false, true},
+		"JSON-RPC, chunked":         {"/a2a/ns/a", true, true},
+		"REST, length declared":     {"/a2a/ns/a/v1/message:send", false, false},
+		"REST, chunked (streamed)":  {"/a2a/ns/a/v1/message:send", true, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(big)
+			if tc.chunked {
+				body = io.MultiReader(body) // no length: the client sends it chunked
+			}
+			resp, err := freshClient.Post(srvURL+tc.path, "application/json", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status %d %s, want 413", resp.StatusCode, answer)
+			}
+			if got := rpcErrorCode(string(answer)) == codeInvalidRequest; got != tc.rpc {
+				t.Fatalf("answer %s: a JSON-RPC error: %v, want %v", answer, got, tc.rpc)
+			}
+			if ejected(rt, agent.url.Host) {
+				t.Fatal("the agent was ejected for the client's body")
+			}
+		})
+	}
+}
