@@ -2,7 +2,6 @@ package router
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -37,7 +36,7 @@ func rewriteCard(card json.RawMessage, publicURL string) (map[string]any, error)
 
 // card serves an agent's card with its URLs rewritten to the router.
 func (rt *Router) card(w http.ResponseWriter, r *http.Request) {
-	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), isA2A)
+	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
 	if err == nil && len(route.Card) == 0 {
 		err = &httpError{http.StatusNotFound, codeNoSuchAgent, "the agent " + route.Key() + " has no card"}
 	}
@@ -123,7 +122,7 @@ func containsFold(list []string, s string) bool {
 // a2aREST forwards the HTTP+JSON binding (e.g. POST /a2a/ns/name/v1/message:send) unchanged,
 // its body streamed.
 func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
-	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), isA2A)
+	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
 	if err != nil {
 		rt.fail(w, r, shapeJSON, nil, err)
 		return
@@ -136,9 +135,9 @@ func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
 // server receives a token addressed to it, never the caller's, and sees the user (sub) and the
 // calling workload (azp).
 func (rt *Router) tool(w http.ResponseWriter, r *http.Request) {
-	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), isTool)
+	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), mcpTool)
 	if err != nil {
-		rt.fail(w, r, shapeJSON, nil, fmt.Errorf("%w (tool)", err))
+		rt.fail(w, r, shapeJSON, nil, err)
 		return
 	}
 	path := "" // /tools/{ns}/{name} and /tools/{ns}/{name}/ are the tool's own path

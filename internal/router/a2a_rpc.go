@@ -23,7 +23,7 @@ func (rt *Router) a2aJSONRPC(w http.ResponseWriter, r *http.Request) {
 		}
 		rt.fail(w, r, shapeRPC, env.ID, err)
 	}
-	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), isA2A)
+	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
 	if err != nil {
 		fail(err)
 		return

@@ -72,7 +72,10 @@ type forbiddenError struct{ reason string }
 
 func (e *forbiddenError) Error() string { return "forbidden: " + e.reason }
 
-var errNoRoute = errors.New("no such agent")
+// noRouteError: no callee of that kind, namespace and name.
+type noRouteError struct{ kind, key string }
+
+func (e *noRouteError) Error() string { return "no such " + e.kind + ": " + e.key }
 
 // statusOf maps an error of any stage to the HTTP status the REST-shaped routes answer (and
 // metrics and logs record), the JSON-RPC code and the message for the caller.
@@ -92,7 +95,7 @@ func statusOf(err error) (status, code int, message string) {
 		return http.StatusUnauthorized, codeUnauthenticated, err.Error()
 	case errors.As(err, &fe), errors.As(err, &xe):
 		return http.StatusForbidden, codeForbidden, err.Error()
-	case errors.Is(err, errNoRoute):
+	case errors.As(err, new(*noRouteError)):
 		return http.StatusNotFound, codeNoSuchAgent, err.Error()
 	case errors.As(err, &ue) && isTimeout(ue.err):
 		return http.StatusGatewayTimeout, codeTimeout, "agent " + ue.route + " did not answer in time"

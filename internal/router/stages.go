@@ -15,18 +15,23 @@ import (
 // an ACP run request) parses it once the caller is known, so that an unauthenticated client
 // never makes the router hold its body. Each stage returns an error for fail (errors.go).
 
-// routeKind selects the routes a path may address.
-type routeKind func(*Route) bool
+// routeKind is the kind of callee a path addresses.
+type routeKind struct {
+	name  string
+	match func(*Route) bool
+}
 
-func isA2A(r *Route) bool  { return r.Type == contract.TypeAgent && r.Protocol == "a2a" }
-func isACP(r *Route) bool  { return r.Type == contract.TypeAgent && r.Protocol == "acp" }
-func isTool(r *Route) bool { return r.Type == contract.TypeTool }
+var (
+	a2aAgent = routeKind{"A2A agent", func(r *Route) bool { return r.Type == contract.TypeAgent && r.Protocol == "a2a" }}
+	acpAgent = routeKind{"ACP agent", func(r *Route) bool { return r.Type == contract.TypeAgent && r.Protocol == "acp" }}
+	mcpTool  = routeKind{"tool", func(r *Route) bool { return r.Type == contract.TypeTool }}
+)
 
 // route finds the callee of namespace ns and name of the kind a path addresses.
 func (rt *Router) route(ns, name string, kind routeKind) (*Route, error) {
 	route := rt.cfg.Registry.Lookup(ns, name)
-	if route == nil || !kind(route) {
-		return nil, fmt.Errorf("%w: %s/%s", errNoRoute, ns, name)
+	if route == nil || !kind.match(route) {
+		return nil, &noRouteError{kind.name, ns + "/" + name}
 	}
 	return route, nil
 }
