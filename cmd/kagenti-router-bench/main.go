@@ -44,7 +44,7 @@ func main() {
 	streams := flag.Int("streams", 1000, "open streams for the memory run")
 	rounds := flag.Int("rounds", 7, "requests/s rounds; in each the targets run one after the other")
 	profile := flag.String("profile", "", "write the router's CPU profile of an extra requests/s run (not counted) and its heap profile with the streams open to <prefix>.cpu and <prefix>.heap")
-	routerArgs := flag.String("router-args", "", "more flags for kagenti-router, space-separated (e.g. -event-loops=1)")
+	routerArgs := flag.String("router-args", "", "more flags for kagenti-router, space-separated (e.g. -log-level=debug)")
 	routerEnv := flag.String("router-env", "", "more environment for kagenti-router only, space-separated (e.g. GOGC=200)")
 	flag.Parse()
 	if *rounds < 1 {

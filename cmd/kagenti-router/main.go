@@ -14,7 +14,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -81,8 +80,7 @@ func run(log *slog.Logger, level *slog.LevelVar) error {
 	secretFile := flag.String("client-secret-file", env("KAGENTI_ROUTER_CLIENT_SECRET_FILE", ""), "file holding the router's client secret (never a flag value)")
 	spiffeSocket := flag.String("spiffe-socket", env("SPIFFE_ENDPOINT_SOCKET", ""), "SPIFFE Workload API socket: authenticate to Keycloak with the router's JWT-SVID instead of a secret")
 	timeout := flag.Duration("upstream-timeout", 2*time.Minute, "timeout of a non-streaming call to an agent")
-	maxHeader := flag.Int("max-header-bytes", 8<<10, "largest request line and headers accepted (431 above); each open connection holds a buffer of this size")
-	eventLoops := flag.Int("event-loops", 0, "event loops reading client connections (0: one per CPU; -1: none, every connection served goroutine by goroutine)")
+	maxHeader := flag.Int("max-header-bytes", 8<<10, "largest request line and headers accepted (431 above)")
 	drain := flag.Duration("drain", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
 	drainDelay := flag.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to keep accepting requests with readiness failing before the listener closes, so that load balancers and Service endpoints stop sending first (a second signal skips it)")
 	debugListen := flag.String("debug-listen", env("KAGENTI_ROUTER_DEBUG_LISTEN", ""), "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060 (off when empty; never expose it)")
@@ -95,18 +93,7 @@ func run(log *slog.Logger, level *slog.LevelVar) error {
 	applyMemoryLimit(log)
 
 	registry := router.NewRegistry()
-	// One event loop per CPU the runtime was given, and one P more than there are loops: a loop
-	// waiting in epoll_wait holds its P in a system call, and with no P idle the runtime's
-	// monitor takes it away each time (and keeps waking every 20 µs to do so), which doubled the
-	// router's context switches per request (perf stat, make bench-router).
-	loops := *eventLoops
-	if loops == 0 {
-		loops = runtime.GOMAXPROCS(0)
-	}
-	if loops > 0 && os.Getenv("GOMAXPROCS") == "" { // an operator's GOMAXPROCS stands
-		runtime.GOMAXPROCS(loops + 1)
-	}
-	rcfg := router.Config{PublicURL: *public, Registry: registry, Timeout: *timeout, MaxHeaderBytes: *maxHeader, EventLoops: loops, Log: log}
+	rcfg := router.Config{PublicURL: *public, Registry: registry, Timeout: *timeout, MaxHeaderBytes: *maxHeader, Log: log}
 	if *issuer != "" {
 		if *audience == "" {
 			return errors.New("-audience is required with -issuer: tokens must be addressed to the router")

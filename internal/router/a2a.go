@@ -34,24 +34,19 @@ func rewriteCard(card json.RawMessage, publicURL string) (map[string]any, error)
 	return c, nil
 }
 
-func (rt *Router) lookup(r *http.Request) *Route {
-	route := rt.cfg.Registry.Lookup(r.PathValue("ns"), r.PathValue("name"))
-	if route == nil {
-		return nil
-	}
-	return route
-}
-
 // card serves an agent's card with its URLs rewritten to the router.
 func (rt *Router) card(w http.ResponseWriter, r *http.Request) {
-	route := rt.lookup(r)
-	if route == nil || route.Type != contract.TypeAgent || route.Protocol != "a2a" || len(route.Card) == 0 {
-		http.Error(w, "no such A2A agent", http.StatusNotFound)
+	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
+	if err == nil && len(route.Card) == 0 {
+		err = &httpError{http.StatusNotFound, codeNoSuchAgent, "the agent " + route.Key() + " has no card"}
+	}
+	if err != nil {
+		rt.fail(w, r, shapeJSON, nil, err)
 		return
 	}
 	c, err := rewriteCard(route.Card, rt.agentURL(route))
 	if err != nil {
-		http.Error(w, "the agent's card is not valid JSON", http.StatusBadGateway)
+		rt.fail(w, r, shapeJSON, nil, &httpError{http.StatusBadGateway, codeUnavailable, "the agent's card is not valid JSON"})
 		return
 	}
 	w.Header().Set("Cache-Control", "max-age=60")
@@ -125,52 +120,50 @@ func containsFold(list []string, s string) bool {
 }
 
 // a2aREST forwards the HTTP+JSON binding (e.g. POST /a2a/ns/name/v1/message:send) unchanged,
-// after the same authn, policy and exchange.
+// its body streamed.
 func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
-	route := rt.lookup(r)
-	if route == nil || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such A2A agent"})
+	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
+	if err != nil {
+		rt.fail(w, r, shapeJSON, nil, err)
 		return
 	}
-	rt.forwardHTTP(w, r, route, pathTail(r, 3), nil)
+	path := pathTail(r, 3)
+	rt.forward(w, r, upstreamCall{route: route, path: path, stream: streamAsked(r, path), shape: shapeJSON})
 }
 
-// forwardHTTP is the non-JSON-RPC path: errors are JSON objects {"error": ...}.
-func (rt *Router) forwardHTTP(w http.ResponseWriter, r *http.Request, route *Route, path string, capture func([]byte)) {
-	fail := func(w http.ResponseWriter, status int, err error) {
-		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kagenti-router"`)
-		}
-		writeJSON(w, status, map[string]any{"error": map[string]any{"code": http.StatusText(status), "message": err.Error()}})
-	}
-	caller, err := rt.authenticate(r, route)
-	if err != nil {
-		status, _ := statusOf(err)
-		fail(w, status, err)
-		return
-	}
-	token, err := rt.upstreamToken(r.Context(), caller, route)
-	if err != nil {
-		status, _ := statusOf(err)
-		fail(w, status, err)
-		return
-	}
-	stream := strings.Contains(r.Header.Get("Accept"), "text/event-stream") || strings.HasSuffix(path, "/events") || strings.Contains(path, ":stream") || strings.Contains(path, ":subscribe")
-	rt.proxy(w, r, route, path, token, nil, stream, fail, capture)
-}
-
-// tool forwards MCP traffic to a kagenti_tool (/tools/{ns}/{name} is its MCP endpoint) after the
-// same authn, policy and token exchange: the tool server receives a token addressed to it, never
-// the caller's, and sees the user (sub) and the calling workload (azp).
+// tool forwards MCP traffic to a kagenti_tool (/tools/{ns}/{name} is its MCP endpoint): the tool
+// server receives a token addressed to it, never the caller's, and sees the user (sub) and the
+// calling workload (azp).
 func (rt *Router) tool(w http.ResponseWriter, r *http.Request) {
-	route := rt.lookup(r)
-	if route == nil || route.Type != contract.TypeTool {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such tool"})
+	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), mcpTool)
+	if err != nil {
+		rt.fail(w, r, shapeJSON, nil, err)
 		return
 	}
 	path := "" // /tools/{ns}/{name} and /tools/{ns}/{name}/ are the tool's own path
 	if r.PathValue("rest") != "" {
 		path = pathTail(r, 3)
 	}
-	rt.forwardHTTP(w, r, route, path, nil)
+	rt.forward(w, r, upstreamCall{route: route, path: path, stream: streamAsked(r, path), shape: shapeJSON})
+}
+
+// streamAsked tells whether a request forwarded as it is asks for a stream (SSE), which is
+// relayed event by event and not bounded by the router's timeout.
+func streamAsked(r *http.Request, path string) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/event-stream") || strings.HasSuffix(path, "/events") ||
+		strings.Contains(path, ":stream") || strings.Contains(path, ":subscribe")
+}
+
+// forward runs the stages after route for a request forwarded as it is, its body streamed:
+// authenticate → authorize → exchange → proxy.
+func (rt *Router) forward(w http.ResponseWriter, r *http.Request, c upstreamCall) {
+	caller, err := rt.admit(r, c.route)
+	if err == nil {
+		c.token, err = rt.exchange(r.Context(), caller, c.route)
+	}
+	if err != nil {
+		rt.fail(w, r, c.shape, nil, err)
+		return
+	}
+	rt.proxy(w, r, c)
 }

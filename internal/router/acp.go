@@ -1,9 +1,7 @@
 package router
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -29,24 +27,30 @@ func (rt *Router) acpAgents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (rt *Router) acpAgent(w http.ResponseWriter, r *http.Request) {
-	route := rt.cfg.Registry.Lookup(r.PathValue("ns"), r.PathValue("name"))
-	if route == nil || route.Protocol != "acp" || len(route.Card) == 0 {
-		acpError(w, http.StatusNotFound, "not_found", "no such ACP agent")
+	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), acpAgent)
+	if err == nil && len(route.Card) == 0 {
+		err = &httpError{http.StatusNotFound, codeNoSuchAgent, "the agent " + route.Key() + " has no manifest"}
+	}
+	if err != nil {
+		rt.fail(w, r, shapeACP, nil, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(route.Card)
 }
 
-// acpError answers in ACP's error shape.
-func acpError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, map[string]any{"code": code, "message": message})
-}
-
+// acpCreateRun serves POST /acp/{ns}/runs: authenticate → parse (the run request names the
+// agent) → route → authorize → exchange → proxy. The body is read whole, up to MaxBodyBytes,
+// once the caller is authenticated.
 func (rt *Router) acpCreateRun(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
+	caller, err := rt.authenticate(r)
 	if err != nil {
-		acpError(w, http.StatusRequestEntityTooLarge, "invalid_input", "request body too large or unreadable")
+		rt.fail(w, r, shapeACP, nil, err)
+		return
+	}
+	body, err := readBody(r.Body)
+	if err != nil {
+		rt.fail(w, r, shapeACP, nil, err)
 		return
 	}
 	var req struct {
@@ -54,17 +58,22 @@ func (rt *Router) acpCreateRun(w http.ResponseWriter, r *http.Request) {
 		Mode      string `json:"mode"`
 	}
 	if json.Unmarshal(body, &req) != nil || req.AgentName == "" {
-		acpError(w, http.StatusBadRequest, "invalid_input", "the body must be a run request with agent_name")
+		rt.fail(w, r, shapeACP, nil, &httpError{http.StatusBadRequest, codeInvalidRequest, "the body must be a run request with agent_name"})
 		return
 	}
 	ns := r.PathValue("ns")
-	route := rt.cfg.Registry.Lookup(ns, req.AgentName)
-	if route == nil || route.Protocol != "acp" {
-		acpError(w, http.StatusNotFound, "not_found", "no such ACP agent: "+ns+"/"+req.AgentName)
+	route, err := rt.route(ns, req.AgentName, acpAgent)
+	if err == nil {
+		err = rt.authorize(caller, route)
+	}
+	var token string
+	if err == nil {
+		token, err = rt.exchange(r.Context(), caller, route)
+	}
+	if err != nil {
+		rt.fail(w, r, shapeACP, nil, err)
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
 	if req.Mode == "stream" {
 		r.Header.Set("Accept", "text/event-stream")
 	}
@@ -73,51 +82,30 @@ func (rt *Router) acpCreateRun(w http.ResponseWriter, r *http.Request) {
 			rt.runs.put(ns, string(m[1]), route.Name)
 		}
 	}
-	rt.forwardACP(w, r, route, "/runs", capture)
+	rt.proxy(w, r, upstreamCall{route: route, path: "/runs", token: token, body: body, stream: req.Mode == "stream",
+		shape: shapeACP, capture: capture})
 }
 
 var runIDPattern = regexp.MustCompile(`"run_id"\s*:\s*"([^"]{1,128})"`)
 
+// acpRun serves /acp/{ns}/runs/{id}...: routed to the agent that created the run.
 func (rt *Router) acpRun(w http.ResponseWriter, r *http.Request) {
 	ns, id := r.PathValue("ns"), r.PathValue("id")
 	agent, ok := rt.runs.get(ns, id)
 	if !ok {
-		acpError(w, http.StatusNotFound, "not_found", "no run "+id+" in "+ns+" (runs are known to the router that created them)")
+		rt.fail(w, r, shapeACP, nil, &httpError{http.StatusNotFound, codeNoSuchAgent, "no run " + id + " in " + ns + " (runs are known to the router that created them)"})
 		return
 	}
-	route := rt.cfg.Registry.Lookup(ns, agent)
-	if route == nil {
-		acpError(w, http.StatusNotFound, "not_found", "the agent of run "+id+" is gone")
+	route, err := rt.route(ns, agent, acpAgent)
+	if err != nil {
+		rt.fail(w, r, shapeACP, nil, &httpError{http.StatusNotFound, codeNoSuchAgent, "the agent of run " + id + " is gone"})
 		return
 	}
 	path := "/runs" + pathTail(r, 3) // the run id and what follows, escaped as sent
 	if r.PathValue("rest") == "" {
 		path = strings.TrimSuffix(path, "/") // /runs/{id}/ is /runs/{id}
 	}
-	rt.forwardACP(w, r, route, path, nil)
-}
-
-// forwardACP is forwardHTTP with ACP-shaped errors.
-func (rt *Router) forwardACP(w http.ResponseWriter, r *http.Request, route *Route, path string, capture func([]byte)) {
-	caller, err := rt.authenticate(r, route)
-	if err != nil {
-		status, _ := statusOf(err)
-		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kagenti-router"`)
-		}
-		acpError(w, status, "unauthorized", err.Error())
-		return
-	}
-	token, err := rt.upstreamToken(r.Context(), caller, route)
-	if err != nil {
-		status, _ := statusOf(err)
-		acpError(w, status, "forbidden", err.Error())
-		return
-	}
-	stream := r.Header.Get("Accept") == "text/event-stream" || (len(path) > 7 && path[len(path)-7:] == "/events")
-	rt.proxy(w, r, route, path, token, nil, stream, func(w http.ResponseWriter, status int, err error) {
-		acpError(w, status, "server_error", err.Error())
-	}, capture)
+	rt.forward(w, r, upstreamCall{route: route, path: path, stream: streamAsked(r, path), shape: shapeACP})
 }
 
 // runIndex remembers which agent owns a run, for a day.

@@ -152,18 +152,6 @@ func (v *Verifier) cached(raw string, now time.Time) (*Caller, bool) {
 	return c, ok && now.Before(c.Expiry)
 }
 
-// cachedBytes is cached for a token still in the request's bytes, which it does not copy. The
-// Verifier's own clock, when it has one (tests), overrides now.
-func (v *Verifier) cachedBytes(raw []byte, now time.Time) (*Caller, bool) {
-	if v.Now != nil {
-		now = v.Now()
-	}
-	v.cacheMu.RLock()
-	c, ok := v.verified[string(raw)] // Go looks up by the bytes, without a copy
-	v.cacheMu.RUnlock()
-	return c, ok && now.Before(c.Expiry)
-}
-
 func (v *Verifier) verify(ctx context.Context, raw string, now func() time.Time) (*Caller, error) {
 	tok, err := jwt.ParseSigned(raw, allowedAlgorithms)
 	if err != nil {

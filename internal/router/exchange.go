@@ -53,12 +53,6 @@ func (e *ExchangeError) Error() string { return "token exchange refused: " + e.R
 // microsecond on every call, and the token is in memory anyway (Caller.Token).
 type exchangeKey struct{ subjectToken, audience, scope string }
 
-// cached returns the token exchanged before for the same subject, audience and scope while it
-// has more than 10 s to live.
-func (x *Exchanger) cached(subjectToken, audience, scope string, now time.Time) (string, bool) {
-	return x.lookup(exchangeKey{subjectToken, audience, scope}, now)
-}
-
 // lookup returns the token cached under key if it is good for 10 s more after now.
 func (x *Exchanger) lookup(key exchangeKey, now time.Time) (string, bool) {
 	x.mu.Lock()

@@ -7,17 +7,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"unsafe"
 
-	"github.com/valyala/fasthttp"
 	"golang.org/x/net/http/httpguts"
 )
 
-// The front door: what every request must pass before it is routed, whichever way it came in
-// (a loop, the fasthttp server's JSON-RPC handler, or the net/http routes behind the adaptor).
-// The loops hand a request that fails it to the server, which refuses it with 400 in the
-// shape of the API it was addressed to (server.go); nothing of it reaches an agent, and a
-// refusal is never counted against one.
+// The front door: what every request must pass before it is routed, the first stage of the
+// chain (chain.go). A request that fails it is refused with 400 in the shape of the API it was
+// addressed to; nothing of it reaches an agent, and a refusal is never counted against one.
 //
 // Paths are matched and forwarded as the client escaped them, so the router and the agent (or
 // an ingress in front of it) cannot read one path two ways; a path that could climb out of its
@@ -29,30 +25,28 @@ var (
 	errBadHeader = errors.New("the request has a header whose name or value is not valid HTTP")
 )
 
-// checkRequest is the front door's check of a request whose headers (and body, on the server)
-// fasthttp has read. It runs for every request, on the loops too: an ordinary request costs
-// no allocation.
-func checkRequest(req *fasthttp.Request) error {
-	path, ok := targetPath(req.Header.RequestURI())
+// checkRequest is the front door's check of a request whose headers net/http has read. net/http
+// refuses malformed header names and values itself; the check stays, as the router's own rule,
+// for the trailers and whatever a future server lets through.
+func checkRequest(r *http.Request) error {
+	path, ok := targetPath([]byte(r.RequestURI))
 	if !ok || checkPath(path) != nil {
 		return errBadTarget
 	}
-	for k, v := range req.Header.All() {
-		if !httpguts.ValidHeaderFieldName(view(k)) || !httpguts.ValidHeaderFieldValue(view(v)) {
-			return errBadHeader
-		}
-	}
-	for _, k := range req.Header.PeekTrailerKeys() {
-		if !httpguts.ValidHeaderFieldName(view(k)) {
-			return errBadHeader
+	for _, h := range []http.Header{r.Header, r.Trailer} {
+		for k, vs := range h {
+			if !httpguts.ValidHeaderFieldName(k) {
+				return errBadHeader
+			}
+			for _, v := range vs {
+				if !httpguts.ValidHeaderFieldValue(v) {
+					return errBadHeader
+				}
+			}
 		}
 	}
 	return nil
 }
-
-// view is b as a string, without a copy, for a function that only reads it (a token of
-// several KiB is in every request's headers).
-func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // targetPath is the path of a request target (RFC 9112, 3.2) as the client sent it, still
 // escaped, without its query: "/a/b" for "/a/b?q" and for "http://host/a/b?q"; "*" for
@@ -175,33 +169,6 @@ func pathTail(r *http.Request, n int) string {
 		i += 1 + j
 	}
 	return p[i:]
-}
-
-// a2aRPCPath matches POST /a2a/{ns}/{name}, on the path as the client sent it.
-func a2aRPCPath(c *fasthttp.RequestCtx) (ns, name string, ok bool) {
-	if !c.IsPost() {
-		return "", "", false
-	}
-	path, ok := targetPath(c.Request.Header.RequestURI())
-	if !ok {
-		return "", "", false
-	}
-	rest, found := bytes.CutPrefix(path, []byte("/a2a/"))
-	if !found {
-		return "", "", false
-	}
-	n, m, found := bytes.Cut(rest, []byte("/"))
-	if !found || len(n) == 0 || len(m) == 0 || bytes.IndexByte(m, '/') >= 0 {
-		return "", "", false
-	}
-	ns, err := url.PathUnescape(string(n))
-	if err != nil {
-		return "", "", false
-	}
-	if name, err = url.PathUnescape(string(m)); err != nil {
-		return "", "", false
-	}
-	return ns, name, true
 }
 
 // spoofedHeader tells whether a client's header claims to say where the request came from:

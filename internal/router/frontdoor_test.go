@@ -131,7 +131,7 @@ type policyEnv struct {
 	addr     string
 }
 
-func newPolicyEnv(t *testing.T, eventLoops int) *policyEnv {
+func newPolicyEnv(t *testing.T) *policyEnv {
 	t.Helper()
 	e := &policyEnv{issuer: newTestIssuer(t), agent: newRecordingAgent(t), registry: NewRegistry()}
 	tokens := newFakeTokenEndpoint(t)
@@ -147,7 +147,7 @@ func newPolicyEnv(t *testing.T, eventLoops int) *policyEnv {
 	e.registry.SetService(Route{Namespace: "team-b", Name: "acp-b", Type: contract.TypeAgent, Protocol: "acp", Upstream: at("/acp-b"), Policy: allow(testCaller)})
 	var url string
 	e.router, url = startRouter(t, Config{
-		Registry: e.registry, Timeout: 5 * time.Second, EventLoops: eventLoops,
+		Registry: e.registry, Timeout: 5 * time.Second,
 		Verifier:  &Verifier{Issuers: []TrustedIssuer{{Issuer: testIssuerURL, JWKSURL: e.issuer.srv.URL, Audiences: []string{testAudience}}}, MinRefresh: time.Millisecond},
 		Exchanger: &Exchanger{TokenURL: tokens.srv.URL, ClientID: "kagenti-router", ClientSecret: "router-secret"},
 	})
@@ -155,10 +155,6 @@ func newPolicyEnv(t *testing.T, eventLoops int) *policyEnv {
 	e.addr = strings.TrimPrefix(url, "http://")
 	return e
 }
-
-// frontDoors are the ways a client connection is served: event loops that hand over what they
-// do not serve, or the fasthttp server alone.
-var frontDoors = map[string]int{"event loops": 0, "server only": -1}
 
 // TestFrontDoor_DotSegments pins that no path climbs out of its route: a "." or ".." segment,
 // raw or percent-encoded in any case, or formed with an encoded slash, a backslash or a
@@ -222,7 +218,7 @@ func TestFrontDoor_DotSegments(t *testing.T) {
 			target: "/a2a/team-b/agent-b/%zz/v1/message:send",
 		},
 		"fragment": {
-			reason: "Go reads # as part of the path, fasthttp as the start of a fragment",
+			reason: "servers disagree: some read # as part of the path, others as the start of a fragment",
 			target: "/a2a/team-b/agent-b/x#/%2e%2e/agent-a",
 		},
 		"absolute form": {
@@ -250,11 +246,11 @@ func TestFrontDoor_DotSegments(t *testing.T) {
 			want:   "/acp-b/runs/run-1/cancel",
 		},
 	}
-	for door, loops := range frontDoors {
-		e := newPolicyEnv(t, loops)
+	{
+		e := newPolicyEnv(t)
 		auth := "Authorization: Bearer " + e.issuer.token(t)
 		for name, tc := range cases {
-			t.Run(door+"/"+name, func(t *testing.T) {
+			t.Run(name, func(t *testing.T) {
 				status, body := rawExchange(t, e.addr, rawPost(e.addr, tc.target, []string{auth}, sendBody))
 				var targets []string
 				for _, r := range e.agent.received() {
@@ -316,9 +312,8 @@ func rpcErrorCode(body string) int {
 	return answer.Error.Code
 }
 
-// requestPaths are the ways a call reaches an agent once past the front door: a message/send
-// (served by the loops when they run), a stream (the server's SSE relay) and the REST binding
-// (the net/http routes through the adaptor).
+// requestPaths are the kinds of call that reach an agent once past the front door: a
+// message/send, a stream and the REST binding (its body streamed).
 var requestPaths = map[string]struct{ target, body string }{
 	"JSON-RPC send":   {"/a2a/ns/a", sendBody},
 	"JSON-RPC stream": {"/a2a/ns/a", strings.Replace(sendBody, `"SendMessage"`, `"SendStreamingMessage"`, 1)},
@@ -328,7 +323,7 @@ var requestPaths = map[string]struct{ target, body string }{
 // TestFrontDoor_InvalidHeaders pins that a request with a header name that is not an HTTP token
 // (a space in it) or a value with a control byte is refused with 400 at the front door, on
 // every path, the agent receives nothing and is not ejected. Before, such a header went on to
-// the agent on the loop and SSE paths ("Transfer Encoding: chunked" is a smuggling attempt on a
+// the agent on the event-loop and SSE paths ("Transfer Encoding: chunked" is a smuggling attempt on a
 // lenient agent), and on the net/http paths Go's transport refused to send it: a 502 that
 // ejected the agent for the client's fault.
 func TestFrontDoor_InvalidHeaders(t *testing.T) {
@@ -337,15 +332,15 @@ func TestFrontDoor_InvalidHeaders(t *testing.T) {
 		"framing look-alike": {"a lenient agent could take it for Transfer-Encoding", "Transfer Encoding: chunked"},
 		"NUL in a value":     {"no HTTP value holds a control byte", "X-Note: a\x00b"},
 	}
-	for door, loops := range frontDoors {
+	{
 		agent := newRecordingAgent(t)
 		reg := NewRegistry()
 		reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: agent.url})
-		rt, srvURL := startRouter(t, Config{Registry: reg, EventLoops: loops})
+		rt, srvURL := startRouter(t, Config{Registry: reg})
 		addr := strings.TrimPrefix(srvURL, "http://")
 		for hname, h := range headers {
 			for pname, p := range requestPaths {
-				t.Run(door+"/"+pname+"/"+hname, func(t *testing.T) {
+				t.Run(pname+"/"+hname, func(t *testing.T) {
 					status, body := rawExchange(t, addr, rawPost(addr, p.target, []string{h.line}, p.body))
 					if status != http.StatusBadRequest {
 						t.Errorf("%s\nstatus = %d, want 400 (body %s)", h.reason, status, body)
@@ -383,18 +378,18 @@ func TestFrontDoor_ForwardingHeaders(t *testing.T) {
 	for name, p := range requestPaths {
 		paths[name] = p
 	}
-	for door, loops := range frontDoors {
+	{
 		agent := newRecordingAgent(t)
 		reg := NewRegistry()
 		reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: agent.url})
 		reg.SetService(Route{Namespace: "ns", Name: "t", Type: contract.TypeTool, Protocol: "mcp", Upstream: agent.url})
 		reg.SetService(Route{Namespace: "ns", Name: "c", Type: contract.TypeAgent, Protocol: "acp", Upstream: agent.url})
-		rt, srvURL := startRouter(t, Config{Registry: reg, EventLoops: loops})
+		rt, srvURL := startRouter(t, Config{Registry: reg})
 		rt.runs.put("ns", "run-1", "c")
 		addr := strings.TrimPrefix(srvURL, "http://")
 		want := map[string][]string{"x-forwarded-for": {"127.0.0.1"}, "x-forwarded-host": {addr}, "x-forwarded-proto": {"http"}}
 		for pname, p := range paths {
-			t.Run(door+"/"+pname, func(t *testing.T) {
+			t.Run(pname, func(t *testing.T) {
 				status, body := rawExchange(t, addr, rawPost(addr, p.target, spoofed, p.body))
 				got := agent.received()
 				if status != http.StatusOK || len(got) != 1 {

@@ -29,22 +29,20 @@ func FuzzParseEnvelope(f *testing.F) {
 			}
 			return
 		}
-		rec := httptest.NewRecorder()
-		writeRPCError(rec, http.StatusBadRequest, env.ID, perr)
+		answer := rpcErrorBody(env.ID, perr)
 		var out struct {
 			JSONRPC string          `json:"jsonrpc"`
 			ID      json.RawMessage `json:"id"`
 			Error   *rpcError       `json:"error"`
 		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.JSONRPC != "2.0" || out.Error == nil {
-			t.Fatalf("error answer for %q is not JSON-RPC: %q", body, rec.Body.String())
+		if err := json.Unmarshal(answer, &out); err != nil || out.JSONRPC != "2.0" || out.Error == nil {
+			t.Fatalf("error answer for %q is not JSON-RPC: %q", body, answer)
 		}
 	})
 }
 
 // FuzzSSERelay: whatever bytes an agent streams as text/event-stream reach the client unchanged,
-// on both stream paths: the JSON-RPC one (message/stream, relayed natively) and the HTTP+JSON
-// binding (through the net/http chain). The JSON-RPC request carries the bytes for the agent to
+// on both stream routes: JSON-RPC (message/stream) and the HTTP+JSON binding. The JSON-RPC request carries the bytes for the agent to
 // stream back, base64-encoded.
 func FuzzSSERelay(f *testing.F) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -157,13 +157,6 @@ type rpcError struct {
 	Data    any    `json:"data,omitempty"`
 }
 
-// writeRPCError answers with a JSON-RPC error object for request id (null when unknown).
-func writeRPCError(w http.ResponseWriter, status int, id json.RawMessage, e *rpcError) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(rpcErrorBody(id, e))
-}
-
 // rpcErrorBody is the JSON-RPC response carrying e for request id (null when unknown).
 func rpcErrorBody(id json.RawMessage, e *rpcError) []byte {
 	if len(id) == 0 {

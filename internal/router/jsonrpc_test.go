@@ -20,8 +20,7 @@ type rpcAnswer struct {
 	Challenge bool // WWW-Authenticate: Bearer
 }
 
-// TestJSONRPC_RouterErrors pins the router's own JSON-RPC errors, on the loops and on the
-// server: none reuses a code A2A assigns (-32001 to -32009: a client would show a missing token
+// TestJSONRPC_RouterErrors pins the router's own JSON-RPC errors: none reuses a code A2A assigns (-32001 to -32009: a client would show a missing token
 // as "task not found"), and each rides HTTP 200, as the JSON-RPC binding's clients expect,
 // but a request without valid credentials, which A2A answers 401 with WWW-Authenticate. Before,
 // the router answered -32001, -32003, -32004 and -32005 with 401, 403, 404, 502 and 504.
@@ -64,19 +63,19 @@ func TestJSONRPC_RouterErrors(t *testing.T) {
 		"not JSON": {"a parse error is a JSON-RPC error, not a bare HTTP 400", "down", `{nope`, "valid",
 			rpcAnswer{http.StatusOK, codeParseError, false}},
 	}
-	for door, loops := range frontDoors {
+	{
 		reg := NewRegistry()
 		allow := contract.Policy{Audience: testCallee, AllowedCallers: []string{testCaller}}
 		reg.SetService(Route{Namespace: "team1", Name: "down", Type: contract.TypeAgent, Protocol: "a2a", Upstream: &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, Policy: allow})
 		reg.SetService(Route{Namespace: "team1", Name: "slow", Type: contract.TypeAgent, Protocol: "a2a", Upstream: &url.URL{Scheme: "http", Host: silent.Addr().String()}, Policy: allow})
 		_, srvURL := startRouter(t, Config{
-			Registry: reg, Timeout: 300 * time.Millisecond, EventLoops: loops,
+			Registry: reg, Timeout: 300 * time.Millisecond,
 			Verifier:  &Verifier{Issuers: []TrustedIssuer{{Issuer: testIssuerURL, JWKSURL: issuer.srv.URL, Audiences: []string{testAudience}}}},
 			Exchanger: &Exchanger{TokenURL: tokens.srv.URL, ClientID: "kagenti-router", ClientSecret: "router-secret"},
 		})
 		valid := issuer.token(t)
 		for name, tc := range cases {
-			t.Run(door+"/"+name, func(t *testing.T) {
+			t.Run(name, func(t *testing.T) {
 				header := http.Header{}
 				switch tc.token {
 				case "":

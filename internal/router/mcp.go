@@ -35,17 +35,10 @@ func (rt *Router) mcpHandler() http.Handler {
 		return rt.mcpServer(r.Context(), r.PathValue("ns"))
 	}, &mcp.StreamableHTTPOptions{Stateless: true})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var caller *Caller
-		if rt.cfg.Verifier != nil {
-			raw, err := BearerToken(r)
-			if err == nil {
-				caller, err = rt.cfg.Verifier.Verify(r.Context(), raw)
-			}
-			if err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="kagenti-router"`)
-				writeJSON(w, http.StatusUnauthorized, map[string]any{"error": err.Error()})
-				return
-			}
+		caller, err := rt.authenticate(r)
+		if err != nil {
+			rt.fail(w, r, shapeJSON, nil, err)
+			return
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))
 	})
@@ -120,7 +113,7 @@ func (rt *Router) streamAgent(ctx context.Context, caller *Caller, route *Route,
 	if err := rt.authorize(caller, route); err != nil {
 		return "", err
 	}
-	token, err := rt.upstreamToken(ctx, caller, route)
+	token, err := rt.exchange(ctx, caller, route)
 	if err != nil {
 		return "", err
 	}
@@ -238,7 +231,7 @@ func (rt *Router) callAgent(ctx context.Context, caller *Caller, route *Route, t
 	if err := rt.authorize(caller, route); err != nil {
 		return "", err
 	}
-	token, err := rt.upstreamToken(ctx, caller, route)
+	token, err := rt.exchange(ctx, caller, route)
 	if err != nil {
 		return "", err
 	}
@@ -282,7 +275,7 @@ func (rt *Router) postUpstream(ctx context.Context, route *Route, token string, 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	return (&http.Client{Transport: &ejectingTransport{next: rt.transport, balancer: rt.balancer}}).Do(req)
+	return rt.agentTransport(route, nil, false).RoundTrip(req)
 }
 
 func (rt *Router) rpc(ctx context.Context, route *Route, token string, body any) (json.RawMessage, *rpcError, error) {

@@ -21,8 +21,8 @@ type retryTransport struct {
 	reroute func(failed string) string
 }
 
-// ejectingTransport reports the failures of agents to the balancer, by the rule of the loops and
-// streams (agentFailed), and not when the caller went away.
+// ejectingTransport reports the failures of agents to the balancer (agentFailed), and not when
+// the caller went away.
 type ejectingTransport struct {
 	next     http.RoundTripper
 	balancer *balancer

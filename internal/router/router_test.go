@@ -815,7 +815,7 @@ func TestUpstreamHeaderErrorsNotLogged(t *testing.T) {
 	reg := NewRegistry()
 	reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up})
 	_, srvURL := startRouter(t, Config{Registry: reg, Log: slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))})
-	calls := map[string]string{ // path → body: JSON-RPC (fasthttp's client and stream) and the HTTP+JSON binding (net/http's)
+	calls := map[string]string{ // path → body: JSON-RPC (a call and a stream) and the HTTP+JSON binding
 		"/a2a/ns/a#send":            `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{}}`,
 		"/a2a/ns/a#stream":          `{"jsonrpc":"2.0","id":1,"method":"message/stream","params":{}}`,
 		"/a2a/ns/a/v1/message:send": `{"message":{}}`,
@@ -881,7 +881,7 @@ func rawAgent(t *testing.T, answer func(*http.Request) string) *url.URL {
 }
 
 // TestEjection: an agent whose answer breaks HTTP is ejected; one whose answer's headers exceed
-// what the router reads, or that is slow, is not (the same rule as the loops': agentFailed).
+// what the router reads, or that is slow, is not (agentFailed).
 func TestEjection(t *testing.T) {
 	broken := rawAgent(t, func(*http.Request) string { return "HTTP/1.1 200 OK\r\nnot a header\r\n\r\n" })
 	bigHeaders := rawAgent(t, func(*http.Request) string {
@@ -905,7 +905,7 @@ func TestEjection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := NewRegistry()
 			reg.SetService(Route{Namespace: "ns", Name: "a", Type: contract.TypeAgent, Protocol: "a2a", Upstream: tc.agent})
-			rt, srvURL := startRouter(t, Config{Registry: reg, EventLoops: -1, Timeout: 300 * time.Millisecond})
+			rt, srvURL := startRouter(t, Config{Registry: reg, Timeout: 300 * time.Millisecond})
 			resp, err := http.Post(srvURL+"/a2a/ns/a", "application/json", strings.NewReader(sendBody))
 			if err != nil {
 				t.Fatal(err)

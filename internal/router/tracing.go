@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -36,17 +35,4 @@ func endSpan(span trace.Span, status int) {
 // injectTrace puts the current span's context on an outgoing request.
 func injectTrace(r *http.Request) {
 	propagator.Inject(r.Context(), propagation.HeaderCarrier(r.Header))
-}
-
-// requestHeaderCarrier adapts fasthttp's request headers to OpenTelemetry's propagators.
-type requestHeaderCarrier struct{ h *fasthttp.RequestHeader }
-
-func (c requestHeaderCarrier) Get(key string) string { return string(c.h.Peek(key)) }
-func (c requestHeaderCarrier) Set(key, value string) { c.h.Set(key, value) }
-func (c requestHeaderCarrier) Keys() []string {
-	var keys []string
-	for k := range c.h.All() {
-		keys = append(keys, string(k))
-	}
-	return keys
 }
