@@ -158,11 +158,11 @@ func TestAccProvider_PlanTimeValidation(t *testing.T) {
 		"client certificate needs its key":            {`kubernetes { client_certificate = "x" }`, `client_key`},
 		"keycloak password needs the username":        {`keycloak { password = "x" }`, `username`},
 		"label domain must be a DNS subdomain":        {`label_domain = "Kagenti IO"`, `must be a DNS subdomain`},
-		"keycloak realm alone is ambiguous":    {`keycloak { realm = "master" }`, `Ambiguous Keycloak Realm`},
-		"managed_realm conflicts with realm":   {`keycloak {` + "\n" + `managed_realm = "a"` + "\n" + `realm = "b"` + "\n" + `auth_realm = "master"` + "\n}", `managed_realm`},
-		"proxy_url must be a proxy URL":        {`kubernetes { proxy_url = "127.0.0.1:3128" }`, `must be an http, https or socks5 URL`},
-		"config_path conflicts with paths":     {`kubernetes {` + "\n" + `config_path = "a"` + "\n" + `config_paths = ["b"]` + "\n}", `config_paths`},
-		"keycloak CA must be PEM":              {`keycloak { root_ca_certificate = "x" }`, `must be a PEM certificate`},
+		"keycloak realm alone is ambiguous":           {`keycloak { realm = "master" }`, `Ambiguous Keycloak Realm`},
+		"managed_realm conflicts with realm":          {`keycloak {` + "\n" + `managed_realm = "a"` + "\n" + `realm = "b"` + "\n" + `auth_realm = "master"` + "\n}", `managed_realm`},
+		"proxy_url must be a proxy URL":               {`kubernetes { proxy_url = "127.0.0.1:3128" }`, `must be an http, https or socks5 URL`},
+		"config_path conflicts with paths":            {`kubernetes {` + "\n" + `config_path = "a"` + "\n" + `config_paths = ["b"]` + "\n}", `config_paths`},
+		"keycloak CA must be PEM":                     {`keycloak { root_ca_certificate = "x" }`, `must be a PEM certificate`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
