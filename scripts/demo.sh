@@ -17,7 +17,15 @@ source "$SANDBOX_DIR/env"
 work=$SANDBOX_DIR/demo
 mkdir -p "$work/plugins" "$work/mirror"
 # Processes of an earlier demo run.
-if [[ -f $work/pids ]]; then kill $(cat "$work/pids") 2>/dev/null || true; rm -f "$work/pids"; fi
+# The router drains for a few seconds on SIGTERM: wait until they are gone, so that their ports
+# are free.
+if [[ -f $work/pids ]]; then
+  pids=$(cat "$work/pids")
+  kill $pids 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 $pids 2>/dev/null || break; sleep 0.2; done
+  kill -9 $pids 2>/dev/null || true
+  rm -f "$work/pids"
+fi
 go build -o "$work/plugins/terraform-provider-kagenti" .
 go build -o "$work/kagenti-router" ./cmd/kagenti-router
 go build -o "$work/kagenti-demo-agent" ./cmd/kagenti-demo-agent
@@ -58,7 +66,8 @@ token_url=$("$tofu_dir/tofu" -chdir="$work" output -json keycloak | json 'd["tok
 router_id=$(out router_client_id)
 ( umask 077; kubectl_get_secret kagenti-router-keycloak client-secret >"$work/router-secret" )
 "$work/kagenti-router" -listen "$ROUTER_ADDR" -public-url "http://$ROUTER_ADDR" -kubeconfig "$KUBECONFIG" -namespaces default \
-  -issuer "$issuer" -audience "$router_id" -client-id "$router_id" -client-secret-file "$work/router-secret" >"$work/router.log" 2>&1 &
+  -issuer "$issuer" -issuer-ca-file "$KAGENTI_KEYCLOAK_ROOT_CA_FILE" -audience "$router_id" -client-id "$router_id" \
+  -client-secret-file "$work/router-secret" >"$work/router.log" 2>&1 &
 echo $! >>"$work/pids"
 for _ in $(seq 50); do curl -sf "http://$ROUTER_ADDR/readyz" >/dev/null && break; sleep 0.2; done
 
@@ -76,7 +85,7 @@ echo
 echo "A call with the demo client's token (addressed to the router), through the router:"
 demo_id=$(out demo_client_id)
 demo_secret=$(kubectl_get_secret demo-client-keycloak client-secret)
-token=$(curl -sf "$token_url" -d grant_type=client_credentials --data-urlencode "client_id=$demo_id" \
+token=$(curl -sf --cacert "$KAGENTI_KEYCLOAK_ROOT_CA_FILE" "$token_url" -d grant_type=client_credentials --data-urlencode "client_id=$demo_id" \
   --data-urlencode "client_secret=$demo_secret" --data-urlencode "scope=$(out router_audience_scope)" | json 'd["access_token"]')
 curl -sf -X POST "http://$ROUTER_ADDR/a2a/default/hello-agent" -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
   -d '{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"demo-1","role":"ROLE_USER","parts":[{"text":"hello through the router"}]}}}' \

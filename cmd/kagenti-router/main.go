@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -85,6 +87,7 @@ func run(log *slog.Logger, level *slog.LevelVar) error {
 	drainDelay := flag.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to keep accepting requests with readiness failing before the listener closes, so that load balancers and Service endpoints stop sending first (a second signal skips it)")
 	debugListen := flag.String("debug-listen", env("KAGENTI_ROUTER_DEBUG_LISTEN", ""), "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060 (off when empty; never expose it)")
 	routesFile := flag.String("routes-file", env("KAGENTI_ROUTER_ROUTES_FILE", ""), "serve the routes of this JSON file instead of discovering them in Kubernetes")
+	issuerCA := flag.String("issuer-ca-file", env("KAGENTI_ROUTER_ISSUER_CA_FILE", ""), "PEM file of a CA to trust, besides the system's, for the issuer's keys and token endpoint (a Keycloak behind a private CA)")
 	logLevel := flag.String("log-level", env("KAGENTI_ROUTER_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	flag.Parse()
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -101,7 +104,11 @@ func run(log *slog.Logger, level *slog.LevelVar) error {
 		if *jwksURL == "" {
 			*jwksURL = strings.TrimRight(*issuer, "/") + "/protocol/openid-connect/certs"
 		}
-		v := &router.Verifier{Issuers: []router.TrustedIssuer{{Issuer: *issuer, JWKSURL: *jwksURL, Audiences: []string{*audience}}}}
+		issuerClient, err := issuerHTTPClient(*issuerCA)
+		if err != nil {
+			return err
+		}
+		v := &router.Verifier{HTTP: issuerClient, Issuers: []router.TrustedIssuer{{Issuer: *issuer, JWKSURL: *jwksURL, Audiences: []string{*audience}}}}
 		if *trustDomain != "" {
 			v.Issuers = append(v.Issuers, router.TrustedIssuer{TrustDomain: *trustDomain, JWKSURL: *bundleURL, Audiences: []string{*audience}})
 		}
@@ -110,7 +117,7 @@ func run(log *slog.Logger, level *slog.LevelVar) error {
 			if *tokenURL == "" {
 				*tokenURL = strings.TrimRight(*issuer, "/") + "/protocol/openid-connect/token"
 			}
-			x := &router.Exchanger{TokenURL: *tokenURL, ClientID: *clientID}
+			x := &router.Exchanger{HTTP: issuerClient, TokenURL: *tokenURL, ClientID: *clientID}
 			if *spiffeSocket != "" && *secretFile == "" {
 				x.Assertion = router.SPIFFEAssertion(*spiffeSocket, *issuer, *clientID)
 			} else {
@@ -228,4 +235,26 @@ func pprofMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// issuerHTTPClient is the client of the issuer's endpoints: the system's roots, plus a CA from
+// caFile when given. nil (the packages' default client) without one.
+func issuerHTTPClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-issuer-ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-issuer-ca-file %s holds no PEM certificate", caFile)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: 10 * time.Second, Transport: transport}, nil
 }
