@@ -35,6 +35,9 @@ type PlatformInput struct {
 	Audience         string `json:"audience,omitempty"`
 	TokenURL         string `json:"token_url,omitempty"`
 	ClientSecretName string `json:"client_secret_name,omitempty"`
+	// IssuerCA is PEM of the CA that signs the issuer's certificate (a Keycloak behind a private
+	// CA): it goes in a ConfigMap the router trusts it from.
+	IssuerCA string `json:"issuer_ca,omitempty"`
 	// Gateway attaches the router to an existing Gateway API Gateway with an HTTPRoute.
 	Gateway *GatewayRef `json:"gateway,omitempty"`
 	// Mesh is "" or "istio-ambient" (agent namespaces enrolled in ambient mode).
@@ -146,6 +149,7 @@ func PlatformKinds() []schema.GroupVersionKind {
 	return []schema.GroupVersionKind{
 		{Version: "v1", Kind: "Namespace"},
 		{Version: "v1", Kind: "ServiceAccount"},
+		{Version: "v1", Kind: "ConfigMap"},
 		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"},
 		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"},
 		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"},
@@ -229,7 +233,7 @@ func ValidatePlatform(in PlatformInput) field.ErrorList {
 // PlatformPatchTargets are the keys of the platform's objects that patches may target (besides
 // role/<namespace> and rolebinding/<namespace>; "role/" and "rolebinding/" alone are the
 // cluster-wide ones).
-var PlatformPatchTargets = []string{"namespace", "serviceaccount", "deployment", "service", "hpa", "pdb", "httproute", "waypoint"}
+var PlatformPatchTargets = []string{"namespace", "serviceaccount", "issuer-ca", "deployment", "service", "hpa", "pdb", "httproute", "waypoint"}
 
 // RouterURL is where clients reach the router: the public URL, else its in-cluster Service.
 func (in PlatformInput) RouterURL() string {
@@ -272,6 +276,9 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 		if in.TokenURL != "" {
 			args = append(args, "-token-url="+in.TokenURL)
 		}
+		if in.IssuerCA != "" {
+			args = append(args, "-issuer-ca-file=/etc/kagenti/issuer-ca/ca.crt")
+		}
 		switch {
 		case in.Mounted():
 			args = append(args, "-client-id="+in.Audience, "-spiffe-socket="+in.SocketPath())
@@ -284,6 +291,7 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 	data := map[string]any{
 		"In": in, "Name": RouterName, "Args": args, "SelectorLabels": selector, "PodLabels": podLabels(in.PodLabels, labels, keys),
 		"PodAnnotations": in.PodAnnotations, "Pod": in.podSpec(), "ServiceAccountName": in.ServiceAccountName(RouterName),
+		"IssuerCAName": "",
 		"Resources":          in.Resources.withDefaults(RouterResources()),
 		"ServiceAnnotations": map[string]string{keys.Spec(): string(spec), keys.URL(): out.URL},
 		"Target":             "", "RBACName": RouterName + "-" + in.Namespace,
@@ -303,6 +311,12 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 	}
 	if in.ServiceAccount == "" {
 		if err := render("serviceaccount", "serviceaccount", data); err != nil {
+			return nil, err
+		}
+	}
+	if in.IssuerCA != "" {
+		data["IssuerCAName"] = RouterName + "-issuer-ca"
+		if err := render("issuer-ca", "issuerca", data); err != nil {
 			return nil, err
 		}
 	}

@@ -343,7 +343,8 @@ func TestRenderPlatformGolden(t *testing.T) {
 	cases := map[string]composition.PlatformInput{
 		"namespaced-with-exchange": {Namespace: "kagenti-system", AgentNamespaces: []string{"team2", "team1"}, Image: "ghcr.io/kagenti/kagenti-router:0.1.0",
 			Replicas: 2, PublicURL: "https://agents.example.com", Issuer: "https://kc.example.com/realms/kagenti",
-			Audience: "spiffe://example.org/ns/kagenti-system/sa/kagenti-router", ClientSecretName: "kagenti-router-keycloak"},
+			Audience: "spiffe://example.org/ns/kagenti-system/sa/kagenti-router", ClientSecretName: "kagenti-router-keycloak",
+			IssuerCA: "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"},
 		"cluster-wide": {Namespace: "kagenti", Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 1},
 		// An OpenShift project or a namespace managed by policy: adopted, not created; the
 		// router's settings, its pod's, and a patch.

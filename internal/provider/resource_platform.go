@@ -331,6 +331,9 @@ func (r *platformResource) input(ctx context.Context, m *platformResourceModel, 
 		return in, nil, diags
 	}
 	in.Audience = identity.Identity.SPIFFEID
+	// A Keycloak behind a private CA: the router trusts the CA the provider does (set at plan
+	// too, so that the plan lists the ConfigMap that carries it).
+	in.IssuerCA = r.data.keycloakConfig.RootCACertificate
 	in.WorkloadAPI = identity.Identity.WorkloadAPI
 	if resolve {
 		in.Issuer, in.TokenURL = identity.Identity.Client.Issuer, identity.Identity.Client.TokenURL

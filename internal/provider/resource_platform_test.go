@@ -320,8 +320,16 @@ func TestAccPlatformResource_WorkloadAPI(t *testing.T) {
 							if !strings.Contains(args, "-spiffe-socket="+src.socket) || strings.Contains(args, "client-secret") {
 								return fmt.Errorf("router args %s: want the Workload API socket %s and no secret file", args, src.socket)
 							}
-							if len(spec.Volumes) != 1 || !src.volume(spec.Volumes[0]) {
-								return fmt.Errorf("router volumes %+v: want the agent socket directory", spec.Volumes)
+							var socket, ca bool
+							for _, v := range spec.Volumes {
+								socket = socket || (v.Name == "spiffe-workload-api" && src.volume(v))
+								ca = ca || (v.Name == "issuer-ca" && v.ConfigMap != nil)
+							}
+							if !socket || !ca || len(spec.Volumes) != 2 {
+								return fmt.Errorf("router volumes %+v: want the agent socket directory and the sandbox Keycloak's CA", spec.Volumes)
+							}
+							if !strings.Contains(args, "-issuer-ca-file=/etc/kagenti/issuer-ca/ca.crt") {
+								return fmt.Errorf("router args %s: want the issuer's CA", args)
 							}
 							if _, err := client.CoreV1().Secrets(ns).Get(ctx, "kagenti-router-keycloak", metav1.GetOptions{}); err == nil {
 								return fmt.Errorf("a client secret was generated for the router")
