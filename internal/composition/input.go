@@ -239,3 +239,19 @@ func (w WorkloadAPI) SocketPath() string {
 	}
 	return WorkloadAPIMountPath + "/" + name
 }
+
+// Published is the input as the composite's Service carries it for discovery and import. The
+// Service is readable by more than the Deployment is (the router reads every Service it routes
+// to), so it holds no env values, patches or custom templates: env keys only, their values are
+// read back from the Deployment on import; patches and templates are not recovered by import.
+func (in Input) Published() Input {
+	out := in
+	if len(in.Env) > 0 {
+		out.Env = make(map[string]string, len(in.Env))
+		for k := range in.Env {
+			out.Env[k] = ""
+		}
+	}
+	out.Patches, out.Templates = nil, nil
+	return out
+}

@@ -295,7 +295,7 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 	}
 	data.Env = composeEnv(in, p, port, data.MountPath)
 
-	spec, err := json.Marshal(in)
+	spec, err := json.Marshal(in.Published())
 	if err != nil {
 		return nil, err
 	}

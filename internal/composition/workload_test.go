@@ -63,3 +63,19 @@ func TestValidate_Workload(t *testing.T) {
 		})
 	}
 }
+
+// TestInput_Published pins what the Service carries for discovery and import: no env values,
+// patches or custom templates (the router, which reads Services, must not see them).
+func TestInput_Published(t *testing.T) {
+	in := composition.Input{Name: "a", Env: map[string]string{"TOKEN": "s3cret"},
+		Patches:   []composition.Patch{{Target: "deployment", Type: "merge", Patch: `{"metadata":{"annotations":{"k":"s3cret"}}}`}},
+		Templates: map[string]string{"service": "s3cret"}}
+	got := in.Published()
+	want := composition.Input{Name: "a", Env: map[string]string{"TOKEN": ""}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("published input (-want +got):\n%s", diff)
+	}
+	if in.Env["TOKEN"] != "s3cret" || len(in.Patches) != 1 {
+		t.Errorf("Published changed the input itself: %+v", in)
+	}
+}

@@ -277,6 +277,12 @@ func (e *compositeEngine) read(ctx context.Context, m compositeResourceModel, pr
 		return
 	}
 	imported := len(raw) == 0
+	if imported {
+		if err := e.importEnvValues(ctx, in); err != nil {
+			resp.Diagnostics.Append(kubernetesUnreachable("reading Deployment "+ns+"/"+name, err))
+			return
+		}
+	}
 	out, err := e.render(*in)
 	if err != nil {
 		resp.Diagnostics.Append(renderErrorDiags(err, "Invalid "+titleKind(e.kind)+" Configuration")...)

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
@@ -311,4 +312,37 @@ func parseCompositeID(id string) (namespace, name string, err error) {
 	}
 	namespace, name, _ = strings.Cut(id, "/")
 	return namespace, name, nil
+}
+
+// importEnvValues fills the env values of an imported input, which the Service does not carry
+// (composition.Input.Published), from the Deployment's container.
+func (e *compositeEngine) importEnvValues(ctx context.Context, in *composition.Input) error {
+	if len(in.Env) == 0 || in.Image == "" {
+		return nil
+	}
+	applier, err := e.data.Applier()
+	if err != nil {
+		return err
+	}
+	d, err := applier.Get(ctx, kube.Ref{GVK: schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, Namespace: in.Namespace, Name: in.Name})
+	if err != nil || d == nil {
+		return err
+	}
+	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	for _, c := range containers {
+		cm, _ := c.(map[string]any)
+		if cm["name"] != string(e.kind) {
+			continue
+		}
+		env, _ := cm["env"].([]any)
+		for _, v := range env {
+			vm, _ := v.(map[string]any)
+			name, _ := vm["name"].(string)
+			if _, ours := in.Env[name]; ours {
+				value, _ := vm["value"].(string)
+				in.Env[name] = value
+			}
+		}
+	}
+	return nil
 }
