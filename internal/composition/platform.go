@@ -291,7 +291,7 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 	data := map[string]any{
 		"In": in, "Name": RouterName, "Args": args, "SelectorLabels": selector, "PodLabels": podLabels(in.PodLabels, labels, keys),
 		"PodAnnotations": in.PodAnnotations, "Pod": in.podSpec(), "ServiceAccountName": in.ServiceAccountName(RouterName),
-		"IssuerCAName": "",
+		"IssuerCAName":       "",
 		"Resources":          in.Resources.withDefaults(RouterResources()),
 		"ServiceAnnotations": map[string]string{keys.Spec(): string(spec), keys.URL(): out.URL},
 		"Target":             "", "RBACName": RouterName + "-" + in.Namespace,
