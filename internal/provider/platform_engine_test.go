@@ -3,8 +3,10 @@ package provider
 import (
 	"context"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -145,4 +147,51 @@ func TestAccPlatformResource_AdoptMissingNamespace(t *testing.T) {
 		Config:      testAccAdoptedPlatformConfig(ns, "default", "info"),
 		ExpectError: regexp.MustCompile(`Namespace Not Found[\s\S]*create_namespace\s+=\s+false`),
 	}}})
+}
+
+// A platform without token exchange needs neither SPIRE nor Keycloak: creating and updating it
+// opens no connection to either (before, every apply tried to remove a router identity it never
+// had). Both "backends" are listeners that count the connections they are offered.
+func TestAccPlatformResource_NoExchangeContactsNoIdentityBackend(t *testing.T) {
+	testAccPreCheck(t)
+	var dials atomic.Int64
+	listen := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				dials.Add(1)
+				_ = c.Close()
+			}
+		}()
+		return l.Addr().String()
+	}
+	t.Setenv("KAGENTI_SPIRE_ADDRESS", listen())
+	t.Setenv("KAGENTI_KEYCLOAK_URL", "https://"+listen())
+	config := func(replicas int) string {
+		return fmt.Sprintf("resource \"kagenti_platform\" \"plain\" {\n  namespace = %q\n  router_replicas = %d\n  token_exchange = false\n}\n",
+			"kagenti-plain-"+strings.ToLower(rand.String(4)), replicas)
+	}
+	create := config(1)
+	testAccRun(t, resource.TestCase{
+		Steps: []resource.TestStep{
+			{Config: create},
+			{
+				Config: strings.Replace(create, "router_replicas = 1", "router_replicas = 2", 1),
+				Check: func(*terraformState) error {
+					if n := dials.Load(); n > 0 {
+						return fmt.Errorf("%d connections to SPIRE or Keycloak for a platform without token exchange", n)
+					}
+					return nil
+				},
+			},
+		},
+	})
 }
