@@ -11,7 +11,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
-	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -51,12 +50,8 @@ func (e *compositeEngine) planComputed(ctx context.Context, in composition.Input
 	m.ID = types.StringValue(in.Namespace + "/" + in.Name)
 	m.URL = types.StringValue(out.URL)
 	m.Revision = types.StringValue(out.Revision)
-	var obs []kube.Observation
-	for _, o := range out.Objects {
-		obs = append(obs, kube.Observation{Ref: kube.RefOf(o.Object), Exists: true})
-	}
 	var diags diag.Diagnostics
-	m.Objects, diags = objectsValue(ctx, out, obs, identityObjects(ctx, in, true, true)...)
+	m.Objects, diags = plannedObjects(ctx, out, identityObjects(ctx, in, true, true)...)
 	setIdentityIDs(in, m)
 	return out, diags
 }
@@ -90,36 +85,13 @@ func (e *compositeEngine) apply(ctx context.Context, in composition.Input, wait,
 	if err != nil {
 		return out, nil, err
 	}
-	objs := make([]*unstructured.Unstructured, len(out.Objects))
-	for i, o := range out.Objects {
-		objs[i] = o.Object
-	}
-	tflog.Debug(ctx, "applying composed objects", map[string]any{"composite": in.Namespace + "/" + in.Name, "objects": len(objs), "revision": out.Revision})
-	// A composite being created owns nothing yet (a failed earlier create is destroyed before
-	// it is created again), so there is nothing to prune.
-	live, pruned, err := applier.Sync(ctx, e.selector(in), objs, !creating)
+	live, err := syncComposed(ctx, applier, e.selector(in), out, creating)
 	if err != nil {
 		return out, nil, err
 	}
-	for _, r := range pruned {
-		tflog.Info(ctx, "pruned object no longer rendered", map[string]any{"object": r.String()})
-	}
 	result := &applied{objects: live}
 	if wait && in.Image != "" {
-		status, err := applier.WaitDeploymentAvailable(ctx, in.Namespace, in.Name, func(s kube.DeploymentStatus) {
-			fields := map[string]any{
-				"deployment": in.Namespace + "/" + in.Name, "ready": s.ReadyReplicas, "updated": s.UpdatedReplicas,
-				"available": s.AvailableReplicas, "waiting_for": s.Reason,
-			}
-			if s.HeldBy != "" {
-				// What holds the rollout back is worth a warning: it is the answer to a long
-				// "Still creating...".
-				fields["held_by"] = s.HeldBy
-				tflog.Warn(ctx, "rollout held back", fields)
-				return
-			}
-			tflog.Info(ctx, "waiting for rollout", fields)
-		})
+		status, err := waitRollout(ctx, applier, in.Namespace, in.Name)
 		if err != nil {
 			return out, nil, err
 		}
@@ -141,23 +113,14 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 	if known == nil {
 		known = &applied{}
 	}
-	objs := make([]*unstructured.Unstructured, len(out.Objects))
-	for i, o := range out.Objects {
-		objs[i] = o.Object
-	}
-	obs, err := applier.Observe(ctx, objs, known.objects)
+	obs, outOfSync, err := observeComposed(ctx, applier, out, known.objects)
 	if err != nil {
 		diags.Append(kubernetesUnreachable("reading "+in.Namespace+"/"+in.Name, err))
 		return false, nil, diags
 	}
 	anyExists := false
-	var outOfSync []string
 	for _, o := range obs {
 		anyExists = anyExists || o.Exists
-		if !o.InSync() {
-			tflog.Info(ctx, "composed object out of sync", map[string]any{"object": o.Ref.String(), "exists": o.Exists, "drift": o.Drift})
-			outOfSync = append(outOfSync, o.Ref.String()+": "+strings.Join(o.Drift, ", "))
-		}
 	}
 	var extra []objectModel
 	if in.Identity != nil {
@@ -299,8 +262,11 @@ func readInputFailed(kind composition.Kind, namespace, name string, err error) d
 }
 
 func titleKind(k composition.Kind) string {
-	if k == composition.KindTool {
+	switch k {
+	case composition.KindTool:
 		return "Tool"
+	case "platform":
+		return "Platform"
 	}
 	return "Agent"
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +25,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
-	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
@@ -383,11 +383,7 @@ func (r *platformResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		resp.Diagnostics.Append(renderErrorDiags(err, "Invalid Platform Configuration")...)
 		return
 	}
-	obs := make([]kube.Observation, len(out.Objects))
-	for i, o := range out.Objects {
-		obs[i] = kube.Observation{Ref: kube.RefOf(o.Object), Exists: true}
-	}
-	objects, d := objectsValue(ctx, out, obs)
+	objects, d := plannedObjects(ctx, out)
 	resp.Diagnostics.Append(d...)
 	plan.Objects = objects
 	plan.Revision = types.StringValue(out.Revision)
@@ -521,13 +517,9 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 	m.ID = types.StringValue(in.Namespace)
 	m.RouterURL = types.StringValue(out.URL)
 	m.Revision = types.StringValue(out.Revision)
-	objs := make([]*unstructured.Unstructured, len(out.Objects))
-	for i, o := range out.Objects {
-		objs[i] = o.Object
-	}
 	// The namespace first: the router's client secret is stored in it.
 	if !in.AdoptNamespace {
-		if _, err := applier.Apply(ctx, objs[0]); err != nil {
+		if _, err := applier.Apply(ctx, out.Objects[0].Object); err != nil {
 			diags.AddError("Apply Failed", err.Error())
 			return
 		}
@@ -549,13 +541,11 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 			}
 		}
 	}
-	sel := r.selector(in.Namespace)
-	live, pruned, err := applier.Sync(ctx, sel, objs, !creating)
+	// The same engine as agents and tools: apply and prune, enrol the agent namespaces, wait
+	// for the rollout, observe.
+	live, err := syncComposed(ctx, applier, r.selector(in.Namespace), out, creating)
 	if err != nil {
 		diags.AddError("Apply Failed", fmt.Sprintf("Applying the platform %s failed; what was applied is recorded, apply again to finish.\n\nOriginal Error: %v", in.Namespace, err))
-	}
-	for _, p := range pruned {
-		tflog.Info(ctx, "pruned object no longer rendered", map[string]any{"object": p.String()})
 	}
 	if err == nil {
 		if merr := r.enrol(ctx, applier, in, prior); merr != nil {
@@ -563,23 +553,17 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 		}
 	}
 	if err == nil && m.WaitForRollout.ValueBool() {
-		if _, werr := applier.WaitDeploymentAvailable(ctx, in.Namespace, composition.RouterName, nil); werr != nil {
-			diags.AddError("Router Not Ready", werr.Error())
+		if _, werr := waitRollout(ctx, applier, in.Namespace, composition.RouterName); werr != nil {
+			diags.Append(applyFailed("platform", composition.Input{Namespace: in.Namespace, Name: composition.RouterName}, werr))
 		}
 	}
-	obs, oerr := applier.Observe(ctx, objs, live)
+	obs, outOfSync, oerr := observeComposed(ctx, applier, out, live)
 	if oerr != nil {
 		diags.Append(kubernetesUnreachable("reading the platform", oerr))
 		return
 	}
 	if diags.HasError() {
-		obs = make([]kube.Observation, len(objs))
-	}
-	var outOfSync []string
-	for _, o := range obs {
-		if o.Exists && !o.InSync() {
-			outOfSync = append(outOfSync, o.Ref.String()+": "+strings.Join(o.Drift, ", "))
-		}
+		obs, outOfSync = make([]kube.Observation, len(out.Objects)), nil
 	}
 	if len(outOfSync) > 0 {
 		diags.Append(changedOnApply("platform", composition.Input{Namespace: in.Namespace, Name: composition.RouterName}, outOfSync))
@@ -712,16 +696,13 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 		resp.Diagnostics.Append(renderErrorDiags(err, "Invalid Platform Configuration")...)
 		return
 	}
-	objs := make([]*unstructured.Unstructured, len(out.Objects))
-	for i, o := range out.Objects {
-		objs[i] = o.Object
-	}
-	obs, err := applier.Observe(ctx, objs, nil)
+	obs, _, err := observeComposed(ctx, applier, out, nil)
 	if err != nil {
 		resp.Diagnostics.Append(kubernetesUnreachable("reading the platform", err))
 		return
 	}
-	if !obs[0].Exists {
+	if !slices.ContainsFunc(obs, func(o kube.Observation) bool { return o.Exists }) {
+		// Everything is gone (the namespace with it): the next plan creates the platform again.
 		resp.State.RemoveResource(ctx)
 		return
 	}
