@@ -62,8 +62,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	// Room for the largest run: its agents' pods on nodes of 250 pods each (as many as
-	// the kubelet allows), so that no pod waits for a node.
+	// Room for the largest run, so that no pod waits for a node: its agents have two replicas
+	// each, and the pods of the run before it may still be terminating (the kubectl namespace is
+	// deleted without waiting), on nodes of 250 pods each.
 	largest := 0
 	for _, s := range strings.Split(*sizes, ",") {
 		if n, err := strconv.Atoi(s); err == nil && n > largest {
@@ -72,7 +73,7 @@ func run(ctx context.Context) error {
 	}
 	const podsPerNode = 250
 	sb, err := testenv.Start(ctx, testenv.Options{Components: []string{testenv.ComponentKubernetes}, AuditLog: true, Volumes: 1, Log: os.Stderr,
-		Nodes: max(2, (largest+podsPerNode-1)/podsPerNode+1), PodsPerNode: podsPerNode})
+		Nodes: max(2, (4*largest+podsPerNode-1)/podsPerNode+1), PodsPerNode: podsPerNode})
 	if err != nil {
 		return err
 	}
