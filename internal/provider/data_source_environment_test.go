@@ -146,8 +146,9 @@ func TestAccEnvironmentDataSource_BackendErrors(t *testing.T) {
 	})
 }
 
-// Bad settings fail at plan time with an error on the attribute, before anything is contacted.
-func TestAccProvider_PlanTimeValidation(t *testing.T) {
+// Bad settings fail at plan time with an error on the attribute, before anything is contacted
+// (a unit test: no backend is needed).
+func TestProvider_PlanTimeValidation(t *testing.T) {
 	cases := map[string]struct {
 		block string
 		want  string
@@ -166,7 +167,7 @@ func TestAccProvider_PlanTimeValidation(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			testAccRun(t, resource.TestCase{
+			unitTest(t, resource.TestCase{
 				Steps: []resource.TestStep{{
 					Config:      "provider \"kagenti\" {\n  " + tc.block + "\n}\n" + testAccEnvironmentData,
 					PlanOnly:    true,
