@@ -31,54 +31,45 @@ import (
 // that does not track ownership) is compared field by field, as a whole.
 func Drift(desired, live *unstructured.Unstructured, manager string) []string {
 	var paths []string
-	owned, others := ownership(live, manager)
+	owned := ownedBy(live, manager)
 	if owned == nil {
 		diffValue("", desired.Object, live.Object, &paths)
 	} else {
-		d := ownedDiff{others: others, out: &paths}
+		d := ownedDiff{live: live, manager: manager, out: &paths}
 		d.fields("", desired.Object, live.Object, owned)
 	}
 	sort.Strings(paths)
 	return paths
 }
 
-// fieldOwner is one manager's record in managedFields.
-type fieldOwner struct {
-	manager string
-	set     *fieldpath.Set
-}
-
-// ownership parses live's managedFields: the set manager applied (nil when it applied nothing)
-// and everyone else's, to name who took a field.
-func ownership(live *unstructured.Unstructured, manager string) (*fieldpath.Set, []fieldOwner) {
+// ownedBy parses the set of fields manager applied to live (nil when it applied nothing). It runs
+// on every refresh of every object, so only that manager's records are parsed; the others are
+// read only when a field of ours is missing, to name who took it (takenBy).
+func ownedBy(live *unstructured.Unstructured, manager string) *fieldpath.Set {
 	var owned *fieldpath.Set
-	var others []fieldOwner
 	for _, e := range live.GetManagedFields() {
-		if e.FieldsV1 == nil {
+		if e.FieldsV1 == nil || e.Manager != manager || e.Operation != metav1.ManagedFieldsOperationApply || e.Subresource != "" {
 			continue
 		}
 		s := &fieldpath.Set{}
 		if err := s.FromJSON(bytes.NewReader(e.FieldsV1.Raw)); err != nil {
 			continue // a record we cannot read names nothing
 		}
-		if e.Manager == manager && e.Operation == metav1.ManagedFieldsOperationApply && e.Subresource == "" {
-			if owned == nil {
-				owned = s
-			} else {
-				owned = owned.Union(s)
-			}
-			continue
+		if owned == nil {
+			owned = s
+		} else {
+			owned = owned.Union(s)
 		}
-		others = append(others, fieldOwner{manager: e.Manager, set: s})
 	}
-	return owned, others
+	return owned
 }
 
 // ownedDiff walks the desired object alongside the live one and the set of fields the manager
 // owns in it.
 type ownedDiff struct {
-	others []fieldOwner
-	out    *[]string
+	live    *unstructured.Unstructured
+	manager string
+	out     *[]string
 	// at is the fieldpath of the node being walked, to look up who took a field.
 	at fieldpath.Path
 }
@@ -253,11 +244,15 @@ func keyLabel(key value.FieldList) string {
 	return strings.Join(parts, ",")
 }
 
-// takenBy names the manager whose record holds the path now, if any.
+// takenBy names another manager whose record holds the path now, if any.
 func (d *ownedDiff) takenBy(p fieldpath.Path) string {
-	for _, o := range d.others {
-		if o.set.Has(p) {
-			return o.manager
+	for _, e := range d.live.GetManagedFields() {
+		if e.FieldsV1 == nil || (e.Manager == d.manager && e.Operation == metav1.ManagedFieldsOperationApply && e.Subresource == "") {
+			continue
+		}
+		s := &fieldpath.Set{}
+		if s.FromJSON(bytes.NewReader(e.FieldsV1.Raw)) == nil && s.Has(p) {
+			return e.Manager
 		}
 	}
 	return ""
