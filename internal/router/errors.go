@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,7 +156,8 @@ func acpCode(status int) string {
 
 func isTimeout(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)
+	// context.DeadlineExceeded is a net.Error whose Timeout is true.
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // loggedError is an upstream error as the log gets it: without the bytes of the agent's answer

@@ -56,7 +56,6 @@ func (rt *Router) mcpServer(ctx context.Context, ns string) *mcp.Server {
 		if rt.authorize(caller, route) != nil {
 			continue
 		}
-		route := route
 		mcp.AddTool(server, &mcp.Tool{Name: route.Name, Description: toolDescription(route)},
 			func(ctx context.Context, req *mcp.CallToolRequest, in agentToolInput) (*mcp.CallToolResult, any, error) {
 				var answer string

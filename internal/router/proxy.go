@@ -109,7 +109,7 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 // failing endpoint ejected, and an idempotent request (with its body) whose connection failed
 // retried, on another endpoint when there is one.
 func (rt *Router) agentTransport(route *Route, body []byte, idempotent bool) http.RoundTripper {
-	var t http.RoundTripper = &ejectingTransport{next: rt.transport, balancer: rt.balancer}
+	t := rt.agents
 	if idempotent && body != nil {
 		t = &retryTransport{next: t, attempts: 3, body: body,
 			reroute: func(failed string) string { return rt.balancer.pick(route, failed).Host }}

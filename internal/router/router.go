@@ -71,10 +71,13 @@ type Router struct {
 	server *http.Server
 	// transport makes every call to agents and tools.
 	transport *http.Transport
-	metrics   *metrics
-	runs      *runIndex
-	balancer  *balancer
-	tracer    trace.Tracer
+	// agents is transport ejecting failing agent endpoints: every call to an agent or tool
+	// goes through it (built once; agentTransport adds retries per call).
+	agents   http.RoundTripper
+	metrics  *metrics
+	runs     *runIndex
+	balancer *balancer
+	tracer   trace.Tracer
 	// draining makes /readyz fail so that load balancers stop sending new requests.
 	draining chan struct{}
 	once     sync.Once
@@ -136,6 +139,7 @@ func New(cfg Config) (*Router, error) {
 		},
 		draining: make(chan struct{}),
 	}
+	rt.agents = &ejectingTransport{next: rt.transport, balancer: rt.balancer}
 	rt.mux = rt.routes()
 	rt.server = &http.Server{
 		Handler: rt,
@@ -207,15 +211,6 @@ func (rt *Router) ready(w http.ResponseWriter, _ *http.Request) {
 
 // Drain marks the router not ready; in-flight requests finish (the server's Shutdown waits).
 func (rt *Router) Drain() { rt.once.Do(func() { close(rt.draining) }) }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
@@ -59,11 +60,11 @@ func (rt *Router) authorize(caller *Caller, route *Route) error {
 	if caller == nil {
 		return &forbiddenError{reason: "an anonymous caller may not call " + route.Key()}
 	}
-	if len(p.AllowedCallers) > 0 && !contains(p.AllowedCallers, caller.ClientID) {
+	if len(p.AllowedCallers) > 0 && !slices.Contains(p.AllowedCallers, caller.ClientID) {
 		return &forbiddenError{reason: fmt.Sprintf("%s may not call %s", caller.ClientID, route.Key())}
 	}
 	for _, s := range p.RequiredScopes {
-		if !contains(caller.Scopes, s) {
+		if !slices.Contains(caller.Scopes, s) {
 			return &forbiddenError{reason: "missing scope " + s}
 		}
 	}
