@@ -5,8 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +27,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/kubeconfig"
 	"github.com/kagenti/terraform-provider-kagenti/internal/router"
 )
@@ -247,14 +246,15 @@ func issuerHTTPClient(caFile string) (*http.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-issuer-ca-file: %w", err)
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
+	// The provider trusts Keycloak's CA the same way.
+	tlsConfig, err := keycloak.TLSConfig(string(pem), false)
+	if err == nil && tlsConfig == nil {
+		err = fmt.Errorf("the file is empty")
 	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("-issuer-ca-file %s holds no PEM certificate", caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-issuer-ca-file %s: %w", caFile, err)
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	transport.TLSClientConfig = tlsConfig
 	return &http.Client{Timeout: 10 * time.Second, Transport: transport}, nil
 }

@@ -165,14 +165,10 @@ func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourc
 		return
 	}
 	c.ID = types.StringValue(in.Namespace + "/" + in.Name)
+	priorIn := priorInput(ctx, prior)
 	var priorIdentity *composition.Identity
-	if prior != nil {
-		raw, d := prior.GetKey(ctx, privateInputKey)
-		diags.Append(d...)
-		var p composition.Input
-		if len(raw) > 0 && json.Unmarshal(raw, &p) == nil {
-			priorIdentity = p.Identity
-		}
+	if priorIn != nil {
+		priorIdentity = priorIn.Identity
 	}
 	// The identity comes first: pods that start find their entry registered.
 	err := e.resolveIdentity(ctx, &in, false)
@@ -193,7 +189,7 @@ func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourc
 		return
 	}
 	setIdentityIDs(in, c)
-	if pvc, err := e.releasedClaim(priorInput(ctx, prior), &in); err != nil || pvc != nil {
+	if pvc, err := e.releasedClaim(priorIn, &in); err != nil || pvc != nil {
 		if err == nil {
 			err = e.release(ctx, pvc)
 		}

@@ -305,10 +305,8 @@ func (r *identityResource) resolve(ctx context.Context, m *identityResourceModel
 		m.Selectors, _ = types.ListValueFrom(ctx, types.StringType, []string{"k8s:ns:" + ns, "k8s:sa:" + sa})
 	}
 	spec := &identitySpec{entry: spire.EntrySpec{SPIFFEID: m.SPIFFEID.ValueString(), ParentID: m.ParentID.ValueString()}}
-	if !m.Selectors.IsUnknown() {
-		diags.Append(m.Selectors.ElementsAs(ctx, &spec.entry.Selectors, false)...)
-	}
-	if k8s && !m.Selectors.IsUnknown() && !slices.ContainsFunc(spec.entry.Selectors, func(s string) bool { return strings.HasPrefix(s, "k8s:ns:") }) {
+	diags.Append(m.Selectors.ElementsAs(ctx, &spec.entry.Selectors, false)...)
+	if k8s && !slices.ContainsFunc(spec.entry.Selectors, func(s string) bool { return strings.HasPrefix(s, "k8s:ns:") }) {
 		diags.AddAttributeError(path.Root("selectors"), "Namespace Selector Required",
 			"With spire.registration = \"kubernetes\" an identity is a ClusterSPIFFEID that selects the pods of one namespace: "+
 				"selectors must include k8s:ns:<namespace>.")

@@ -90,7 +90,7 @@ func workloadAttributes(podAttr, what string) map[string]rschema.Attribute {
 		podAttr: rschema.SingleNestedAttribute{
 			MarkdownDescription: "Settings of the " + what + "'s pods, for what Deployments are usually given: the pod's own metadata, " +
 				"scheduling, image pull secrets, command, env sources and service account. Anything else is reachable with " +
-				"`composition.patches`" + map[bool]string{true: "", false: ""}[what == "router"] + ".",
+				"`composition.patches`.",
 			Optional: true,
 			Attributes: map[string]rschema.Attribute{
 				"labels": rschema.MapAttribute{
@@ -168,7 +168,6 @@ func workloadAttributes(podAttr, what string) map[string]rschema.Attribute {
 						"(`iam.gke.io/gcp-service-account`, `eks.amazonaws.com/role-arn`). Not with `service_account`.",
 					ElementType: types.StringType,
 					Optional:    true,
-					Validators:  []validator.Map{},
 				},
 			},
 		},

@@ -92,7 +92,7 @@ func (ca *testCA) bundlePEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
 }
 
-// bundleServer answers GetBundle with its trust domain, and records the caller's SPIFFE ID.
+// bundleServer answers GetBundle with its trust domain.
 type bundleServer struct {
 	bundlev1.UnimplementedBundleServer
 	td string
