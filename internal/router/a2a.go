@@ -13,27 +13,6 @@ func (rt *Router) agentURL(route *Route) string {
 	return rt.cfg.PublicURL + "/a2a/" + route.Namespace + "/" + route.Name
 }
 
-// rewriteCard points every URL of a card at the router, and lists the router's JSON-RPC
-// endpoint for both protocol versions it accepts (1.0 clients read supportedInterfaces, 0.3
-// clients url and preferredTransport).
-func rewriteCard(card json.RawMessage, publicURL string) (map[string]any, error) {
-	var c map[string]any
-	if err := json.Unmarshal(card, &c); err != nil {
-		return nil, err
-	}
-	c["url"] = publicURL
-	c["preferredTransport"] = "JSONRPC"
-	if _, ok := c["protocolVersion"]; !ok {
-		c["protocolVersion"] = "0.3.0"
-	}
-	delete(c, "additionalInterfaces")
-	c["supportedInterfaces"] = []map[string]any{
-		{"url": publicURL, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
-		{"url": publicURL, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
-	}
-	return c, nil
-}
-
 // card serves an agent's card with its URLs rewritten to the router.
 func (rt *Router) card(w http.ResponseWriter, r *http.Request) {
 	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
@@ -44,13 +23,14 @@ func (rt *Router) card(w http.ResponseWriter, r *http.Request) {
 		rt.fail(w, r, shapeJSON, nil, err)
 		return
 	}
-	c, err := rewriteCard(route.Card, rt.agentURL(route))
+	c, err := routerCard(r.Context(), route.A2A, rt.agentURL(route))
 	if err != nil {
-		rt.fail(w, r, shapeJSON, nil, &httpError{http.StatusBadGateway, codeUnavailable, "the agent's card is not valid JSON"})
+		rt.fail(w, r, shapeJSON, nil, &httpError{http.StatusBadGateway, codeUnavailable, "the agent's card is not a valid A2A agent card"})
 		return
 	}
 	w.Header().Set("Cache-Control", "max-age=60")
-	writeJSON(w, http.StatusOK, c)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(c)
 }
 
 // catalogEntry is one agent in GET /agents.
@@ -60,7 +40,7 @@ type catalogEntry struct {
 	Protocol  string         `json:"protocol"`
 	Framework string         `json:"framework"`
 	URL       string         `json:"url"`
-	Card      map[string]any `json:"card,omitempty"`
+	Card      json.RawMessage `json:"card,omitempty"`
 }
 
 // catalog lists every agent with its card; ?skill=, ?framework=, ?protocol= filter (a skill
@@ -82,11 +62,13 @@ func (rt *Router) catalog(w http.ResponseWriter, r *http.Request) {
 		switch route.Protocol {
 		case "acp":
 			e.URL = rt.cfg.PublicURL + "/acp/" + route.Namespace
-			_ = json.Unmarshal(route.Card, &e.Card)
+			if json.Valid(route.Card) {
+				e.Card = route.Card
+			}
 		default:
 			e.URL = rt.agentURL(route)
-			if len(route.Card) > 0 {
-				e.Card, _ = rewriteCard(route.Card, e.URL)
+			if route.A2A.card != nil {
+				e.Card, _ = routerCard(r.Context(), route.A2A, e.URL)
 			}
 		}
 		if s := q.Get("skill"); s != "" && !hasSkill(route.Card, s) {

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
 )
 
 // a2aJSONRPC serves A2A JSON-RPC, POST /a2a/{ns}/{name}: route → authenticate → authorize →
-// parse → exchange → proxy. Every failure is a JSON-RPC error object carrying the request's id.
+// parse → version → exchange → proxy. Every failure is a JSON-RPC error object carrying the
+// request's id.
 //
 // The envelope is parsed — and the body read whole, up to MaxBodyBytes — only once the caller
 // is authorized: the method decides whether the answer is a stream and whether the call may be
@@ -39,19 +42,29 @@ func (rt *Router) a2aJSONRPC(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	method, ok := lookupMethod(env.Method)
+	op, clientVersion, ok := a2aversion.ParseMethod(env.Method)
 	if !ok {
 		fail(&httpError{http.StatusOK, codeMethodNotFound, "method not found: " + env.Method})
 		return
 	}
 	rt.metrics.method(env.Method).Inc()
-	token, err := rt.exchange(r.Context(), caller, route)
-	if err != nil {
+	// The version stage: the call goes to the agent in the client's version when the agent
+	// speaks it, else translated into the agent's.
+	call := upstreamCall{route: route, body: body, stream: op.Streams(), idempotent: op.Idempotent(),
+		shape: shapeRPC, id: env.ID, version: route.A2A.jsonrpcVersion(clientVersion)}
+	if call.version != clientVersion {
+		call.translate = &translation{op: op, agent: call.version, client: clientVersion, id: env.ID}
+		if call.body, err = call.translate.request(env.ID, body); err != nil {
+			fail(&httpError{http.StatusOK, codeInvalidParams, "invalid params for " + env.Method + ": " + err.Error()})
+			return
+		}
+		rt.metrics.translated.WithLabelValues(string(clientVersion), string(call.version)).Inc()
+	}
+	if call.token, err = rt.exchange(r.Context(), caller, route); err != nil {
 		fail(err)
 		return
 	}
-	rt.proxy(w, r, upstreamCall{route: route, token: token, body: body, stream: method.stream,
-		idempotent: method.idempotent, shape: shapeRPC, id: env.ID})
+	rt.proxy(w, r, call)
 }
 
 // parseRPC is the parse stage of a JSON-RPC call: it reads the body (bounded by the body limit

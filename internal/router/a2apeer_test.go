@@ -15,6 +15,8 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
 )
 
 // echoExecutor is an agent built with the A2A SDK: "stream:N" answers with a task that streams N
@@ -23,8 +25,22 @@ import (
 type echoExecutor struct {
 	mu    sync.Mutex
 	auths []string
+	// versions are the A2A-Version headers of the calls ("" when absent).
+	versions []string
 	// release unblocks "wait" tasks
 	release chan struct{}
+}
+
+func (e *echoExecutor) recordVersion(v string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.versions = append(e.versions, v)
+}
+
+func (e *echoExecutor) seenVersions() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.versions...)
 }
 
 func (e *echoExecutor) seenAuth() []string {
@@ -86,22 +102,33 @@ func (e *echoExecutor) Cancel(ctx context.Context, ec *a2asrv.ExecutorContext) i
 	}
 }
 
-// newA2APeer serves the executor over JSON-RPC for both protocol versions on one path: the SDK
-// has one handler per version, so the peer dispatches on the method name.
-func newA2APeer(t *testing.T) (*httptest.Server, *echoExecutor) {
+// newA2APeer serves the executor over JSON-RPC in the protocol versions given, on one path, as
+// the SDK's own handlers answer them: the SDK has one handler per version, so a peer of both
+// dispatches on the method name, and a peer of one version answers the other's methods as its
+// handler does (method not found).
+func newA2APeer(t *testing.T, versions ...a2aversion.Version) (*httptest.Server, *echoExecutor) {
 	t.Helper()
 	exec := &echoExecutor{release: make(chan struct{})}
 	handler := a2asrv.NewHandler(exec)
 	v10 := a2asrv.NewJSONRPCHandler(handler)
 	v03 := a2av0.NewJSONRPCHandler(handler)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		exec.recordVersion(r.Header.Get(a2aversion.Header))
+		switch {
+		case len(versions) == 1 && versions[0] == a2aversion.V03:
+			v03.ServeHTTP(w, r)
+			return
+		case len(versions) == 1 && versions[0] == a2aversion.V10:
+			v10.ServeHTTP(w, r)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		var env struct {
 			Method string `json:"method"`
 		}
 		_ = json.Unmarshal(body, &env)
-		if _, old := a2aMethodsV03[env.Method]; old {
+		if _, v, _ := a2aversion.ParseMethod(env.Method); v == a2aversion.V03 {
 			v03.ServeHTTP(w, r)
 			return
 		}

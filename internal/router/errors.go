@@ -94,6 +94,8 @@ func statusOf(err error) (status, code int, message string) {
 		return http.StatusUnauthorized, codeUnauthenticated, err.Error()
 	case errors.As(err, &fe), errors.As(err, &xe):
 		return http.StatusForbidden, codeForbidden, err.Error()
+	case errors.As(err, new(*errUntranslatable)):
+		return http.StatusBadGateway, codeInvalidAgentResponse, err.Error()
 	case errors.As(err, new(*noRouteError)):
 		return http.StatusNotFound, codeNoSuchAgent, err.Error()
 	case errors.As(err, &ue) && isTimeout(ue.err):

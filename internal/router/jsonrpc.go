@@ -9,57 +9,12 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// A2A JSON-RPC methods the router forwards, by protocol version. Both are accepted on every
-// agent: the router passes the method through unchanged and the agent answers in its version.
-var (
-	a2aMethodsV03 = map[string]methodInfo{
-		"message/send":                        {},
-		"message/stream":                      {stream: true},
-		"tasks/get":                           {idempotent: true},
-		"tasks/list":                          {idempotent: true},
-		"tasks/cancel":                        {},
-		"tasks/resubscribe":                   {stream: true},
-		"tasks/pushNotificationConfig/set":    {},
-		"tasks/pushNotificationConfig/get":    {idempotent: true},
-		"tasks/pushNotificationConfig/list":   {idempotent: true},
-		"tasks/pushNotificationConfig/delete": {},
-		"agent/getAuthenticatedExtendedCard":  {idempotent: true},
-	}
-	a2aMethodsV10 = map[string]methodInfo{
-		"SendMessage":                      {},
-		"SendStreamingMessage":             {stream: true},
-		"GetTask":                          {idempotent: true},
-		"ListTasks":                        {idempotent: true},
-		"CancelTask":                       {},
-		"SubscribeToTask":                  {stream: true},
-		"CreateTaskPushNotificationConfig": {},
-		"GetTaskPushNotificationConfig":    {idempotent: true},
-		"ListTaskPushNotificationConfigs":  {idempotent: true},
-		"ListTaskPushNotificationConfig":   {idempotent: true},
-		"DeleteTaskPushNotificationConfig": {},
-		"GetExtendedAgentCard":             {idempotent: true},
-	}
-)
-
-type methodInfo struct {
-	stream     bool
-	idempotent bool
-}
-
-// lookupMethod finds a method in either version.
-func lookupMethod(name string) (methodInfo, bool) {
-	if m, ok := a2aMethodsV03[name]; ok {
-		return m, true
-	}
-	m, ok := a2aMethodsV10[name]
-	return m, ok
-}
-
 // JSON-RPC 2.0's error codes the router answers with.
 const (
 	codeParseError     = -32700
 	codeInvalidRequest = -32600
 	codeMethodNotFound = -32601
+	codeInvalidParams  = -32602
 	codeInternalError  = -32603
 )
 
@@ -76,6 +31,11 @@ const (
 	codeUnavailable     = -32052 // the agent could not be reached, or its answer broke HTTP
 	codeTimeout         = -32054 // the agent did not answer in time
 )
+
+// codeInvalidAgentResponse is A2A's InvalidAgentResponse, the one A2A code the router answers
+// with: the agent's answer could not be read in the version it speaks, so could not be
+// translated into the client's.
+const codeInvalidAgentResponse = -32006
 
 // rpcHTTPStatus is the HTTP status of a JSON-RPC error answer. The JSON-RPC binding carries
 // errors in the body with 200, and its SDKs look for them only there (a2a-go's client refuses

@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
@@ -106,8 +107,8 @@ func toolDescription(route *Route) string {
 	return desc
 }
 
-// streamAgent is callAgent over A2A streaming (1.0 SendStreamingMessage, falling back to 0.3
-// message/stream): progress gets the agent's text of every event, and the answer is all of it.
+// streamAgent is callAgent over A2A streaming (SendStreamingMessage or message/stream):
+// progress gets the agent's text of every event, and the answer is all of it.
 func (rt *Router) streamAgent(ctx context.Context, caller *Caller, route *Route, text string, progress func(n int, text string)) (string, error) {
 	if err := rt.authorize(caller, route); err != nil {
 		return "", err
@@ -116,15 +117,12 @@ func (rt *Router) streamAgent(ctx context.Context, caller *Caller, route *Route,
 	if err != nil {
 		return "", err
 	}
-	id := fmt.Sprintf("mcp-%d", time.Now().UnixNano())
-	bodies := []map[string]any{
-		{"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": map[string]any{
-			"message": map[string]any{"messageId": id, "role": "ROLE_USER", "parts": []any{map[string]any{"text": text}}}}},
-		{"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": map[string]any{
-			"message": map[string]any{"kind": "message", "messageId": id, "role": "user", "parts": []any{map[string]any{"kind": "text", "text": text}}}}},
-	}
-	for _, body := range bodies {
-		answer, notFound, err := rt.stream(ctx, route, token, body, progress)
+	for _, v := range route.A2A.versionsToTry() {
+		body, err := a2aTextCall(a2aversion.Stream, v, text)
+		if err != nil {
+			return "", err
+		}
+		answer, notFound, err := rt.stream(ctx, route, token, body, v, progress)
 		if notFound {
 			continue
 		}
@@ -133,10 +131,26 @@ func (rt *Router) streamAgent(ctx context.Context, caller *Caller, route *Route,
 	return "", fmt.Errorf("agent %s does not stream A2A", route.Key())
 }
 
+// a2aTextCall is a JSON-RPC request of op (a send or a stream) in version v carrying one user
+// message of text: written in 0.3's shape and converted, as every translated call is.
+func a2aTextCall(op a2aversion.Op, v a2aversion.Version, text string) (json.RawMessage, error) {
+	var params json.RawMessage
+	params, err := json.Marshal(map[string]any{"message": map[string]any{
+		"kind": "message", "messageId": fmt.Sprintf("mcp-%d", time.Now().UnixNano()), "role": "user",
+		"parts": []any{map[string]any{"kind": "text", "text": text}}}})
+	if err != nil {
+		return nil, err
+	}
+	if params, err = a2aversion.Params(op, a2aversion.V03, v, params); err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": op.Method(v), "params": params})
+}
+
 // stream posts one streaming request and relays its events. notFound reports a method the agent
 // does not know (so the caller tries the other protocol version).
-func (rt *Router) stream(ctx context.Context, route *Route, token string, body any, progress func(int, string)) (string, bool, error) {
-	resp, err := rt.postUpstream(ctx, route, token, body, "text/event-stream")
+func (rt *Router) stream(ctx context.Context, route *Route, token string, body json.RawMessage, v a2aversion.Version, progress func(int, string)) (string, bool, error) {
+	resp, err := rt.postUpstream(ctx, route, token, body, v, "text/event-stream")
 	if err != nil {
 		rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
 		return "", false, fmt.Errorf("agent %s is unavailable", route.Key())
@@ -224,8 +238,8 @@ func agentTexts(v any) []string {
 	return out
 }
 
-// callAgent sends one A2A message to an agent (1.0 SendMessage, falling back to 0.3
-// message/send) with a token exchanged for it, and returns the text of its answer.
+// callAgent sends one A2A message to an agent (SendMessage or message/send, in the version its
+// card names) with a token exchanged for it, and returns the text of its answer.
 func (rt *Router) callAgent(ctx context.Context, caller *Caller, route *Route, text string) (string, error) {
 	if err := rt.authorize(caller, route); err != nil {
 		return "", err
@@ -236,18 +250,23 @@ func (rt *Router) callAgent(ctx context.Context, caller *Caller, route *Route, t
 	}
 	ctx, cancel := context.WithTimeout(ctx, rt.cfg.Timeout)
 	defer cancel()
-	id := fmt.Sprintf("mcp-%d", time.Now().UnixNano())
-	v10 := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": map[string]any{
-		"message": map[string]any{"messageId": id, "role": "ROLE_USER", "parts": []any{map[string]any{"text": text}}}}}
-	res, rpcErr, err := rt.rpc(ctx, route, token, v10)
-	if err == nil && rpcErr != nil && rpcErr.Code == codeMethodNotFound {
-		v03 := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": map[string]any{
-			"message": map[string]any{"kind": "message", "messageId": id, "role": "user", "parts": []any{map[string]any{"kind": "text", "text": text}}}}}
-		res, rpcErr, err = rt.rpc(ctx, route, token, v03)
-	}
-	if err != nil {
-		rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
-		return "", fmt.Errorf("agent %s is unavailable", route.Key())
+	var (
+		res    json.RawMessage
+		rpcErr *rpcError
+	)
+	for _, v := range route.A2A.versionsToTry() {
+		body, err := a2aTextCall(a2aversion.Send, v, text)
+		if err != nil {
+			return "", err
+		}
+		res, rpcErr, err = rt.rpc(ctx, route, token, body, v)
+		if err != nil {
+			rt.metrics.upstreamErrors.WithLabelValues(route.Key()).Inc()
+			return "", fmt.Errorf("agent %s is unavailable", route.Key())
+		}
+		if rpcErr == nil || rpcErr.Code != codeMethodNotFound {
+			break
+		}
 	}
 	if rpcErr != nil {
 		return "", fmt.Errorf("agent %s answered with an error: %s", route.Key(), rpcErr.Message)
@@ -255,20 +274,19 @@ func (rt *Router) callAgent(ctx context.Context, caller *Caller, route *Route, t
 	return answerText(res), nil
 }
 
-// postUpstream posts a JSON-RPC body to the route (through the balancer, with the exchanged
-// token and the trace context).
-func (rt *Router) postUpstream(ctx context.Context, route *Route, token string, body any, accept string) (*http.Response, error) {
-	data, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rt.balancer.pick(route, "").String(), bytes.NewReader(data))
+// postUpstream posts a JSON-RPC body of version v to the route (through the balancer, with the
+// exchanged token, the version's header and the trace context).
+func (rt *Router) postUpstream(ctx context.Context, route *Route, token string, body json.RawMessage, v a2aversion.Version, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rt.balancer.pick(route, "").String(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if accept != "" {
 		req.Header.Set("Accept", accept)
+	}
+	if v == a2aversion.V10 {
+		req.Header.Set(a2aversion.Header, string(v))
 	}
 	injectTrace(req)
 	if token != "" {
@@ -277,8 +295,8 @@ func (rt *Router) postUpstream(ctx context.Context, route *Route, token string, 
 	return rt.agentTransport(route, nil, false).RoundTrip(req)
 }
 
-func (rt *Router) rpc(ctx context.Context, route *Route, token string, body any) (json.RawMessage, *rpcError, error) {
-	resp, err := rt.postUpstream(ctx, route, token, body, "")
+func (rt *Router) rpc(ctx context.Context, route *Route, token string, body json.RawMessage, v a2aversion.Version) (json.RawMessage, *rpcError, error) {
+	resp, err := rt.postUpstream(ctx, route, token, body, v, "")
 	if err != nil {
 		return nil, nil, err
 	}

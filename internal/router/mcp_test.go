@@ -63,7 +63,7 @@ func TestMCP_AgentAsTool(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.IsError || len(res.Content) != 1 || res.Content[0].(*mcp.TextContent).Text != "echo: from MCP" {
-		t.Fatalf("result = %+v", res)
+		t.Fatalf("result = %+v %v", res, res.Content[0])
 	}
 	auths := e.exec.seenAuth()
 	if len(auths) != 1 || !strings.HasPrefix(auths[0], "Bearer exchanged:"+testCallee+":") {

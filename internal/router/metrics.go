@@ -16,6 +16,7 @@ type metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	exchanges      *prometheus.CounterVec
 	rpcMethods     *prometheus.CounterVec
+	translated     *prometheus.CounterVec
 
 	// The children of requests and latency, resolved once: label lookups hash on every call.
 	requestCounters sync.Map // requestKey → prometheus.Counter
@@ -43,8 +44,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Token exchanges by result (ok, refused, error); cached tokens are not counted."}, []string{"result"}),
 		rpcMethods: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kagenti_router_a2a_methods_total",
 			Help: "A2A JSON-RPC calls forwarded, by method."}, []string{"method"}),
+		translated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kagenti_router_a2a_translated_total",
+			Help: "A2A JSON-RPC calls translated between protocol versions, by the client's version and the agent's."}, []string{"client", "agent"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.openStreams, m.upstreamErrors, m.exchanges, m.rpcMethods} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.openStreams, m.upstreamErrors, m.exchanges, m.rpcMethods, m.translated} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

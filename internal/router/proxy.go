@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
 )
 
 // upstreamCall is what the proxy stage sends, where, and how its errors are shaped.
@@ -30,6 +32,11 @@ type upstreamCall struct {
 	id                 json.RawMessage
 	// capture sees the first bytes of the answer (the ACP run index).
 	capture func([]byte)
+	// version is the A2A version the agent is spoken to in (A2A JSON-RPC only): 1.0 goes with
+	// its A2A-Version header, which a 1.0 agent needs to read the call as 1.0.
+	version a2aversion.Version
+	// translate: the client speaks another version; the answer is translated for it.
+	translate *translation
 }
 
 // proxy forwards r to the call's agent with httputil.ReverseProxy: hop-by-hop headers dropped
@@ -68,6 +75,12 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 			if c.token != "" {
 				pr.Out.Header.Set("Authorization", "Bearer "+c.token)
 			}
+			switch c.version {
+			case a2aversion.V10:
+				pr.Out.Header.Set(a2aversion.Header, string(a2aversion.V10))
+			case a2aversion.V03:
+				pr.Out.Header.Del(a2aversion.Header)
+			}
 			setForwarded(pr.Out.Header, pr.In)
 			injectTrace(pr.Out)
 		},
@@ -83,6 +96,11 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 				rt.fail(w, r, c.shape, c.id, clientFault(err))
 				return
 			}
+			if errors.As(err, new(*errUntranslatable)) {
+				rt.cfg.Log.Warn("agent answer not translated", "route", c.route.Key(), "error", loggedError(err))
+				rt.fail(w, r, c.shape, c.id, err)
+				return
+			}
 			rt.metrics.upstreamErrors.WithLabelValues(c.route.Key()).Inc()
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				err = context.DeadlineExceeded
@@ -91,10 +109,15 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 			rt.fail(w, r, c.shape, c.id, &upstreamError{route: c.route.Key(), err: err})
 		},
 	}
-	if c.capture != nil {
+	switch {
+	case c.capture != nil:
 		p.ModifyResponse = func(resp *http.Response) error {
 			resp.Body = &captureBody{ReadCloser: resp.Body, fn: c.capture}
 			return nil
+		}
+	case c.translate != nil:
+		p.ModifyResponse = func(resp *http.Response) error {
+			return c.translate.translateResponse(resp, rt.cfg.MaxBodyBytes)
 		}
 	}
 	out := r.WithContext(ctx)

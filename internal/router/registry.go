@@ -28,7 +28,9 @@ type Route struct {
 	// else the Service's cluster DNS name and port.
 	Upstream *url.URL
 	// Card is the A2A agent card or ACP manifest (raw JSON), as the composition rendered it.
-	Card   json.RawMessage
+	Card json.RawMessage
+	// A2A is what the agent serves of A2A (versions and bindings), read from Card once.
+	A2A    a2aServed
 	Policy contract.Policy
 	// ExposeAsTool offers an A2A agent as an MCP tool at /mcp/{namespace}.
 	ExposeAsTool bool
@@ -46,6 +48,7 @@ type Registry struct {
 	mu        sync.Mutex // serialises writers
 	services  map[string]*serviceInfo
 	cards     map[string]json.RawMessage
+	served    map[string]a2aServed
 	endpoints map[string][]string
 	snapshot  atomic.Pointer[map[string]*Route]
 }
@@ -57,7 +60,7 @@ type serviceInfo struct {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	r := &Registry{services: map[string]*serviceInfo{}, cards: map[string]json.RawMessage{}, endpoints: map[string][]string{}}
+	r := &Registry{services: map[string]*serviceInfo{}, cards: map[string]json.RawMessage{}, served: map[string]a2aServed{}, endpoints: map[string][]string{}}
 	empty := map[string]*Route{}
 	r.snapshot.Store(&empty)
 	return r
@@ -100,6 +103,7 @@ func (r *Registry) SetCard(namespace, name string, card json.RawMessage) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cards[namespace+"/"+name] = card
+	r.served[namespace+"/"+name] = readA2ACard(card)
 	r.publish()
 }
 
@@ -108,6 +112,7 @@ func (r *Registry) DeleteCard(namespace, name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.cards, namespace+"/"+name)
+	delete(r.served, namespace+"/"+name)
 	r.publish()
 }
 
@@ -129,6 +134,11 @@ func (r *Registry) publish() {
 	for key, s := range r.services {
 		rt := s.route
 		rt.Card = r.cards[key]
+		if served, ok := r.served[key]; ok {
+			rt.A2A = served
+		} else {
+			rt.A2A = servedWithoutCard
+		}
 		if eps, ok := r.endpoints[key]; ok && rt.Upstream != nil && strings.HasSuffix(rt.Upstream.Hostname(), ".svc.cluster.local") {
 			// Only Services the router reaches by cluster DNS: an endpoint annotation wins.
 			rt.Endpoints = eps

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
@@ -128,22 +130,43 @@ type testEnv struct {
 	registry *Registry
 }
 
-// newTestEnv runs a router in front of one A2A SDK agent (team1/agent1) whose policy allows
-// testCaller only.
+// newTestEnv runs a router in front of one A2A SDK agent (team1/agent1) of both protocol
+// versions, whose policy allows testCaller only.
 func newTestEnv(t *testing.T) *testEnv {
+	return newTestEnvOf(t, a2aversion.V03, a2aversion.V10)
+}
+
+// newTestEnvOf is newTestEnv with an agent that speaks, and whose card lists, only the versions
+// given.
+func newTestEnvOf(t *testing.T, versions ...a2aversion.Version) *testEnv {
 	t.Helper()
 	e := &testEnv{issuer: newTestIssuer(t), tokens: newFakeTokenEndpoint(t), registry: NewRegistry()}
-	e.peer, e.exec = newA2APeer(t)
+	e.peer, e.exec = newA2APeer(t, versions...)
 	up, _ := url.Parse(e.peer.URL)
 	e.registry.SetService(Route{Namespace: "team1", Name: "agent1", Type: contract.TypeAgent, Protocol: "a2a", Framework: "langgraph",
 		Upstream: up, Policy: contract.Policy{Audience: testCallee, AudienceScope: "kagenti-aud-x", AllowedCallers: []string{testCaller}}})
-	e.registry.SetCard("team1", "agent1", json.RawMessage(`{"protocolVersion":"0.3.0","name":"agent1","description":"echo","url":"http://agent1.team1.svc.cluster.local:8000","preferredTransport":"JSONRPC","version":"1.0.0","capabilities":{"streaming":true},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{"id":"echo","name":"Echo","description":"echoes","tags":["test"]}]}`))
+	e.registry.SetCard("team1", "agent1", testCard(versions...))
 	e.router, e.url = startRouter(t, Config{
 		Registry: e.registry, Timeout: 5 * time.Second,
 		Verifier:  &Verifier{Issuers: []TrustedIssuer{{Issuer: testIssuerURL, JWKSURL: e.issuer.srv.URL, Audiences: []string{testAudience}}}, MinRefresh: time.Millisecond},
 		Exchanger: &Exchanger{TokenURL: e.tokens.srv.URL, ClientID: "kagenti-router", ClientSecret: "router-secret"},
 	})
 	return e
+}
+
+// testCard is agent1's card, listing a JSON-RPC interface for each version given, in 1.0's
+// shape when 1.0 is among them and in 0.3's otherwise (as an agent of either SDK publishes it).
+func testCard(versions ...a2aversion.Version) json.RawMessage {
+	const common = `"name":"agent1","description":"echo","version":"1.0.0","capabilities":{"streaming":true},` +
+		`"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{"id":"echo","name":"Echo","description":"echoes","tags":["test"]}]`
+	if !slices.Contains(versions, a2aversion.V10) {
+		return json.RawMessage(`{"protocolVersion":"0.3.0","url":"http://agent1.team1.svc.cluster.local:8000","preferredTransport":"JSONRPC",` + common + `}`)
+	}
+	var ifaces []string
+	for _, v := range versions {
+		ifaces = append(ifaces, `{"url":"http://agent1.team1.svc.cluster.local:8000","protocolBinding":"JSONRPC","protocolVersion":"`+string(v)+`"}`)
+	}
+	return json.RawMessage(`{"supportedInterfaces":[` + strings.Join(ifaces, ",") + `],` + common + `}`)
 }
 
 // startRouter serves a router built from cfg on a loopback port until the test ends and returns

@@ -1,0 +1,203 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
+	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
+)
+
+// clientOf is the A2A SDK's client of version v, built from the card it reads through the
+// router, as a user of that SDK version builds it.
+func clientOf(t *testing.T, e *testEnv, v a2aversion.Version) *a2aclient.Client {
+	t.Helper()
+	ctx := context.Background()
+	if v == a2aversion.V10 {
+		card, err := agentcard.DefaultResolver.Resolve(ctx, e.agentURL())
+		if err != nil {
+			t.Fatalf("1.0 client: resolve the card through the router: %v", err)
+		}
+		c, err := a2aclient.NewFromCard(ctx, card)
+		if err != nil {
+			t.Fatalf("1.0 client: %v", err)
+		}
+		return c
+	}
+	resolver := agentcard.Resolver{CardParser: a2av0.NewAgentCardParser()}
+	card, err := resolver.Resolve(ctx, e.agentURL())
+	if err != nil {
+		t.Fatalf("0.3 client: resolve the card through the router: %v", err)
+	}
+	c, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithDefaultsDisabled(),
+		a2av0.WithJSONRPCTransport(a2av0.JSONRPCTransportConfig{Client: http.DefaultClient}))
+	if err != nil {
+		t.Fatalf("0.3 client: %v", err)
+	}
+	return c
+}
+
+// TestA2A_VersionPairs: a client of either version calls an agent of either version through the
+// router: send, stream (every event, in order), get, resubscribe and cancel. The agent is
+// always spoken to in its own version (its SDK handler of the other version would answer
+// "method not found"), with the A2A-Version header a 1.0 agent needs.
+func TestA2A_VersionPairs(t *testing.T) {
+	for _, agent := range a2aversion.Versions {
+		for _, client := range a2aversion.Versions {
+			t.Run("client "+string(client)+" agent "+string(agent), func(t *testing.T) {
+				e := newTestEnvOf(t, agent)
+				c := clientOf(t, e, client)
+				ctx := bearer(context.Background(), e.issuer.token(t))
+
+				res, err := c.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("hello"))})
+				if err != nil {
+					t.Fatalf("send: %v", err)
+				}
+				if got := textOf(t, res); got != "echo: hello" {
+					t.Fatalf("send: reply %q", got)
+				}
+
+				var kinds []string
+				var taskID a2a.TaskID
+				for ev, err := range c.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("stream:3"))}) {
+					if err != nil {
+						t.Fatalf("stream: %v", err)
+					}
+					switch v := ev.(type) {
+					case *a2a.Task:
+						taskID = v.ID
+						kinds = append(kinds, "task")
+					case *a2a.TaskArtifactUpdateEvent:
+						kinds = append(kinds, "artifact:"+v.Artifact.Parts[0].Text())
+					case *a2a.TaskStatusUpdateEvent:
+						kinds = append(kinds, "status:"+string(v.Status.State))
+					default:
+						kinds = append(kinds, "?")
+					}
+				}
+				want := []string{"task", "artifact:chunk-0", "artifact:chunk-1", "artifact:chunk-2", "status:" + string(a2a.TaskStateCompleted)}
+				if !slices.Equal(kinds, want) {
+					t.Fatalf("stream events %v, want %v", kinds, want)
+				}
+				task, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
+				if err != nil || task.Status.State != a2a.TaskStateCompleted || len(task.Artifacts) != 3 {
+					t.Fatalf("get: %+v, %v", task, err)
+				}
+
+				// A running task: resubscribed to, then cancelled.
+				streamCtx, stop := context.WithCancel(ctx)
+				taskID = ""
+				for ev, err := range c.SendStreamingMessage(streamCtx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("wait"))}) {
+					if err != nil {
+						t.Fatalf("stream: %v", err)
+					}
+					if tsk, ok := ev.(*a2a.Task); ok {
+						taskID = tsk.ID
+						break
+					}
+				}
+				stop()
+				subCtx, stopSub := context.WithCancel(ctx)
+				resubscribed := false
+				for ev, err := range c.SubscribeToTask(subCtx, &a2a.SubscribeToTaskRequest{ID: taskID}) {
+					if err != nil {
+						t.Fatalf("resubscribe: %v", err)
+					}
+					if tsk, ok := ev.(*a2a.Task); ok && tsk.ID == taskID {
+						resubscribed = true
+						break
+					}
+				}
+				stopSub()
+				if !resubscribed {
+					t.Fatal("resubscribe gave no event of the task")
+				}
+				task, err = c.CancelTask(ctx, &a2a.CancelTaskRequest{ID: taskID})
+				if err != nil || task.Status.State != a2a.TaskStateCanceled {
+					t.Fatalf("cancel: %+v, %v", task, err)
+				}
+
+				wantHeader := ""
+				if agent == a2aversion.V10 {
+					wantHeader = "1.0"
+				}
+				for _, got := range e.exec.seenVersions() {
+					if got != wantHeader {
+						t.Fatalf("the %s agent got A2A-Version %q, want %q", agent, got, wantHeader)
+					}
+				}
+				translated := testutil.ToFloat64(e.router.metrics.translated.WithLabelValues(string(client), string(agent)))
+				if (client != agent) != (translated > 0) {
+					t.Errorf("client %s, agent %s: %v calls counted as translated", client, agent, translated)
+				}
+			})
+		}
+	}
+}
+
+// TestA2A_TranslatedErrors: an A2A error of the agent reaches a client of the other version as
+// the same typed error (TaskNotFound), not as a router failure.
+func TestA2A_TranslatedErrors(t *testing.T) {
+	e := newTestEnvOf(t, a2aversion.V10)
+	c := clientOf(t, e, a2aversion.V03)
+	ctx := bearer(context.Background(), e.issuer.token(t))
+	_, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: "no-such-task"})
+	if !errors.Is(err, a2a.ErrTaskNotFound) {
+		t.Fatalf("get of an unknown task through translation: %v, want TaskNotFound (-32001)", err)
+	}
+}
+
+// TestA2A_UntranslatableAnswer: an agent whose answer is not A2A of the version its card names
+// gives the client A2A's InvalidAgentResponse (-32006), in a stream too, never a broken answer.
+func TestA2A_UntranslatableAnswer(t *testing.T) {
+	e := newTestEnvOf(t, a2aversion.V03)
+	agent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"kind\":\"surprise\"}}\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"kind":"surprise"}}`)
+	})
+	e.peer.Config.Handler = agent
+	token := "Bearer " + e.issuer.token(t)
+
+	status, out := rpc(t, e, token, sendBody)
+	errObj, _ := out["error"].(map[string]any)
+	if status != http.StatusOK || errObj == nil || errObj["code"] != float64(codeInvalidAgentResponse) || out["id"] != float64(7) {
+		t.Fatalf("untranslatable answer: %d %v", status, out)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, e.agentURL(), strings.NewReader(
+		`{"jsonrpc":"2.0","id":8,"method":"SendStreamingMessage","params":{"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`))
+	req.Header.Set("Authorization", token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	data, ok := strings.CutPrefix(strings.TrimSpace(string(body)), "data: ")
+	var ev struct {
+		ID    int `json:"id"`
+		Error struct {
+			Code int `json:"code"`
+		} `json:"error"`
+	}
+	if !ok || json.Unmarshal([]byte(data), &ev) != nil || ev.Error.Code != codeInvalidAgentResponse || ev.ID != 8 {
+		t.Fatalf("untranslatable stream event gave %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+}
