@@ -35,11 +35,11 @@ func (rt *Router) card(w http.ResponseWriter, r *http.Request) {
 
 // catalogEntry is one agent in GET /agents.
 type catalogEntry struct {
-	Namespace string         `json:"namespace"`
-	Name      string         `json:"name"`
-	Protocol  string         `json:"protocol"`
-	Framework string         `json:"framework"`
-	URL       string         `json:"url"`
+	Namespace string          `json:"namespace"`
+	Name      string          `json:"name"`
+	Protocol  string          `json:"protocol"`
+	Framework string          `json:"framework"`
+	URL       string          `json:"url"`
 	Card      json.RawMessage `json:"card,omitempty"`
 }
 
