@@ -83,6 +83,8 @@ resource "kagenti_agent" "hello" {
   endpoint    = var.hello_agent_url
   description = "Greets, and says which token reached it"
   skills      = [{ id = "greet", name = "Greet", tags = ["demo"] }]
+  # The demo agent is built with an A2A 1.0 SDK; the router serves 0.3 clients too, translating.
+  a2a_versions = ["1.0"]
   # Also offered to other agents as an MCP tool, at <router>/mcp/default.
   expose_as_tool = true
   identity = {

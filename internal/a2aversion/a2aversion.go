@@ -1,7 +1,7 @@
 // Package a2aversion translates A2A JSON-RPC traffic between protocol versions 0.3 and 1.0, so
 // that a client of either version can call an agent of either version through the router.
 //
-// It knows nothing of HTTP: it names the operations, tells a method's version, and converts
+// It knows next to nothing of HTTP (the version's header names): it names the operations, tells a method's version, and converts
 // params, results and stream events from one version's JSON to the other's. The conversions
 // themselves are the A2A project's own (a2a-go's a2acompat/a2av0, which its v1 SDK uses to talk
 // to 0.3 peers): the router does not write its own reading of either specification.
@@ -10,6 +10,7 @@ package a2aversion
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 )
 
 // Version is an A2A protocol version, as the A2A-Version header and agent cards spell it.
@@ -26,6 +27,21 @@ var Versions = []Version{V03, V10}
 // Header is the request header that carries the protocol version (A2A 1.0, section 3.6): a 1.0
 // client sends it; a request without it is 0.3.
 const Header = "A2A-Version"
+
+// extensionsHeaders name the header that lists the A2A extensions a call asks for, by version.
+var extensionsHeaders = map[Version]string{V03: "X-A2A-Extensions", V10: "A2A-Extensions"}
+
+// RenameHeaders gives a call's version-specific headers the names of version to (the
+// extensions header: X-A2A-Extensions in 0.3, A2A-Extensions in 1.0).
+func RenameHeaders(h http.Header, from, to Version) {
+	if from == to {
+		return
+	}
+	if v := h.Values(extensionsHeaders[from]); len(v) > 0 {
+		h.Del(extensionsHeaders[from])
+		h[http.CanonicalHeaderKey(extensionsHeaders[to])] = v
+	}
+}
 
 // ParseVersion reads a version as a card or header gives it ("0.3", "0.3.0", "1.0", "1.0.0",
 // "1"): the major and minor are what count.

@@ -2,6 +2,7 @@ package a2aversion
 
 import (
 	"encoding/json"
+	"net/http"
 	"reflect"
 	"testing"
 )
@@ -215,5 +216,19 @@ func TestErrorCode(t *testing.T) {
 	}
 	if got := ErrorCode(-32001, V03); got != -32001 {
 		t.Errorf("TaskNotFound: %d", got)
+	}
+}
+
+func TestRenameHeaders(t *testing.T) {
+	h := http.Header{}
+	h.Add("X-A2A-Extensions", "https://ext.example/a")
+	h.Add("X-A2A-Extensions", "https://ext.example/b")
+	RenameHeaders(h, V03, V10)
+	if got := h.Values("A2A-Extensions"); len(got) != 2 || h.Get("X-A2A-Extensions") != "" {
+		t.Fatalf("0.3 to 1.0: %v", h)
+	}
+	RenameHeaders(h, V10, V03)
+	if got := h.Values("X-A2A-Extensions"); len(got) != 2 || h.Get("A2A-Extensions") != "" {
+		t.Fatalf("1.0 to 0.3: %v", h)
 	}
 }

@@ -2,24 +2,48 @@ package composition
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
-// a2aCard is an A2A agent card (protocol 0.3 field names, which 1.0 clients also read through
-// their compatibility layer). The router rewrites url to its own public URL.
+// a2aCard is an A2A agent card that names the versions and bindings the agent serves: in 0.3's
+// fields (protocolVersion, url, preferredTransport, additionalInterfaces) when it speaks 0.3,
+// and in 1.0's (supportedInterfaces) when it speaks 1.0. kagenti-router reads them to know when
+// to translate, and serves its own card in their place.
 type a2aCard struct {
-	ProtocolVersion    string          `json:"protocolVersion"`
-	Name               string          `json:"name"`
-	Description        string          `json:"description"`
-	URL                string          `json:"url"`
-	PreferredTransport string          `json:"preferredTransport"`
-	Version            string          `json:"version"`
-	Capabilities       a2aCapabilities `json:"capabilities"`
-	DefaultInputModes  []string        `json:"defaultInputModes"`
-	DefaultOutputModes []string        `json:"defaultOutputModes"`
-	Skills             []a2aSkill      `json:"skills"`
+	ProtocolVersion      string            `json:"protocolVersion,omitempty"`
+	Name                 string            `json:"name"`
+	Description          string            `json:"description"`
+	URL                  string            `json:"url,omitempty"`
+	PreferredTransport   string            `json:"preferredTransport,omitempty"`
+	AdditionalInterfaces []a2aInterfaceV03 `json:"additionalInterfaces,omitempty"`
+	SupportedInterfaces  []a2aInterface    `json:"supportedInterfaces,omitempty"`
+	Version              string            `json:"version"`
+	Capabilities         a2aCapabilities   `json:"capabilities"`
+	DefaultInputModes    []string          `json:"defaultInputModes"`
+	DefaultOutputModes   []string          `json:"defaultOutputModes"`
+	Skills               []a2aSkill        `json:"skills"`
 }
+
+// a2aInterfaceV03 is an entry of 0.3's additionalInterfaces.
+type a2aInterfaceV03 struct {
+	URL       string `json:"url"`
+	Transport string `json:"transport"`
+}
+
+// a2aInterface is an entry of 1.0's supportedInterfaces.
+type a2aInterface struct {
+	URL             string `json:"url"`
+	ProtocolBinding string `json:"protocolBinding"`
+	ProtocolVersion string `json:"protocolVersion"`
+}
+
+// The A2A bindings an agent may serve.
+const (
+	bindingJSONRPC = "JSONRPC"
+	bindingREST    = "HTTP+JSON"
+)
 
 type a2aCapabilities struct {
 	Streaming bool `json:"streaming"`
@@ -85,12 +109,12 @@ func agentCard(in Input, url string) (string, string, error) {
 		doc = m
 	} else {
 		c := a2aCard{
-			ProtocolVersion: "0.3.0", Name: in.Name, Description: in.Description, URL: url,
-			PreferredTransport: "JSONRPC", Version: version,
+			Name: in.Name, Description: in.Description, Version: version,
 			Capabilities:      a2aCapabilities{Streaming: !in.NoStreaming},
 			DefaultInputModes: inModes, DefaultOutputModes: outModes,
 			Skills: []a2aSkill{},
 		}
+		setA2AInterfaces(&c, in, url)
 		for _, s := range in.Skills {
 			tags := s.Tags
 			if tags == nil {
@@ -102,4 +126,29 @@ func agentCard(in Input, url string) (string, string, error) {
 	}
 	b, err := json.Marshal(doc)
 	return string(b), key, err
+}
+
+// setA2AInterfaces writes into a card the versions and bindings the agent serves, at url.
+func setA2AInterfaces(c *a2aCard, in Input, url string) {
+	versions := in.A2AVersions
+	if len(versions) == 0 {
+		versions = DefaultA2AVersions
+	}
+	bindings := []string{bindingJSONRPC}
+	if in.A2AREST {
+		bindings = append(bindings, bindingREST)
+	}
+	if slices.Contains(versions, "0.3") {
+		c.ProtocolVersion, c.URL, c.PreferredTransport = "0.3.0", url, bindingJSONRPC
+		for _, b := range bindings[1:] {
+			c.AdditionalInterfaces = append(c.AdditionalInterfaces, a2aInterfaceV03{URL: url, Transport: b})
+		}
+	}
+	if slices.Contains(versions, "1.0") {
+		for _, v := range versions {
+			for _, b := range bindings {
+				c.SupportedInterfaces = append(c.SupportedInterfaces, a2aInterface{URL: url, ProtocolBinding: b, ProtocolVersion: v})
+			}
+		}
+	}
 }

@@ -20,6 +20,13 @@ var Frameworks = []string{"langgraph", "crewai", "ag2", "llama-stack", "beeai", 
 // Protocols an agent can speak.
 var Protocols = []string{"a2a", "acp"}
 
+// A2AVersions are the A2A protocol versions an agent may speak; DefaultA2AVersions is what an
+// agent speaks when its settings say nothing (most agents today are built on a 0.3 SDK).
+var (
+	A2AVersions        = []string{"0.3", "1.0"}
+	DefaultA2AVersions = []string{"0.3"}
+)
+
 // ToolProtocol is the protocol every tool speaks, in its protocol label.
 const ToolProtocol = "mcp"
 
@@ -55,6 +62,10 @@ type Input struct {
 	// empty).
 	InputModes  []string `json:"input_modes,omitempty"`
 	OutputModes []string `json:"output_modes,omitempty"`
+	// A2AVersions are the A2A versions the agent speaks (DefaultA2AVersions when empty), and
+	// A2AREST whether it also serves the HTTP+JSON binding; both go into its card.
+	A2AVersions []string `json:"a2a_versions,omitempty"`
+	A2AREST     bool     `json:"a2a_rest,omitempty"`
 
 	// Replicas is ignored when Autoscaling is set (the HPA owns the count).
 	Replicas    int64        `json:"replicas,omitempty"`

@@ -80,6 +80,11 @@ func Validate(in Input) field.ErrorList {
 			}
 		}
 	}
+	for i, v := range in.A2AVersions {
+		if !slices.Contains(A2AVersions, v) {
+			errs = append(errs, field.NotSupported(field.NewPath("a2a_versions").Index(i), v, A2AVersions))
+		}
+	}
 	seen := map[string]bool{}
 	for i, s := range in.Skills {
 		p := field.NewPath("skills").Index(i)

@@ -53,6 +53,8 @@ type agentResourceModel struct {
 	Streaming    types.Bool   `tfsdk:"streaming"`
 	InputModes   types.List   `tfsdk:"input_modes"`
 	OutputModes  types.List   `tfsdk:"output_modes"`
+	A2AVersions  types.List   `tfsdk:"a2a_versions"`
+	A2AREST      types.Bool   `tfsdk:"a2a_rest"`
 }
 
 type skillModel struct {
@@ -126,6 +128,24 @@ func (r *agentResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 			Optional:    true, Computed: true, Default: listdefault.StaticValue(defaultModes),
 			Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues()},
 		}
+	}
+	defaultVersions, _ := types.ListValueFrom(context.Background(), types.StringType, composition.DefaultA2AVersions)
+	attrs["a2a_versions"] = rschema.ListAttribute{
+		MarkdownDescription: "A2A protocol versions the agent itself speaks: `0.3` (the default: agents built with an A2A 0.3 SDK) and/or `1.0`. " +
+			"Published in its card (0.3's `protocolVersion`/`url`, 1.0's `supportedInterfaces`). kagenti-router serves both versions to " +
+			"every client and translates a call whose version the agent does not speak; a 1.0 agent gets the `A2A-Version: 1.0` header " +
+			"it needs. Ignored for ACP agents.",
+		ElementType: types.StringType,
+		Optional:    true, Computed: true, Default: listdefault.StaticValue(defaultVersions),
+		Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues(),
+			listvalidator.ValueStringsAre(stringvalidator.OneOf(composition.A2AVersions...))},
+	}
+	attrs["a2a_rest"] = rschema.BoolAttribute{
+		MarkdownDescription: "Whether the agent also serves A2A's HTTP+JSON (REST) binding at its URL, in each of `a2a_versions` " +
+			"(0.3: `/v1/message:send`, ...; 1.0: `/message:send`, ...). The router's card then lists REST for those versions and the " +
+			"router forwards REST calls as they are. REST is not translated between versions: a client of the other version uses " +
+			"JSON-RPC, which every card lists. Default `false`.",
+		Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 	}
 	attrs["skills"] = rschema.ListNestedAttribute{
 		MarkdownDescription: "Skills published in the agent card.",
@@ -226,6 +246,17 @@ func (m *agentResourceModel) input(ctx context.Context) (composition.Input, bool
 			in.OutputModes = outModes
 		}
 	}
+	in.A2AREST = m.A2AREST.ValueBool()
+	if !fullyKnown(ctx, m.A2AVersions) {
+		known = false
+	} else if !m.A2AVersions.IsNull() {
+		var versions []string
+		diags.Append(m.A2AVersions.ElementsAs(ctx, &versions, false)...)
+		// The default is not stored, so that an input from before this setting reads the same.
+		if !slices.Equal(versions, composition.DefaultA2AVersions) {
+			in.A2AVersions = versions
+		}
+	}
 	if m.Skills.IsUnknown() {
 		known = false
 	} else if !m.Skills.IsNull() {
@@ -297,6 +328,14 @@ func (m *agentResourceModel) fromInput(ctx context.Context, in composition.Input
 		return v
 	}
 	m.InputModes, m.OutputModes = modes(in.InputModes), modes(in.OutputModes)
+	versions := in.A2AVersions
+	if len(versions) == 0 {
+		versions = composition.DefaultA2AVersions
+	}
+	var d diag.Diagnostics
+	m.A2AVersions, d = types.ListValueFrom(ctx, types.StringType, versions)
+	diags.Append(d...)
+	m.A2AREST = types.BoolValue(in.A2AREST)
 	m.Skills = types.ListNull(types.ObjectType{AttrTypes: skillAttrTypes})
 	if len(in.Skills) > 0 {
 		var skills []skillModel

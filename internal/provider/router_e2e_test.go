@@ -245,6 +245,7 @@ resource "kagenti_agent" "agent2" {
   namespace = %[1]q
   framework = "custom"
   endpoint  = %[2]q
+  a2a_versions = ["1.0"]
   identity = {
     keycloak_client = {
       token_exchange  = true
@@ -259,6 +260,7 @@ resource "kagenti_agent" "agent1" {
   namespace      = %[1]q
   framework      = "langgraph"
   endpoint       = %[3]q
+  a2a_versions   = ["1.0"]
   expose_as_tool = true
   identity = {
     keycloak_client = {
@@ -472,6 +474,7 @@ resource "kagenti_agent" "hello" {
   namespace = %[1]q
   framework = "custom"
   endpoint  = %[4]q
+  a2a_versions = ["1.0"]
   identity = {
     keycloak_client = { allowed_callers = [kagenti_identity.ui.keycloak_client_id, kagenti_identity.router.keycloak_client_id] }
   }

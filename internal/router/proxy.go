@@ -81,6 +81,9 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 			case a2aversion.V03:
 				pr.Out.Header.Del(a2aversion.Header)
 			}
+			if c.translate != nil {
+				a2aversion.RenameHeaders(pr.Out.Header, c.translate.client, c.translate.agent)
+			}
 			setForwarded(pr.Out.Header, pr.In)
 			injectTrace(pr.Out)
 		},

@@ -43,7 +43,27 @@ func readA2ACard(raw json.RawMessage) a2aServed {
 		return s
 	}
 	s.card = card
-	for _, iface := range card.SupportedInterfaces {
+	ifaces := card.SupportedInterfaces
+	// a2a-go reads a 0.3 additionalInterfaces entry at the card's own URL as the preferred
+	// interface again and drops it; 0.3 lists every interface there, the preferred one too, so
+	// one at the same URL with another transport (REST beside JSON-RPC) is read here.
+	var v03 struct {
+		SupportedInterfaces  json.RawMessage `json:"supportedInterfaces"`
+		ProtocolVersion      string          `json:"protocolVersion"`
+		AdditionalInterfaces []struct {
+			URL       string `json:"url"`
+			Transport string `json:"transport"`
+		} `json:"additionalInterfaces"`
+	}
+	if json.Unmarshal(raw, &v03) == nil && len(v03.SupportedInterfaces) == 0 {
+		if v03.ProtocolVersion == "" {
+			v03.ProtocolVersion = string(a2aversion.V03)
+		}
+		for _, i := range v03.AdditionalInterfaces {
+			ifaces = append(ifaces, &a2a.AgentInterface{URL: i.URL, ProtocolBinding: a2a.TransportProtocol(i.Transport), ProtocolVersion: a2a.ProtocolVersion(v03.ProtocolVersion)})
+		}
+	}
+	for _, iface := range ifaces {
 		v, ok := a2aversion.ParseVersion(string(iface.ProtocolVersion))
 		if !ok {
 			continue

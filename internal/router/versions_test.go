@@ -201,3 +201,64 @@ func TestA2A_UntranslatableAnswer(t *testing.T) {
 		t.Fatalf("untranslatable stream event gave %d %v %q", resp.StatusCode, resp.Header, body)
 	}
 }
+
+// TestCard_ListsWhatTheRouterServes: the router's card lists JSON-RPC in both versions for
+// every agent, and REST only in the versions the agent serves it (REST is forwarded, not
+// translated); a 0.3 client finds REST in additionalInterfaces only when 0.3 REST is served.
+func TestCard_ListsWhatTheRouterServes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		card   string
+		want   []string // binding/version of supportedInterfaces, in order
+		v03Alt []string // transports of additionalInterfaces
+	}{
+		{"0.3 JSON-RPC", `{"name":"a","protocolVersion":"0.3.0","url":"http://a","preferredTransport":"JSONRPC"}`,
+			[]string{"JSONRPC/1.0", "JSONRPC/0.3"}, nil},
+		{"0.3 with REST", `{"name":"a","protocolVersion":"0.3.0","url":"http://a","preferredTransport":"JSONRPC","additionalInterfaces":[{"url":"http://a","transport":"HTTP+JSON"}]}`,
+			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/0.3"}, []string{"HTTP+JSON"}},
+		{"1.0 with REST", `{"name":"a","supportedInterfaces":[{"url":"http://a","protocolBinding":"JSONRPC","protocolVersion":"1.0"},{"url":"http://a","protocolBinding":"HTTP+JSON","protocolVersion":"1.0"}]}`,
+			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/1.0"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := routerCard(context.Background(), readA2ACard(json.RawMessage(tc.card)), "http://router/a2a/ns/a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var card struct {
+				URL                  string `json:"url"`
+				ProtocolVersion      string `json:"protocolVersion"`
+				PreferredTransport   string `json:"preferredTransport"`
+				AdditionalInterfaces []struct {
+					URL       string `json:"url"`
+					Transport string `json:"transport"`
+				} `json:"additionalInterfaces"`
+				SupportedInterfaces []struct {
+					URL, ProtocolBinding, ProtocolVersion string
+				} `json:"supportedInterfaces"`
+			}
+			if err := json.Unmarshal(raw, &card); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, i := range card.SupportedInterfaces {
+				if i.URL != "http://router/a2a/ns/a" {
+					t.Errorf("interface URL %s is not the router's", i.URL)
+				}
+				got = append(got, i.ProtocolBinding+"/"+i.ProtocolVersion)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("supportedInterfaces %v, want %v", got, tc.want)
+			}
+			if card.URL != "http://router/a2a/ns/a" || card.PreferredTransport != "JSONRPC" || card.ProtocolVersion != "0.3" {
+				t.Errorf("0.3 fields: url %q, preferredTransport %q, protocolVersion %q", card.URL, card.PreferredTransport, card.ProtocolVersion)
+			}
+			var alt []string
+			for _, i := range card.AdditionalInterfaces {
+				alt = append(alt, i.Transport)
+			}
+			if !slices.Equal(alt, tc.v03Alt) {
+				t.Errorf("additionalInterfaces %v, want %v", alt, tc.v03Alt)
+			}
+		})
+	}
+}

@@ -13,6 +13,10 @@ resource "kagenti_agent" "weather" {
   protocol    = "a2a"
   image       = "ghcr.io/example/weather-service:1.4.0"
   description = "Answers questions about the weather"
+  # Built with an A2A 1.0 SDK that also serves the REST binding. Clients of either version reach
+  # it through kagenti-router, which translates 0.3 calls.
+  a2a_versions = ["1.0"]
+  a2a_rest     = true
   skills = [{
     id          = "forecast"
     name        = "Forecast"
