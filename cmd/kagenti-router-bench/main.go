@@ -1,6 +1,7 @@
 // Command kagenti-router-bench (`make bench-router`) measures kagenti-router against the same
-// backend on loopback reached directly and through nginx (Debian's package, installed when
-// missing) as a plain reverse proxy: requests/s (wrk), added p50/p99 latency of message/send at
+// backend on loopback reached directly, through nginx and through Caddy (Debian's packages,
+// installed when missing; Caddy is a Go net/http reverse proxy, the peer for what Go can do) as
+// plain reverse proxies: requests/s (wrk), added p50/p99 latency of message/send at
 // a fixed 1,000 requests/s, first-event latency of message/stream, and the router's RSS with
 // 1,000 open streams. The router runs as its own process as a platform deploys it: it validates
 // the caller's JWT and exchanges it (RFC 8693) for the agent's audience, the exchanged token
@@ -23,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,13 +74,17 @@ func freeAddr() string {
 }
 
 func ensureTools() error {
-	if _, err := exec.LookPath("nginx"); err == nil {
-		if _, err := exec.LookPath("wrk"); err == nil {
-			return nil
+	missing := false
+	for _, tool := range []string{"nginx", "caddy", "wrk"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = true
 		}
 	}
-	fmt.Fprintln(os.Stderr, "installing nginx and wrk from Debian's packages")
-	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "nginx-light", "wrk"}} {
+	if !missing {
+		return nil
+	}
+	fmt.Fprintln(os.Stderr, "installing nginx, caddy and wrk from Debian's packages")
+	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "nginx-light", "caddy", "wrk"}} {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -226,6 +232,35 @@ http {
 	// SIGTERM, not SIGKILL: killing the master would leave its workers running.
 	defer func() { _ = nginx.Process.Signal(syscall.SIGTERM); _ = nginx.Wait() }()
 
+	// Caddy as a plain reverse proxy, set up as nginx is: the exchanged token and the agent's
+	// address as Host (it adds the X-Forwarded-* headers itself), every write flushed (SSE).
+	caddyAddr := freeAddr()
+	caddyfile := fmt.Sprintf(`{
+	admin off
+	auto_https off
+	log default {
+		output discard
+	}
+}
+http://%[1]s {
+	reverse_proxy %[2]s {
+		header_up Host %[2]s
+		header_up Authorization "Bearer %[3]s"
+		flush_interval -1
+	}
+}
+`, caddyAddr, be, exchangedToken)
+	if err := os.WriteFile(filepath.Join(work, "Caddyfile"), []byte(caddyfile), 0o644); err != nil {
+		return err
+	}
+	caddy := exec.Command("caddy", "run", "--config", filepath.Join(work, "Caddyfile"), "--adapter", "caddyfile")
+	caddy.Env = append(os.Environ(), "HOME="+work, "XDG_DATA_HOME="+work, "XDG_CONFIG_HOME="+work)
+	caddy.Stderr = io.Discard
+	if err := caddy.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = caddy.Process.Kill(); _ = caddy.Wait() }()
+
 	type target struct {
 		name, url, auth string
 		pid             int // the proxy whose CPU time is measured (with its children)
@@ -233,6 +268,7 @@ http {
 	targets := []target{
 		{"direct", "http://" + be + "/", "", 0},
 		{"nginx", "http://" + nginxAddr + "/a2a/bench/agent", "Bearer " + token, nginx.Process.Pid},
+		{"caddy", "http://" + caddyAddr + "/a2a/bench/agent", "Bearer " + token, caddy.Process.Pid},
 		{"kagenti-router", "http://" + routerAddr + "/a2a/bench/agent", "Bearer " + token, router.Process.Pid},
 	}
 	for _, t := range targets {
@@ -253,7 +289,7 @@ http {
 	// The router/nginx ratio is taken within each round (the two ran seconds apart, under the
 	// same load from elsewhere) and its median reported.
 	samples := map[string][]row{}
-	var ratios []float64
+	var ratios, caddyRatios []float64
 	// Each target's wrk script, written once.
 	scripts := map[string]string{}
 	for _, t := range targets {
@@ -292,11 +328,10 @@ http {
 	}
 	for round := range rounds {
 		got := map[string]row{}
-		// nginx and the router swap places every other round: neither always runs right after
-		// the other.
-		order := targets
-		if round%2 == 1 {
-			order = []target{targets[0], targets[2], targets[1]}
+		// The proxies take turns in a rotating order: none always runs right after another.
+		order := []target{targets[0]}
+		for i := range 3 {
+			order = append(order, targets[1+(i+round)%3])
 		}
 		for _, t := range order {
 			r, err := load(t.name, t.url, t.pid, roundLength)
@@ -307,6 +342,7 @@ http {
 			got[t.name] = r
 		}
 		ratios = append(ratios, got["kagenti-router"].rps/got["nginx"].rps)
+		caddyRatios = append(caddyRatios, got["kagenti-router"].rps/got["caddy"].rps)
 	}
 	if profile != "" {
 		// A run of its own, not counted: the profiler's cost stays out of the figures.
@@ -349,14 +385,14 @@ http {
 	if err != nil {
 		return err
 	}
-	d, n, k := rows["direct"], rows["nginx"], rows["kagenti-router"]
+	d, n, c, k := rows["direct"], rows["nginx"], rows["caddy"], rows["kagenti-router"]
 	fmt.Printf("\nkagenti-router-bench: backend on loopback; wrk -t2 -c64 -d%s for requests/s (median of %d rounds taken in turns); open loop at %d req/s for %s for latency; 200 streams for first event\n\n", roundLength, rounds, rate, duration)
 	fmt.Println("| path | requests/s | proxy CPU / request | machine idle | p50 message/send | p99 message/send | added p50 | added p99 | first event p50 | first event p99 |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, x := range []struct {
 		name string
 		r    row
-	}{{"direct", d}, {"nginx", n}, {"kagenti-router (JWT validated, token exchanged)", k}} {
+	}{{"direct", d}, {"nginx", n}, {"caddy", c}, {"kagenti-router (JWT validated, token exchanged)", k}} {
 		cpu := "–"
 		if x.r.cpuPerRequest > 0 {
 			cpu = fmt.Sprintf("%.1f µs", float64(x.r.cpuPerRequest.Nanoseconds())/1000)
@@ -371,13 +407,20 @@ http {
 		}
 		fmt.Printf("%s requests/s by round (sorted): %s\n", t.name, strings.Join(each, ", "))
 	}
-	var each []string
-	for _, r := range ratios {
-		each = append(each, fmt.Sprintf("%.2f", r))
+	median := func(name string, rs []float64) float64 {
+		var each []string
+		for _, r := range rs {
+			each = append(each, fmt.Sprintf("%.2f", r))
+		}
+		fmt.Printf("router / %s requests/s by round, in order: %s\n", name, strings.Join(each, ", "))
+		sorted := slices.Clone(rs)
+		sort.Float64s(sorted)
+		return sorted[len(sorted)/2]
 	}
-	sort.Float64s(ratios)
-	fmt.Printf("router / nginx requests/s by round, in order: %s\n", strings.Join(each, ", "))
-	fmt.Printf("\nrouter / nginx requests/s: %.2f (median of the rounds' ratios; of the medians above: %.2f)\nkagenti-router RSS after the runs above: %s\nkagenti-router RSS with %d open streams: %s\n", ratios[len(ratios)/2], k.rps/n.rps, idle, streams, streaming)
+	vsNginx, vsCaddy := median("nginx", ratios), median("caddy", caddyRatios)
+	fmt.Printf("\nrouter / nginx requests/s: %.2f (median of the rounds' ratios; of the medians above: %.2f)\n", vsNginx, k.rps/n.rps)
+	fmt.Printf("router / caddy requests/s: %.2f (median of the rounds' ratios; of the medians above: %.2f)\n", vsCaddy, k.rps/c.rps)
+	fmt.Printf("kagenti-router RSS after the runs above: %s\nkagenti-router RSS with %d open streams: %s\n", idle, streams, streaming)
 	return nil
 }
 
