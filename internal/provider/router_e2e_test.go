@@ -280,7 +280,7 @@ resource "kagenti_agent" "agent1" {
 			Check: func(*terraform.State) error {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				defer cancel()
-				stop := startRouter(ctx, t, client, env, ns, l, routerURL, routerID)
+				stop := startRouter(ctx, t, client, env, ns, l, routerURL, routerID, "agent1", "agent2")
 				defer stop()
 
 				// The caller: a workload logged in with its JWT-SVID, token addressed to the router.
@@ -381,9 +381,9 @@ func mustResolve(ctx context.Context, t *testing.T, u string) *a2a.AgentCard {
 
 // startRouter wires kagenti-router as cmd/kagenti-router does: discovery against the sandbox,
 // Keycloak as the trusted issuer, and the router's own client (its secret read from the
-// Kubernetes Secret kagenti_identity wrote) for exchanges. It returns once both agents are
+// Kubernetes Secret kagenti_identity wrote) for exchanges. It returns once the agents named are
 // routable.
-func startRouter(ctx context.Context, t *testing.T, client kubernetes.Interface, env *identityTestEnv, ns string, l net.Listener, publicURL, routerID string) func() {
+func startRouter(ctx context.Context, t *testing.T, client kubernetes.Interface, env *identityTestEnv, ns string, l net.Listener, publicURL, routerID string, agents ...string) func() {
 	t.Helper()
 	secret, err := client.CoreV1().Secrets(ns).Get(ctx, "kagenti-router-keycloak", metav1.GetOptions{})
 	if err != nil {
@@ -407,7 +407,7 @@ func startRouter(ctx context.Context, t *testing.T, client kubernetes.Interface,
 	go func() { _ = rt.Serve(l) }()
 	<-synced
 	deadline := time.Now().Add(10 * time.Second)
-	for _, name := range []string{"agent1", "agent2"} {
+	for _, name := range agents {
 		for {
 			if r := registry.Lookup(ns, name); r != nil && len(r.Card) > 0 {
 				break

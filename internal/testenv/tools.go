@@ -38,6 +38,9 @@ const (
 	uvicornForACP = "0.35.0"
 	// fastAPIForACP: newer FastAPI no longer parses the SDK server's request bodies.
 	fastAPIForACP = "0.115.14"
+	// MCPPythonVersion is the official Python MCP SDK the router's MCP tests use as client and
+	// tool server.
+	MCPPythonVersion = "1.27.2"
 )
 
 //go:embed k8sbuild/go.mod.txt k8sbuild/go.sum.txt k8sbuild/tools.go.txt
@@ -181,7 +184,7 @@ func (b *Builder) moduleDir(ctx context.Context, workDir, modVersion string) (st
 // Tools returns the full set, in the order a cold build should run them (the slowest and most
 // needed first).
 func Tools() []Tool {
-	return []Tool{Kubernetes(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK()}
+	return []Tool{Kubernetes(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK(), MCPPython()}
 }
 
 // ToolByName finds a tool of Tools by name.
@@ -404,14 +407,21 @@ func Keycloak() Tool {
 
 // ACPSDK is a Python virtualenv with the ACP SDK (server and client) from PyPI.
 func ACPSDK() Tool {
+	return pythonVenv("acp-sdk", ACPSDKVersion+"-uvicorn"+uvicornForACP+"-fastapi"+fastAPIForACP,
+		"acp-sdk=="+ACPSDKVersion, "uvicorn=="+uvicornForACP, "fastapi=="+fastAPIForACP)
+}
+
+// pythonVenv is a tool that is a Python virtualenv (venv/bin/python) with the packages given,
+// pinned, from PyPI.
+func pythonVenv(name, version string, packages ...string) Tool {
 	return Tool{
-		Name:    "acp-sdk",
-		Version: ACPSDKVersion + "-uvicorn" + uvicornForACP + "-fastapi" + fastAPIForACP,
+		Name:    name,
+		Version: version,
 		Files:   []string{"venv/bin/python"},
 		build: func(ctx context.Context, b *Builder, out string) error {
 			python, err := exec.LookPath("python3")
 			if err != nil {
-				return errors.New("the ACP SDK peer needs python3: apt-get install python3 python3-venv")
+				return fmt.Errorf("%s needs python3: apt-get install python3 python3-venv", name)
 			}
 			venv := filepath.Join(out, "venv")
 			if err := b.run(ctx, out, nil, python, "-m", "venv", venv); err != nil {
@@ -419,8 +429,12 @@ func ACPSDK() Tool {
 			}
 			// "python -m pip", not bin/pip: the venv is built in a staging dir and moved, and
 			// scripts' shebangs would still name the staging path.
-			return b.run(ctx, out, nil, filepath.Join(venv, "bin", "python"), "-m", "pip", "install", "-q",
-				"acp-sdk=="+ACPSDKVersion, "uvicorn=="+uvicornForACP, "fastapi=="+fastAPIForACP)
+			return b.run(ctx, out, nil, filepath.Join(venv, "bin", "python"), append([]string{"-m", "pip", "install", "-q"}, packages...)...)
 		},
 	}
+}
+
+// MCPPython is a Python virtualenv with the official MCP SDK from PyPI.
+func MCPPython() Tool {
+	return pythonVenv("mcp-python", MCPPythonVersion, "mcp=="+MCPPythonVersion)
 }
