@@ -48,7 +48,7 @@ func (rt *Router) acpCreateRun(w http.ResponseWriter, r *http.Request) {
 		rt.fail(w, r, shapeACP, nil, err)
 		return
 	}
-	body, err := readBody(r.Body)
+	body, err := readBody(r.Body, r.ContentLength)
 	if err != nil {
 		rt.fail(w, r, shapeACP, nil, err)
 		return

@@ -90,7 +90,7 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 		// A stream is flushed at every write; ReverseProxy also flushes any text/event-stream
 		// answer, and any of unknown length, at once.
 		FlushInterval: flushInterval(c.stream),
-		BufferPool:    copyBuffers,
+		BufferPool:    copyBuffers(c.stream),
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			if r.Context().Err() != nil {
 				return // the client went away: nobody to answer (recorded as 499)
@@ -151,9 +151,20 @@ func agentFailed(err error) bool {
 	return !isTimeout(err) && !errors.As(err, new(*bodyError)) && !strings.Contains(err.Error(), "server response headers exceeded")
 }
 
-// copyBuffers are the proxy's copy buffers: 8 KiB instead of ReverseProxy's default 32 KiB
-// each, which an open stream holds for its whole life (1,000 streams: 8 MiB, not 32).
-var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}}
+// The proxy's copy buffers, smaller than ReverseProxy's default 32 KiB: an answer is copied in
+// 8 KiB reads; a stream, which holds its buffer for its whole life and whose events are small
+// (an LLM's tokens, a status), in 2 KiB reads (1,000 streams: 2 MiB, not 32).
+var (
+	answerBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}}
+	streamBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 2<<10); return &b }}}
+)
+
+func copyBuffers(stream bool) httputil.BufferPool {
+	if stream {
+		return streamBuffers
+	}
+	return answerBuffers
+}
 
 type bufferPool struct{ pool sync.Pool }
 

@@ -136,6 +136,11 @@ func New(cfg Config) (*Router, error) {
 			ResponseHeaderTimeout:  cfg.Timeout,
 			MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
 			ForceAttemptHTTP2:      false,
+			// Each upstream connection holds a read and a write buffer while it lives, a
+			// stream's for the stream's whole life: 2 KiB each (net/http's default is 4 KiB)
+			// fits a request's headers and a JSON-RPC envelope, and an SSE event.
+			ReadBufferSize:  2 << 10,
+			WriteBufferSize: 2 << 10,
 		},
 		draining: make(chan struct{}),
 	}
