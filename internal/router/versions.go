@@ -113,8 +113,8 @@ func (s a2aServed) versionsToTry() []a2aversion.Version {
 
 // routerCard is the card the router serves for an agent: the agent's own, with the interfaces
 // the router serves in its place, and nothing else. JSON-RPC in both versions (the router
-// translates when the agent speaks the other), and HTTP+JSON in each version the agent serves
-// it. It is written in the union of both versions' shapes (a2a-go's compatibility producer): a
+// translates when the agent speaks the other), HTTP+JSON 1.0 (translated into JSON-RPC when the
+// agent does not serve it), and HTTP+JSON 0.3 when the agent serves it. It is written in the union of both versions' shapes (a2a-go's compatibility producer): a
 // 0.3 client reads url, preferredTransport and additionalInterfaces, a 1.0 client
 // supportedInterfaces.
 func routerCard(ctx context.Context, served a2aServed, publicURL string) (json.RawMessage, error) {
@@ -127,7 +127,11 @@ func routerCard(ctx context.Context, served a2aServed, publicURL string) (json.R
 		card.SupportedInterfaces = append(card.SupportedInterfaces,
 			&a2a.AgentInterface{URL: publicURL, ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2a.ProtocolVersion(v)})
 	}
-	for _, v := range served.rest {
+	rest := served.rest
+	if served.translatesREST() {
+		rest = addVersion(slices.Clone(rest), a2aversion.V10)
+	}
+	for _, v := range rest {
 		card.SupportedInterfaces = append(card.SupportedInterfaces,
 			&a2a.AgentInterface{URL: publicURL, ProtocolBinding: a2a.TransportProtocolHTTPJSON, ProtocolVersion: a2a.ProtocolVersion(v)})
 	}
@@ -153,6 +157,9 @@ type translation struct {
 	agent, client a2aversion.Version
 	// id is the client's request id, for an error the router puts into a translated stream.
 	id json.RawMessage
+	// rest: the client called the 1.0 REST binding; its answer is REST's (the result bare, an
+	// error as google.rpc.Status with its HTTP status, stream errors as "error" events).
+	rest bool
 }
 
 // request rewrites a client's JSON-RPC request for the agent: the method's name in the agent's
@@ -179,39 +186,61 @@ func (t *translation) request(id json.RawMessage, body []byte) ([]byte, error) {
 	}{"2.0", id, t.op.Method(t.agent), params})
 }
 
+// rpcResponse is a JSON-RPC response of the agent.
+type rpcResponse struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *struct {
+		Code    int             `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data,omitempty"`
+	} `json:"error,omitempty"`
+}
+
 // answer rewrites one JSON-RPC response of the agent (a whole answer, or one SSE event's data)
-// for the client: its result converted, its error's code in the client's version.
-func (t *translation) answer(data []byte) ([]byte, error) {
-	var resp struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Result  json.RawMessage `json:"result,omitempty"`
-		Error   *struct {
-			Code    int             `json:"code"`
-			Message string          `json:"message"`
-			Data    json.RawMessage `json:"data,omitempty"`
-		} `json:"error,omitempty"`
-	}
+// for the client: its result converted, its error's code in the client's version. For a REST
+// client the result goes bare and an error as REST's, with the HTTP status it calls for (0:
+// not an error).
+func (t *translation) answer(data []byte) (body []byte, errStatus int, err error) {
+	var resp rpcResponse
 	if err := json.Unmarshal(data, &resp); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	switch {
+	case resp.Error != nil && t.rest:
+		status, b := restErrorBody(resp.Error.Code, resp.Error.Message)
+		return b, status, nil
 	case resp.Error != nil:
 		resp.Error.Code = a2aversion.ErrorCode(resp.Error.Code, t.client)
-	case t.op.Streams():
-		r, err := a2aversion.Event(t.agent, t.client, resp.Result)
-		if err != nil {
-			return nil, err
-		}
-		resp.Result = r
-	default:
-		r, err := a2aversion.Result(t.op, t.agent, t.client, resp.Result)
-		if err != nil {
-			return nil, err
-		}
-		resp.Result = r
+		b, err := json.Marshal(resp)
+		return b, 0, err
 	}
-	return json.Marshal(resp)
+	var r json.RawMessage
+	if t.op.Streams() {
+		r, err = a2aversion.Event(t.agent, t.client, resp.Result)
+	} else {
+		r, err = a2aversion.Result(t.op, t.agent, t.client, resp.Result)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if t.rest {
+		return r, 0, nil
+	}
+	resp.Result = r
+	b, err := json.Marshal(resp)
+	return b, 0, err
+}
+
+// event is answer for one event of a stream: its data, and "error" as the event's name when
+// a REST client gets an error.
+func (t *translation) event(data []byte) (string, []byte, error) {
+	b, errStatus, err := t.answer(data)
+	if errStatus != 0 {
+		return "error", b, err
+	}
+	return "", b, err
 }
 
 // errUntranslatable is an agent's answer the router could not read in the agent's version, so
@@ -229,9 +258,13 @@ func (t *translation) translateResponse(resp *http.Response, limit int64) error 
 		// The translated stream's length is not the agent's (a short stream may come with one).
 		resp.Header.Del("Content-Length")
 		resp.ContentLength = -1
-		resp.Body = &sseTranslator{src: bufio.NewReader(resp.Body), closer: resp.Body, fn: t.answer,
-			fail: func(err error) []byte {
-				return bytes.TrimSpace(rpcErrorBody(t.id, &rpcError{Code: codeInvalidAgentResponse, Message: err.Error()}))
+		resp.Body = &sseTranslator{src: bufio.NewReader(resp.Body), closer: resp.Body, fn: t.event,
+			fail: func(err error) (string, []byte) {
+				if t.rest {
+					_, b := restErrorBody(codeInvalidAgentResponse, err.Error())
+					return "error", b
+				}
+				return "", bytes.TrimSpace(rpcErrorBody(t.id, &rpcError{Code: codeInvalidAgentResponse, Message: err.Error()}))
 			}}
 		return nil
 	}
@@ -247,9 +280,15 @@ func (t *translation) translateResponse(resp *http.Response, limit int64) error 
 		resp.Body = io.NopCloser(bytes.NewReader(data))
 		return nil
 	}
-	out, err := t.answer(data)
+	out, errStatus, err := t.answer(data)
 	if err != nil {
 		return &errUntranslatable{err}
+	}
+	if errStatus != 0 {
+		resp.StatusCode, resp.Status = errStatus, strconv.Itoa(errStatus)+" "+http.StatusText(errStatus)
+	}
+	if t.rest {
+		resp.Header.Set("Content-Type", "application/json")
 	}
 	out = append(out, '\n')
 	resp.Body = io.NopCloser(bytes.NewReader(out))
@@ -266,10 +305,11 @@ func (t *translation) translateResponse(resp *http.Response, limit int64) error 
 type sseTranslator struct {
 	src    *bufio.Reader
 	closer io.Closer
-	fn     func([]byte) ([]byte, error)
-	fail   func(error) []byte
-	out    bytes.Buffer
-	err    error
+	// fn translates one event's data, and may name the event.
+	fn   func([]byte) (string, []byte, error)
+	fail func(error) (string, []byte)
+	out  bytes.Buffer
+	err  error
 }
 
 // maxEventBytes bounds one event of a translated stream.
@@ -279,9 +319,7 @@ func (s *sseTranslator) Read(p []byte) (int, error) {
 	for s.out.Len() == 0 && s.err == nil {
 		s.err = s.nextEvent()
 		if e := (*errUntranslatable)(nil); errors.As(s.err, &e) {
-			s.out.WriteString("data: ")
-			s.out.Write(s.fail(e))
-			s.out.WriteString("\n\n")
+			s.writeEvent(s.fail(e))
 			s.err = io.EOF
 		}
 	}
@@ -342,15 +380,24 @@ func (s *sseTranslator) emit(fields [][]byte, data []byte, hasData bool, end err
 		s.out.Write(f)
 		s.out.WriteByte('\n')
 	}
-	if hasData {
-		out, err := s.fn(data)
-		if err != nil {
-			return &errUntranslatable{err}
-		}
-		s.out.WriteString("data: ")
-		s.out.Write(out)
+	if !hasData {
 		s.out.WriteByte('\n')
+		return end
 	}
-	s.out.WriteByte('\n')
+	name, out, err := s.fn(data)
+	if err != nil {
+		return &errUntranslatable{err}
+	}
+	s.writeEvent(name, out)
 	return end
+}
+
+// writeEvent writes the rest of an event: its name, if any, and its data.
+func (s *sseTranslator) writeEvent(name string, data []byte) {
+	if name != "" {
+		s.out.WriteString("event: " + name + "\n")
+	}
+	s.out.WriteString("data: ")
+	s.out.Write(data)
+	s.out.WriteString("\n\n")
 }

@@ -202,9 +202,10 @@ func TestA2A_UntranslatableAnswer(t *testing.T) {
 	}
 }
 
-// TestCard_ListsWhatTheRouterServes: the router's card lists JSON-RPC in both versions for
-// every agent, and REST only in the versions the agent serves it (REST is forwarded, not
-// translated); a 0.3 client finds REST in additionalInterfaces only when 0.3 REST is served.
+// TestCard_ListsWhatTheRouterServes: the router's card lists JSON-RPC in both versions and 1.0
+// REST for every agent (translated into JSON-RPC when the agent does not serve it), and 0.3 REST
+// only when the agent serves it (it is forwarded, never translated); a 0.3 client finds REST in
+// additionalInterfaces only then.
 func TestCard_ListsWhatTheRouterServes(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -213,9 +214,9 @@ func TestCard_ListsWhatTheRouterServes(t *testing.T) {
 		v03Alt []string // transports of additionalInterfaces
 	}{
 		{"0.3 JSON-RPC", `{"name":"a","protocolVersion":"0.3.0","url":"http://a","preferredTransport":"JSONRPC"}`,
-			[]string{"JSONRPC/1.0", "JSONRPC/0.3"}, nil},
+			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/1.0"}, nil},
 		{"0.3 with REST", `{"name":"a","protocolVersion":"0.3.0","url":"http://a","preferredTransport":"JSONRPC","additionalInterfaces":[{"url":"http://a","transport":"HTTP+JSON"}]}`,
-			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/0.3"}, []string{"HTTP+JSON"}},
+			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/0.3", "HTTP+JSON/1.0"}, []string{"HTTP+JSON"}},
 		{"1.0 with REST", `{"name":"a","supportedInterfaces":[{"url":"http://a","protocolBinding":"JSONRPC","protocolVersion":"1.0"},{"url":"http://a","protocolBinding":"HTTP+JSON","protocolVersion":"1.0"}]}`,
 			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/1.0"}, nil},
 	} {
@@ -258,6 +259,92 @@ func TestCard_ListsWhatTheRouterServes(t *testing.T) {
 			}
 			if !slices.Equal(alt, tc.v03Alt) {
 				t.Errorf("additionalInterfaces %v, want %v", alt, tc.v03Alt)
+			}
+		})
+	}
+}
+
+// TestA2A_RESTOverJSONRPC: a 1.0 REST client (the Go SDK's) calls agents that speak only
+// JSON-RPC, of either version, through the router: send, stream (every event, in order), get,
+// resubscribe and cancel; and an A2A error of the agent reaches it typed.
+func TestA2A_RESTOverJSONRPC(t *testing.T) {
+	for _, agent := range a2aversion.Versions {
+		t.Run("agent "+string(agent), func(t *testing.T) {
+			e := newTestEnvOf(t, agent)
+			ctx := context.Background()
+			card, err := agentcard.DefaultResolver.Resolve(ctx, e.agentURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithDefaultsDisabled(), a2aclient.WithRESTTransport(http.DefaultClient))
+			if err != nil {
+				t.Fatalf("a REST client from the router's card: %v", err)
+			}
+			ctx = bearer(ctx, e.issuer.token(t))
+			res, err := c.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("rest"))})
+			if err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			if got := textOf(t, res); got != "echo: rest" {
+				t.Fatalf("send: %q", got)
+			}
+			var kinds []string
+			var taskID a2a.TaskID
+			for ev, err := range c.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("stream:2"))}) {
+				if err != nil {
+					t.Fatalf("stream: %v", err)
+				}
+				switch v := ev.(type) {
+				case *a2a.Task:
+					taskID = v.ID
+					kinds = append(kinds, "task")
+				case *a2a.TaskArtifactUpdateEvent:
+					kinds = append(kinds, "artifact")
+				case *a2a.TaskStatusUpdateEvent:
+					kinds = append(kinds, "status:"+string(v.Status.State))
+				}
+			}
+			if want := []string{"task", "artifact", "artifact", "status:" + string(a2a.TaskStateCompleted)}; !slices.Equal(kinds, want) {
+				t.Fatalf("stream events %v, want %v", kinds, want)
+			}
+			task, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
+			if err != nil || task.Status.State != a2a.TaskStateCompleted {
+				t.Fatalf("get: %+v, %v", task, err)
+			}
+			if _, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: "no-such-task"}); !errors.Is(err, a2a.ErrTaskNotFound) {
+				t.Fatalf("get of an unknown task: %v, want TaskNotFound", err)
+			}
+
+			streamCtx, stop := context.WithCancel(ctx)
+			taskID = ""
+			for ev, err := range c.SendStreamingMessage(streamCtx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("wait"))}) {
+				if err != nil {
+					t.Fatalf("stream: %v", err)
+				}
+				if tsk, ok := ev.(*a2a.Task); ok {
+					taskID = tsk.ID
+					break
+				}
+			}
+			stop()
+			subCtx, stopSub := context.WithCancel(ctx)
+			resubscribed := false
+			for ev, err := range c.SubscribeToTask(subCtx, &a2a.SubscribeToTaskRequest{ID: taskID}) {
+				if err != nil {
+					t.Fatalf("resubscribe: %v", err)
+				}
+				if tsk, ok := ev.(*a2a.Task); ok && tsk.ID == taskID {
+					resubscribed = true
+					break
+				}
+			}
+			stopSub()
+			if !resubscribed {
+				t.Fatal("resubscribe gave no event of the task")
+			}
+			task, err = c.CancelTask(ctx, &a2a.CancelTaskRequest{ID: taskID})
+			if err != nil || task.Status.State != a2a.TaskStateCanceled {
+				t.Fatalf("cancel: %+v, %v", task, err)
 			}
 		})
 	}
