@@ -36,10 +36,10 @@ func main() {
 }
 
 type result struct {
-	n                                        int
+	n                                                 int
 	apply, applyNoWait, plan, refresh, kubectl, kwait time.Duration
-	requestsPerAgent                         float64
-	peakRSSMiB                               float64
+	requestsPerAgent                                  float64
+	peakRSSMiB                                        float64
 }
 
 func run(ctx context.Context) error {
