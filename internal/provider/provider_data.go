@@ -38,7 +38,7 @@ type spireConfig struct {
 func (c spireConfig) kubernetes() bool { return c.Registration == spireRegistrationKubernetes }
 
 // entryRegistrar registers workload identities, keyed by SPIFFE ID: the SPIRE server API
-// (*spire.Client, entry ids) or ClusterSPIFFEID objects (*kube.ClusterSPIFFEIDs, object names).
+// (*spire.Client, entry ids) or ClusterSPIFFEID objects (*spire.ClusterSPIFFEIDs, object names).
 type entryRegistrar interface {
 	CreateEntry(ctx context.Context, spec spire.EntrySpec) (spire.Entry, error)
 	GetEntry(ctx context.Context, id string) (spire.Entry, error)
@@ -159,7 +159,7 @@ func (d *providerData) Registrar(ctx context.Context) (entryRegistrar, spiffeid.
 	if err != nil {
 		return nil, td, fmt.Errorf("registering identities as ClusterSPIFFEIDs needs the Kubernetes API: %w", err)
 	}
-	return &kube.ClusterSPIFFEIDs{Applier: applier, ClassName: d.spireConfig.ClassName,
+	return &spire.ClusterSPIFFEIDs{Applier: applier, ClassName: d.spireConfig.ClassName,
 		Labels: map[string]string{"app.kubernetes.io/managed-by": contract.ManagedBy}}, td, nil
 }
 

@@ -34,7 +34,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
-	kubepkg "github.com/kagenti/terraform-provider-kagenti/internal/kube"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
 	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
 )
@@ -348,7 +347,7 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv, mode teste
 		CheckDestroy: func(*terraform.State) error {
 			for _, id := range []string{callerID, calleeID, otherID} {
 				if k8s {
-					if _, err := crs.Get(ctx, kubepkg.ClusterSPIFFEIDName(id), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+					if _, err := crs.Get(ctx, spire.ClusterSPIFFEIDName(id), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 						return fmt.Errorf("ClusterSPIFFEID of %s left after destroy (err %v)", id, err)
 					}
 				}
@@ -378,8 +377,8 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv, mode teste
 				},
 				Check: func(s *terraform.State) error {
 					calleeEntryID = s.RootModule().Resources[callee].Primary.ID
-					if k8s && calleeEntryID != kubepkg.ClusterSPIFFEIDName(calleeID) {
-						return fmt.Errorf("id = %s, want the ClusterSPIFFEID %s", calleeEntryID, kubepkg.ClusterSPIFFEIDName(calleeID))
+					if k8s && calleeEntryID != spire.ClusterSPIFFEIDName(calleeID) {
+						return fmt.Errorf("id = %s, want the ClusterSPIFFEID %s", calleeEntryID, spire.ClusterSPIFFEIDName(calleeID))
 					}
 					entry, err := entryOf(calleeID, calleeEntryID, 5*time.Minute)
 					if err != nil {
@@ -467,7 +466,7 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv, mode teste
 					if k8s {
 						// Its registration is the ClusterSPIFFEID; the controller manager then
 						// removes the entry.
-						if err := crs.Delete(ctx, kubepkg.ClusterSPIFFEIDName(callerID), metav1.DeleteOptions{}); err != nil {
+						if err := crs.Delete(ctx, spire.ClusterSPIFFEIDName(callerID), metav1.DeleteOptions{}); err != nil {
 							t.Fatal(err)
 						}
 						return

@@ -20,12 +20,15 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/router"
+	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
+	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
 )
 
 // e2eAgent is an A2A SDK agent on loopback that records the token of every call. With a next
@@ -189,18 +192,31 @@ func serveAgent(t *testing.T, a *e2eAgent) string {
 // the sandbox. A real A2A client with a Keycloak token calls agent 1 through the router; agent 1
 // calls agent 2 through the router with a token it exchanged; each hop's token is checked: every
 // agent gets a token addressed to it, for the same subject, and never the caller's.
+//
+// It runs with each way of registering identities that reaches SPIRE without its socket: the
+// server API over mutual TLS, and ClusterSPIFFEIDs for the SPIRE Controller Manager (whose
+// entries for the agents' pods the test finds in SPIRE).
 func TestAccRouter_EndToEnd(t *testing.T) {
 	client := testAccKube(t)
 	env := newIdentityTestEnv(t)
-	for _, cli := range testAccCLIs {
-		t.Run(cli.name, func(t *testing.T) {
-			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
-			testAccRouterEndToEnd(t, client, env)
+	modes := []testenv.SpireMode{testenv.SpireTCP}
+	if testAccSandbox.Spire.ControllerManager {
+		modes = append(modes, testenv.SpireKubernetes)
+	}
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			testAccSpireMode(t, mode)
+			for _, cli := range testAccCLIs {
+				t.Run(cli.name, func(t *testing.T) {
+					t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+					testAccRouterEndToEnd(t, client, env, mode)
+				})
+			}
 		})
 	}
 }
 
-func testAccRouterEndToEnd(t *testing.T, client kubernetes.Interface, env *identityTestEnv) {
+func testAccRouterEndToEnd(t *testing.T, client kubernetes.Interface, env *identityTestEnv, mode testenv.SpireMode) {
 	ns := testAccNamespace(t, client)
 	td := testAccSandbox.Spire.TrustDomain
 	id := func(sa string) string { return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td, ns, sa) }
@@ -282,6 +298,18 @@ resource "kagenti_agent" "agent1" {
 				defer cancel()
 				stop := startRouter(ctx, t, client, env, ns, l, routerURL, routerID, "agent1", "agent2")
 				defer stop()
+				if mode == testenv.SpireKubernetes {
+					// The agents' identities are ClusterSPIFFEIDs: a pod of each service account gets
+					// its entry from the controller manager, in SPIRE itself.
+					for _, agent := range []struct{ sa, id string }{{"agent1", agent1ID}, {"agent2", agent2ID}} {
+						if err := restrictedWorkloadPod(ctx, client, ns, agent.sa); err != nil {
+							return err
+						}
+						if _, err := env.waitEntry(ctx, agent.id, func(e []spire.Entry) bool { return len(e) > 0 }); err != nil {
+							return err
+						}
+					}
+				}
 
 				// The caller: a workload logged in with its JWT-SVID, token addressed to the router.
 				uiToken, err := env.clientTokenWithScope(ctx, uiID, keycloak.AudienceScopeName(routerID))
@@ -561,4 +589,22 @@ func stopRouter(rt *router.Router) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = rt.Shutdown(ctx)
+}
+
+// restrictedWorkloadPod runs a pod of a service account that the namespace's restricted Pod
+// Security admits, on a kwok node.
+func restrictedWorkloadPod(ctx context.Context, client kubernetes.Interface, ns, sa string) error {
+	no, yes := false, true
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: sa + "-workload", Namespace: ns},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: sa,
+			NodeSelector:       map[string]string{"type": "kwok"},
+			SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: &yes, SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1",
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
+		},
+	}
+	_, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	return err
 }

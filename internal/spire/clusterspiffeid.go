@@ -1,4 +1,4 @@
-package kube
+package spire
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
+	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
 )
 
 // ClusterSPIFFEIDGVK is the SPIRE Controller Manager's ClusterSPIFFEID
@@ -29,7 +29,7 @@ const namespaceNameLabel = "kubernetes.io/metadata.name"
 // ClusterSPIFFEIDs registers workloads through the Kubernetes API instead of the SPIRE server's:
 // each registration is a ClusterSPIFFEID, from which the SPIRE Controller Manager creates one
 // entry per matching pod (parented to the agent of the pod's node). It has the method set of
-// spire.Client's entry API, with the object name as the registration id.
+// Client's entry API, with the object name as the registration id.
 //
 // A spec maps onto a ClusterSPIFFEID like this: the SPIFFE ID is the (literal) spiffeIDTemplate;
 // the k8s:ns selector becomes a namespaceSelector on the namespace's name; every other selector
@@ -37,7 +37,7 @@ const namespaceNameLabel = "kubernetes.io/metadata.name"
 // get the SVID; the TTLs are ttl and jwtTtl. The parent is not the registrar's to choose: the
 // controller manager parents each entry to the pod's node.
 type ClusterSPIFFEIDs struct {
-	Applier *Applier
+	Applier *kube.Applier
 	// ClassName is spec.className, for controller managers that serve one class.
 	ClassName string
 	// Labels go on every object (owner labels).
@@ -51,12 +51,12 @@ func ClusterSPIFFEIDName(spiffeID string) string {
 	return "kagenti-" + hex.EncodeToString(sum[:])[:20]
 }
 
-func (c *ClusterSPIFFEIDs) ref(name string) Ref {
-	return Ref{GVK: ClusterSPIFFEIDGVK, Name: name}
+func (c *ClusterSPIFFEIDs) ref(name string) kube.Ref {
+	return kube.Ref{GVK: ClusterSPIFFEIDGVK, Name: name}
 }
 
 // Object renders a spec as a ClusterSPIFFEID named name.
-func (c *ClusterSPIFFEIDs) Object(name string, spec spire.EntrySpec) (*unstructured.Unstructured, error) {
+func (c *ClusterSPIFFEIDs) Object(name string, spec EntrySpec) (*unstructured.Unstructured, error) {
 	var ns string
 	templates := []any{}
 	for _, sel := range spec.Selectors {
@@ -101,8 +101,8 @@ func (c *ClusterSPIFFEIDs) Object(name string, spec spire.EntrySpec) (*unstructu
 }
 
 // entryOf reads a ClusterSPIFFEID back as the spec it was rendered from.
-func entryOf(obj *unstructured.Unstructured) (spire.Entry, error) {
-	e := spire.Entry{ID: obj.GetName()}
+func entryOf(obj *unstructured.Unstructured) (Entry, error) {
+	e := Entry{ID: obj.GetName()}
 	e.SPIFFEID, _, _ = unstructured.NestedString(obj.Object, "spec", "spiffeIDTemplate")
 	if ns, ok, _ := unstructured.NestedString(obj.Object, "spec", "namespaceSelector", "matchLabels", namespaceNameLabel); ok {
 		e.Selectors = append(e.Selectors, "k8s:ns:"+ns)
@@ -125,28 +125,28 @@ func entryOf(obj *unstructured.Unstructured) (spire.Entry, error) {
 }
 
 // CreateEntry applies the registration of spec.SPIFFEID; one that exists is brought to the spec.
-func (c *ClusterSPIFFEIDs) CreateEntry(ctx context.Context, spec spire.EntrySpec) (spire.Entry, error) {
+func (c *ClusterSPIFFEIDs) CreateEntry(ctx context.Context, spec EntrySpec) (Entry, error) {
 	name := ClusterSPIFFEIDName(spec.SPIFFEID)
 	if err := c.UpdateEntry(ctx, name, spec); err != nil {
-		return spire.Entry{}, err
+		return Entry{}, err
 	}
-	return spire.Entry{ID: name, EntrySpec: spec}, nil
+	return Entry{ID: name, EntrySpec: spec}, nil
 }
 
-// GetEntry reads a registration; spire.ErrNotFound when it is gone.
-func (c *ClusterSPIFFEIDs) GetEntry(ctx context.Context, id string) (spire.Entry, error) {
+// GetEntry reads a registration; ErrNotFound when it is gone.
+func (c *ClusterSPIFFEIDs) GetEntry(ctx context.Context, id string) (Entry, error) {
 	obj, err := c.Applier.Get(ctx, c.ref(id))
 	if err != nil {
-		return spire.Entry{}, err
+		return Entry{}, err
 	}
 	if obj == nil {
-		return spire.Entry{}, spire.ErrNotFound
+		return Entry{}, ErrNotFound
 	}
 	return entryOf(obj)
 }
 
 // UpdateEntry applies the spec to the registration named id.
-func (c *ClusterSPIFFEIDs) UpdateEntry(ctx context.Context, id string, spec spire.EntrySpec) error {
+func (c *ClusterSPIFFEIDs) UpdateEntry(ctx context.Context, id string, spec EntrySpec) error {
 	obj, err := c.Object(id, spec)
 	if err != nil {
 		return err
@@ -162,9 +162,9 @@ func (c *ClusterSPIFFEIDs) DeleteEntry(ctx context.Context, id string) error {
 }
 
 // FindEntries returns the registration of a SPIFFE ID, if there is one.
-func (c *ClusterSPIFFEIDs) FindEntries(ctx context.Context, spiffeID string) ([]spire.Entry, error) {
+func (c *ClusterSPIFFEIDs) FindEntries(ctx context.Context, spiffeID string) ([]Entry, error) {
 	e, err := c.GetEntry(ctx, ClusterSPIFFEIDName(spiffeID))
-	if errors.Is(err, spire.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -173,5 +173,5 @@ func (c *ClusterSPIFFEIDs) FindEntries(ctx context.Context, spiffeID string) ([]
 	if e.SPIFFEID != spiffeID {
 		return nil, fmt.Errorf("ClusterSPIFFEID %s registers %s, not %s", e.ID, e.SPIFFEID, spiffeID)
 	}
-	return []spire.Entry{e}, nil
+	return []Entry{e}, nil
 }

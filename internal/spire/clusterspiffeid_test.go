@@ -1,4 +1,4 @@
-package kube_test
+package spire_test
 
 import (
 	"testing"
@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
 )
 
@@ -40,10 +39,10 @@ func TestClusterSPIFFEIDObject(t *testing.T) {
 		"template syntax": {reason: "the controller manager would expand it", in: spire.EntrySpec{SPIFFEID: "spiffe://example.org/x",
 			Selectors: []string{"k8s:ns:a", "k8s:pod-label:x:{{.PodMeta.Name}}"}}, wantErr: true},
 	}
-	r := &kube.ClusterSPIFFEIDs{ClassName: "kagenti"}
+	r := &spire.ClusterSPIFFEIDs{ClassName: "kagenti"}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			obj, err := r.Object(kube.ClusterSPIFFEIDName(tc.in.SPIFFEID), tc.in)
+			obj, err := r.Object(spire.ClusterSPIFFEIDName(tc.in.SPIFFEID), tc.in)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("%s: no error", tc.reason)
@@ -56,7 +55,7 @@ func TestClusterSPIFFEIDObject(t *testing.T) {
 			if diff := cmp.Diff(tc.want, obj.Object["spec"]); diff != "" {
 				t.Errorf("%s (-want +got):\n%s", tc.reason, diff)
 			}
-			if got := obj.GetName(); got != kube.ClusterSPIFFEIDName(tc.in.SPIFFEID) || len(got) > 63 {
+			if got := obj.GetName(); got != spire.ClusterSPIFFEIDName(tc.in.SPIFFEID) || len(got) > 63 {
 				t.Errorf("name %q", got)
 			}
 		})
