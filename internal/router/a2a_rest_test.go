@@ -1,0 +1,55 @@
+package router
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
+)
+
+func TestParseRESTCall(t *testing.T) {
+	two := 2
+	for _, tc := range []struct {
+		method, path string
+		query        map[string][]string
+		want         restCall
+		ok           bool
+	}{
+		{"POST", "/message:send", nil, restCall{op: a2aversion.Send}, true},
+		{"POST", "/message:stream", nil, restCall{op: a2aversion.Stream}, true},
+		{"GET", "/tasks/t1", map[string][]string{"historyLength": {"2"}}, restCall{op: a2aversion.Get, taskID: "t1", historyLength: &two}, true},
+		{"POST", "/tasks/t1:cancel", nil, restCall{op: a2aversion.Cancel, taskID: "t1"}, true},
+		{"GET", "/tasks/t1:subscribe", nil, restCall{op: a2aversion.Subscribe, taskID: "t1"}, true},
+		{"POST", "/tasks/t1:subscribe", nil, restCall{op: a2aversion.Subscribe, taskID: "t1"}, true},
+		{"GET", "/message:send", nil, restCall{}, false},
+		{"POST", "/v1/message:send", nil, restCall{}, false}, // 0.3: forwarded, never translated
+		{"GET", "/tasks/t1/pushNotificationConfigs", nil, restCall{}, false},
+		{"GET", "/tasks/", nil, restCall{}, false},
+		{"DELETE", "/tasks/t1", nil, restCall{}, false},
+	} {
+		got, ok := parseRESTCall(tc.method, tc.path, tc.query)
+		if ok != tc.ok || got.op != tc.want.op || got.taskID != tc.want.taskID ||
+			(got.historyLength == nil) != (tc.want.historyLength == nil) || (got.historyLength != nil && *got.historyLength != *tc.want.historyLength) {
+			t.Errorf("%s %s: %+v, %v; want %+v, %v", tc.method, tc.path, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestRESTErrorBody: an A2A error reaches a REST client as 1.0's binding has it, with the
+// ErrorInfo reason SDK clients type the error by.
+func TestRESTErrorBody(t *testing.T) {
+	status, body := restErrorBody(-32001, "Task not found: x")
+	var e restError
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusNotFound || e.Error.Code != 404 || e.Error.Status != "NOT_FOUND" || len(e.Error.Details) != 1 ||
+		e.Error.Details[0].Reason != "TASK_NOT_FOUND" || e.Error.Details[0].Type != "type.googleapis.com/google.rpc.ErrorInfo" {
+		t.Errorf("TaskNotFound: %d %s", status, body)
+	}
+	var unknown restError
+	if status, body := restErrorBody(-32099, "odd"); status != http.StatusInternalServerError || json.Unmarshal(body, &unknown) != nil || len(unknown.Error.Details) != 0 {
+		t.Errorf("an unknown code: %d %s", status, body)
+	}
+}
