@@ -513,9 +513,23 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv, mode teste
 
 // An identity imported with TTLs that Go spells differently ("30s", "10m0s", "1h30m0s") plans
 // nothing against the configuration it was created from: the TTLs read back from SPIRE are
-// valid durations, and one equal to the configured TTL keeps the state's spelling.
+// valid durations, and one equal to the configured TTL keeps the state's spelling. In both
+// socket-free registration modes: read back from SPIRE's entry, or from the ClusterSPIFFEID.
 func TestAccIdentityResource_ImportTTLSpelling(t *testing.T) {
 	testAccPreCheck(t)
+	modes := []testenv.SpireMode{testenv.SpireTCP}
+	if testAccSandbox.Spire.ControllerManager {
+		modes = append(modes, testenv.SpireKubernetes)
+	}
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			testAccSpireMode(t, mode)
+			testAccIdentityImportTTLSpelling(t)
+		})
+	}
+}
+
+func testAccIdentityImportTTLSpelling(t *testing.T) {
 	cases := map[string]struct{ x509, jwt string }{
 		"30s": {x509: "1h", jwt: "30s"},
 		"10m": {x509: "10m", jwt: "10m"},

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -591,9 +592,13 @@ func stopRouter(rt *router.Router) {
 	_ = rt.Shutdown(ctx)
 }
 
-// restrictedWorkloadPod runs a pod of a service account that the namespace's restricted Pod
-// Security admits, on a kwok node.
+// restrictedWorkloadPod runs a pod of a service account (created when missing: an agent that
+// runs elsewhere has none) that the namespace's restricted Pod Security admits, on a kwok node.
 func restrictedWorkloadPod(ctx context.Context, client kubernetes.Interface, ns, sa string) error {
+	_, err := client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
 	no, yes := false, true
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: sa + "-workload", Namespace: ns},
@@ -605,6 +610,6 @@ func restrictedWorkloadPod(ctx context.Context, client kubernetes.Interface, ns,
 				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
 		},
 	}
-	_, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	_, err = client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 	return err
 }
