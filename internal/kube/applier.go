@@ -314,6 +314,17 @@ const (
 	holdupInterval = 2 * time.Second
 )
 
+// DeploymentStatusOf is the readiness of a Deployment already read (as Get returns it), so
+// that a refresh reads each Deployment once.
+func DeploymentStatusOf(obj *unstructured.Unstructured) (*DeploymentStatus, error) {
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &d); err != nil {
+		return nil, fmt.Errorf("Deployment %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	s := deploymentStatus(&d)
+	return &s, nil
+}
+
 // ReadDeployment returns a Deployment's readiness, or nil when it does not exist.
 func (a *Applier) ReadDeployment(ctx context.Context, namespace, name string) (*DeploymentStatus, error) {
 	d, err := a.typed.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})

@@ -136,7 +136,19 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 	m.ReadyReplicas = types.Int64Value(0)
 	if in.Image != "" {
 		status := known.deployment
-		if status == nil {
+		observed := false
+		for _, o := range obs {
+			if status == nil && o.Ref.GVK.Kind == "Deployment" && o.Ref.Name == in.Name {
+				observed = true
+				if o.Live != nil {
+					if status, err = kube.DeploymentStatusOf(o.Live); err != nil {
+						diags.Append(kubernetesUnreachable("reading Deployment "+in.Namespace+"/"+in.Name, err))
+						return anyExists, outOfSync, diags
+					}
+				}
+			}
+		}
+		if status == nil && !observed {
 			if status, err = applier.ReadDeployment(ctx, in.Namespace, in.Name); err != nil {
 				diags.Append(kubernetesUnreachable("reading Deployment "+in.Namespace+"/"+in.Name, err))
 				return anyExists, outOfSync, diags

@@ -95,6 +95,9 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 			}
 			if c.translate != nil {
 				a2aversion.RenameHeaders(pr.Out.Header, c.translate.client, c.translate.agent)
+				// The router reads what it translates: the agent answers uncompressed (and the
+				// client gets an uncompressed answer, which any HTTP client takes).
+				pr.Out.Header.Del("Accept-Encoding")
 			}
 			setForwarded(pr.Out.Header, pr.In)
 			injectTrace(pr.Out)

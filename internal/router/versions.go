@@ -207,6 +207,15 @@ func (t *translation) answer(data []byte) (body []byte, errStatus int, err error
 	if err := json.Unmarshal(data, &resp); err != nil {
 		return nil, 0, err
 	}
+	if resp.JSONRPC != "2.0" || (resp.Error == nil && len(resp.Result) == 0) {
+		// Not an A2A answer: a gateway's or a framework's error page (401 {"detail": ...}).
+		return nil, 0, fmt.Errorf("not a JSON-RPC 2.0 response")
+	}
+	// The client's own id, whatever the agent echoed.
+	resp.ID = t.id
+	if len(resp.ID) == 0 {
+		resp.ID = json.RawMessage("null")
+	}
 	switch {
 	case resp.Error != nil && t.rest:
 		status, b := restErrorBody(resp.Error.Code, resp.Error.Message)
@@ -273,6 +282,7 @@ func (t *translation) translateResponse(resp *http.Response, limit int64) error 
 	if err != nil {
 		return err
 	}
+
 	if int64(len(data)) > limit {
 		return &errUntranslatable{fmt.Errorf("the answer is larger than %d bytes", limit)}
 	}
@@ -337,12 +347,9 @@ func (s *sseTranslator) nextEvent() error {
 	var data []byte
 	hasData, size := false, 0
 	for {
-		line, err := s.src.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			return &errUntranslatable{fmt.Errorf("an SSE line is longer than %d bytes", s.src.Size())}
-		}
+		line, err := s.readLine(maxEventBytes - size)
 		size += len(line)
-		if size > maxEventBytes {
+		if size > maxEventBytes || errors.Is(err, errLineTooLong) {
 			return &errUntranslatable{fmt.Errorf("an SSE event is larger than %d bytes", maxEventBytes)}
 		}
 		if err != nil && len(line) == 0 {
@@ -372,6 +379,26 @@ func (s *sseTranslator) nextEvent() error {
 			return s.emit(fields, data, hasData, err)
 		}
 	}
+}
+
+var errLineTooLong = errors.New("SSE line too long")
+
+// readLine reads one line of at most limit bytes. A line longer than the reader's buffer is
+// gathered in pieces (LLM answers make long events), so the buffer a stream holds stays small.
+func (s *sseTranslator) readLine(limit int) ([]byte, error) {
+	line, err := s.src.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		return line, err
+	}
+	long := append([]byte(nil), line...)
+	for err == bufio.ErrBufferFull {
+		if len(long) > limit {
+			return long, errLineTooLong
+		}
+		line, err = s.src.ReadSlice('\n')
+		long = append(long, line...)
+	}
+	return long, err
 }
 
 // emit writes one event: its other fields as they were, then its data translated.

@@ -1,6 +1,8 @@
 package router
 
 import (
+	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -347,5 +349,79 @@ func TestA2A_RESTOverJSONRPC(t *testing.T) {
 				t.Fatalf("cancel: %+v, %v", task, err)
 			}
 		})
+	}
+}
+
+// TestSSETranslator_LongEvent: an event longer than the reader's buffer (an LLM's long answer)
+// is translated whole; one past the event limit ends the stream with the failure event.
+func TestSSETranslator_LongEvent(t *testing.T) {
+	identity := func(b []byte) (string, []byte, error) { return "", b, nil }
+	fail := func(error) (string, []byte) { return "", []byte("FAILED") }
+	long := strings.Repeat("x", 10000)
+	src := io.NopCloser(strings.NewReader("data: " + long + "\r\n\r\n"))
+	got, err := io.ReadAll(&sseTranslator{src: bufio.NewReader(src), closer: src, fn: identity, fail: fail})
+	if err != nil || string(got) != "data: "+long+"\n\n" {
+		t.Fatalf("a 10 kB event: %d bytes, %v", len(got), err)
+	}
+	huge := strings.Repeat("y", maxEventBytes+1)
+	src = io.NopCloser(strings.NewReader("data: " + huge + "\n\n"))
+	got, err = io.ReadAll(&sseTranslator{src: bufio.NewReader(src), closer: src, fn: identity, fail: fail})
+	if err != nil || string(got) != "data: FAILED\n\n" {
+		t.Fatalf("an event past the limit: %q, %v", got[:min(len(got), 40)], err)
+	}
+}
+
+// TestA2A_TranslatedAnswerChecks: what the router translates is the agent's JSON-RPC answer,
+// uncompressed even when the agent compresses what it may (the client's Accept-Encoding is not
+// passed on), and the client's id comes back whatever the agent echoed; an error page that is
+// not JSON-RPC is InvalidAgentResponse, never an empty task.
+func TestA2A_TranslatedAnswerChecks(t *testing.T) {
+	e := newTestEnvOf(t, a2aversion.V03)
+	token := "Bearer " + e.issuer.token(t)
+	e.peer.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), "tasks/get") {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"detail":"Not authenticated"}`)
+			return
+		}
+		answer := `{"jsonrpc":"2.0","id":"the agent's own","result":{"kind":"message","messageId":"r","role":"agent","parts":[{"kind":"text","text":"ok"}]}}`
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			_, _ = io.WriteString(zw, answer)
+			_ = zw.Close()
+			return
+		}
+		_, _ = io.WriteString(w, answer)
+	})
+	req, _ := http.NewRequest(http.MethodPost, e.agentURL(), strings.NewReader(sendBody))
+	req.Header.Set("Authorization", token)
+	req.Header.Set("Accept-Encoding", "gzip") // a client that decompresses itself
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := io.Reader(resp.Body)
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		if body, err = gzip.NewReader(resp.Body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out struct {
+		ID     json.RawMessage `json:"id"`
+		Result struct {
+			Message *struct{} `json:"message"`
+		} `json:"result"`
+	}
+	err = json.NewDecoder(body).Decode(&out)
+	resp.Body.Close()
+	if err != nil || string(out.ID) != "7" || out.Result.Message == nil {
+		t.Fatalf("translated answer of a compressing agent: %v, id %s, result %+v", err, out.ID, out.Result)
+	}
+	status, answer := rpc(t, e, token, `{"jsonrpc":"2.0","id":9,"method":"GetTask","params":{"id":"t1"}}`)
+	errObj, _ := answer["error"].(map[string]any)
+	if status != http.StatusOK || errObj == nil || errObj["code"] != float64(codeInvalidAgentResponse) || answer["id"] != float64(9) {
+		t.Fatalf("an agent's 401 page: %d %v", status, answer)
 	}
 }
