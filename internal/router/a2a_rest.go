@@ -3,6 +3,7 @@ package router
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,18 +17,23 @@ import (
 // its answer back into 1.0 REST: so every agent has the 1.0 REST binding. (0.3 REST, whose
 // proto-JSON shapes no SDK reads alike, is only forwarded.)
 func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
+	path := pathTail(r, 3)
+	shape := restShape(path)
 	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
 	if err != nil {
-		rt.fail(w, r, shapeJSON, nil, err)
+		rt.fail(w, r, shape, nil, err)
 		return
 	}
-	path := pathTail(r, 3)
-	call, ok := parseRESTCall(r.Method, path, r.URL.Query())
-	if ok && route.A2A.translatesREST() {
+	if shape == shapeREST && route.A2A.translatesREST() {
+		call, err := parseRESTCall(r.Method, path, r.URL.Query())
+		if err != nil {
+			rt.failREST(w, r, err.status, err.code, err.message)
+			return
+		}
 		rt.restViaJSONRPC(w, r, route, call)
 		return
 	}
-	c := upstreamCall{route: route, path: path, stream: streamAsked(r, path), shape: shapeJSON}
+	c := upstreamCall{route: route, path: path, stream: streamAsked(r, path), shape: shape}
 	if !strings.HasPrefix(path, "/v1/") && route.A2A.card != nil {
 		c.version = a2aversion.V10 // a 1.0 REST path (0.3's are under /v1)
 	}
@@ -48,44 +54,51 @@ type restCall struct {
 	historyLength *int
 }
 
-// parseRESTCall reads a 1.0 REST call from its method and path (below the agent's URL): send,
-// stream, get, cancel and subscribe.
-func parseRESTCall(method, path string, query map[string][]string) (restCall, bool) {
+// parseRESTCall reads a 1.0 REST call from its method and path (below the agent's URL) and
+// query: send, stream, get, cancel and subscribe, the ones the router translates. Any other is
+// refused as UnsupportedOperation: the agent speaks JSON-RPC only, and the router does not
+// forward what it would not understand.
+func parseRESTCall(method, path string, query url.Values) (restCall, *httpError) {
+	unsupported := &httpError{http.StatusBadRequest, -32004, "this agent speaks JSON-RPC; through the router its HTTP+JSON binding has " +
+		"message:send, message:stream, tasks/{id}, tasks/{id}:cancel and tasks/{id}:subscribe (call JSON-RPC for the others)"}
 	switch {
 	case method == http.MethodPost && path == "/message:send":
-		return restCall{op: a2aversion.Send}, true
+		return restCall{op: a2aversion.Send}, nil
 	case method == http.MethodPost && path == "/message:stream":
-		return restCall{op: a2aversion.Stream}, true
+		return restCall{op: a2aversion.Stream}, nil
 	}
 	rest, ok := strings.CutPrefix(path, "/tasks/")
 	if !ok || rest == "" || strings.Contains(rest, "/") {
-		return restCall{}, false
+		return restCall{}, unsupported
 	}
-	id, verb, _ := strings.Cut(rest, ":")
-	if id == "" {
-		return restCall{}, false
+	escaped, verb, _ := strings.Cut(rest, ":")
+	id, err := url.PathUnescape(escaped)
+	if err != nil || id == "" {
+		return restCall{}, &httpError{http.StatusBadRequest, codeInvalidParams, "the task id in the path is not valid"}
 	}
 	switch {
 	case verb == "" && method == http.MethodGet:
 		c := restCall{op: a2aversion.Get, taskID: id}
-		if v := query["historyLength"]; len(v) > 0 {
-			if n, err := strconv.Atoi(v[0]); err == nil {
-				c.historyLength = &n
+		if v := query.Get("historyLength"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return restCall{}, &httpError{http.StatusBadRequest, codeInvalidParams, "historyLength must be a number"}
 			}
+			c.historyLength = &n
 		}
-		return c, true
+		return c, nil
 	case verb == "cancel" && method == http.MethodPost:
-		return restCall{op: a2aversion.Cancel, taskID: id}, true
+		return restCall{op: a2aversion.Cancel, taskID: id}, nil
 	case verb == "subscribe" && (method == http.MethodPost || method == http.MethodGet):
-		return restCall{op: a2aversion.Subscribe, taskID: id}, true
+		return restCall{op: a2aversion.Subscribe, taskID: id}, nil
 	}
-	return restCall{}, false
+	return restCall{}, unsupported
 }
 
 // restViaJSONRPC runs a 1.0 REST call as a JSON-RPC call to the agent: route → authenticate →
 // authorize → parse → version → exchange → proxy, the answer rewritten into REST.
 func (rt *Router) restViaJSONRPC(w http.ResponseWriter, r *http.Request, route *Route, call restCall) {
-	fail := func(err error) { rt.fail(w, r, shapeJSON, nil, err) }
+	fail := func(err error) { rt.fail(w, r, shapeREST, nil, err) }
 	caller, err := rt.admit(r, route)
 	if err != nil {
 		fail(err)
@@ -123,7 +136,7 @@ func (rt *Router) restViaJSONRPC(w http.ResponseWriter, r *http.Request, route *
 		return
 	}
 	rt.proxy(w, r, upstreamCall{route: route, token: token, body: body, stream: call.op.Streams(), idempotent: call.op.Idempotent(),
-		shape: shapeJSON, version: agent, translate: t, method: http.MethodPost})
+		shape: shapeREST, version: agent, translate: t, method: http.MethodPost})
 }
 
 func mustJSON(v any) []byte {
@@ -168,10 +181,10 @@ var restErrors = map[int]struct {
 	-32007: {http.StatusBadRequest, "FAILED_PRECONDITION", "EXTENDED_AGENT_CARD_NOT_CONFIGURED"},
 	-32008: {http.StatusBadRequest, "FAILED_PRECONDITION", "EXTENSION_SUPPORT_REQUIRED"},
 	-32009: {http.StatusBadRequest, "FAILED_PRECONDITION", "VERSION_NOT_SUPPORTED"},
-	-32700: {http.StatusBadRequest, "INVALID_ARGUMENT", "INVALID_PARAMS"},
-	-32600: {http.StatusBadRequest, "INVALID_ARGUMENT", "INVALID_PARAMS"},
+	-32700: {http.StatusBadRequest, "INVALID_ARGUMENT", "PARSE_ERROR"},
+	-32600: {http.StatusBadRequest, "INVALID_ARGUMENT", "INVALID_REQUEST"},
 	-32602: {http.StatusBadRequest, "INVALID_ARGUMENT", "INVALID_PARAMS"},
-	-32601: {http.StatusNotImplemented, "UNIMPLEMENTED", ""},
+	-32601: {http.StatusNotImplemented, "UNIMPLEMENTED", "METHOD_NOT_FOUND"},
 }
 
 // restErrorBody is a JSON-RPC error of the agent as a 1.0 REST error, and its HTTP status.

@@ -3,6 +3,7 @@ package router
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
@@ -27,11 +28,13 @@ func TestParseRESTCall(t *testing.T) {
 		{"GET", "/tasks/t1/pushNotificationConfigs", nil, restCall{}, false},
 		{"GET", "/tasks/", nil, restCall{}, false},
 		{"DELETE", "/tasks/t1", nil, restCall{}, false},
+		{"GET", "/tasks/a%20b", nil, restCall{op: a2aversion.Get, taskID: "a b"}, true},
+		{"GET", "/tasks/t1", map[string][]string{"historyLength": {"many"}}, restCall{}, false},
 	} {
-		got, ok := parseRESTCall(tc.method, tc.path, tc.query)
-		if ok != tc.ok || got.op != tc.want.op || got.taskID != tc.want.taskID ||
+		got, err := parseRESTCall(tc.method, tc.path, tc.query)
+		if ok := err == nil; ok != tc.ok || got.op != tc.want.op || got.taskID != tc.want.taskID ||
 			(got.historyLength == nil) != (tc.want.historyLength == nil) || (got.historyLength != nil && *got.historyLength != *tc.want.historyLength) {
-			t.Errorf("%s %s: %+v, %v; want %+v, %v", tc.method, tc.path, got, ok, tc.want, tc.ok)
+			t.Errorf("%s %s: %+v, %v; want %+v, %v", tc.method, tc.path, got, err, tc.want, tc.ok)
 		}
 	}
 }
@@ -51,5 +54,42 @@ func TestRESTErrorBody(t *testing.T) {
 	var unknown restError
 	if status, body := restErrorBody(-32099, "odd"); status != http.StatusInternalServerError || json.Unmarshal(body, &unknown) != nil || len(unknown.Error.Details) != 0 {
 		t.Errorf("an unknown code: %d %s", status, body)
+	}
+}
+
+// TestREST_RouterErrors: below an agent's URL the router's own errors are 1.0 REST's
+// (google.rpc.Status with a numeric code), and a 1.0 REST call the router does not translate for
+// a JSON-RPC agent is UnsupportedOperation, never forwarded to an agent that would not know it.
+func TestREST_RouterErrors(t *testing.T) {
+	e := newTestEnvOf(t, a2aversion.V03)
+	token := "Bearer " + e.issuer.token(t)
+	for _, tc := range []struct {
+		method, url, auth string
+		status            int
+		reason            string
+	}{
+		{"POST", e.url + "/a2a/team1/no-such-agent/message:send", token, http.StatusNotFound, ""},
+		{"POST", e.agentURL() + "/message:send", "", http.StatusUnauthorized, ""},
+		{"GET", e.agentURL() + "/tasks", token, http.StatusBadRequest, "UNSUPPORTED_OPERATION"},
+		{"GET", e.agentURL() + "/tasks/t1/pushNotificationConfigs", token, http.StatusBadRequest, "UNSUPPORTED_OPERATION"},
+	} {
+		req, _ := http.NewRequest(tc.method, tc.url, strings.NewReader(`{}`))
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body restError
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		reason := ""
+		if len(body.Error.Details) > 0 {
+			reason = body.Error.Details[0].Reason
+		}
+		if err != nil || resp.StatusCode != tc.status || body.Error.Code != tc.status || body.Error.Status == "" || reason != tc.reason {
+			t.Errorf("%s %s: %d %+v (%v); want %d, reason %q", tc.method, tc.url, resp.StatusCode, body, err, tc.status, tc.reason)
+		}
 	}
 }

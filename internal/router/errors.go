@@ -24,6 +24,9 @@ const (
 	shapeRPC
 	// shapeACP: ACP's {"code": "not_found", "message": ...}.
 	shapeACP
+	// shapeREST: A2A 1.0's HTTP+JSON binding, google.rpc.Status:
+	// {"error": {"code": 404, "status": "NOT_FOUND", "message": ...}}.
+	shapeREST
 )
 
 // shapeOf is the shape of errors for a request no handler has taken yet.
@@ -34,8 +37,19 @@ func shapeOf(r *http.Request) shape {
 		return shapeACP
 	case r.Method == http.MethodPost && strings.HasPrefix(p, "/a2a/") && strings.Count(p, "/") == 3:
 		return shapeRPC
+	case strings.HasPrefix(p, "/a2a/") && strings.Count(p, "/") > 3:
+		return restShape(pathTail(r, 3))
 	}
 	return shapeJSON
+}
+
+// restShape is the shape of errors below an agent's URL: 1.0 REST's, but for its card and 0.3
+// REST (under /v1), which have the router's own.
+func restShape(tail string) shape {
+	if strings.HasPrefix(tail, "/v1/") || strings.HasPrefix(tail, "/.well-known/") {
+		return shapeJSON
+	}
+	return shapeREST
 }
 
 // httpError is an error whose status, JSON-RPC code and message the stage that found it chose.
@@ -125,6 +139,12 @@ func (rt *Router) fail(w http.ResponseWriter, r *http.Request, s shape, id json.
 		body = rpcErrorBody(id, &rpcError{Code: code, Message: message})
 	case shapeACP:
 		body, _ = json.Marshal(map[string]string{"code": acpCode(status), "message": message})
+	case shapeREST:
+		if code == codeInvalidAgentResponse {
+			status, body = restErrorBody(code, message)
+		} else {
+			body = mustJSON(restError{restStatus{Code: status, Status: rpcStatusName(status), Message: message}})
+		}
 	default:
 		body = apiErrorBody(status, message)
 	}
@@ -138,6 +158,27 @@ func (rt *Router) fail(w http.ResponseWriter, r *http.Request, s shape, id json.
 // apiErrorBody is the error the router answers in its own name (not an agent's, nor A2A's).
 func apiErrorBody(status int, message string) []byte {
 	return []byte(fmt.Sprintf(`{"error":{"code":%q,"message":%q}}`+"\n", http.StatusText(status), message))
+}
+
+// rpcStatusName is google.rpc's name of the code an HTTP status stands for (AIP-193).
+func rpcStatusName(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusRequestHeaderFieldsTooLarge:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusRequestTimeout, http.StatusGatewayTimeout:
+		return "DEADLINE_EXCEEDED"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	}
+	return "INTERNAL"
 }
 
 // acpCode is ACP's error code for a status.
