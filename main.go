@@ -20,16 +20,18 @@ var version = "dev"
 //go:generate go run github.com/hashicorp/terraform-plugin-docs/cmd/tfplugindocs generate --provider-name kagenti
 
 func main() {
-	var debug bool
-	flag.BoolVar(&debug, "debug", false, "run the provider with support for debuggers like delve")
+	var debugMode bool
+	flag.BoolVar(&debugMode, "debug", false, "run the provider with support for debuggers like delve")
 	flag.Parse()
-	if err := serve(debug); err != nil {
+	if err := serve(debugMode); err != nil {
 		log.Fatal(err.Error())
 	}
 }
 
-func serve(debug bool) error {
-	quietUnlessAsked()
+func serve(debugMode bool) error {
+	if !debugMode { // in debug mode the provider's own stderr is the only log
+		quietUnlessAsked()
+	}
 	tuneGC()
 	// KAGENTI_PROVIDER_CPU_PROFILE names a file for a CPU profile of this run (for whoever
 	// measures a slow plan; Terraform ends the provider gracefully, which writes it).
@@ -46,24 +48,25 @@ func serve(debug bool) error {
 	}
 	return providerserver.Serve(context.Background(), provider.New(version), providerserver.ServeOpts{
 		Address:         "registry.terraform.io/kagenti/kagenti",
-		Debug:           debug,
+		Debug:           debugMode,
 		ProtocolVersion: 6,
 	})
 }
 
 // quietUnlessAsked turns the plugin SDK's and the provider's logs off when nobody asked for any
-// (TF_LOG, TF_LOG_PROVIDER and TF_LOG_SDK unset). Without a level they default to TRACE: every
-// call is formatted as JSON and sent to Terraform, which drops it. That was a sixth of the
-// provider's CPU in a no-op plan of 200 agents. Any of those variables set keeps the SDK's own
-// behaviour.
+// (TF_LOG, TF_LOG_PROVIDER, TF_LOG_PROVIDER_KAGENTI and TF_LOG_SDK unset). Without a level they
+// default to TRACE: every call is formatted as JSON and sent to Terraform, which drops it. That
+// was a sixth of the provider's CPU in a no-op plan of 200 agents. Any of those variables set
+// keeps the SDK's own behaviour. (terraform-plugin-go names the provider's logger after its
+// address: TF_LOG_PROVIDER_KAGENTI sets its level; TF_LOG_SDK covers the SDK's subsystems.)
 func quietUnlessAsked() {
-	for _, v := range []string{"TF_LOG", "TF_LOG_PROVIDER", "TF_LOG_SDK"} {
+	for _, v := range []string{"TF_LOG", "TF_LOG_PROVIDER", "TF_LOG_PROVIDER_KAGENTI", "TF_LOG_SDK"} {
 		if os.Getenv(v) != "" {
 			return
 		}
 	}
 	_ = os.Setenv("TF_LOG_SDK", "off")
-	_ = os.Setenv("TF_LOG_PROVIDER", "off")
+	_ = os.Setenv("TF_LOG_PROVIDER_KAGENTI", "off")
 }
 
 // tuneGC trades memory the provider has to spare for CPU it lacks, unless GOGC or GOMEMLIMIT

@@ -216,6 +216,9 @@ func run(ctx context.Context) error {
 func nsName(i int) string { return fmt.Sprintf("discovery-%d", i) }
 
 func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	i := (len(s)*p + 99) / 100

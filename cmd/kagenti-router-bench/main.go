@@ -577,8 +577,6 @@ func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (me
 	return rss(pid)
 }
 
-// memory is a process's resident set: anonymous (heap, stacks) and file-backed (the pages of
-// its binary it has touched, shared with the page cache and reclaimable).
 // slowBodies opens n connections that each send a JSON-RPC call's headers and all but the last
 // byte of a 4 MiB body, then stall, and returns the router's RSS added per connection (KiB)
 // while they hold. An unauthenticated call is refused after at most 16 KiB of its body is read;
@@ -648,6 +646,8 @@ func settledRSS(pid int) (memory, error) {
 	return last, err
 }
 
+// memory is a process's resident set: anonymous (heap, stacks) and file-backed (the pages of
+// its binary it has touched, shared with the page cache and reclaimable).
 type memory struct{ total, anon, file float64 }
 
 func (m memory) String() string {

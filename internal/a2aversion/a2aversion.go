@@ -169,18 +169,19 @@ func Event(from, to Version, raw json.RawMessage) (json.RawMessage, error) {
 }
 
 // ErrorCode is the code of an A2A error in version to. The codes both versions define are the
-// same; VersionNotSupported (-32009) is 1.0's, and a 0.3 client knows it as
-// UnsupportedOperation (-32004).
+// same; ExtensionSupportRequired (-32008) and VersionNotSupported (-32009) are 1.0's, and a 0.3
+// client knows either as UnsupportedOperation (-32004).
 func ErrorCode(code int, to Version) int {
-	if to == V03 && code == codeVersionNotSupported {
+	if to == V03 && (code == codeExtensionSupportRequired || code == codeVersionNotSupported) {
 		return codeUnsupportedOperation
 	}
 	return code
 }
 
 const (
-	codeUnsupportedOperation = -32004
-	codeVersionNotSupported  = -32009
+	codeUnsupportedOperation     = -32004
+	codeExtensionSupportRequired = -32008
+	codeVersionNotSupported      = -32009
 )
 
 // convert runs a conversion in the direction asked.

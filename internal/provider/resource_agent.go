@@ -143,8 +143,8 @@ func (r *agentResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 	attrs["a2a_rest"] = rschema.BoolAttribute{
 		MarkdownDescription: "Whether the agent also serves A2A's HTTP+JSON (REST) binding at its URL, in each of `a2a_versions` " +
 			"(0.3: `/v1/message:send`, ...; 1.0: `/message:send`, ...). The router's card then lists REST for those versions and the " +
-			"router forwards REST calls as they are. REST is not translated between versions: a client of the other version uses " +
-			"JSON-RPC, which every card lists. Default `false`.",
+			"router forwards REST calls as they are. Without it the router still offers 1.0 REST for the agent, translated into " +
+			"JSON-RPC; 0.3 REST is never translated. Default `false`.",
 		Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 	}
 	attrs["skills"] = rschema.ListNestedAttribute{
@@ -227,6 +227,9 @@ func (m *agentResourceModel) input(ctx context.Context) (composition.Input, bool
 	}
 	in.Framework, in.Protocol, in.Version = str(m.Framework), str(m.Protocol), str(m.Version)
 	in.ExposeAsTool = m.ExposeAsTool.ValueBool()
+	if m.Streaming.IsUnknown() || m.A2AREST.IsUnknown() {
+		known = false // both go into the card
+	}
 	in.NoStreaming = !m.Streaming.IsNull() && !m.Streaming.IsUnknown() && !m.Streaming.ValueBool()
 	if !fullyKnown(ctx, m.InputModes) || !fullyKnown(ctx, m.OutputModes) {
 		known = false

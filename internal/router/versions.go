@@ -123,9 +123,13 @@ func routerCard(ctx context.Context, served a2aServed, publicURL string) (json.R
 	}
 	card := *served.card
 	card.SupportedInterfaces = nil
-	for _, v := range []a2aversion.Version{a2aversion.V10, a2aversion.V03} {
-		card.SupportedInterfaces = append(card.SupportedInterfaces,
-			&a2a.AgentInterface{URL: publicURL, ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2a.ProtocolVersion(v)})
+	// An agent whose card names REST alone has no JSON-RPC to translate into; one whose card names
+	// nothing is taken to speak JSON-RPC, in whatever version its clients do.
+	if len(served.jsonrpc) > 0 || len(served.rest) == 0 {
+		for _, v := range []a2aversion.Version{a2aversion.V10, a2aversion.V03} {
+			card.SupportedInterfaces = append(card.SupportedInterfaces,
+				&a2a.AgentInterface{URL: publicURL, ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2a.ProtocolVersion(v)})
+		}
 	}
 	rest := served.rest
 	if served.translatesREST() {
