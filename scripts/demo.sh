@@ -92,6 +92,12 @@ curl -sf -X POST "http://$ROUTER_ADDR/a2a/default/hello-agent" -H 'Content-Type:
   | json '"  " + d["result"]["message"]["parts"][0]["text"]'
 
 echo
+echo "An A2A 0.3 client's message/send to this 1.0 agent, translated by the router both ways:"
+curl -sf -X POST "http://$ROUTER_ADDR/a2a/default/hello-agent" -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
+  -d '{"jsonrpc":"2.0","id":2,"method":"message/send","params":{"message":{"kind":"message","messageId":"demo-2","role":"user","parts":[{"kind":"text","text":"hello from an A2A 0.3 client"}]}}}' \
+  | json '"  (%s, role %s) " % (d["result"]["kind"], d["result"]["role"]) + d["result"]["parts"][0]["text"]'
+
+echo
 echo "The same agent as an MCP tool (tools/call on the router's MCP endpoint):"
 curl -sf -X POST "http://$ROUTER_ADDR/mcp/default" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
   -H "Authorization: Bearer $token" \
