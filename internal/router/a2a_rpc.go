@@ -61,6 +61,14 @@ func (rt *Router) a2aJSONRPC(w http.ResponseWriter, r *http.Request) {
 		}
 		rt.metrics.translated.WithLabelValues(string(clientVersion), string(call.version)).Inc()
 	}
+	if op == a2aversion.ExtendedCard {
+		// The extended card names the agent's own URLs: it is answered, like the public card,
+		// with the interfaces the router serves in their place.
+		if call.translate == nil {
+			call.translate = &translation{op: op, agent: call.version, client: clientVersion, id: env.ID}
+		}
+		call.translate.cardURL = rt.agentURL(route)
+	}
 	if call.token, err = rt.exchange(r.Context(), caller, route); err != nil {
 		fail(err)
 		return

@@ -164,6 +164,9 @@ type translation struct {
 	// rest: the client called the 1.0 REST binding; its answer is REST's (the result bare, an
 	// error as google.rpc.Status with its HTTP status, stream errors as "error" events).
 	rest bool
+	// cardURL: the result is an (extended) agent card, answered with the router's interfaces at
+	// this URL instead of the agent's.
+	cardURL string
 }
 
 // request rewrites a client's JSON-RPC request for the agent: the method's name in the agent's
@@ -230,9 +233,16 @@ func (t *translation) answer(data []byte) (body []byte, errStatus int, err error
 		return b, 0, err
 	}
 	var r json.RawMessage
-	if t.op.Streams() {
+	switch {
+	case t.cardURL != "":
+		served := readA2ACard(resp.Result)
+		if served.card == nil {
+			return nil, 0, fmt.Errorf("the agent's extended card is not an A2A agent card")
+		}
+		r, err = routerCard(context.Background(), served, t.cardURL)
+	case t.op.Streams():
 		r, err = a2aversion.Event(t.agent, t.client, resp.Result)
-	} else {
+	default:
 		r, err = a2aversion.Result(t.op, t.agent, t.client, resp.Result)
 	}
 	if err != nil {

@@ -425,3 +425,24 @@ func TestA2A_TranslatedAnswerChecks(t *testing.T) {
 		t.Fatalf("an agent's 401 page: %d %v", status, answer)
 	}
 }
+
+// TestA2A_ExtendedCardRewritten: the authenticated extended card names the router's interfaces,
+// never the agent's own URL, in either version.
+func TestA2A_ExtendedCardRewritten(t *testing.T) {
+	e := newTestEnvOf(t, a2aversion.V03)
+	e.peer.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"0.3.0","name":"agent1","description":"secret skills",`+
+			`"url":"http://agent1.team1.svc.cluster.local:8000","preferredTransport":"JSONRPC","version":"1.0.0","capabilities":{},`+
+			`"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{"id":"hidden","name":"Hidden","description":"","tags":[]}]}}`)
+	})
+	token := "Bearer " + e.issuer.token(t)
+	for _, method := range []string{"agent/getAuthenticatedExtendedCard", "GetExtendedAgentCard"} {
+		status, out := rpc(t, e, token, `{"jsonrpc":"2.0","id":3,"method":"`+method+`"}`)
+		card, _ := out["result"].(map[string]any)
+		raw, _ := json.Marshal(card)
+		if status != http.StatusOK || card == nil || card["url"] != e.agentURL() || strings.Contains(string(raw), "svc.cluster.local") ||
+			!strings.Contains(string(raw), "hidden") || out["id"] != float64(3) {
+			t.Fatalf("%s: %d %s", method, status, raw)
+		}
+	}
+}
