@@ -1,23 +1,13 @@
 // A2A v0.3 client built with @a2a-js/sdk 0.3.14 (ClientFactory), discovering the agent from a card URL only.
 // Usage: CARD_URL=http://host/.../agent-card.json TOKEN=secret TRANSPORT=JSONRPC|HTTP+JSON node client.mjs flow|call
-//   flow: card, send, stream, get, resubscribe, cancel; one JSON line per step, exit 1 on the first error.
-//   call: one blocking send; prints {"ok":true,"state":..} or {"ok":false,"error":..}; always exit 0.
 //   OVERRIDE_URL: replace every interface URL of the fetched card before building the client.
+// The modes and their output are ../common.mjs's runClient.
 import { randomUUID } from 'node:crypto';
 import {
   ClientFactory, ClientFactoryOptions, DefaultAgentCardResolver,
   JsonRpcTransportFactory, RestTransport, RestTransportFactory,
 } from '@a2a-js/sdk/client';
-
-const { CARD_URL, TOKEN = '', TRANSPORT = 'JSONRPC', OVERRIDE_URL = '' } = process.env;
-const out = (obj) => console.log(JSON.stringify(obj));
-
-// Every request, the card fetch included, goes through this fetch, which adds the bearer token.
-const fetchImpl = (url, init = {}) => {
-  const headers = new Headers(init.headers);
-  if (TOKEN) headers.set('Authorization', `Bearer ${TOKEN}`);
-  return fetch(url, { ...init, headers });
-};
+import { CARD_URL, OVERRIDE_URL, TRANSPORT, fetchImpl, requireTransport, runClient } from '../common.mjs';
 
 async function connect() {
   const resolver = new DefaultAgentCardResolver({ fetchImpl });
@@ -31,99 +21,31 @@ async function connect() {
     card.url = OVERRIDE_URL;
     for (const i of card.additionalInterfaces ?? []) i.url = OVERRIDE_URL;
   }
-  // The factory silently falls back to another transport; refuse instead.
-  const offered = [...(card.url ? [card.preferredTransport ?? 'JSONRPC'] : []), ...(card.additionalInterfaces ?? []).map((i) => i.transport)];
-  if (!offered.some((t) => t.toUpperCase() === TRANSPORT.toUpperCase())) {
-    throw new Error(`agent card does not offer transport ${TRANSPORT} (offers: ${[...new Set(offered)].join(', ') || 'none'})`);
-  }
+  requireTransport([...(card.url ? [card.preferredTransport ?? 'JSONRPC'] : []), ...(card.additionalInterfaces ?? []).map((i) => i.transport)]);
   const client = await factory.createFromAgentCard(card);
-  return { client, transport: client.transport instanceof RestTransport ? 'HTTP+JSON' : 'JSONRPC' };
+  return { client, protocolVersion: '0.3', transport: client.transport instanceof RestTransport ? 'HTTP+JSON' : 'JSONRPC' };
 }
 
-const msg = (text, configuration) => ({
-  message: { kind: 'message', role: 'user', messageId: randomUUID(), parts: [{ kind: 'text', text }] },
-  ...(configuration ? { configuration } : {}),
-});
 const textOf = (parts = []) => parts.filter((p) => p.kind === 'text').map((p) => p.text).join('');
-// 0.3 states are already the normalized lowercase names.
-const stateOf = (ev) => (ev.kind === 'task' || ev.kind === 'status-update' ? ev.status?.state : undefined);
-const describe = (ev) => ({
-  task: () => `task:${ev.status?.state}`,
-  message: () => `message:${textOf(ev.parts)}`,
-  'status-update': () => `status:${ev.status?.state}`,
-  'artifact-update': () => `artifact:${textOf(ev.artifact?.parts)}`,
-}[ev.kind]?.() ?? `unknown:${ev.kind}`);
-const summary = (r) => (r.kind === 'message'
-  ? { state: null, text: textOf(r.parts) }
-  : { state: r.status?.state, text: (r.artifacts ?? []).map((a) => textOf(a.parts)).join('') });
 
-// Finds a numeric JSON-RPC/A2A error code wherever the SDK put it.
-const codeOf = (e, depth = 0) => {
-  if (!e || typeof e !== 'object' || depth > 3) return null;
-  for (const c of [e.code, e.envelopeCode, e.errorResponse?.error?.code]) if (typeof c === 'number') return c;
-  return codeOf(e.cause, depth + 1);
-};
-const errorInfo = (e) => ({
-  class: e?.constructor?.name ?? typeof e, name: e?.name ?? null, code: codeOf(e), message: String(e?.message ?? e).slice(0, 300),
+await runClient({
+  connect,
+  msg: (text, nonBlocking) => ({
+    message: { kind: 'message', role: 'user', messageId: randomUUID(), parts: [{ kind: 'text', text }] },
+    ...(nonBlocking ? { configuration: { blocking: false } } : {}),
+  }),
+  task: (id) => ({ id }),
+  // 0.3 states are already the names the output uses.
+  norm: (state) => state,
+  stateOf: (ev) => (ev.kind === 'task' || ev.kind === 'status-update' ? ev.status?.state : undefined),
+  taskIdOf: (ev) => (ev.kind === 'task' ? ev.id : ev.taskId),
+  describe: (ev) => ({
+    task: () => `task:${ev.status?.state}`,
+    message: () => `message:${textOf(ev.parts)}`,
+    'status-update': () => `status:${ev.status?.state}`,
+    'artifact-update': () => `artifact:${textOf(ev.artifact?.parts)}`,
+  }[ev.kind]?.() ?? `unknown:${ev.kind}`),
+  summary: (r) => (r.kind === 'message'
+    ? { state: null, text: textOf(r.parts) }
+    : { state: r.status?.state, text: (r.artifacts ?? []).map((a) => textOf(a.parts)).join('') }),
 });
-
-async function flow() {
-  let step = 'card';
-  try {
-    const { client, transport } = await connect();
-    out({ step, protocolVersion: '0.3', transport });
-
-    step = 'send';
-    out({ step, ...summary(await client.sendMessage(msg('hello'))) });
-
-    step = 'stream';
-    const events = [];
-    let taskId;
-    for await (const ev of client.sendMessageStream(msg('stream me'))) {
-      events.push(describe(ev));
-      taskId ??= ev.kind === 'task' ? ev.id : ev.taskId;
-    }
-    out({ step, events });
-
-    step = 'get';
-    const got = await client.getTask({ id: taskId });
-    out({ step, state: got.status?.state, artifacts: got.artifacts?.length ?? 0 });
-
-    step = 'resubscribe';
-    const slow = await client.sendMessage(msg('slow', { blocking: false }));
-    const resubEvents = [];
-    let last;
-    let canceling; // settled promise of the cancel call, started after the first resubscribe event
-    for await (const ev of client.resubscribeTask({ id: slow.id })) {
-      resubEvents.push(describe(ev));
-      last = stateOf(ev) ?? last;
-      canceling ??= client.cancelTask({ id: slow.id }).then((task) => ({ task }), (error) => ({ error }));
-    }
-    out({ step, events: resubEvents, last });
-
-    step = 'cancel';
-    if (!canceling) throw new Error('resubscribe yielded no event, cancel was never sent');
-    const { task, error } = await canceling;
-    if (error) throw error;
-    out({ step, state: task.status?.state });
-  } catch (e) {
-    out({ step, error: errorInfo(e) });
-    process.exit(1);
-  }
-}
-
-async function call() {
-  try {
-    const { client } = await connect();
-    out({ ok: true, state: summary(await client.sendMessage(msg('hello'))).state });
-  } catch (e) {
-    out({ ok: false, error: errorInfo(e) });
-  }
-}
-
-const modes = { flow, call };
-if (!modes[process.argv[2]]) {
-  console.error('usage: node client.mjs flow|call');
-  process.exit(2);
-}
-await modes[process.argv[2]]();

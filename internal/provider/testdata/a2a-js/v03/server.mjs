@@ -4,10 +4,10 @@
 //   /agent/v1/...                             REST (HTTP+JSON binding, the 0.3 client appends /v1)
 //   GET  /agent/.well-known/agent-card.json   agent card
 //   GET  /agent/_seen                         Authorization / A2A-Version headers of every JSON-RPC/REST call
-import http from 'node:http';
 import express from 'express';
 import { DefaultRequestHandler, InMemoryTaskStore } from '@a2a-js/sdk/server';
 import { agentCardHandler, jsonRpcHandler, restHandler, UserBuilder } from '@a2a-js/sdk/server/express';
+import { serveAgent } from '../common.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => new Date().toISOString();
@@ -50,14 +50,7 @@ class EchoExecutor {
   }
 }
 
-const app = express();
-const server = http.createServer(app);
-// Listen first so PORT=0 works: the card needs the real port.
-await new Promise((resolve) => server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', resolve));
-const port = server.address().port;
-const url = `http://127.0.0.1:${port}/agent`;
-
-const agentCard = {
+const agentCard = (url) => ({
   protocolVersion: '0.3.0',
   name: 'echo-v03',
   description: 'Echoes text back (A2A v0.3)',
@@ -72,21 +65,9 @@ const agentCard = {
   defaultInputModes: ['text/plain'],
   defaultOutputModes: ['text/plain'],
   skills: [{ id: 'echo', name: 'echo', description: 'Echoes text back', tags: ['echo'] }],
-};
-
-const requestHandler = new DefaultRequestHandler(agentCard, new InMemoryTaskStore(), new EchoExecutor());
-const userBuilder = UserBuilder.noAuthentication;
-const seen = { authorization: [], a2aVersion: [] };
-
-app.get('/agent/_seen', (_req, res) => res.json(seen));
-app.use('/agent/.well-known/agent-card.json', agentCardHandler({ agentCardProvider: requestHandler }));
-app.use('/agent', (req, _res, next) => {
-  seen.authorization.push(req.get('authorization') ?? '');
-  seen.a2aVersion.push(req.get('a2a-version') ?? '');
-  next();
 });
-// REST before JSON-RPC: requests the REST router does not match fall through to POST /agent.
-app.use('/agent', restHandler({ requestHandler, userBuilder }));
-app.use('/agent', jsonRpcHandler({ requestHandler, userBuilder }));
 
-console.log(`LISTENING ${port}`);
+await serveAgent(express, (url) => ({
+  requestHandler: new DefaultRequestHandler(agentCard(url), new InMemoryTaskStore(), new EchoExecutor()),
+  agentCardHandler, jsonRpcHandler, restHandler, userBuilder: UserBuilder.noAuthentication,
+}));

@@ -4,11 +4,11 @@
 //   /agent/message:send, /agent/tasks/...     REST (HTTP+JSON binding, no /v1 prefix in 1.x)
 //   GET  /agent/.well-known/agent-card.json   agent card
 //   GET  /agent/_seen                         Authorization / A2A-Version headers of every JSON-RPC/REST call
-import http from 'node:http';
 import express from 'express';
 import { TaskState } from '@a2a-js/sdk';
 import { AgentEvent, DefaultRequestHandler, InMemoryTaskStore } from '@a2a-js/sdk/server';
 import { agentCardHandler, jsonRpcHandler, restHandler, UserBuilder } from '@a2a-js/sdk/server/express';
+import { serveAgent } from '../common.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => new Date().toISOString();
@@ -56,15 +56,8 @@ class EchoExecutor {
   }
 }
 
-const app = express();
-const server = http.createServer(app);
-// Listen first so PORT=0 works: the card needs the real port.
-await new Promise((resolve) => server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', resolve));
-const port = server.address().port;
-const url = `http://127.0.0.1:${port}/agent`;
-
 // Served verbatim (JSON.stringify) by agentCardHandler.
-const agentCard = {
+const agentCard = (url) => ({
   name: 'echo-v1',
   description: 'Echoes text back (A2A v1.0)',
   version: '1.0.0',
@@ -82,21 +75,9 @@ const agentCard = {
     examples: [], inputModes: [], outputModes: [], securityRequirements: [],
   }],
   signatures: [],
-};
-
-const requestHandler = new DefaultRequestHandler(agentCard, new InMemoryTaskStore(), new EchoExecutor());
-const userBuilder = UserBuilder.noAuthentication;
-const seen = { authorization: [], a2aVersion: [] };
-
-app.get('/agent/_seen', (_req, res) => res.json(seen));
-app.use('/agent/.well-known/agent-card.json', agentCardHandler({ agentCardProvider: requestHandler }));
-app.use('/agent', (req, _res, next) => {
-  seen.authorization.push(req.get('authorization') ?? '');
-  seen.a2aVersion.push(req.get('a2a-version') ?? '');
-  next();
 });
-// REST before JSON-RPC: requests the REST router does not match fall through to POST /agent.
-app.use('/agent', restHandler({ requestHandler, userBuilder }));
-app.use('/agent', jsonRpcHandler({ requestHandler, userBuilder }));
 
-console.log(`LISTENING ${port}`);
+await serveAgent(express, (url) => ({
+  requestHandler: new DefaultRequestHandler(agentCard(url), new InMemoryTaskStore(), new EchoExecutor()),
+  agentCardHandler, jsonRpcHandler, restHandler, userBuilder: UserBuilder.noAuthentication,
+}));
