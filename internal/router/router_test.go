@@ -317,12 +317,18 @@ func TestA2A_Cancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx = bearer(ctx, e.issuer.token(t))
+	resubscribeAndCancel(bearer(ctx, e.issuer.token(t)), t, client)
+}
+
+// resubscribeAndCancel starts a task that runs until cancelled ("wait"), leaves its stream,
+// subscribes to it again (the first event must be the task) and cancels it, through c.
+func resubscribeAndCancel(ctx context.Context, t *testing.T, c *a2aclient.Client) {
+	t.Helper()
 	streamCtx, stop := context.WithCancel(ctx)
 	var taskID a2a.TaskID
-	for ev, err := range client.SendStreamingMessage(streamCtx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("wait"))}) {
+	for ev, err := range c.SendStreamingMessage(streamCtx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("wait"))}) {
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("stream: %v", err)
 		}
 		if tsk, ok := ev.(*a2a.Task); ok {
 			taskID = tsk.ID
@@ -333,12 +339,11 @@ func TestA2A_Cancel(t *testing.T) {
 	if taskID == "" {
 		t.Fatal("no task from the stream")
 	}
-	// Resubscribe: the running task's stream again (SubscribeToTask), first event is the task.
 	subCtx, stopSub := context.WithCancel(ctx)
 	resubscribed := false
-	for ev, err := range client.SubscribeToTask(subCtx, &a2a.SubscribeToTaskRequest{ID: taskID}) {
+	for ev, err := range c.SubscribeToTask(subCtx, &a2a.SubscribeToTaskRequest{ID: taskID}) {
 		if err != nil {
-			t.Fatalf("SubscribeToTask through the router: %v", err)
+			t.Fatalf("resubscribe: %v", err)
 		}
 		if tsk, ok := ev.(*a2a.Task); ok && tsk.ID == taskID {
 			resubscribed = true
@@ -347,14 +352,11 @@ func TestA2A_Cancel(t *testing.T) {
 	}
 	stopSub()
 	if !resubscribed {
-		t.Fatal("SubscribeToTask gave no event of the task")
+		t.Fatal("resubscribe gave no event of the task")
 	}
-	task, err := client.CancelTask(ctx, &a2a.CancelTaskRequest{ID: taskID})
-	if err != nil {
-		t.Fatalf("CancelTask through the router: %v", err)
-	}
-	if task.Status.State != a2a.TaskStateCanceled {
-		t.Fatalf("state after cancel = %s", task.Status.State)
+	task, err := c.CancelTask(ctx, &a2a.CancelTaskRequest{ID: taskID})
+	if err != nil || task.Status.State != a2a.TaskStateCanceled {
+		t.Fatalf("cancel: %+v, %v", task, err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -70,24 +71,7 @@ func TestA2A_VersionPairs(t *testing.T) {
 					t.Fatalf("send: reply %q", got)
 				}
 
-				var kinds []string
-				var taskID a2a.TaskID
-				for ev, err := range c.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("stream:3"))}) {
-					if err != nil {
-						t.Fatalf("stream: %v", err)
-					}
-					switch v := ev.(type) {
-					case *a2a.Task:
-						taskID = v.ID
-						kinds = append(kinds, "task")
-					case *a2a.TaskArtifactUpdateEvent:
-						kinds = append(kinds, "artifact:"+v.Artifact.Parts[0].Text())
-					case *a2a.TaskStatusUpdateEvent:
-						kinds = append(kinds, "status:"+string(v.Status.State))
-					default:
-						kinds = append(kinds, "?")
-					}
-				}
+				kinds, taskID := streamEvents(ctx, t, c, "stream:3")
 				want := []string{"task", "artifact:chunk-0", "artifact:chunk-1", "artifact:chunk-2", "status:" + string(a2a.TaskStateCompleted)}
 				if !slices.Equal(kinds, want) {
 					t.Fatalf("stream events %v, want %v", kinds, want)
@@ -97,38 +81,7 @@ func TestA2A_VersionPairs(t *testing.T) {
 					t.Fatalf("get: %+v, %v", task, err)
 				}
 
-				// A running task: resubscribed to, then cancelled.
-				streamCtx, stop := context.WithCancel(ctx)
-				taskID = ""
-				for ev, err := range c.SendStreamingMessage(streamCtx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("wait"))}) {
-					if err != nil {
-						t.Fatalf("stream: %v", err)
-					}
-					if tsk, ok := ev.(*a2a.Task); ok {
-						taskID = tsk.ID
-						break
-					}
-				}
-				stop()
-				subCtx, stopSub := context.WithCancel(ctx)
-				resubscribed := false
-				for ev, err := range c.SubscribeToTask(subCtx, &a2a.SubscribeToTaskRequest{ID: taskID}) {
-					if err != nil {
-						t.Fatalf("resubscribe: %v", err)
-					}
-					if tsk, ok := ev.(*a2a.Task); ok && tsk.ID == taskID {
-						resubscribed = true
-						break
-					}
-				}
-				stopSub()
-				if !resubscribed {
-					t.Fatal("resubscribe gave no event of the task")
-				}
-				task, err = c.CancelTask(ctx, &a2a.CancelTaskRequest{ID: taskID})
-				if err != nil || task.Status.State != a2a.TaskStateCanceled {
-					t.Fatalf("cancel: %+v, %v", task, err)
-				}
+				resubscribeAndCancel(ctx, t, c)
 
 				wantHeader := ""
 				if agent == a2aversion.V10 {
@@ -146,6 +99,31 @@ func TestA2A_VersionPairs(t *testing.T) {
 			})
 		}
 	}
+}
+
+// streamEvents streams text to the echo agent through c and names every event, in order
+// ("task", "artifact:<text>", "status:<state>"); it returns them and the task's id.
+func streamEvents(ctx context.Context, t *testing.T, c *a2aclient.Client, text string) ([]string, a2a.TaskID) {
+	t.Helper()
+	var kinds []string
+	var taskID a2a.TaskID
+	for ev, err := range c.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart(text))}) {
+		if err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		switch v := ev.(type) {
+		case *a2a.Task:
+			taskID = v.ID
+			kinds = append(kinds, "task")
+		case *a2a.TaskArtifactUpdateEvent:
+			kinds = append(kinds, "artifact:"+v.Artifact.Parts[0].Text())
+		case *a2a.TaskStatusUpdateEvent:
+			kinds = append(kinds, "status:"+string(v.Status.State))
+		default:
+			kinds = append(kinds, fmt.Sprintf("%T", v))
+		}
+	}
+	return kinds, taskID
 }
 
 // TestA2A_TranslatedErrors: an A2A error of the agent reaches a client of the other version as
@@ -290,23 +268,8 @@ func TestA2A_RESTOverJSONRPC(t *testing.T) {
 			if got := textOf(t, res); got != "echo: rest" {
 				t.Fatalf("send: %q", got)
 			}
-			var kinds []string
-			var taskID a2a.TaskID
-			for ev, err := range c.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("stream:2"))}) {
-				if err != nil {
-					t.Fatalf("stream: %v", err)
-				}
-				switch v := ev.(type) {
-				case *a2a.Task:
-					taskID = v.ID
-					kinds = append(kinds, "task")
-				case *a2a.TaskArtifactUpdateEvent:
-					kinds = append(kinds, "artifact")
-				case *a2a.TaskStatusUpdateEvent:
-					kinds = append(kinds, "status:"+string(v.Status.State))
-				}
-			}
-			if want := []string{"task", "artifact", "artifact", "status:" + string(a2a.TaskStateCompleted)}; !slices.Equal(kinds, want) {
+			kinds, taskID := streamEvents(ctx, t, c, "stream:2")
+			if want := []string{"task", "artifact:chunk-0", "artifact:chunk-1", "status:" + string(a2a.TaskStateCompleted)}; !slices.Equal(kinds, want) {
 				t.Fatalf("stream events %v, want %v", kinds, want)
 			}
 			task, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
@@ -317,37 +280,7 @@ func TestA2A_RESTOverJSONRPC(t *testing.T) {
 				t.Fatalf("get of an unknown task: %v, want TaskNotFound", err)
 			}
 
-			streamCtx, stop := context.WithCancel(ctx)
-			taskID = ""
-			for ev, err := range c.SendStreamingMessage(streamCtx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("wait"))}) {
-				if err != nil {
-					t.Fatalf("stream: %v", err)
-				}
-				if tsk, ok := ev.(*a2a.Task); ok {
-					taskID = tsk.ID
-					break
-				}
-			}
-			stop()
-			subCtx, stopSub := context.WithCancel(ctx)
-			resubscribed := false
-			for ev, err := range c.SubscribeToTask(subCtx, &a2a.SubscribeToTaskRequest{ID: taskID}) {
-				if err != nil {
-					t.Fatalf("resubscribe: %v", err)
-				}
-				if tsk, ok := ev.(*a2a.Task); ok && tsk.ID == taskID {
-					resubscribed = true
-					break
-				}
-			}
-			stopSub()
-			if !resubscribed {
-				t.Fatal("resubscribe gave no event of the task")
-			}
-			task, err = c.CancelTask(ctx, &a2a.CancelTaskRequest{ID: taskID})
-			if err != nil || task.Status.State != a2a.TaskStateCanceled {
-				t.Fatalf("cancel: %+v, %v", task, err)
-			}
+			resubscribeAndCancel(ctx, t, c)
 		})
 	}
 }
