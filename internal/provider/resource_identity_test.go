@@ -233,6 +233,17 @@ func TestAccIdentityResource_TokenExchange_Kubernetes(t *testing.T) {
 	}
 }
 
+// testAccSpireModes are the ways of registering identities without SPIRE's socket that the
+// sandbox runs: the server API over mutual TLS, and ClusterSPIFFEIDs when its SPIRE Controller
+// Manager runs.
+func testAccSpireModes() []testenv.SpireMode {
+	modes := []testenv.SpireMode{testenv.SpireTCP}
+	if testAccSandbox.Spire.ControllerManager {
+		modes = append(modes, testenv.SpireKubernetes)
+	}
+	return modes
+}
+
 // testAccSpireMode points the in-process provider at the sandbox's SPIRE the way mode says, for
 // the rest of the test.
 func testAccSpireMode(t *testing.T, mode testenv.SpireMode) {
@@ -517,11 +528,7 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv, mode teste
 // socket-free registration modes: read back from SPIRE's entry, or from the ClusterSPIFFEID.
 func TestAccIdentityResource_ImportTTLSpelling(t *testing.T) {
 	testAccPreCheck(t)
-	modes := []testenv.SpireMode{testenv.SpireTCP}
-	if testAccSandbox.Spire.ControllerManager {
-		modes = append(modes, testenv.SpireKubernetes)
-	}
-	for _, mode := range modes {
+	for _, mode := range testAccSpireModes() {
 		t.Run(string(mode), func(t *testing.T) {
 			testAccSpireMode(t, mode)
 			testAccIdentityImportTTLSpelling(t)

@@ -232,18 +232,7 @@ func testAccRouterA2AJSSDK(t *testing.T, client kubernetes.Interface, env *ident
 	downURL := "http://" + closed.Addr().String() + "/agent"
 	closed.Close()
 
-	config := fmt.Sprintf(`
-resource "kagenti_identity" "router" {
-  namespace       = %[1]q
-  service_account = "kagenti-router"
-  keycloak_client = { authentication = "client-secret", token_exchange = true }
-}
-
-resource "kagenti_identity" "ui" {
-  namespace       = %[1]q
-  service_account = "ui"
-  keycloak_client = { audiences = [kagenti_identity.router.keycloak_client_id] }
-}
+	config := routerAndCallerIdentities(ns) + fmt.Sprintf(`
 
 resource "kagenti_agent" "js_v03" {
   name           = "js-v03"

@@ -200,11 +200,7 @@ func serveAgent(t *testing.T, a *e2eAgent) string {
 func TestAccRouter_EndToEnd(t *testing.T) {
 	client := testAccKube(t)
 	env := newIdentityTestEnv(t)
-	modes := []testenv.SpireMode{testenv.SpireTCP}
-	if testAccSandbox.Spire.ControllerManager {
-		modes = append(modes, testenv.SpireKubernetes)
-	}
-	for _, mode := range modes {
+	for _, mode := range testAccSpireModes() {
 		t.Run(string(mode), func(t *testing.T) {
 			testAccSpireMode(t, mode)
 			for _, cli := range testAccCLIs {
@@ -235,18 +231,7 @@ func testAccRouterEndToEnd(t *testing.T, client kubernetes.Interface, env *ident
 	agent1 := &e2eAgent{name: "agent1", spiffeID: agent1ID, env: env, next: routerURL + "/a2a/" + ns + "/agent2", routerClientID: routerID}
 	agent1URL, agent2URL := serveAgent(t, agent1), serveAgent(t, agent2)
 
-	config := fmt.Sprintf(`
-resource "kagenti_identity" "router" {
-  namespace       = %[1]q
-  service_account = "kagenti-router"
-  keycloak_client = { authentication = "client-secret", token_exchange = true }
-}
-
-resource "kagenti_identity" "ui" {
-  namespace       = %[1]q
-  service_account = "ui"
-  keycloak_client = { audiences = [kagenti_identity.router.keycloak_client_id] }
-}
+	config := routerAndCallerIdentities(ns) + fmt.Sprintf(`
 
 resource "kagenti_tool" "weather" {
   name     = "weather-tool"
@@ -612,4 +597,23 @@ func restrictedWorkloadPod(ctx context.Context, client kubernetes.Interface, ns,
 	}
 	_, err = client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 	return err
+}
+
+// routerAndCallerIdentities is the configuration of the identities every router test starts
+// from: the router's (a client secret, allowed to exchange tokens) and a caller's, "ui", whose
+// tokens are addressed to the router.
+func routerAndCallerIdentities(ns string) string {
+	return fmt.Sprintf(`
+resource "kagenti_identity" "router" {
+  namespace       = %q
+  service_account = "kagenti-router"
+  keycloak_client = { authentication = "client-secret", token_exchange = true }
+}
+
+resource "kagenti_identity" "ui" {
+  namespace       = %q
+  service_account = "ui"
+  keycloak_client = { audiences = [kagenti_identity.router.keycloak_client_id] }
+}
+`, ns, ns)
 }
