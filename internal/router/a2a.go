@@ -23,7 +23,7 @@ func (rt *Router) card(w http.ResponseWriter, r *http.Request) {
 		rt.fail(w, r, shapeJSON, nil, err)
 		return
 	}
-	c, err := routerCard(r.Context(), route.A2A, rt.agentURL(route))
+	c, err := route.A2A.routerCardJSON(r.Context(), rt.agentURL(route))
 	if err != nil {
 		rt.fail(w, r, shapeJSON, nil, &httpError{http.StatusBadGateway, codeUnavailable, "the agent's card is not a valid A2A agent card"})
 		return
@@ -68,7 +68,7 @@ func (rt *Router) catalog(w http.ResponseWriter, r *http.Request) {
 		default:
 			e.URL = rt.agentURL(route)
 			if route.A2A.card != nil {
-				e.Card, _ = routerCard(r.Context(), route.A2A, e.URL)
+				e.Card, _ = route.A2A.routerCardJSON(r.Context(), e.URL)
 			}
 		}
 		if s := q.Get("skill"); s != "" && !hasSkill(route.Card, s) {

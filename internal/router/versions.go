@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
@@ -27,6 +28,34 @@ type a2aServed struct {
 	// compatibility parser); nil when the card is missing or not an A2A card.
 	card          *a2a.AgentCard
 	jsonrpc, rest []a2aversion.Version
+	// published is the router's card written from this one, kept for the URL it was written
+	// for: the card and catalog routes serve it on every call, the card changes only with a
+	// new a2aServed.
+	published *publishedCard
+}
+
+type publishedCard struct {
+	mu   sync.Mutex
+	url  string
+	json json.RawMessage
+}
+
+// routerCardJSON is routerCard for the agent's public URL, written once and served again while
+// the card and the URL stay the same.
+func (s a2aServed) routerCardJSON(ctx context.Context, publicURL string) (json.RawMessage, error) {
+	if s.published == nil {
+		return routerCard(ctx, s, publicURL)
+	}
+	s.published.mu.Lock()
+	defer s.published.mu.Unlock()
+	if s.published.json == nil || s.published.url != publicURL {
+		card, err := routerCard(ctx, s, publicURL)
+		if err != nil {
+			return nil, err
+		}
+		s.published.url, s.published.json = publicURL, card
+	}
+	return s.published.json, nil
 }
 
 // readA2ACard reads what an agent serves from its card, of either version: 1.0's
@@ -42,7 +71,7 @@ func readA2ACard(raw json.RawMessage) a2aServed {
 	if err != nil {
 		return s
 	}
-	s.card = card
+	s.card, s.published = card, &publishedCard{}
 	ifaces := card.SupportedInterfaces
 	// a2a-go reads a 0.3 additionalInterfaces entry at the card's own URL as the preferred
 	// interface again and drops it; 0.3 lists every interface there, the preferred one too, so

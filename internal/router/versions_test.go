@@ -379,3 +379,26 @@ func TestA2A_ExtendedCardRewritten(t *testing.T) {
 		}
 	}
 }
+
+// TestCard_WrittenOnceFollowsChanges: the router's card is written once per agent card and
+// served again, and a new agent card (discovery sees the ConfigMap change) is served at once.
+func TestCard_WrittenOnceFollowsChanges(t *testing.T) {
+	e := newTestEnvOf(t, a2aversion.V03)
+	get := func() string {
+		resp, err := http.Get(e.agentURL() + "/.well-known/agent-card.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	first := get()
+	if second := get(); second != first || !strings.Contains(first, `"name":"agent1"`) {
+		t.Fatalf("the card changed between two calls:\n%s\n%s", first, second)
+	}
+	e.registry.SetCard("team1", "agent1", json.RawMessage(strings.Replace(string(testCard(a2aversion.V03)), `"name":"agent1"`, `"name":"renamed"`, 1)))
+	if got := get(); !strings.Contains(got, `"name":"renamed"`) || !strings.Contains(got, e.agentURL()) {
+		t.Fatalf("after the card changed: %s", got)
+	}
+}
