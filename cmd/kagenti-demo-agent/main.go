@@ -1,37 +1,70 @@
-// Command kagenti-demo-agent is a tiny A2A agent (built with the A2A Go SDK) for `make demo`:
-// it answers every message with a greeting and says which token reached it — the audience it
-// was issued for and the workload that called — so the demo shows the router's token exchange.
+// Command kagenti-demo-agent is a tiny A2A agent (built with the A2A Go SDK) for `make demo` and
+// the real-node tests: it answers every message with a greeting and says which token reached it
+// — the audience it was issued for, the party that exchanged it and the user — so a caller sees
+// the router's token exchange.
+//
+// With -next (an agent's router URL) or -tool (an MCP tool's router URL) it also calls onward, as
+// an agent on Kagenti does: it exchanges the token it received for one addressed to the router
+// (RFC 8693 at Keycloak), authenticating with its own JWT-SVID from the SPIFFE Workload API, and
+// appends the answer to its own. It holds no secret.
 package main
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"iter"
 	"log"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/demo"
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
+	"github.com/kagenti/terraform-provider-kagenti/internal/router"
 )
 
-type greeter struct{ name string }
+type greeter struct {
+	name string
+	// onward calls further agents and tools; nil when the agent only answers.
+	onward *onward
+}
 
-func (g greeter) Execute(_ context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
+// onward is how the agent calls through the router: with a token exchanged for the router's
+// audience.
+type onward struct {
+	next, tool string
+	audience   string
+	exchanger  *router.Exchanger
+}
+
+func (g greeter) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
 		text := ""
 		for _, p := range ec.Message.Parts {
 			text += p.Text()
 		}
-		token := "none"
+		token := ""
 		if v, ok := ec.ServiceParams.Get("authorization"); ok && len(v) > 0 {
-			token = describe(strings.TrimPrefix(v[0], "Bearer "))
+			token = strings.TrimPrefix(v[0], "Bearer ")
 		}
-		reply := fmt.Sprintf("Hello from %s! You said %q. The token I received: %s", g.name, text, token)
+		reply := fmt.Sprintf("Hello from %s! You said %q. The token I received: %s", g.name, text, demo.DescribeToken(token))
+		if g.onward != nil {
+			more, err := g.onward.call(ctx, token, text)
+			if err != nil {
+				yield(nil, fmt.Errorf("%s calling onward: %w", g.name, err))
+				return
+			}
+			reply += more
+		}
 		yield(a2a.NewMessage(a2a.MessageRoleAgent, a2a.NewTextPart(reply)), nil)
 	}
 }
@@ -40,29 +73,124 @@ func (greeter) Cancel(context.Context, *a2asrv.ExecutorContext) iter.Seq2[a2a.Ev
 	return func(func(a2a.Event, error) bool) {}
 }
 
-// describe shows a JWT's aud, azp and sub (the demo only displays them; verifying tokens is the
-// router's job in front of it).
-func describe(jwt string) string {
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return "not a JWT"
+// call exchanges the incoming token for the router and calls the tool, then the next agent,
+// each answer appended after " | ".
+func (o *onward) call(ctx context.Context, incoming, text string) (string, error) {
+	if incoming == "" {
+		return "", errors.New("no token to exchange: the call reached the agent without one")
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	token, _, err := o.exchanger.Exchange(ctx, incoming, o.audience, keycloak.AudienceScopeName(o.audience))
 	if err != nil {
-		return "unreadable"
+		return "", fmt.Errorf("exchange for the router (%s): %w", o.audience, err)
 	}
-	var c map[string]any
-	if json.Unmarshal(payload, &c) != nil {
-		return "unreadable"
+	var out string
+	if o.tool != "" {
+		answer, err := callTool(ctx, o.tool, token, text)
+		if err != nil {
+			return "", fmt.Errorf("tool %s: %w", o.tool, err)
+		}
+		out += " | " + answer
 	}
-	return fmt.Sprintf("aud=%v azp=%v sub=%v", c["aud"], c["azp"], c["sub"])
+	if o.next != "" {
+		answer, err := callAgent(ctx, o.next, token, text)
+		if err != nil {
+			return "", fmt.Errorf("agent %s: %w", o.next, err)
+		}
+		out += " | " + answer
+	}
+	return out, nil
+}
+
+func callAgent(ctx context.Context, cardURL, token, text string) (string, error) {
+	card, err := agentcard.DefaultResolver.Resolve(ctx, cardURL)
+	if err != nil {
+		return "", err
+	}
+	client, err := a2aclient.NewFromCard(ctx, card)
+	if err != nil {
+		return "", err
+	}
+	ctx = a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + token}})
+	res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart(text))})
+	if err != nil {
+		return "", err
+	}
+	m, ok := res.(*a2a.Message)
+	if !ok || len(m.Parts) == 0 {
+		return "", fmt.Errorf("the agent answered a %T", res)
+	}
+	return m.Parts[0].Text(), nil
+}
+
+func callTool(ctx context.Context, endpoint, token, text string) (string, error) {
+	client := mcp.NewClient(&mcp.Implementation{Name: "kagenti-demo-agent", Version: "1.0.0"}, nil)
+	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint,
+		HTTPClient: &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}}, nil)
+	if err != nil {
+		return "", err
+	}
+	defer session.Close()
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "forecast", Arguments: map[string]any{"city": text}})
+	if err != nil {
+		return "", err
+	}
+	if res.IsError || len(res.Content) == 0 {
+		return "", fmt.Errorf("tool error: %v", res.Content)
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		return "", fmt.Errorf("the tool answered %T", res.Content[0])
+	}
+	return tc.Text, nil
+}
+
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+func env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:18950", "address to serve on")
 	name := flag.String("name", "hello-agent", "agent name")
+	next := flag.String("next", "", "router URL of an agent to call onward (its card URL)")
+	tool := flag.String("tool", "", "router URL of an MCP tool to call onward (its forecast tool)")
+	issuer := flag.String("issuer", "", "Keycloak realm URL (issuer) to exchange tokens at; needed with -next or -tool")
+	issuerCA := flag.String("issuer-ca-file", "", "PEM file of the CA of the issuer, besides the system's")
+	audience := flag.String("router-audience", "", "the router's client id: onward calls carry a token for it")
+	socket := flag.String("spiffe-socket", env("SPIFFE_ENDPOINT_SOCKET", ""), "SPIFFE Workload API socket the agent's JWT-SVID comes from")
 	flag.Parse()
-	srv := &http.Server{Addr: *listen, Handler: a2asrv.NewJSONRPCHandler(a2asrv.NewHandler(greeter{name: *name})), ReadHeaderTimeout: 10 * time.Second}
+	g := greeter{name: *name}
+	if *next != "" || *tool != "" {
+		if *issuer == "" || *audience == "" || *socket == "" {
+			log.Fatal("-next and -tool need -issuer, -router-audience and -spiffe-socket (or SPIFFE_ENDPOINT_SOCKET)")
+		}
+		client, err := keycloak.HTTPClientTrustingCAFile(*issuerCA)
+		if err != nil {
+			log.Fatalf("-issuer-ca-file: %v", err)
+		}
+		issuerURL := strings.TrimRight(*issuer, "/")
+		g.onward = &onward{next: *next, tool: *tool, audience: *audience, exchanger: &router.Exchanger{
+			HTTP: client, TokenURL: issuerURL + "/protocol/openid-connect/token",
+			Assertion: router.SPIFFEAssertion(*socket, issuerURL, ""),
+		}}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", a2asrv.NewJSONRPCHandler(a2asrv.NewHandler(g)))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("%s serving A2A JSON-RPC on http://%s", *name, *listen)
 	log.Fatal(srv.ListenAndServe())
 }

@@ -239,22 +239,9 @@ func pprofMux() *http.ServeMux {
 // issuerHTTPClient is the client of the issuer's endpoints: the system's roots, plus a CA from
 // caFile when given. nil (the packages' default client) without one.
 func issuerHTTPClient(caFile string) (*http.Client, error) {
-	if caFile == "" {
-		return nil, nil
-	}
-	pem, err := os.ReadFile(caFile)
+	client, err := keycloak.HTTPClientTrustingCAFile(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("-issuer-ca-file: %w", err)
 	}
-	// The provider trusts Keycloak's CA the same way.
-	tlsConfig, err := keycloak.TLSConfig(string(pem), false)
-	if err == nil && tlsConfig == nil {
-		err = fmt.Errorf("the file is empty")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("-issuer-ca-file %s: %w", caFile, err)
-	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = tlsConfig
-	return &http.Client{Timeout: 10 * time.Second, Transport: transport}, nil
+	return client, nil
 }

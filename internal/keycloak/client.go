@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +88,29 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// HTTPClientTrustingCAFile is an HTTP client for a Keycloak behind the private CA in caFile (a
+// PEM file) besides the system's; nil (the default client) when caFile is empty. Workloads use
+// it to reach the token endpoint and the realm's keys.
+func HTTPClientTrustingCAFile(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	tlsConfig, err := TLSConfig(string(pem), false)
+	if err == nil && tlsConfig == nil {
+		err = errors.New("the file is empty")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", caFile, err)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = tlsConfig
+	return &http.Client{Timeout: 10 * time.Second, Transport: transport}, nil
 }
 
 // TLSConfig returns the client TLS configuration for a Keycloak behind a private CA (rootCAPEM is

@@ -83,10 +83,15 @@ func (s *Sandbox) startKeycloak(ctx context.Context) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
 	}
+	// A token's issuer is the host the request named, and SPIFFE client assertions must name the
+	// issuer exactly, so everyone uses one URL: localhost, or with a real node its bridge address
+	// (which its pods reach, and this host too).
+	host, urlHost := "127.0.0.1", "localhost"
+	if s.opts.has(ComponentNode) {
+		host, urlHost = NodeGateway, NodeGateway
+	}
 	info := KeycloakInfo{
-		// localhost, not 127.0.0.1: a token's issuer is the host the request named, and SPIFFE
-		// client assertions must name the issuer exactly.
-		URL:           "https://localhost:" + strconv.Itoa(ports[0]),
+		URL:           "https://" + urlHost + ":" + strconv.Itoa(ports[0]),
 		Realm:         s.opts.KeycloakRealm,
 		AdminUser:     "admin",
 		AdminPassword: hex.EncodeToString(pw),
@@ -98,7 +103,7 @@ func (s *Sandbox) startKeycloak(ctx context.Context) error {
 	proc := &Process{
 		Name: "keycloak", Path: filepath.Join(home, "bin", "kc.sh"), LogPath: s.logPath("keycloak"), Dir: dataDir,
 		Args: []string{"start-dev",
-			"--http-enabled=false", "--http-host=127.0.0.1", "--https-port=" + strconv.Itoa(ports[0]),
+			"--http-enabled=false", "--http-host=" + host, "--https-port=" + strconv.Itoa(ports[0]),
 			"--https-certificate-file=" + filepath.Join(dataDir, "tls.crt"),
 			"--https-certificate-key-file=" + filepath.Join(dataDir, "tls.key"),
 			// The health endpoint stays plain HTTP on loopback: only the readiness probe uses it.
@@ -109,7 +114,7 @@ func (s *Sandbox) startKeycloak(ctx context.Context) error {
 			"KC_BOOTSTRAP_ADMIN_USERNAME=" + info.AdminUser,
 			"KC_BOOTSTRAP_ADMIN_PASSWORD=" + info.AdminPassword,
 		},
-		Healthy:      httpHealthy(&http.Client{Timeout: 2 * time.Second}, "http://127.0.0.1:"+strconv.Itoa(ports[1])+"/health/ready"),
+		Healthy:      httpHealthy(&http.Client{Timeout: 2 * time.Second}, "http://"+host+":"+strconv.Itoa(ports[1])+"/health/ready"),
 		StartTimeout: 3 * time.Minute,
 		StopTimeout:  20 * time.Second,
 	}
@@ -124,14 +129,14 @@ func (s *Sandbox) startKeycloak(ctx context.Context) error {
 }
 
 // writeKeycloakTLS writes a throw-away CA (ca.crt) and a server certificate for localhost and
-// 127.0.0.1 signed by it (tls.crt, tls.key as PKCS#8, which Keycloak reads).
+// 127.0.0.1 (and the real node's bridge address) signed by it (tls.crt, tls.key as PKCS#8, which Keycloak reads).
 func writeKeycloakTLS(dir string) error {
 	ca, err := newCA("kagenti-sandbox keycloak CA")
 	if err != nil {
 		return err
 	}
 	certPEM, keyPEM, err := ca.issue(pkix.Name{CommonName: "localhost"}, x509.ExtKeyUsageServerAuth,
-		[]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+		[]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.ParseIP(NodeGateway)})
 	if err != nil {
 		return err
 	}

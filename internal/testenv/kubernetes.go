@@ -98,9 +98,16 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// With a real node, the apiserver listens on the node's bridge, so that pods reach it through
+	// the kubernetes Service; otherwise on loopback only.
+	withNode := s.opts.has(ComponentNode)
+	apiHost := "127.0.0.1"
+	if withNode {
+		apiHost = NodeGateway
+	}
 	apiCert, apiKey, err := ca.issue(pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth,
 		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(serviceAPIIP)})
+		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(serviceAPIIP), net.ParseIP(NodeGateway)})
 	if err != nil {
 		return err
 	}
@@ -146,7 +153,7 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 	}
 	p := func(name string) string { return filepath.Join(pki, name) }
 
-	server := "https://127.0.0.1:" + strconv.Itoa(apiPort)
+	server := "https://" + apiHost + ":" + strconv.Itoa(apiPort)
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if err := writeKubeconfig(kubeconfig, server, ca.certPEM(), adminCert, adminKey, token); err != nil {
 		return err
@@ -166,10 +173,7 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 	apiserver := &Process{
 		Name: "kube-apiserver", Path: filepath.Join(k8s, "kube-apiserver"), LogPath: s.logPath("kube-apiserver"),
 		Args: []string{"--etcd-servers", etcdURL,
-			"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(apiPort),
-			// The endpoint reconciler refuses a loopback advertise address; nothing runs in pods,
-			// so the kubernetes Service needs no endpoints.
-			"--advertise-address", "127.0.0.1", "--endpoint-reconciler-type", "none",
+			"--bind-address", apiHost, "--secure-port", strconv.Itoa(apiPort), "--advertise-address", apiHost,
 			"--tls-cert-file", p("apiserver.crt"), "--tls-private-key-file", p("apiserver.key"),
 			"--client-ca-file", p("ca.crt"), "--token-auth-file", p("tokens.csv"),
 			"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
@@ -182,6 +186,18 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 			"--authorization-mode", "Node,RBAC", "--allow-privileged=true", "--profiling=false", "--v=1"},
 		Healthy:      httpHealthy(adminHTTP, server+"/readyz"),
 		StartTimeout: 2 * time.Minute,
+	}
+	if withNode {
+		if err := nodePKI(ca, pki); err != nil {
+			return err
+		}
+		apiserver.Args = append(apiserver.Args, "--enable-admission-plugins", "NodeRestriction",
+			"--kubelet-client-certificate", p("apiserver-kubelet-client.crt"), "--kubelet-client-key", p("apiserver-kubelet-client.key"),
+			"--kubelet-certificate-authority", p("ca.crt"), "--kubelet-preferred-address-types", "InternalIP")
+	} else {
+		// The endpoint reconciler refuses a loopback advertise address; nothing runs in pods,
+		// so the kubernetes Service needs no endpoints.
+		apiserver.Args = append(apiserver.Args, "--endpoint-reconciler-type", "none")
 	}
 	if s.opts.AuditLog {
 		policy := filepath.Join(dir, "audit-policy.yaml")
@@ -207,7 +223,9 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 			"--kube-api-qps", "100", "--kube-api-burst", "200", "--profiling=false", "--v=1",
 			// HPAs act within seconds rather than the default 15 s, for the tests that share
 			// replicas with one.
-			"--horizontal-pod-autoscaler-sync-period", "2s"},
+			"--horizontal-pod-autoscaler-sync-period", "2s",
+			// Else it creates /usr/libexec/kubernetes/kubelet-plugins on the host.
+			"--flex-volume-plugin-dir", filepath.Join(dir, "volume-plugins")},
 		Healthy: httpHealthy(insecureHTTP(), "https://127.0.0.1:"+strconv.Itoa(kcmPort)+"/healthz"),
 	}
 	scheduler := &Process{
@@ -225,6 +243,9 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 			"--server-address", "127.0.0.1:" + strconv.Itoa(kwokPort), "--node-port", strconv.Itoa(kwokPort),
 			"--tls-cert-file", p("admin.crt"), "--tls-private-key-file", p("admin.key")},
 	}
+	if withNode {
+		kcm.Args = append(kcm.Args, "--allocate-node-cidrs", "--cluster-cidr", nodeClusterCIDR, "--node-cidr-mask-size", "24")
+	}
 	for _, proc := range []*Process{kcm, scheduler, kwokProc} {
 		if err := s.start(ctx, proc); err != nil {
 			return err
@@ -238,6 +259,11 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return err
+	}
+	if withNode {
+		if err := s.startNode(ctx, server, ca, pki); err != nil {
+			return err
+		}
 	}
 	for i := range s.opts.Nodes {
 		if err := createFakeNode(ctx, client, fmt.Sprintf("kwok-node-%d", i), s.opts.PodsPerNode); err != nil {

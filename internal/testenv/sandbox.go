@@ -48,6 +48,9 @@ type Options struct {
 	AuditLog bool
 	// Log receives build progress and component start lines.
 	Log io.Writer
+	// Ephemeral says the sandbox lives only as long as this process (a test binary's): if the
+	// process dies without stopping it, the next sandbox that needs the real node stops it.
+	Ephemeral bool
 }
 
 // Sandbox is a running set of components. Its exported fields are saved as JSON in the state file
@@ -57,8 +60,12 @@ type Sandbox struct {
 	Kubernetes KubernetesInfo  `json:"kubernetes"`
 	Spire      SpireInfo       `json:"spire"`
 	Keycloak   KeycloakInfo    `json:"keycloak"`
+	Node       NodeInfo        `json:"node"`
 	Processes  []ProcessRecord `json:"processes"`
-	StartedIn  string          `json:"started_in"`
+	// OwnerPID is the process a sandbox of Options.Ephemeral belongs to: once it is gone, the
+	// sandbox is orphaned, and the next Start stops it.
+	OwnerPID  int    `json:"owner_pid,omitempty"`
+	StartedIn string `json:"started_in"`
 
 	opts    Options
 	builder *Builder
@@ -82,7 +89,7 @@ func (o Options) withDefaults() Options {
 		o.CacheDir = DefaultCacheDir()
 	}
 	if len(o.Components) == 0 {
-		o.Components = []string{ComponentKubernetes, ComponentSpire, ComponentKeycloak}
+		o.Components = []string{ComponentKubernetes, ComponentNode, ComponentSpire, ComponentKeycloak}
 	}
 	if o.PodsPerNode == 0 {
 		o.PodsPerNode = 110
@@ -123,6 +130,10 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 		ComponentKubernetes: {Kubernetes(), Kwok()},
 		ComponentSpire:      {Spire()},
 		ComponentKeycloak:   {Keycloak()},
+		ComponentNode:       {Node(), Containerd(), CoreDNS()},
+	}
+	if opts.has(ComponentNode) && !opts.has(ComponentKubernetes) {
+		return nil, errors.New("the sandbox component \"node\" needs \"kubernetes\"")
 	}
 	if opts.has(ComponentKubernetes) && opts.has(ComponentSpire) {
 		tools[ComponentSpire] = append(tools[ComponentSpire], SpireControllerManager())
@@ -130,7 +141,7 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 	for _, c := range opts.Components {
 		ts, ok := tools[c]
 		if !ok {
-			return nil, fmt.Errorf("unknown sandbox component %q (kubernetes, spire, keycloak)", c)
+			return nil, fmt.Errorf("unknown sandbox component %q (kubernetes, node, spire, keycloak)", c)
 		}
 		for _, t := range ts {
 			if err := builder.Ensure(ctx, t); err != nil {
@@ -147,6 +158,9 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 		return nil, err
 	}
 	sb = &Sandbox{Dir: opts.Dir, opts: opts, builder: builder}
+	if opts.Ephemeral {
+		sb.OwnerPID = os.Getpid()
+	}
 	defer func() {
 		if err != nil {
 			_ = sb.Stop()
@@ -154,6 +168,16 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 		}
 	}()
 	started := time.Now()
+	if opts.has(ComponentNode) {
+		// The bridge comes first: the apiserver, the kubelet and Keycloak bind to its address.
+		if err := sb.prepareNodeHost(ctx); err != nil {
+			return sb, err
+		}
+		// Saved now, so that a crash before the end of Start can still be cleaned by the next.
+		if err := sb.save(); err != nil {
+			return sb, err
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	if opts.has(ComponentKeycloak) { // slowest: start it first
 		g.Go(func() error { return sb.startKeycloak(gctx) })
@@ -169,6 +193,11 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 	}
 	if opts.has(ComponentKubernetes) && opts.has(ComponentSpire) {
 		if err := sb.startSpireControllerManager(ctx); err != nil {
+			return sb, err
+		}
+	}
+	if opts.has(ComponentNode) && opts.has(ComponentSpire) {
+		if err := sb.startNodeSpireAgent(ctx); err != nil {
 			return sb, err
 		}
 	}
@@ -224,6 +253,11 @@ func (s *Sandbox) Stale() []string {
 	return gone
 }
 
+// orphaned reports whether the process an ephemeral sandbox belongs to is gone.
+func (s *Sandbox) orphaned() bool {
+	return s.OwnerPID != 0 && !alive(s.OwnerPID)
+}
+
 // Stop stops every process in reverse start order, each by its own PID, and removes the dir.
 // It works both on a sandbox this process started and on one loaded from its state file.
 func (s *Sandbox) Stop() error {
@@ -237,6 +271,15 @@ func (s *Sandbox) Stop() error {
 			p := s.Processes[i]
 			errs = append(errs, StopPID(p.Pid, filepath.Dir(p.Path), 20*time.Second))
 		}
+	}
+	// The real node's host changes are undone once its processes are stopped (before the dir
+	// goes: pods' volumes are mounted below it).
+	if h, err := readNodeHost(); err == nil && h.Owner == s.Dir {
+		log := s.opts.Log
+		if log == nil {
+			log = io.Discard
+		}
+		errs = append(errs, cleanNode(h, log))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -184,7 +185,7 @@ func (b *Builder) moduleDir(ctx context.Context, workDir, modVersion string) (st
 // Tools returns the full set, in the order a cold build should run them (the slowest and most
 // needed first).
 func Tools() []Tool {
-	return []Tool{Kubernetes(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK(), MCPPython()}
+	return []Tool{Kubernetes(), Node(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK(), MCPPython(), Containerd(), CoreDNS()}
 }
 
 // ToolByName finds a tool of Tools by name.
@@ -215,29 +216,10 @@ func buildKubernetes(ctx context.Context, b *Builder, out string) error {
 	// published v0.X.Y builds it. etcd/server has relative replaces too, and k8s.io/kubernetes
 	// already depends on it, so it is built in the same module and reuses compiled packages.
 	src := filepath.Join(b.CacheDir, "src", "k8sbuild-"+KubernetesVersion)
-	if err := os.MkdirAll(src, 0o755); err != nil {
+	if err := writeK8sModule(src); err != nil {
 		return err
 	}
-	for name, file := range map[string]string{"go.mod.txt": "go.mod", "go.sum.txt": "go.sum", "tools.go.txt": "tools.go"} {
-		data, err := k8sBuildModule.ReadFile("k8sbuild/" + name)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(src, file), data, 0o644); err != nil {
-			return err
-		}
-	}
-	minor := strings.SplitN(strings.TrimPrefix(KubernetesVersion, "v1."), ".", 2)[0]
-	ldflags := strings.Join([]string{
-		"-s -w",
-		"-X k8s.io/component-base/version.gitVersion=" + KubernetesVersion,
-		"-X k8s.io/component-base/version.gitMajor=1",
-		"-X k8s.io/component-base/version.gitMinor=" + minor,
-		"-X k8s.io/component-base/version.gitTreeState=clean",
-		"-X k8s.io/client-go/pkg/version.gitVersion=" + KubernetesVersion,
-		"-X k8s.io/client-go/pkg/version.gitMajor=1",
-		"-X k8s.io/client-go/pkg/version.gitMinor=" + minor,
-	}, " ")
+	ldflags := k8sLDFlags()
 	env := []string{"CGO_ENABLED=0"}
 	if err := b.run(ctx, src, env, "go", "build", "-mod=mod", "-trimpath", "-ldflags", ldflags, "-o", out+"/",
 		"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
@@ -249,6 +231,48 @@ func buildKubernetes(ctx context.Context, b *Builder, out string) error {
 	}
 	return b.run(ctx, src, env, "go", "build", "-mod=mod", "-trimpath", "-ldflags", "-s -w",
 		"-o", filepath.Join(out, "etcd"), "go.etcd.io/etcd/server/v3")
+}
+
+// writeK8sModule writes the scratch module that builds Kubernetes commands into dir; with
+// commands given, its tools.go imports those instead of the control plane's.
+func writeK8sModule(dir string, commands ...string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, file := range map[string]string{"go.mod.txt": "go.mod", "go.sum.txt": "go.sum", "tools.go.txt": "tools.go"} {
+		data, err := k8sBuildModule.ReadFile("k8sbuild/" + name)
+		if err != nil {
+			return err
+		}
+		if file == "tools.go" && len(commands) > 0 {
+			var b strings.Builder
+			b.WriteString("//go:build tools\n\npackage tools\n\nimport (\n")
+			for _, c := range commands {
+				fmt.Fprintf(&b, "\t_ %q\n", c)
+			}
+			b.WriteString(")\n")
+			data = []byte(b.String())
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// k8sLDFlags stamps the Kubernetes version into the binaries, as the release build does.
+func k8sLDFlags() string {
+	minor := strings.SplitN(strings.TrimPrefix(KubernetesVersion, "v1."), ".", 2)[0]
+	return strings.Join([]string{
+		"-s -w",
+		"-X k8s.io/component-base/version.gitVersion=" + KubernetesVersion,
+		"-X k8s.io/component-base/version.gitMajor=1",
+		"-X k8s.io/component-base/version.gitMinor=" + minor,
+		"-X k8s.io/component-base/version.gitTreeState=clean",
+		"-X k8s.io/client-go/pkg/version.gitVersion=" + KubernetesVersion,
+		"-X k8s.io/client-go/pkg/version.gitMajor=1",
+		"-X k8s.io/client-go/pkg/version.gitMinor=" + minor,
+	}, " ")
 }
 
 // Kwok runs fake nodes and marks their pods Ready. Its stage definitions (kwokctl normally
@@ -437,4 +461,127 @@ func pythonVenv(name, version string, packages ...string) Tool {
 // MCPPython is a Python virtualenv with the official MCP SDK from PyPI.
 func MCPPython() Tool {
 	return pythonVenv("mcp-python", MCPPythonVersion, "mcp=="+MCPPythonVersion)
+}
+
+// Versions of the real node's runtime (see Node and Containerd): the kubelet and kube-proxy come
+// from the same Kubernetes module as the control plane; containerd and runc from the Go module
+// proxy. containerd 1.6 (Debian's) stops working with kubelet 1.38, so it is built instead.
+const (
+	ContainerdVersion = "v2.4.2"
+	RuncVersion       = "v1.5.3"
+)
+
+// hostPackages are the Debian packages the real node uses from the host: the CNI plugins
+// (bridge, host-local, loopback), iptables and nftables for kube-proxy and the isolation table,
+// conntrack, and libseccomp for building runc.
+var hostPackages = map[string]string{
+	"/usr/lib/cni/bridge":    "containernetworking-plugins",
+	"/usr/sbin/iptables":     "iptables",
+	"/usr/sbin/nft":          "nftables",
+	"/usr/sbin/conntrack":    "conntrack",
+	"/usr/include/seccomp.h": "libseccomp-dev",
+	"/usr/lib/x86_64-linux-gnu/pkgconfig/libseccomp.pc": "libseccomp-dev",
+}
+
+// ensureHostPackages installs the missing host packages with apt-get (as root, from Debian's
+// archive), or says which to install.
+func (b *Builder) ensureHostPackages(ctx context.Context) error {
+	missing := map[string]bool{}
+	for file, pkg := range hostPackages {
+		if _, err := os.Stat(file); err != nil {
+			missing[pkg] = true
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	pkgs := make([]string, 0, len(missing))
+	for p := range missing {
+		pkgs = append(pkgs, p)
+	}
+	sort.Strings(pkgs)
+	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
+		return fmt.Errorf("the real node needs these Debian packages: apt-get install %s", strings.Join(pkgs, " "))
+	}
+	b.logf("installing %s from Debian", strings.Join(pkgs, " "))
+	return b.run(ctx, "/", []string{"DEBIAN_FRONTEND=noninteractive"}, "apt-get", append([]string{"install", "-y", "-q", "--no-install-recommends"}, pkgs...)...)
+}
+
+// Node is the kubelet and kube-proxy of the real node, built in a copy of the control plane's
+// scratch module (so most packages come from the build cache of Kubernetes).
+func Node() Tool {
+	return Tool{
+		Name:    "kubelet",
+		Version: KubernetesVersion,
+		Files:   []string{"kubelet", "kube-proxy"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			src := filepath.Join(b.CacheDir, "src", "k8snode-"+KubernetesVersion)
+			if err := writeK8sModule(src, "k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"); err != nil {
+				return err
+			}
+			return b.run(ctx, src, []string{"CGO_ENABLED=0"}, "go", "build", "-mod=mod", "-trimpath", "-ldflags", k8sLDFlags(),
+				"-o", out+"/", "k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy")
+		},
+	}
+}
+
+// Containerd is containerd (CRI), ctr, the runc shim and runc. runc needs cgo and libseccomp
+// (RuntimeDefault seccomp profiles).
+func Containerd() Tool {
+	return Tool{
+		Name:    "containerd",
+		Version: ContainerdVersion + "-runc" + RuncVersion,
+		Files:   []string{"containerd", "ctr", "containerd-shim-runc-v2", "runc"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			if err := b.ensureHostPackages(ctx); err != nil {
+				return err
+			}
+			const mod = "github.com/containerd/containerd/v2"
+			if err := b.run(ctx, out, []string{"CGO_ENABLED=0", "GOBIN=" + out}, "go", "install", "-trimpath",
+				"-tags", "no_btrfs no_devmapper no_zfs",
+				"-ldflags", "-s -w -X "+mod+"/version.Version="+ContainerdVersion,
+				mod+"/cmd/containerd@"+ContainerdVersion, mod+"/cmd/ctr@"+ContainerdVersion,
+				mod+"/cmd/containerd-shim-runc-v2@"+ContainerdVersion); err != nil {
+				return err
+			}
+			return b.run(ctx, out, []string{"CGO_ENABLED=1", "GOBIN=" + out}, "go", "install", "-trimpath",
+				"-tags", "seccomp urfave_cli_no_docs",
+				"-ldflags", "-s -w -X main.version="+strings.TrimPrefix(RuncVersion, "v"),
+				"github.com/opencontainers/runc@"+RuncVersion)
+		},
+	}
+}
+
+// CoreDNSVersion is the cluster DNS of the real node (agents and the router reach each other by
+// Service names).
+const CoreDNSVersion = "v1.14.7"
+
+//go:embed corednsbuild/main.go.txt
+var coreDNSMain []byte
+
+// CoreDNS is CoreDNS with the kubernetes plugin and little else, built in a scratch module.
+func CoreDNS() Tool {
+	return Tool{
+		Name:    "coredns",
+		Version: CoreDNSVersion,
+		Files:   []string{"coredns"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			src := filepath.Join(b.CacheDir, "src", "coredns-"+CoreDNSVersion)
+			if err := os.MkdirAll(src, 0o755); err != nil {
+				return err
+			}
+			goMod := "module kagenti.local/coredns\n\ngo 1.25.0\n\nrequire github.com/coredns/coredns " + CoreDNSVersion + "\n"
+			if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(goMod), 0o644); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(src, "main.go"), coreDNSMain, 0o644); err != nil {
+				return err
+			}
+			if err := b.run(ctx, src, nil, "go", "mod", "tidy"); err != nil {
+				return err
+			}
+			return b.run(ctx, src, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w",
+				"-o", filepath.Join(out, "coredns"), ".")
+		},
+	}
 }
