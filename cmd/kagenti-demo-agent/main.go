@@ -169,6 +169,7 @@ func main() {
 	tool := flag.String("tool", "", "router URL of an MCP tool to call onward (its forecast tool)")
 	issuer := flag.String("issuer", "", "Keycloak realm URL (issuer) to exchange tokens at; needed with -next or -tool")
 	issuerCA := flag.String("issuer-ca-file", "", "PEM file of the CA of the issuer, besides the system's")
+	issuerCAPEM := flag.String("issuer-ca", env("KAGENTI_ISSUER_CA_PEM", ""), "PEM of the CA of the issuer (instead of -issuer-ca-file)")
 	audience := flag.String("router-audience", "", "the router's client id: onward calls carry a token for it")
 	socket := flag.String("spiffe-socket", env("SPIFFE_ENDPOINT_SOCKET", ""), "SPIFFE Workload API socket the agent's JWT-SVID comes from")
 	flag.Parse()
@@ -178,8 +179,11 @@ func main() {
 			log.Fatal("-next and -tool need -issuer, -router-audience and -spiffe-socket (or SPIFFE_ENDPOINT_SOCKET)")
 		}
 		client, err := keycloak.HTTPClientTrustingCAFile(*issuerCA)
+		if err == nil && client == nil {
+			client, err = keycloak.HTTPClientTrustingCA(*issuerCAPEM)
+		}
 		if err != nil {
-			log.Fatalf("-issuer-ca-file: %v", err)
+			log.Fatalf("the issuer's CA: %v", err)
 		}
 		issuerURL := strings.TrimRight(*issuer, "/")
 		g.onward = &onward{next: *next, tool: *tool, audience: *audience, exchanger: &router.Exchanger{

@@ -101,12 +101,21 @@ func HTTPClientTrustingCAFile(caFile string) (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsConfig, err := TLSConfig(string(pem), false)
-	if err == nil && tlsConfig == nil {
+	client, err := HTTPClientTrustingCA(string(pem))
+	if err == nil && client == nil {
 		err = errors.New("the file is empty")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", caFile, err)
+	}
+	return client, nil
+}
+
+// HTTPClientTrustingCA is HTTPClientTrustingCAFile with the CA's PEM given; nil when empty.
+func HTTPClientTrustingCA(caPEM string) (*http.Client, error) {
+	tlsConfig, err := TLSConfig(caPEM, false)
+	if err != nil || tlsConfig == nil {
+		return nil, err
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = tlsConfig

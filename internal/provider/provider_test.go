@@ -79,7 +79,7 @@ func runTests(m *testing.M) int {
 		testAccSandbox = sb
 	} else {
 		started := time.Now()
-		sb, err := testenv.Start(ctx, testenv.Options{Log: os.Stderr})
+		sb, err := testenv.Start(ctx, testenv.Options{Log: os.Stderr, Ephemeral: true})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start sandbox:", err)
 			return 1

@@ -1,0 +1,252 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
+	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
+)
+
+// testAccNodeNamespace is a namespace for pods of the real node. Its pods mount the SPIRE
+// agent's socket with a hostPath volume, which Pod Security's baseline and restricted profiles
+// forbid, so it enforces none.
+func testAccNodeNamespace(t *testing.T, client kubernetes.Interface) string {
+	t.Helper()
+	if testAccSandbox.Node.Name == "" {
+		t.Fatal("the sandbox has no real node (component \"node\")")
+	}
+	name := "node-" + rand.String(6)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "privileged"}}}
+	if _, err := client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	return name
+}
+
+// testAccNodeHCL places a workload on the real node: its node selector and a toleration of its
+// taint, as the value of a pod (or router_pod) attribute, with extra attributes appended.
+func testAccNodeHCL(extra string) string {
+	sb := testAccSandbox.Node
+	var sel []string
+	for k, v := range sb.NodeSelector {
+		sel = append(sel, fmt.Sprintf("%q = %q", k, v))
+	}
+	return fmt.Sprintf(`{
+    node_selector = { %s }
+    tolerations   = [{ key = %q, operator = "Exists", effect = "NoSchedule" }]
+    %s
+  }`, strings.Join(sel, ", "), sb.TaintKey, extra)
+}
+
+// clusterDNSClient is an HTTP client of a machine outside the cluster that resolves names with
+// the cluster's DNS (the sandbox's CoreDNS on the node's bridge) and reaches Services through
+// kube-proxy's rules on this host.
+func clusterDNSClient() *http.Client {
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort(testAccSandbox.Node.Gateway, "53"))
+	}}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = (&net.Dialer{Timeout: 5 * time.Second, Resolver: resolver}).DialContext
+	return &http.Client{Transport: transport, Timeout: time.Minute}
+}
+
+// TestAccNode_EndToEnd is the seed's flow with nothing simulated. Terraform applies the platform
+// with token exchange (the router runs from its image on the real node), two agents and a tool
+// (the demo agent and demo tool images), each with a SPIRE entry for its service account and a
+// federated-jwt Keycloak client. A client outside the cluster calls agent 1 through the router's
+// Service; agent 1 takes its JWT-SVID from the node's Workload API (attested by SPIRE's
+// Kubernetes workload attestor), exchanges its token for the router and calls agent 2, which
+// calls the tool the same way. Each hop reports the token it got: addressed to it, exchanged by
+// the router, for the caller's subject. No Secret exists, and a caller that agent 2 does not
+// allow is refused.
+func TestAccNode_EndToEnd(t *testing.T) {
+	client := testAccKube(t)
+	env := newIdentityTestEnv(t)
+	testAccSpireMode(t, testenv.SpireTCP)
+	t.Setenv("KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH", testAccSandbox.Node.WorkloadAPIDir)
+	for _, cli := range testAccCLIs {
+		t.Run(cli.name, func(t *testing.T) {
+			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+			testAccNodeEndToEnd(t, client, env)
+		})
+	}
+}
+
+func testAccNodeEndToEnd(t *testing.T, client kubernetes.Interface, env *identityTestEnv) {
+	ns := testAccNodeNamespace(t, client)
+	td := testAccSandbox.Spire.TrustDomain
+	id := func(sa string) string { return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td, ns, sa) }
+	uiID, routerID := id("ui"), id("kagenti-router")
+	ca, err := os.ReadFile(testAccSandbox.Keycloak.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := fmt.Sprintf("http://kagenti-router.%s.svc.cluster.local", ns)
+	images := testAccSandbox.Node.Images
+	agent := func(name, onward string) string {
+		return fmt.Sprintf(`
+resource "kagenti_agent" %[1]q {
+  name         = %[1]q
+  namespace    = %[2]q
+  framework    = "custom"
+  image        = %[3]q
+  port         = 8080
+  a2a_versions = ["1.0"]
+  env          = { KAGENTI_ISSUER_CA_PEM = %[4]q }
+  pod = %[5]s
+  identity = {
+    keycloak_client = {
+      token_exchange  = true
+      audiences       = [kagenti_platform.main.router_client_id]
+      allowed_callers = [%[6]s, kagenti_platform.main.router_client_id]
+    }
+  }
+}
+`, name, ns, images["demo-agent"], string(ca), testAccNodeHCL(fmt.Sprintf(`args = ["-listen=:8080", "-name=%s", %s, "-issuer=%s", "-router-audience=${kagenti_platform.main.router_client_id}"]`,
+			name, onward, env.issuer())), map[string]string{"agent1": "kagenti_identity.ui.keycloak_client_id", "agent2": "kagenti_agent.agent1.client_id"}[name])
+	}
+	config := fmt.Sprintf(`
+resource "kagenti_platform" "main" {
+  namespace        = %[1]q
+  create_namespace = false
+  agent_namespaces = [%[1]q]
+  router_image     = %[2]q
+  token_exchange   = true
+  router_pod       = %[3]s
+}
+
+resource "kagenti_identity" "ui" {
+  namespace       = %[1]q
+  service_account = "ui"
+  keycloak_client = { audiences = [kagenti_platform.main.router_client_id] }
+}
+
+resource "kagenti_tool" "weather" {
+  name      = "weather-tool"
+  namespace = %[1]q
+  image     = %[4]q
+  port      = 8080
+  pod       = %[5]s
+  identity = {
+    keycloak_client = { allowed_callers = [kagenti_agent.agent2.client_id, kagenti_platform.main.router_client_id] }
+  }
+}
+`, ns, images["router"], testAccNodeHCL(""), images["demo-tool"], testAccNodeHCL(`args = ["-listen=:8080"]`)) +
+		agent("agent1", fmt.Sprintf(`"-next=%s/a2a/%s/agent2"`, router, ns)) +
+		agent("agent2", fmt.Sprintf(`"-tool=%s/tools/%s/weather-tool"`, router, ns))
+
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             checkNoLabelledObjects(client, ns),
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check: func(*terraform.State) error {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				defer cancel()
+				for _, name := range []string{"kagenti-router", "agent1", "agent2", "weather-tool"} {
+					if err := onRealNode(ctx, client, ns, name); err != nil {
+						return err
+					}
+				}
+				uiToken, err := env.clientTokenWithScope(ctx, uiID, keycloak.AudienceScopeName(routerID))
+				if err != nil {
+					return fmt.Errorf("ui login: %w", err)
+				}
+				hc := clusterDNSClient()
+				answer, err := sendThroughRouter(ctx, hc, router+"/a2a/"+ns+"/agent1", uiToken, "weather in Brno?")
+				if err != nil {
+					return fmt.Errorf("agent 1 through the router's Service: %w", err)
+				}
+				t.Logf("answer: %s", answer)
+				hops := strings.Split(answer, " | ")
+				if len(hops) != 3 {
+					return fmt.Errorf("want the answers of agent 1, agent 2 and the tool, got %q", answer)
+				}
+				sub := claims(t, uiToken)["sub"]
+				for i, hop := range []struct{ prefix, aud string }{
+					{`Hello from agent1! You said "weather in Brno?"`, id("agent1")},
+					{`Hello from agent2! You said "weather in Brno?"`, id("agent2")},
+					{"weather-tool: sunny in weather in Brno?", id("weather-tool")},
+				} {
+					want := regexp.MustCompile(`The token I received: aud=\[?[^ ]*` + regexp.QuoteMeta(hop.aud) + `[^ ]* azp=` +
+						regexp.QuoteMeta(routerID) + ` sub=` + regexp.QuoteMeta(fmt.Sprint(sub)) + `$`)
+					if !strings.HasPrefix(hops[i], hop.prefix) || !want.MatchString(hops[i]) {
+						return fmt.Errorf("hop %d said %q; want %q and a token for %s, exchanged by the router for %v", i+1, hops[i], hop.prefix, hop.aud, sub)
+					}
+				}
+				secrets, err := client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+				if err != nil {
+					return err
+				}
+				if len(secrets.Items) != 0 {
+					return fmt.Errorf("the namespace holds %d Secrets (first %s); the flow must need none", len(secrets.Items), secrets.Items[0].Name)
+				}
+				// Agent 2 allows agent 1 only: the ui calling it directly through the router is refused.
+				if _, err := sendThroughRouter(ctx, hc, router+"/a2a/"+ns+"/agent2", uiToken, "sneak"); err == nil {
+					return fmt.Errorf("the ui reached agent 2, which does not allow it")
+				}
+				return nil
+			},
+		}},
+	})
+}
+
+// onRealNode checks that a Deployment's pods run on the real node, and are ready.
+func onRealNode(ctx context.Context, client kubernetes.Interface, ns, name string) error {
+	pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + name})
+	if err != nil {
+		return err
+	}
+	if len(pods.Items) == 0 {
+		return fmt.Errorf("no pods of %s", name)
+	}
+	for _, p := range pods.Items {
+		if p.Spec.NodeName != testAccSandbox.Node.Name || p.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("pod %s is %s on %q; want Running on %s", p.Name, p.Status.Phase, p.Spec.NodeName, testAccSandbox.Node.Name)
+		}
+	}
+	return nil
+}
+
+// sendThroughRouter resolves an agent's card at the router and sends it one message with the
+// token, returning the text answer.
+func sendThroughRouter(ctx context.Context, hc *http.Client, cardURL, token, text string) (string, error) {
+	card, err := agentcard.NewResolver(hc).Resolve(ctx, cardURL)
+	if err != nil {
+		return "", fmt.Errorf("card: %w", err)
+	}
+	a2a1, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(hc))
+	if err != nil {
+		return "", err
+	}
+	ctx = a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + token}})
+	res, err := a2a1.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart(text))})
+	if err != nil {
+		return "", err
+	}
+	m, ok := res.(*a2a.Message)
+	if !ok || len(m.Parts) == 0 {
+		return "", fmt.Errorf("answer %+v", res)
+	}
+	return m.Parts[0].Text(), nil
+}
