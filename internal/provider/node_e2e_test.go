@@ -250,3 +250,84 @@ func sendThroughRouter(ctx context.Context, hc *http.Client, cardURL, token, tex
 	}
 	return m.Parts[0].Text(), nil
 }
+
+// TestAccNode_ReadinessProbe: on the real node, an agent whose pod fails its readiness probe
+// (it listens on another port than the one declared) keeps wait_for_rollout waiting until the
+// create timeout, with the probe named in the error; applied without waiting, it is not routed
+// (the router answers that the agent is unavailable, not with a connection to a pod that is not
+// ready). Once it listens where it should, the same call goes through.
+func TestAccNode_ReadinessProbe(t *testing.T) {
+	client := testAccKube(t)
+	env := newIdentityTestEnv(t)
+	testAccSpireMode(t, testenv.SpireTCP)
+	t.Setenv("KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH", testAccSandbox.Node.WorkloadAPIDir)
+	for _, cli := range testAccCLIs {
+		t.Run(cli.name, func(t *testing.T) {
+			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
+			testAccNodeReadinessProbe(t, client, env)
+		})
+	}
+}
+
+func testAccNodeReadinessProbe(t *testing.T, client kubernetes.Interface, env *identityTestEnv) {
+	ns := testAccNodeNamespace(t, client)
+	router := fmt.Sprintf("http://kagenti-router.%s.svc.cluster.local", ns)
+	images := testAccSandbox.Node.Images
+	config := func(listen string, wait bool) string {
+		return fmt.Sprintf(`
+resource "kagenti_platform" "main" {
+  namespace        = %[1]q
+  create_namespace = false
+  agent_namespaces = [%[1]q]
+  router_image     = %[2]q
+  router_pod       = %[3]s
+}
+
+resource "kagenti_agent" "probed" {
+  name             = "probed"
+  namespace        = %[1]q
+  framework        = "custom"
+  image            = %[4]q
+  port             = 8080
+  a2a_versions     = ["1.0"]
+  wait_for_rollout = %[5]t
+  timeouts         = { create = "20s" }
+  pod              = %[6]s
+}
+`, ns, images["router"], testAccNodeHCL(""), images["demo-agent"], wait, testAccNodeHCL(`args = ["-listen=`+listen+`", "-name=probed"]`))
+	}
+	call := func() (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return sendThroughRouter(ctx, clusterDNSClient(), router+"/a2a/"+ns+"/probed", "", "are you there?")
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             checkNoLabelledObjects(client, ns),
+		Steps: []resource.TestStep{
+			{
+				Config:      config(":9090", true),
+				ExpectError: regexp.MustCompile(`(?i)timed\s+out\s+waiting\s+for\s+Deployment\s+\S+/probed[\s\S]*readiness`),
+			},
+			{
+				Config: config(":9090", false),
+				Check: func(*terraform.State) error {
+					if answer, err := call(); err == nil || !strings.Contains(err.Error(), "unavailable") {
+						return fmt.Errorf("a pod failing its readiness probe was routed to: answer %q, error %v", answer, err)
+					}
+					return nil
+				},
+			},
+			{
+				Config: config(":8080", true),
+				Check: func(*terraform.State) error {
+					answer, err := call()
+					if err != nil || !strings.HasPrefix(answer, "Hello from probed!") {
+						return fmt.Errorf("the ready agent through the router: %q, %v", answer, err)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}

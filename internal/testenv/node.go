@@ -196,12 +196,15 @@ func nftTables() ([]string, error) {
 }
 
 // isolationRules: the node's pods talk to each other and to this host over the bridge, and
-// nothing is forwarded to or from any other interface.
+// nothing is forwarded to or from any other interface. A ClusterIP that kube-proxy did not
+// translate (a Service without ready endpoints) is refused, as kube-proxy's own reject would
+// do on a cluster, instead of being dropped on its way out (a timeout).
 const isolationRules = `table inet kagenti-node
 delete table inet kagenti-node
 table inet kagenti-node {
   chain isolate {
     type filter hook forward priority -10; policy accept;
+    iifname "` + nodeBridge + `" ip daddr ` + serviceCIDR + ` reject
     iifname != "` + nodeBridge + `" drop
     oifname != "` + nodeBridge + `" drop
   }
