@@ -16,23 +16,16 @@ source "$SANDBOX_DIR/env"
 
 work=$SANDBOX_DIR/demo
 mkdir -p "$work/plugins" "$work/mirror"
-# Processes of an earlier demo run.
-# The router drains for a few seconds on SIGTERM: wait until they are gone, so that their ports
-# are free.
+# Processes of an earlier demo run (before the router and agent ran in the cluster).
 if [[ -f $work/pids ]]; then
-  pids=$(cat "$work/pids")
-  kill $pids 2>/dev/null || true
-  for _ in $(seq 150); do kill -0 $pids 2>/dev/null || break; sleep 0.2; done
-  kill -9 $pids 2>/dev/null || true
+  kill $(cat "$work/pids") 2>/dev/null || true
   rm -f "$work/pids"
 fi
+if [[ -z ${KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH:-} ]]; then
+  echo "the sandbox in $SANDBOX_DIR has no real node: 'make sandbox-down', then 'make demo' again" >&2
+  exit 1
+fi
 go build -o "$work/plugins/terraform-provider-kagenti" .
-go build -o "$work/kagenti-router" ./cmd/kagenti-router
-go build -o "$work/kagenti-demo-agent" ./cmd/kagenti-demo-agent
-AGENT_ADDR=${DEMO_AGENT_ADDR:-127.0.0.1:18950}
-ROUTER_ADDR=${DEMO_ROUTER_ADDR:-127.0.0.1:18960}
-"$work/kagenti-demo-agent" -listen "$AGENT_ADDR" >"$work/agent.log" 2>&1 &
-echo $! >>"$work/pids"
 # No registry here: dev_overrides points tofu at the provider just built, and an empty
 # filesystem mirror keeps it from looking anywhere else.
 cat >"$work/tofurc" <<CFG
@@ -48,62 +41,58 @@ provider_installation {
 CFG
 export TF_CLI_CONFIG_FILE=$work/tofurc
 cp examples/quickstart/*.tf "$work/"
-"$tofu_dir/tofu" -chdir="$work" apply -auto-approve -no-color -var "hello_agent_url=http://$AGENT_ADDR"
+# The router, the agent and the tool run from images the sandbox built from this tree and
+# imported into its real node.
+"$tofu_dir/tofu" -chdir="$work" apply -auto-approve -no-color -var "keycloak_ca_pem=$(cat "$KAGENTI_KEYCLOAK_ROOT_CA_FILE")"
 out() { "$tofu_dir/tofu" -chdir="$work" output -raw "$1"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 # The MCP endpoint answers as a server-sent event stream: the JSON-RPC answer is the last data line.
 sse_json() { python3 -c "import json,sys; d=json.loads([l[5:] for l in sys.stdin.read().splitlines() if l.startswith('data:')][-1]); print(eval(sys.argv[1]))" "$1"; }
 echo
-echo "What the cluster holds now:"
+echo "What the cluster holds now (the router, the agent and the tool run as pods on the real node):"
 kubectl=$(sandbox build kubernetes | sed -n 's/^kubernetes [^:]*: //p')/kubectl
-"$kubectl" get deploy,svc,cm,sa,pdb -n default -l app.kubernetes.io/managed-by=kagenti
+"$kubectl" get deploy,svc,pod -n default -l app.kubernetes.io/managed-by=kagenti -o wide
 
-# kagenti-router, out of cluster against the sandbox: discovery from the labels the provider
-# wrote, Keycloak as the issuer, the router's own client for token exchange.
-kubectl_get_secret() { "$kubectl" get secret "$1" -n default -o jsonpath="{.data.$2}" | base64 -d; }
-issuer=$("$tofu_dir/tofu" -chdir="$work" output -json keycloak | json 'd["issuer"]')
+# This host is outside the cluster: it reaches the router's Service through kube-proxy's rules,
+# at its ClusterIP (the cluster's DNS names, as in the cards, resolve inside it).
+ROUTER=http://$("$kubectl" get svc kagenti-router -n default -o jsonpath='{.spec.clusterIP}')
 token_url=$("$tofu_dir/tofu" -chdir="$work" output -json keycloak | json 'd["token_url"]')
-router_id=$(out router_client_id)
-( umask 077; kubectl_get_secret kagenti-router-keycloak client-secret >"$work/router-secret" )
-"$work/kagenti-router" -listen "$ROUTER_ADDR" -public-url "http://$ROUTER_ADDR" -kubeconfig "$KUBECONFIG" -namespaces default \
-  -issuer "$issuer" -issuer-ca-file "$KAGENTI_KEYCLOAK_ROOT_CA_FILE" -audience "$router_id" -client-id "$router_id" \
-  -client-secret-file "$work/router-secret" >"$work/router.log" 2>&1 &
-echo $! >>"$work/pids"
-for _ in $(seq 50); do curl -sf "http://$ROUTER_ADDR/readyz" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 100); do curl -sf "$ROUTER/a2a/default/hello-agent/.well-known/agent-card.json" >/dev/null && break; sleep 0.2; done
 
 echo
-echo "The agent's card, served by the router (its URL rewritten to the router):"
-curl -sf "http://$ROUTER_ADDR/a2a/default/hello-agent/.well-known/agent-card.json" \
+echo "The agent's card, served by the router (its URL rewritten to the router's):"
+curl -sf "$ROUTER/a2a/default/hello-agent/.well-known/agent-card.json" \
   | json '"  name: %s\n  url: %s\n  interfaces: %s\n  skills: %s" % (d["name"], d["url"], [(i["protocolBinding"], i["protocolVersion"], i["url"]) for i in d["supportedInterfaces"]], [s["id"] for s in d["skills"]])'
 
 echo
 echo "A call without a token is refused:"
-curl -s -o /dev/null -w "  HTTP %{http_code}\n" -X POST "http://$ROUTER_ADDR/a2a/default/hello-agent" \
+curl -s -o /dev/null -w "  HTTP %{http_code}\n" -X POST "$ROUTER/a2a/default/hello-agent" \
   -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{}}'
 
 echo
-echo "A call with the demo client's token (addressed to the router), through the router:"
+echo "A call with the demo client's token (addressed to the router), through the router. The agent"
+echo "asks the weather tool onward, with the token exchanged again (authenticated by its JWT-SVID):"
 demo_id=$(out demo_client_id)
-demo_secret=$(kubectl_get_secret demo-client-keycloak client-secret)
+demo_secret=$("$kubectl" get secret demo-client-keycloak -n default -o jsonpath='{.data.client-secret}' | base64 -d)
 token=$(curl -sf --cacert "$KAGENTI_KEYCLOAK_ROOT_CA_FILE" "$token_url" -d grant_type=client_credentials --data-urlencode "client_id=$demo_id" \
   --data-urlencode "client_secret=$demo_secret" --data-urlencode "scope=$(out router_audience_scope)" | json 'd["access_token"]')
-curl -sf -X POST "http://$ROUTER_ADDR/a2a/default/hello-agent" -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
+curl -sf -X POST "$ROUTER/a2a/default/hello-agent" -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
   -d '{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"demo-1","role":"ROLE_USER","parts":[{"text":"hello through the router"}]}}}' \
-  | json '"  " + d["result"]["message"]["parts"][0]["text"]'
+  | json '"  " + d["result"]["message"]["parts"][0]["text"].replace(" | ", "\n  ")'
 
 echo
 echo "An A2A 0.3 client's message/send to this 1.0 agent, translated by the router both ways:"
-curl -sf -X POST "http://$ROUTER_ADDR/a2a/default/hello-agent" -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
+curl -sf -X POST "$ROUTER/a2a/default/hello-agent" -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
   -d '{"jsonrpc":"2.0","id":2,"method":"message/send","params":{"message":{"kind":"message","messageId":"demo-2","role":"user","parts":[{"kind":"text","text":"hello from an A2A 0.3 client"}]}}}' \
-  | json '"  (%s, role %s) " % (d["result"]["kind"], d["result"]["role"]) + d["result"]["parts"][0]["text"]'
+  | json '"  (%s, role %s) " % (d["result"]["kind"], d["result"]["role"]) + d["result"]["parts"][0]["text"].replace(" | ", "\n  ")'
 
 echo
 echo "The same agent as an MCP tool (tools/call on the router's MCP endpoint):"
-curl -sf -X POST "http://$ROUTER_ADDR/mcp/default" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+curl -sf -X POST "$ROUTER/mcp/default" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
   -H "Authorization: Bearer $token" \
   -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"hello-agent","arguments":{"text":"hello as an MCP tool"}}}' \
-  | sse_json '"  " + d["result"]["content"][0]["text"]'
+  | sse_json '"  " + d["result"]["content"][0]["text"].replace(" | ", "\n  ")'
 
 echo
-echo "Router: http://$ROUTER_ADDR (logs $work/router.log); agent logs $work/agent.log"
+echo "Router: $ROUTER ('$kubectl logs -n default deploy/kagenti-router'); agent: '$kubectl logs -n default deploy/hello-agent'"
 echo "Sandbox still running: 'make sandbox-status', 'make sandbox-down'. State: $work/terraform.tfstate"

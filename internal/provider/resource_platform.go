@@ -73,6 +73,7 @@ type platformResourceModel struct {
 
 	RouterURL      types.String `tfsdk:"router_url"`
 	RouterClientID types.String `tfsdk:"router_client_id"`
+	RouterScope    types.String `tfsdk:"router_audience_scope"`
 	Revision       types.String `tfsdk:"revision"`
 	Objects        types.List   `tfsdk:"objects"`
 }
@@ -241,6 +242,10 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 			"router_client_id": rschema.StringAttribute{
 				MarkdownDescription: "Keycloak client id of the router (its SPIFFE ID), with `token_exchange`.", Computed: true,
 			},
+			"router_audience_scope": rschema.StringAttribute{
+				MarkdownDescription: "The Keycloak client scope a caller requests (`scope=`) to get a token addressed to the router, " +
+					"with `token_exchange`.", Computed: true,
+			},
 			"revision": rschema.StringAttribute{MarkdownDescription: "`sha256:` of the composition templates.", Computed: true},
 			"objects":  objectsAttribute(),
 		},
@@ -389,9 +394,9 @@ func (r *platformResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	plan.Revision = types.StringValue(out.Revision)
 	plan.ID = types.StringValue(in.Namespace)
 	plan.RouterURL = types.StringValue(in.RouterURL())
-	plan.RouterClientID = types.StringNull()
+	plan.setRouterClientID(types.StringNull())
 	if identity != nil {
-		plan.RouterClientID = types.StringValue(identity.Identity.SPIFFEID)
+		plan.setRouterClientID(types.StringValue(identity.Identity.SPIFFEID))
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
@@ -525,13 +530,13 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 		}
 	}
 	if identity != nil {
-		m.RouterClientID = types.StringValue(identity.Identity.SPIFFEID)
+		m.setRouterClientID(types.StringValue(identity.Identity.SPIFFEID))
 		if err := r.engine().ensureIdentity(ctx, *identity, nil); err != nil {
 			diags.AddAttributeError(path.Root("token_exchange"), "Router Identity Not Reconciled", err.Error())
 			return
 		}
 	} else {
-		m.RouterClientID = types.StringNull()
+		m.setRouterClientID(types.StringNull())
 		if hadIdentity {
 			// token_exchange was turned off: the router's identity goes.
 			if err := r.engine().removeIdentity(ctx, fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", r.spireTrustDomain(ctx), in.Namespace, composition.RouterName), true); err != nil {
@@ -644,7 +649,7 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 		}
 		state.TokenExchange = types.BoolValue(in.Audience != "")
 		// The router's Keycloak client id is its SPIFFE ID, which its tokens must be addressed to.
-		state.RouterClientID = optStr(in.Audience)
+		state.setRouterClientID(optStr(in.Audience))
 		state.Mesh, state.Waypoint = optStr(in.Mesh), types.BoolValue(in.Waypoint)
 		var d diag.Diagnostics
 		state.Autoscaling, d = autoscalingToModel(ctx, in.Autoscaling)
@@ -747,4 +752,17 @@ func (r *platformResource) Delete(ctx context.Context, req resource.DeleteReques
 
 func (r *platformResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+}
+
+// setRouterClientID sets the router's client id and the audience scope derived from it.
+func (m *platformResourceModel) setRouterClientID(id types.String) {
+	m.RouterClientID = id
+	switch {
+	case id.IsUnknown():
+		m.RouterScope = types.StringUnknown()
+	case id.IsNull():
+		m.RouterScope = types.StringNull()
+	default:
+		m.RouterScope = types.StringValue(keycloak.AudienceScopeName(id.ValueString()))
+	}
 }

@@ -391,6 +391,12 @@ func (s *Sandbox) Summary() string {
 // admin password of this throw-away sandbox).
 func (s *Sandbox) WriteEnvFile(path string) error {
 	env := s.Env()
+	if s.Node.WorkloadAPIDir != "" {
+		// For a shell's applies (make demo): pods of the real node mount the SPIRE agent's
+		// socket. Tests set it themselves, only where pods run for real (hostPath volumes are
+		// not allowed in the restricted namespaces of the others).
+		env["KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH"] = s.Node.WorkloadAPIDir
+	}
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)
