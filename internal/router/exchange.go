@@ -14,6 +14,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Exchanger trades a caller's token for one addressed to the callee (RFC 8693, Keycloak's
@@ -154,6 +156,10 @@ func (x *Exchanger) exchange(ctx context.Context, key exchangeKey) (string, erro
 	return tok.AccessToken, nil
 }
 
+// assertionWait is how long SPIFFEAssertion waits for an identity the SPIRE agent has not
+// issued yet (more than its sync interval of 5 s).
+const assertionWait = 15 * time.Second
+
 // SPIFFEAssertion returns the router's client assertion for Keycloak: a fresh JWT-SVID for the
 // realm (audience) from the SPIFFE Workload API at socket — the router holds no secret. subject,
 // when it is a SPIFFE ID, picks that identity among the workload's.
@@ -162,11 +168,25 @@ func SPIFFEAssertion(socket, audience, subject string) func(ctx context.Context)
 	if id, err := spiffeid.FromString(subject); err == nil {
 		params.Subject = id
 	}
+	addr := workloadapi.WithAddr("unix://" + strings.TrimPrefix(socket, "unix://"))
 	return func(ctx context.Context) (string, error) {
-		svid, err := workloadapi.FetchJWTSVID(ctx, params, workloadapi.WithAddr("unix://"+strings.TrimPrefix(socket, "unix://")))
-		if err != nil {
-			return "", fmt.Errorf("JWT-SVID from the Workload API at %s: %w", socket, err)
+		// A pod that just started may call before its SPIRE agent has synced the entry that
+		// names it (the agent syncs every few seconds): PermissionDenied ("no identity issued")
+		// then means "not yet", so it is retried for a while.
+		deadline := time.Now().Add(assertionWait)
+		for {
+			svid, err := workloadapi.FetchJWTSVID(ctx, params, addr)
+			if err == nil {
+				return svid.Marshal(), nil
+			}
+			if status.Code(err) != codes.PermissionDenied || time.Now().After(deadline) {
+				return "", fmt.Errorf("JWT-SVID from the Workload API at %s: %w", socket, err)
+			}
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("JWT-SVID from the Workload API at %s: %w", socket, err)
+			case <-time.After(250 * time.Millisecond):
+			}
 		}
-		return svid.Marshal(), nil
 	}
 }
