@@ -149,6 +149,12 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 			}
 		}
 	}
+	if opts.has(ComponentNode) {
+		// The node also uses the host's CNI plugins, iptables and nftables (not only to build).
+		if err := builder.ensureHostPackages(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Dir == "" {
 		if opts.Dir, err = os.MkdirTemp("", "kagenti-sb-"); err != nil {
 			return nil, err
