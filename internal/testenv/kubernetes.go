@@ -252,16 +252,12 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 		}
 	}
 
-	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(restConfig)
+	client, err := s.kubeClient()
 	if err != nil {
 		return err
 	}
 	if withNode {
-		if err := s.startNode(ctx, server, ca, pki); err != nil {
+		if err := s.startNode(ctx, client, server, ca, pki); err != nil {
 			return err
 		}
 	}
@@ -294,6 +290,15 @@ func (s *Sandbox) startKubernetes(ctx context.Context) error {
 		_, err = client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})
+}
+
+// kubeClient is a client of the sandbox's apiserver as its admin.
+func (s *Sandbox) kubeClient() (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubernetes.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
 }
 
 func createFakeNode(ctx context.Context, client kubernetes.Interface, name string, pods int) error {

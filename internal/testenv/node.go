@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -30,7 +31,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/ociimage"
 )
@@ -47,6 +47,7 @@ const (
 	NodeName = "kagenti-node"
 	// NodeTaintKey taints the real node (NoSchedule): only pods that tolerate it run there, so
 	// the many workloads of the kwok-backed tests never land on it.
+	// The node is also labelled NodeTaintKey=true, for those pods' node selector.
 	NodeTaintKey = "kagenti.dev/real-node"
 	// NodeGateway is the node's address on the bridge, and the pods' gateway.
 	NodeGateway     = "10.244.0.1"
@@ -74,9 +75,6 @@ var nodeConf = template.Must(template.ParseFS(nodeConfFS, "nodeconf/*.tmpl"))
 // NodeInfo is what the real node offers to tests and to `make demo`.
 type NodeInfo struct {
 	Name string `json:"name"`
-	// TaintKey must be tolerated (and NodeSelector matched) by pods meant to run for real.
-	TaintKey     string            `json:"taint_key"`
-	NodeSelector map[string]string `json:"node_selector"`
 	// Gateway is the node's bridge address: Services' NodePorts and the host's own servers.
 	Gateway string `json:"gateway"`
 	// WorkloadAPIDir is the host directory of the node's spire-agent socket (WorkloadAPISocket),
@@ -135,11 +133,14 @@ func (s *Sandbox) claimNode() error {
 					"`go run ./cmd/kagenti-sandbox -dir %s down`, or use that sandbox (KAGENTI_SANDBOX_DIR=%s)", h.Owner, h.Owner, h.Owner)
 			} else if err == nil {
 				fmt.Fprintf(s.opts.Log, "[sandbox] the sandbox in %s that owned the real node is gone or crashed; stopping what is left of it\n", h.Owner)
-				_ = owner.Stop()
+				_ = owner.Stop() // cleans the node too, unless that fails
 			}
 		}
-		if err := cleanNode(h, s.opts.Log); err != nil {
-			return fmt.Errorf("cleaning up a crashed real node: %w", err)
+		// What no owner's Stop cleaned: a sandbox dir that is gone, a failed Stop, our own dir.
+		if h, err := readNodeHost(); err == nil {
+			if err := cleanNode(h, s.opts.Log); err != nil {
+				return fmt.Errorf("cleaning up a crashed real node: %w", err)
+			}
 		}
 	}
 	h := &nodeHost{Owner: s.Dir, Sysctls: map[string]string{}, KubeProxy: s.builder.Path(Node(), "kube-proxy"),
@@ -268,7 +269,7 @@ const spireAgentKubeletUser = "kagenti-spire-agent"
 // startNode starts containerd (with the images imported), the kubelet, kube-proxy and CoreDNS,
 // and returns once the node is Ready and kube-proxy serves. The node's certificates are already
 // in pki (nodePKI, issued with the apiserver's).
-func (s *Sandbox) startNode(ctx context.Context, server string, ca *certAuthority, pki string) error {
+func (s *Sandbox) startNode(ctx context.Context, client kubernetes.Interface, server string, ca *certAuthority, pki string) error {
 	started := time.Now()
 	node, ctrd := s.builder.Dir(Node()), s.builder.Dir(Containerd())
 	dir := filepath.Join(s.Dir, "node")
@@ -299,7 +300,7 @@ func (s *Sandbox) startNode(ctx context.Context, server string, ca *certAuthorit
 	go func() { images <- s.buildNodeImages(ctx, filepath.Join(dir, "images")) }()
 
 	socket := filepath.Join(NodeRunDir, "containerd", "containerd.sock")
-	if err := renderNodeConf("containerd.toml.tmpl", filepath.Join(dir, "containerd.toml"), map[string]any{
+	if err := renderFile(nodeConf.Lookup("containerd.toml.tmpl"), filepath.Join(dir, "containerd.toml"), map[string]any{
 		"Root": filepath.Join(dir, "containerd"), "State": filepath.Join(NodeRunDir, "containerd"), "Socket": socket,
 		"PauseImage": imagePause, "Runc": filepath.Join(ctrd, "runc"), "RuncRoot": filepath.Join(NodeRunDir, "runc"),
 		"CNIConfDir": filepath.Join(dir, "cni", "net.d"),
@@ -329,13 +330,13 @@ func (s *Sandbox) startNode(ctx context.Context, server string, ca *certAuthorit
 			return fmt.Errorf("ctr images import %s: %w: %s", tar, err, out)
 		}
 	}
-	if err := renderNodeConf("cni.conflist.tmpl", filepath.Join(dir, "cni", "net.d", "10-kagenti-node.conflist"), map[string]any{
+	if err := renderFile(nodeConf.Lookup("cni.conflist.tmpl"), filepath.Join(dir, "cni", "net.d", "10-kagenti-node.conflist"), map[string]any{
 		"Bridge": nodeBridge, "IPAMDir": filepath.Join(dir, "cni", "ipam"), "PodSubnet": nodePodSubnet, "Gateway": NodeGateway,
 		"ClusterCIDR": nodeClusterCIDR, "ServiceCIDR": serviceCIDR,
 	}); err != nil {
 		return err
 	}
-	if err := renderNodeConf("kubelet.yaml.tmpl", filepath.Join(dir, "kubelet.yaml"), map[string]any{
+	if err := renderFile(nodeConf.Lookup("kubelet.yaml.tmpl"), filepath.Join(dir, "kubelet.yaml"), map[string]any{
 		"RuntimeSocket": socket, "Gateway": NodeGateway, "ServingCert": p("kubelet-serving.crt"), "ServingKey": p("kubelet-serving.key"),
 		"ClientCA": p("ca.crt"), "PodLogsDir": filepath.Join(dir, "pod-logs"), "VolumePluginDir": filepath.Join(dir, "volume-plugins"),
 		"TaintKey": NodeTaintKey,
@@ -358,7 +359,7 @@ func (s *Sandbox) startNode(ctx context.Context, server string, ca *certAuthorit
 	if err != nil {
 		return err
 	}
-	if err := renderNodeConf("kube-proxy.yaml.tmpl", filepath.Join(dir, "kube-proxy.yaml"), map[string]any{
+	if err := renderFile(nodeConf.Lookup("kube-proxy.yaml.tmpl"), filepath.Join(dir, "kube-proxy.yaml"), map[string]any{
 		"Kubeconfig": filepath.Join(dir, "kube-proxy.kubeconfig"), "NodeName": NodeName, "ClusterCIDR": nodeClusterCIDR,
 		"HealthzPort": ports[0], "MetricsPort": ports[1], "Gateway": NodeGateway,
 	}); err != nil {
@@ -376,7 +377,7 @@ func (s *Sandbox) startNode(ctx context.Context, server string, ca *certAuthorit
 	if err != nil {
 		return err
 	}
-	if err := renderNodeConf("Corefile.tmpl", filepath.Join(dir, "Corefile"), map[string]any{
+	if err := renderFile(nodeConf.Lookup("Corefile.tmpl"), filepath.Join(dir, "Corefile"), map[string]any{
 		"Gateway": NodeGateway, "ReadyPort": dnsPorts[0], "HealthPort": dnsPorts[1], "Kubeconfig": s.Kubernetes.Kubeconfig,
 	}); err != nil {
 		return err
@@ -387,10 +388,6 @@ func (s *Sandbox) startNode(ctx context.Context, server string, ca *certAuthorit
 		Healthy: httpHealthy(&http.Client{Timeout: 2 * time.Second}, "http://127.0.0.1:"+strconv.Itoa(dnsPorts[0])+"/ready"),
 	}
 	if err := s.start(ctx, coredns); err != nil {
-		return err
-	}
-	client, err := s.kubeClient()
-	if err != nil {
 		return err
 	}
 	if err := grantSpireAgentKubelet(ctx, client); err != nil {
@@ -410,19 +407,10 @@ func (s *Sandbox) startNode(ctx context.Context, server string, ca *certAuthorit
 	}); err != nil {
 		return fmt.Errorf("node %s not Ready: %w; kubelet log:\n%s", NodeName, err, tailFile(s.logPath("kubelet"), 30))
 	}
-	s.Node = NodeInfo{Name: NodeName, TaintKey: NodeTaintKey, NodeSelector: map[string]string{NodeTaintKey: "true"},
-		Gateway: NodeGateway, WorkloadAPIDir: filepath.Join(NodeRunDir, "spire"),
+	s.Node = NodeInfo{Name: NodeName, Gateway: NodeGateway, WorkloadAPIDir: filepath.Join(NodeRunDir, "spire"),
 		Images:    map[string]string{"router": ImageRouter, "demo-agent": ImageDemoAgent, "demo-tool": ImageDemoTool},
 		StartedIn: time.Since(started).Round(10 * time.Millisecond).String()}
 	return nil
-}
-
-func (s *Sandbox) kubeClient() (kubernetes.Interface, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubernetes.Kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	return kubernetes.NewForConfig(cfg)
 }
 
 // grantSpireAgentKubelet lets the spire-agent read the kubelet's pod list (nodes/proxy, and
@@ -440,14 +428,6 @@ func grantSpireAgentKubelet(ctx context.Context, client kubernetes.Interface) er
 		return err
 	}
 	return nil
-}
-
-func renderNodeConf(name, path string, data any) error {
-	var buf bytes.Buffer
-	if err := nodeConf.ExecuteTemplate(&buf, name, data); err != nil {
-		return err
-	}
-	return os.WriteFile(path, buf.Bytes(), 0o600)
 }
 
 // nodeImage is an image built from a main package of this tree.
@@ -516,7 +496,7 @@ func moduleRoot() (string, error) {
 
 // cleanNode puts the host back as h recorded it, after the node's processes were stopped (or
 // killed: it also runs after a crash). Each step is best-effort; the errors are returned joined.
-func cleanNode(h *nodeHost, log interface{ Write([]byte) (int, error) }) error {
+func cleanNode(h *nodeHost, log io.Writer) error {
 	var errs []error
 	note := func(err error) {
 		if err != nil {
@@ -766,11 +746,10 @@ func (s *Sandbox) startNodeSpireAgent(ctx context.Context) error {
 		return err
 	}
 	parentID := "spiffe://" + s.Spire.TrustDomain + "/kagenti/cluster"
-	out, err := exec.CommandContext(ctx, serverBin, "token", "generate", "-socketPath", s.Spire.Socket, "-spiffeID", parentID, "-ttl", "600").Output()
+	token, err := joinToken(ctx, serverBin, s.Spire.Socket, parentID)
 	if err != nil {
-		return fmt.Errorf("spire-server token generate: %w", err)
+		return err
 	}
-	token := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "Token:"))
 	_, port, err := net.SplitHostPort(s.Spire.Address)
 	if err != nil {
 		return err
@@ -778,7 +757,7 @@ func (s *Sandbox) startNodeSpireAgent(ctx context.Context) error {
 	socket := filepath.Join(s.Node.WorkloadAPIDir, "agent.sock")
 	pki := filepath.Join(s.Dir, "kubernetes", "pki")
 	conf := filepath.Join(dir, "agent.conf")
-	if err := renderNodeConf("spire-agent.conf.tmpl", conf, map[string]any{
+	if err := renderFile(nodeConf.Lookup("spire-agent.conf.tmpl"), conf, map[string]any{
 		"DataDir": filepath.Join(dir, "data"), "Port": port, "Socket": socket, "Bundle": filepath.Join(s.Dir, "spire", "bundle.pem"),
 		"TrustDomain": s.Spire.TrustDomain, "Token": token, "KubeletHost": NodeGateway, "KubeletCA": filepath.Join(pki, "ca.crt"),
 		"ClientCert": filepath.Join(pki, "spire-agent-kubelet-client.crt"), "ClientKey": filepath.Join(pki, "spire-agent-kubelet-client.key"),

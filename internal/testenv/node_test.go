@@ -91,7 +91,7 @@ func TestNodeCrashCleanup(t *testing.T) {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "crash"}},
 				Spec: corev1.PodSpec{
-					NodeSelector: crashed.Node.NodeSelector,
+					NodeSelector: map[string]string{NodeTaintKey: "true"},
 					Tolerations:  []corev1.Toleration{{Key: NodeTaintKey, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
 					Containers: []corev1.Container{{Name: "tool", Image: ImageDemoTool, ImagePullPolicy: corev1.PullNever,
 						Args: []string{"-listen=:8080"}}},

@@ -193,11 +193,10 @@ func (s *Sandbox) startSpireAgent(ctx context.Context, serverBin, dir, serverSoc
 	if err := os.WriteFile(bundlePath, bundle, 0o600); err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, serverBin, "token", "generate", "-socketPath", serverSocket, "-spiffeID", agentID, "-ttl", "600").Output()
+	token, err := joinToken(ctx, serverBin, serverSocket, agentID)
 	if err != nil {
-		return fmt.Errorf("spire-server token generate: %w", err)
+		return err
 	}
-	token := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "Token:"))
 	dataDir := filepath.Join(dir, "agent-data")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
@@ -221,6 +220,15 @@ func (s *Sandbox) startSpireAgent(ctx context.Context, serverBin, dir, serverSoc
 	}
 	s.Spire.AgentSocket, s.Spire.AgentID = socket, agentID
 	return nil
+}
+
+// joinToken has the server make a join token for an agent whose alias (node entry) is spiffeID.
+func joinToken(ctx context.Context, serverBin, serverSocket, spiffeID string) (string, error) {
+	out, err := exec.CommandContext(ctx, serverBin, "token", "generate", "-socketPath", serverSocket, "-spiffeID", spiffeID, "-ttl", "600").Output()
+	if err != nil {
+		return "", fmt.Errorf("spire-server token generate: %w", err)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "Token:")), nil
 }
 
 func renderFile(t *template.Template, path string, data any) error {

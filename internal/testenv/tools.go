@@ -44,7 +44,7 @@ const (
 	MCPPythonVersion = "1.27.2"
 )
 
-//go:embed k8sbuild/go.mod.txt k8sbuild/go.sum.txt k8sbuild/tools.go.txt
+//go:embed k8sbuild/go.mod.txt k8sbuild/go.sum.txt k8sbuild/tools.go.txt k8sbuild/node-tools.go.txt
 var k8sBuildModule embed.FS
 
 // Tool is one cached, versioned build product: a directory of binaries (or, for Keycloak, an
@@ -216,7 +216,7 @@ func buildKubernetes(ctx context.Context, b *Builder, out string) error {
 	// published v0.X.Y builds it. etcd/server has relative replaces too, and k8s.io/kubernetes
 	// already depends on it, so it is built in the same module and reuses compiled packages.
 	src := filepath.Join(b.CacheDir, "src", "k8sbuild-"+KubernetesVersion)
-	if err := writeK8sModule(src); err != nil {
+	if err := writeK8sModule(src, "tools.go.txt"); err != nil {
 		return err
 	}
 	ldflags := k8sLDFlags()
@@ -233,25 +233,16 @@ func buildKubernetes(ctx context.Context, b *Builder, out string) error {
 		"-o", filepath.Join(out, "etcd"), "go.etcd.io/etcd/server/v3")
 }
 
-// writeK8sModule writes the scratch module that builds Kubernetes commands into dir; with
-// commands given, its tools.go imports those instead of the control plane's.
-func writeK8sModule(dir string, commands ...string) error {
+// writeK8sModule writes the scratch module that builds Kubernetes commands into dir, with tools
+// (an embedded k8sbuild file) as its tools.go, which names the commands built.
+func writeK8sModule(dir, tools string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for name, file := range map[string]string{"go.mod.txt": "go.mod", "go.sum.txt": "go.sum", "tools.go.txt": "tools.go"} {
+	for name, file := range map[string]string{"go.mod.txt": "go.mod", "go.sum.txt": "go.sum", tools: "tools.go"} {
 		data, err := k8sBuildModule.ReadFile("k8sbuild/" + name)
 		if err != nil {
 			return err
-		}
-		if file == "tools.go" && len(commands) > 0 {
-			var b strings.Builder
-			b.WriteString("//go:build tools\n\npackage tools\n\nimport (\n")
-			for _, c := range commands {
-				fmt.Fprintf(&b, "\t_ %q\n", c)
-			}
-			b.WriteString(")\n")
-			data = []byte(b.String())
 		}
 		if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
 			return err
@@ -516,7 +507,7 @@ func Node() Tool {
 		Files:   []string{"kubelet", "kube-proxy"},
 		build: func(ctx context.Context, b *Builder, out string) error {
 			src := filepath.Join(b.CacheDir, "src", "k8snode-"+KubernetesVersion)
-			if err := writeK8sModule(src, "k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"); err != nil {
+			if err := writeK8sModule(src, "node-tools.go.txt"); err != nil {
 				return err
 			}
 			return b.run(ctx, src, []string{"CGO_ENABLED=0"}, "go", "build", "-mod=mod", "-trimpath", "-ldflags", k8sLDFlags(),
