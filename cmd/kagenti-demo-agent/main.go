@@ -22,10 +22,7 @@ import (
 	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
-	"github.com/a2aproject/a2a-go/v2/a2aclient"
-	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/demo"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
@@ -85,74 +82,20 @@ func (o *onward) call(ctx context.Context, incoming, text string) (string, error
 	}
 	var out string
 	if o.tool != "" {
-		answer, err := callTool(ctx, o.tool, token, text)
+		answer, err := demo.Forecast(ctx, o.tool, token, text)
 		if err != nil {
 			return "", fmt.Errorf("tool %s: %w", o.tool, err)
 		}
 		out += " | " + answer
 	}
 	if o.next != "" {
-		answer, err := callAgent(ctx, o.next, token, text)
+		answer, err := demo.SendText(ctx, nil, o.next, token, text)
 		if err != nil {
 			return "", fmt.Errorf("agent %s: %w", o.next, err)
 		}
 		out += " | " + answer
 	}
 	return out, nil
-}
-
-func callAgent(ctx context.Context, cardURL, token, text string) (string, error) {
-	card, err := agentcard.DefaultResolver.Resolve(ctx, cardURL)
-	if err != nil {
-		return "", err
-	}
-	client, err := a2aclient.NewFromCard(ctx, card)
-	if err != nil {
-		return "", err
-	}
-	ctx = a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + token}})
-	res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart(text))})
-	if err != nil {
-		return "", err
-	}
-	m, ok := res.(*a2a.Message)
-	if !ok || len(m.Parts) == 0 {
-		return "", fmt.Errorf("the agent answered a %T", res)
-	}
-	return m.Parts[0].Text(), nil
-}
-
-func callTool(ctx context.Context, endpoint, token, text string) (string, error) {
-	client := mcp.NewClient(&mcp.Implementation{Name: "kagenti-demo-agent", Version: "1.0.0"}, nil)
-	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint,
-		HTTPClient: &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}}, nil)
-	if err != nil {
-		return "", err
-	}
-	defer session.Close()
-	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "forecast", Arguments: map[string]any{"city": text}})
-	if err != nil {
-		return "", err
-	}
-	if res.IsError || len(res.Content) == 0 {
-		return "", fmt.Errorf("tool error: %v", res.Content)
-	}
-	tc, ok := res.Content[0].(*mcp.TextContent)
-	if !ok {
-		return "", fmt.Errorf("the tool answered %T", res.Content[0])
-	}
-	return tc.Text, nil
-}
-
-type bearer struct {
-	token string
-	next  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.next.RoundTrip(r)
 }
 
 func env(key, def string) string {

@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/a2aproject/a2a-go/v2/a2a"
-	"github.com/a2aproject/a2a-go/v2/a2aclient"
-	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/demo"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
 )
@@ -46,16 +44,11 @@ func testAccNodeNamespace(t *testing.T, client kubernetes.Interface) string {
 // testAccNodeHCL places a workload on the real node: its node selector and a toleration of its
 // taint, as the value of a pod (or router_pod) attribute, with extra attributes appended.
 func testAccNodeHCL(extra string) string {
-	sb := testAccSandbox.Node
-	var sel []string
-	for k, v := range sb.NodeSelector {
-		sel = append(sel, fmt.Sprintf("%q = %q", k, v))
-	}
 	return fmt.Sprintf(`{
-    node_selector = { %s }
-    tolerations   = [{ key = %q, operator = "Exists", effect = "NoSchedule" }]
-    %s
-  }`, strings.Join(sel, ", "), sb.TaintKey, extra)
+    node_selector = { %[1]q = "true" }
+    tolerations   = [{ key = %[1]q, operator = "Exists", effect = "NoSchedule" }]
+    %[2]s
+  }`, testenv.NodeTaintKey, extra)
 }
 
 // clusterDNSClient is an HTTP client of a machine outside the cluster that resolves names with
@@ -77,9 +70,13 @@ func clusterDNSClient() *http.Client {
 // Service; agent 1 takes its JWT-SVID from the node's Workload API (attested by SPIRE's
 // Kubernetes workload attestor), exchanges its token for the router and calls agent 2, which
 // calls the tool the same way. Each hop reports the token it got: addressed to it, exchanged by
-// the router, for the caller's subject. No Secret exists, and a caller that agent 2 does not
-// allow is refused.
-func TestAccNode_EndToEnd(t *testing.T) {
+// the router, for the caller's subject; the same with @a2a-js/sdk 0.3 and 1.x clients. No Secret
+// exists, and a caller that agent 2 does not allow is refused.
+func TestAccNode_EndToEnd(t *testing.T) { testAccNodeRun(t, testAccNodeEndToEnd) }
+
+// testAccNodeRun runs a real-node test under each CLI: identities registered through the SPIRE
+// server API, and pods mounting the node agent's Workload API socket.
+func testAccNodeRun(t *testing.T, test func(*testing.T, kubernetes.Interface, *identityTestEnv)) {
 	client := testAccKube(t)
 	env := newIdentityTestEnv(t)
 	testAccSpireMode(t, testenv.SpireTCP)
@@ -87,7 +84,7 @@ func TestAccNode_EndToEnd(t *testing.T) {
 	for _, cli := range testAccCLIs {
 		t.Run(cli.name, func(t *testing.T) {
 			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
-			testAccNodeEndToEnd(t, client, env)
+			test(t, client, env)
 		})
 	}
 }
@@ -173,25 +170,52 @@ resource "kagenti_tool" "weather" {
 					return fmt.Errorf("ui login: %w", err)
 				}
 				hc := clusterDNSClient()
-				answer, err := sendThroughRouter(ctx, hc, router+"/a2a/"+ns+"/agent1", uiToken, "weather in Brno?")
+				answer, err := demo.SendText(ctx, hc, router+"/a2a/"+ns+"/agent1", uiToken, "weather in Brno?")
 				if err != nil {
 					return fmt.Errorf("agent 1 through the router's Service: %w", err)
 				}
 				t.Logf("answer: %s", answer)
-				hops := strings.Split(answer, " | ")
-				if len(hops) != 3 {
-					return fmt.Errorf("want the answers of agent 1, agent 2 and the tool, got %q", answer)
+				sub := fmt.Sprint(claims(t, uiToken)["sub"])
+				// Each hop says who it is, what it was asked and the claims of the token it received.
+				checkHops := func(answer, text string) error {
+					hops := strings.Split(answer, " | ")
+					if len(hops) != 3 {
+						return fmt.Errorf("want the answers of agent 1, agent 2 and the tool, got %q", answer)
+					}
+					for i, hop := range []struct{ prefix, aud string }{
+						{fmt.Sprintf("Hello from agent1! You said %q", text), id("agent1")},
+						{fmt.Sprintf("Hello from agent2! You said %q", text), id("agent2")},
+						{"weather-tool: sunny in " + text, id("weather-tool")},
+					} {
+						want := regexp.MustCompile(`The token I received: aud=\[?[^ ]*` + regexp.QuoteMeta(hop.aud) + `[^ ]* azp=` +
+							regexp.QuoteMeta(routerID) + ` sub=` + regexp.QuoteMeta(sub) + `$`)
+						if !strings.HasPrefix(hops[i], hop.prefix) || !want.MatchString(hops[i]) {
+							return fmt.Errorf("hop %d said %q; want %q and a token for %s, exchanged by the router for %v", i+1, hops[i], hop.prefix, hop.aud, sub)
+						}
+					}
+					return nil
 				}
-				sub := claims(t, uiToken)["sub"]
-				for i, hop := range []struct{ prefix, aud string }{
-					{`Hello from agent1! You said "weather in Brno?"`, id("agent1")},
-					{`Hello from agent2! You said "weather in Brno?"`, id("agent2")},
-					{"weather-tool: sunny in weather in Brno?", id("weather-tool")},
-				} {
-					want := regexp.MustCompile(`The token I received: aud=\[?[^ ]*` + regexp.QuoteMeta(hop.aud) + `[^ ]* azp=` +
-						regexp.QuoteMeta(routerID) + ` sub=` + regexp.QuoteMeta(fmt.Sprint(sub)) + `$`)
-					if !strings.HasPrefix(hops[i], hop.prefix) || !want.MatchString(hops[i]) {
-						return fmt.Errorf("hop %d said %q; want %q and a token for %s, exchanged by the router for %v", i+1, hops[i], hop.prefix, hop.aud, sub)
+				if err := checkHops(answer, "weather in Brno?"); err != nil {
+					return err
+				}
+				// The same through the router's Service with @a2a-js/sdk clients of both lines (the
+				// 0.3 one translated by the router). They cannot resolve the cluster's names, so the
+				// card's interface URLs are replaced with the Service's ClusterIP.
+				svc, err := client.CoreV1().Services(ns).Get(ctx, "kagenti-router", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				viaIP := "http://" + svc.Spec.ClusterIP + "/a2a/" + ns + "/agent1"
+				for _, v := range a2aJSVersions {
+					text := "weather in Praha? (A2A " + v.version + ")"
+					lines, err := runA2AJSClient(ctx, t, v.dir, "call", "CARD_URL="+viaIP+"/.well-known/agent-card.json",
+						"OVERRIDE_URL="+viaIP, "TOKEN="+uiToken, "TRANSPORT=JSONRPC", "TEXT="+text)
+					if err != nil || len(lines) != 1 || lines[0]["ok"] != true {
+						return fmt.Errorf("@a2a-js/sdk %s client through the router's Service: %v %v", v.version, lines, err)
+					}
+					t.Logf("@a2a-js/sdk %s client: %s", v.version, lines[0]["text"])
+					if err := checkHops(fmt.Sprint(lines[0]["text"]), text); err != nil {
+						return fmt.Errorf("@a2a-js/sdk %s client: %w", v.version, err)
 					}
 				}
 				secrets, err := client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
@@ -202,7 +226,7 @@ resource "kagenti_tool" "weather" {
 					return fmt.Errorf("the namespace holds %d Secrets (first %s); the flow must need none", len(secrets.Items), secrets.Items[0].Name)
 				}
 				// Agent 2 allows agent 1 only: the ui calling it directly through the router is refused.
-				if _, err := sendThroughRouter(ctx, hc, router+"/a2a/"+ns+"/agent2", uiToken, "sneak"); err == nil {
+				if _, err := demo.SendText(ctx, hc, router+"/a2a/"+ns+"/agent2", uiToken, "sneak"); err == nil {
 					return fmt.Errorf("the ui reached agent 2, which does not allow it")
 				}
 				return nil
@@ -228,48 +252,14 @@ func onRealNode(ctx context.Context, client kubernetes.Interface, ns, name strin
 	return nil
 }
 
-// sendThroughRouter resolves an agent's card at the router and sends it one message with the
-// token, returning the text answer.
-func sendThroughRouter(ctx context.Context, hc *http.Client, cardURL, token, text string) (string, error) {
-	card, err := agentcard.NewResolver(hc).Resolve(ctx, cardURL)
-	if err != nil {
-		return "", fmt.Errorf("card: %w", err)
-	}
-	a2a1, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(hc))
-	if err != nil {
-		return "", err
-	}
-	ctx = a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + token}})
-	res, err := a2a1.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart(text))})
-	if err != nil {
-		return "", err
-	}
-	m, ok := res.(*a2a.Message)
-	if !ok || len(m.Parts) == 0 {
-		return "", fmt.Errorf("answer %+v", res)
-	}
-	return m.Parts[0].Text(), nil
-}
-
 // TestAccNode_ReadinessProbe: on the real node, an agent whose pod fails its readiness probe
 // (it listens on another port than the one declared) keeps wait_for_rollout waiting until the
 // create timeout, with the probe named in the error; applied without waiting, it is not routed
 // (the router answers that the agent is unavailable, not with a connection to a pod that is not
 // ready). Once it listens where it should, the same call goes through.
-func TestAccNode_ReadinessProbe(t *testing.T) {
-	client := testAccKube(t)
-	env := newIdentityTestEnv(t)
-	testAccSpireMode(t, testenv.SpireTCP)
-	t.Setenv("KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH", testAccSandbox.Node.WorkloadAPIDir)
-	for _, cli := range testAccCLIs {
-		t.Run(cli.name, func(t *testing.T) {
-			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
-			testAccNodeReadinessProbe(t, client, env)
-		})
-	}
-}
+func TestAccNode_ReadinessProbe(t *testing.T) { testAccNodeRun(t, testAccNodeReadinessProbe) }
 
-func testAccNodeReadinessProbe(t *testing.T, client kubernetes.Interface, env *identityTestEnv) {
+func testAccNodeReadinessProbe(t *testing.T, client kubernetes.Interface, _ *identityTestEnv) {
 	ns := testAccNodeNamespace(t, client)
 	router := fmt.Sprintf("http://kagenti-router.%s.svc.cluster.local", ns)
 	images := testAccSandbox.Node.Images
@@ -299,7 +289,7 @@ resource "kagenti_agent" "probed" {
 	call := func() (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		return sendThroughRouter(ctx, clusterDNSClient(), router+"/a2a/"+ns+"/probed", "", "are you there?")
+		return demo.SendText(ctx, clusterDNSClient(), router+"/a2a/"+ns+"/probed", "", "are you there?")
 	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+	"github.com/kagenti/terraform-provider-kagenti/internal/demo"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/router"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
@@ -93,24 +94,7 @@ func (a *e2eAgent) callNext(ctx context.Context, incoming, text string) (string,
 	if err != nil {
 		return "", fmt.Errorf("%s: exchange for the router: %w", a.name, err)
 	}
-	card, err := agentcard.DefaultResolver.Resolve(ctx, a.next)
-	if err != nil {
-		return "", err
-	}
-	client, err := a2aclient.NewFromCard(ctx, card)
-	if err != nil {
-		return "", err
-	}
-	ctx = a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + token}})
-	res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart(text))})
-	if err != nil {
-		return "", err
-	}
-	m, ok := res.(*a2a.Message)
-	if !ok {
-		return "", fmt.Errorf("next agent answered a %T", res)
-	}
-	return m.Parts[0].Text(), nil
+	return demo.SendText(ctx, nil, a.next, token, text)
 }
 
 // callTool calls the forecast tool through the router with a token exchanged for the router.
@@ -119,20 +103,11 @@ func (a *e2eAgent) callTool(ctx context.Context, incoming, city string) (string,
 	if err != nil {
 		return "", fmt.Errorf("%s: exchange for the router: %w", a.name, err)
 	}
-	client := mcp.NewClient(&mcp.Implementation{Name: a.name, Version: "1.0.0"}, nil)
-	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: a.tool, HTTPClient: &http.Client{Transport: bearerRoundTripper{token: token}}}, nil)
+	answer, err := demo.Forecast(ctx, a.tool, token, city)
 	if err != nil {
-		return "", fmt.Errorf("%s: MCP session with the tool through the router: %w", a.name, err)
+		return "", fmt.Errorf("%s: the tool through the router: %w", a.name, err)
 	}
-	defer session.Close()
-	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "forecast", Arguments: map[string]any{"city": city}})
-	if err != nil {
-		return "", err
-	}
-	if res.IsError {
-		return "", fmt.Errorf("tool error: %v", res.Content)
-	}
-	return res.Content[0].(*mcp.TextContent).Text, nil
+	return answer, nil
 }
 
 // e2eTool is an MCP tool server (the official SDK) on loopback that records the token of every
@@ -362,7 +337,7 @@ resource "kagenti_agent" "agent1" {
 				// Agent 1 as an MCP tool: an MCP client (the official Go SDK) calls it through the router.
 				mcpClient := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1.0.0"}, nil)
 				session, err := mcpClient.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: routerURL + "/mcp/" + ns,
-					HTTPClient: &http.Client{Transport: bearerRoundTripper{token: uiToken}}}, nil)
+					HTTPClient: &http.Client{Transport: demo.Bearer{Token: uiToken}}}, nil)
 				if err != nil {
 					return fmt.Errorf("MCP session through the router: %w", err)
 				}
@@ -436,14 +411,6 @@ func startRouter(ctx context.Context, t *testing.T, client kubernetes.Interface,
 		cancel()
 		stopRouter(rt)
 	}
-}
-
-type bearerRoundTripper struct{ token string }
-
-func (b bearerRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return http.DefaultTransport.RoundTrip(r)
 }
 
 type testWriter struct{ t *testing.T }

@@ -33,7 +33,8 @@ const errorInfo = (e) => ({
 
 // runClient runs the mode named by argv[2] with an SDK line's client:
 //   flow: card, send, stream, get, resubscribe, cancel; one JSON line per step, exit 1 on the first error.
-//   call: one blocking send; prints {"ok":true,"state":..} or {"ok":false,"error":..}; always exit 0.
+//   call: one blocking send (of $TEXT, else "hello"); prints {"ok":true,"state":..,"text":..} or
+//         {"ok":false,"error":..}; always exit 0.
 // sdk: connect() → {client, transport, protocolVersion}; msg(text, nonBlocking); task(id) → the
 // params naming a task; summary(result) → {state, text}; describe(event) → "kind:detail";
 // stateOf(event) → a 0.3 state name or undefined; taskIdOf(event); norm(state) → a 0.3 state name.
@@ -85,7 +86,8 @@ export async function runClient(sdk) {
   const call = async () => {
     try {
       const { client } = await sdk.connect();
-      out({ ok: true, state: sdk.summary(await client.sendMessage(sdk.msg('hello'))).state });
+      const { state, text } = sdk.summary(await client.sendMessage(sdk.msg(process.env.TEXT ?? 'hello')));
+      out({ ok: true, state, text });
     } catch (e) {
       out({ ok: false, error: errorInfo(e) });
     }
