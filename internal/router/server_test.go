@@ -59,7 +59,7 @@ func oneAgentRouter(t *testing.T, up *url.URL, cfg Config) (*Router, string) {
 	return startRouter(t, cfg)
 }
 
-// holdingAgent accepts one connection, reads one request and signals it, then waits for the
+// holdingAgent accepts one connection, reads one request, body included, and signals it, then waits for the
 // router to close the connection and signals that.
 func holdingAgent(t *testing.T) (up *url.URL, gotRequest, sawClose chan struct{}) {
 	t.Helper()
@@ -75,11 +75,18 @@ func holdingAgent(t *testing.T) (up *url.URL, gotRequest, sawClose chan struct{}
 			return
 		}
 		defer c.Close()
-		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		// The whole body first: a body that arrives after the headers must not be taken for
+		// the router's next move.
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
 			return
 		}
 		close(gotRequest)
-		_, _ = c.Read(make([]byte, 1)) // then waits: the router must close
+		_, _ = br.ReadByte() // then waits: the router must close
 		close(sawClose)
 	}()
 	return &url.URL{Scheme: "http", Host: l.Addr().String()}, gotRequest, sawClose
