@@ -21,7 +21,7 @@ if [[ -f $work/pids ]]; then
   kill $(cat "$work/pids") 2>/dev/null || true
   rm -f "$work/pids"
 fi
-if [[ -z ${KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH:-} ]]; then
+if [[ -z ${KAGENTI_SPIRE_WORKLOAD_API_CSI_DRIVER:-} ]]; then
   echo "the sandbox in $SANDBOX_DIR has no real node: 'make sandbox-down', then 'make demo' again" >&2
   exit 1
 fi

@@ -58,7 +58,7 @@ variable "keycloak_ca_pem" {
 }
 
 # kagenti-router in the cluster. With the SPIRE agent's Workload API mounted into pods
-# (KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH), it logs in to Keycloak with its JWT-SVID: no secret.
+# (by the SPIFFE CSI driver, KAGENTI_SPIRE_WORKLOAD_API_CSI_DRIVER), it logs in to Keycloak with its JWT-SVID: no secret.
 resource "kagenti_platform" "main" {
   namespace        = "default"
   create_namespace = false

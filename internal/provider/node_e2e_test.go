@@ -23,17 +23,39 @@ import (
 	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
 )
 
-// testAccNodeNamespace is a namespace for pods of the real node. Its pods mount the SPIRE
-// agent's socket with a hostPath volume, which Pod Security's baseline and restricted profiles
-// forbid, so it enforces none.
-func testAccNodeNamespace(t *testing.T, client kubernetes.Interface) string {
+// nodeWorkloadAPI is how the pods of a real-node test reach the node agent's Workload API socket.
+type nodeWorkloadAPI struct {
+	name string
+	// env is the provider setting that chooses the volume, and its value.
+	env func() (key, value string)
+	// podSecurity is the strictest Pod Security level the volume allows, which the test's
+	// namespace enforces.
+	podSecurity string
+}
+
+var (
+	// workloadAPIByCSI is the SPIFFE CSI driver: an inline CSI volume, allowed by the restricted
+	// profile.
+	workloadAPIByCSI = nodeWorkloadAPI{name: "csi", podSecurity: "restricted",
+		env: func() (string, string) { return "KAGENTI_SPIRE_WORKLOAD_API_CSI_DRIVER", testAccSandbox.Node.CSIDriver }}
+	// workloadAPIByHostPath is a hostPath volume of the socket's directory, which the baseline
+	// and restricted profiles forbid.
+	workloadAPIByHostPath = nodeWorkloadAPI{name: "hostPath", podSecurity: "privileged",
+		env: func() (string, string) {
+			return "KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH", testAccSandbox.Node.WorkloadAPIDir
+		}}
+)
+
+// testAccNodeNamespace is a namespace for pods of the real node that enforces a Pod Security
+// level.
+func testAccNodeNamespace(t *testing.T, client kubernetes.Interface, podSecurity string) string {
 	t.Helper()
 	if testAccSandbox.Node.Name == "" {
 		t.Fatal("the sandbox has no real node (component \"node\")")
 	}
 	name := "node-" + rand.String(6)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-		"pod-security.kubernetes.io/enforce": "privileged"}}}
+		"pod-security.kubernetes.io/enforce": podSecurity}}}
 	if _, err := client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -72,25 +94,29 @@ func clusterDNSClient() *http.Client {
 // calls the tool the same way. Each hop reports the token it got: addressed to it, exchanged by
 // the router, for the caller's subject; the same with @a2a-js/sdk 0.3 and 1.x clients. No Secret
 // exists, and a caller that agent 2 does not allow is refused.
-func TestAccNode_EndToEnd(t *testing.T) { testAccNodeRun(t, testAccNodeEndToEnd) }
+func TestAccNode_EndToEnd(t *testing.T) { testAccNodeRun(t, workloadAPIByCSI, testAccNodeEndToEnd) }
 
-// testAccNodeRun runs a real-node test under each CLI: identities registered through the SPIRE
-// server API, and pods mounting the node agent's Workload API socket.
-func testAccNodeRun(t *testing.T, test func(*testing.T, kubernetes.Interface, *identityTestEnv)) {
+// testAccNodeRun runs a real-node test under each CLI, each in a namespace of its own:
+// identities registered through the SPIRE server API, and pods reaching the node agent's
+// Workload API socket the way via says.
+func testAccNodeRun(t *testing.T, via nodeWorkloadAPI, test func(t *testing.T, client kubernetes.Interface, env *identityTestEnv, ns string)) {
 	client := testAccKube(t)
 	env := newIdentityTestEnv(t)
 	testAccSpireMode(t, testenv.SpireTCP)
-	t.Setenv("KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH", testAccSandbox.Node.WorkloadAPIDir)
+	key, value := via.env()
+	if value == "" {
+		t.Fatalf("the sandbox's node has no %s Workload API (sandbox.json)", via.name)
+	}
+	t.Setenv(key, value)
 	for _, cli := range testAccCLIs {
 		t.Run(cli.name, func(t *testing.T) {
 			t.Setenv("TF_ACC_TERRAFORM_PATH", cli.path)
-			test(t, client, env)
+			test(t, client, env, testAccNodeNamespace(t, client, via.podSecurity))
 		})
 	}
 }
 
-func testAccNodeEndToEnd(t *testing.T, client kubernetes.Interface, env *identityTestEnv) {
-	ns := testAccNodeNamespace(t, client)
+func testAccNodeEndToEnd(t *testing.T, client kubernetes.Interface, env *identityTestEnv, ns string) {
 	td := testAccSandbox.Spire.TrustDomain
 	id := func(sa string) string { return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td, ns, sa) }
 	uiID, routerID := id("ui"), id("kagenti-router")
@@ -225,6 +251,17 @@ resource "kagenti_tool" "weather" {
 				if len(secrets.Items) != 0 {
 					return fmt.Errorf("the namespace holds %d Secrets (first %s); the flow must need none", len(secrets.Items), secrets.Items[0].Name)
 				}
+				// Every pod (the router's too) took the socket from the CSI driver, in a namespace
+				// that enforces the restricted profile.
+				pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+				if err != nil {
+					return err
+				}
+				for _, p := range pods.Items {
+					if !mountsCSI(p, testAccSandbox.Node.CSIDriver) {
+						return fmt.Errorf("pod %s does not mount the Workload API with %s: %v", p.Name, testAccSandbox.Node.CSIDriver, p.Spec.Volumes)
+					}
+				}
 				// Agent 2 allows agent 1 only: the ui calling it directly through the router is refused.
 				if _, err := demo.SendText(ctx, hc, router+"/a2a/"+ns+"/agent2", uiToken, "sneak"); err == nil {
 					return fmt.Errorf("the ui reached agent 2, which does not allow it")
@@ -233,6 +270,16 @@ resource "kagenti_tool" "weather" {
 			},
 		}},
 	})
+}
+
+// mountsCSI reports whether a pod has a volume of the CSI driver.
+func mountsCSI(p corev1.Pod, driver string) bool {
+	for _, v := range p.Spec.Volumes {
+		if v.CSI != nil && v.CSI.Driver == driver {
+			return true
+		}
+	}
+	return false
 }
 
 // onRealNode checks that a Deployment's pods run on the real node, and are ready.
@@ -257,10 +304,11 @@ func onRealNode(ctx context.Context, client kubernetes.Interface, ns, name strin
 // create timeout, with the probe named in the error; applied without waiting, it is not routed
 // (the router answers that the agent is unavailable, not with a connection to a pod that is not
 // ready). Once it listens where it should, the same call goes through.
-func TestAccNode_ReadinessProbe(t *testing.T) { testAccNodeRun(t, testAccNodeReadinessProbe) }
+func TestAccNode_ReadinessProbe(t *testing.T) {
+	testAccNodeRun(t, workloadAPIByHostPath, testAccNodeReadinessProbe)
+}
 
-func testAccNodeReadinessProbe(t *testing.T, client kubernetes.Interface, _ *identityTestEnv) {
-	ns := testAccNodeNamespace(t, client)
+func testAccNodeReadinessProbe(t *testing.T, client kubernetes.Interface, _ *identityTestEnv, ns string) {
 	router := fmt.Sprintf("http://kagenti-router.%s.svc.cluster.local", ns)
 	images := testAccSandbox.Node.Images
 	config := func(listen string, wait bool) string {

@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -81,6 +82,9 @@ type NodeInfo struct {
 	// for a hostPath volume; WorkloadAPISocket is reachable from this host too.
 	WorkloadAPIDir    string `json:"workload_api_dir"`
 	WorkloadAPISocket string `json:"workload_api_socket"`
+	// CSIDriver is the SPIFFE CSI driver that mounts WorkloadAPIDir into pods as an inline
+	// volume (which Pod Security's restricted profile allows, unlike a hostPath).
+	CSIDriver string `json:"csi_driver"`
 	// ParentID is the node agent's alias, the parent of the entries its pods get.
 	ParentID string `json:"parent_id"`
 	// Images maps router, demo-agent and demo-tool to their imported references.
@@ -393,6 +397,9 @@ func (s *Sandbox) startNode(ctx context.Context, client kubernetes.Interface, se
 	if err := grantSpireAgentKubelet(ctx, client); err != nil {
 		return err
 	}
+	if err := s.startSpiffeCSI(ctx, client, filepath.Join(dir, "kubelet")); err != nil {
+		return err
+	}
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
 		if err != nil {
@@ -407,10 +414,51 @@ func (s *Sandbox) startNode(ctx context.Context, client kubernetes.Interface, se
 	}); err != nil {
 		return fmt.Errorf("node %s not Ready: %w; kubelet log:\n%s", NodeName, err, tailFile(s.logPath("kubelet"), 30))
 	}
-	s.Node = NodeInfo{Name: NodeName, Gateway: NodeGateway, WorkloadAPIDir: filepath.Join(NodeRunDir, "spire"),
+	s.Node = NodeInfo{Name: NodeName, Gateway: NodeGateway, WorkloadAPIDir: filepath.Join(NodeRunDir, "spire"), CSIDriver: SpiffeCSIDriver,
 		Images:    map[string]string{"router": ImageRouter, "demo-agent": ImageDemoAgent, "demo-tool": ImageDemoTool},
 		StartedIn: time.Since(started).Round(10 * time.Millisecond).String()}
 	return nil
+}
+
+// SpiffeCSIDriver is the name of the CSI driver that mounts the node's Workload API socket
+// directory into pods (the provider's spire.workload_api_csi_driver).
+const SpiffeCSIDriver = "csi.spiffe.io"
+
+// startSpiffeCSI registers the SPIFFE CSI driver with the cluster (its CSIDriver object: inline
+// ephemeral volumes only, nothing to attach) and starts it; it is healthy once the kubelet lists
+// it on the node's CSINode, i.e. once pods can mount it.
+func (s *Sandbox) startSpiffeCSI(ctx context.Context, client kubernetes.Interface, kubeletRoot string) error {
+	podInfo, attach := true, false
+	driver := &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: SpiffeCSIDriver},
+		Spec: storagev1.CSIDriverSpec{AttachRequired: &attach, PodInfoOnMount: &podInfo,
+			VolumeLifecycleModes: []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecycleEphemeral}}}
+	if _, err := client.StorageV1().CSIDrivers().Create(ctx, driver, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	csiDir := filepath.Join(NodeRunDir, "csi")
+	if err := os.MkdirAll(csiDir, 0o700); err != nil {
+		return err
+	}
+	csi := &Process{
+		Name: "spiffe-csi-driver", Path: s.builder.Path(SpiffeCSI(), "spiffe-csi-driver"), LogPath: s.logPath("spiffe-csi-driver"),
+		Args: []string{"-node-id", NodeName, "-plugin-name", SpiffeCSIDriver,
+			"-csi-socket-path", filepath.Join(csiDir, "csi.sock"),
+			"-registration-socket-path", filepath.Join(kubeletRoot, "plugins_registry", SpiffeCSIDriver+"-reg.sock"),
+			"-workload-api-socket-dir", filepath.Join(NodeRunDir, "spire")},
+		Healthy: func(ctx context.Context) error {
+			n, err := client.StorageV1().CSINodes().Get(ctx, NodeName, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, d := range n.Spec.Drivers {
+				if d.Name == SpiffeCSIDriver {
+					return nil
+				}
+			}
+			return fmt.Errorf("the kubelet has not registered %s yet", SpiffeCSIDriver)
+		},
+	}
+	return s.start(ctx, csi)
 }
 
 // grantSpireAgentKubelet lets the spire-agent read the kubelet's pod list (nodes/proxy, and

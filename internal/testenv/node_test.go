@@ -94,7 +94,11 @@ func TestNodeCrashCleanup(t *testing.T) {
 					NodeSelector: map[string]string{NodeTaintKey: "true"},
 					Tolerations:  []corev1.Toleration{{Key: NodeTaintKey, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
 					Containers: []corev1.Container{{Name: "tool", Image: ImageDemoTool, ImagePullPolicy: corev1.PullNever,
-						Args: []string{"-listen=:8080"}}},
+						Args:         []string{"-listen=:8080"},
+						VolumeMounts: []corev1.VolumeMount{{Name: "spiffe", MountPath: "/spiffe-workload-api", ReadOnly: true}}}},
+					// The SPIFFE CSI driver's bind mount must be undone after the crash too.
+					Volumes: []corev1.Volume{{Name: "spiffe", VolumeSource: corev1.VolumeSource{
+						CSI: &corev1.CSIVolumeSource{Driver: SpiffeCSIDriver, ReadOnly: ptr.To(true)}}}},
 				},
 			},
 		},

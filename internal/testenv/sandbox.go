@@ -130,7 +130,7 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 		ComponentKubernetes: {Kubernetes(), Kwok()},
 		ComponentSpire:      {Spire()},
 		ComponentKeycloak:   {Keycloak()},
-		ComponentNode:       {Node(), Containerd(), CoreDNS()},
+		ComponentNode:       {Node(), Containerd(), CoreDNS(), SpiffeCSI()},
 	}
 	if opts.has(ComponentNode) && !opts.has(ComponentKubernetes) {
 		return nil, errors.New("the sandbox component \"node\" needs \"kubernetes\"")
@@ -397,11 +397,11 @@ func (s *Sandbox) Summary() string {
 // admin password of this throw-away sandbox).
 func (s *Sandbox) WriteEnvFile(path string) error {
 	env := s.Env()
-	if s.Node.WorkloadAPIDir != "" {
+	if s.Node.CSIDriver != "" {
 		// For a shell's applies (make demo): pods of the real node mount the SPIRE agent's
-		// socket. Tests set it themselves, only where pods run for real (hostPath volumes are
-		// not allowed in the restricted namespaces of the others).
-		env["KAGENTI_SPIRE_WORKLOAD_API_HOST_PATH"] = s.Node.WorkloadAPIDir
+		// socket with the SPIFFE CSI driver. Tests choose for themselves, only where pods run
+		// for real.
+		env["KAGENTI_SPIRE_WORKLOAD_API_CSI_DRIVER"] = s.Node.CSIDriver
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {

@@ -185,7 +185,7 @@ func (b *Builder) moduleDir(ctx context.Context, workDir, modVersion string) (st
 // Tools returns the full set, in the order a cold build should run them (the slowest and most
 // needed first).
 func Tools() []Tool {
-	return []Tool{Kubernetes(), Node(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK(), MCPPython(), Containerd(), CoreDNS()}
+	return []Tool{Kubernetes(), Node(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK(), MCPPython(), Containerd(), CoreDNS(), SpiffeCSI()}
 }
 
 // ToolByName finds a tool of Tools by name.
@@ -573,6 +573,47 @@ func CoreDNS() Tool {
 			}
 			return b.run(ctx, src, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w",
 				"-o", filepath.Join(out, "coredns"), ".")
+		},
+	}
+}
+
+// SpiffeCSIVersion is the SPIFFE CSI driver that gives the real node's pods the Workload API
+// socket as an inline CSI volume, which the restricted Pod Security profile allows (a hostPath
+// volume it does not). v0.2.3 is the newest the Go module proxy serves.
+const SpiffeCSIVersion = "v0.2.3"
+
+//go:embed spiffecsibuild/main.go.txt
+var spiffeCSIMain []byte
+
+// SpiffeCSI is the SPIFFE CSI driver with the kubelet plugin registration in the same binary,
+// built in a scratch module.
+func SpiffeCSI() Tool {
+	return Tool{
+		Name:    "spiffe-csi",
+		Version: SpiffeCSIVersion,
+		Files:   []string{"spiffe-csi-driver"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			src := filepath.Join(b.CacheDir, "src", "spiffe-csi-"+SpiffeCSIVersion)
+			if err := os.MkdirAll(src, 0o755); err != nil {
+				return err
+			}
+			// genproto is pinned past its split into submodules: spiffe-csi's older one makes
+			// errdetails an ambiguous import next to grpc's.
+			goMod := "module kagenti.local/spiffe-csi\n\ngo 1.26.0\n\nrequire (\n" +
+				"\tgithub.com/spiffe/spiffe-csi " + SpiffeCSIVersion + "\n" +
+				"\tk8s.io/kubelet v0" + strings.TrimPrefix(KubernetesVersion, "v1") + "\n" +
+				"\tgoogle.golang.org/genproto v0.0.0-20261026165753-2ffab32bce7e\n)\n"
+			if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(goMod), 0o644); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(src, "main.go"), spiffeCSIMain, 0o644); err != nil {
+				return err
+			}
+			if err := b.run(ctx, src, nil, "go", "mod", "tidy"); err != nil {
+				return err
+			}
+			return b.run(ctx, src, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w",
+				"-o", filepath.Join(out, "spiffe-csi-driver"), ".")
 		},
 	}
 }
