@@ -94,5 +94,9 @@ curl -sf -X POST "$ROUTER/mcp/default" -H 'Content-Type: application/json' -H 'A
   | sse_json '"  " + d["result"]["content"][0]["text"].replace(" | ", "\n  ")'
 
 echo
+echo "Who may call whom (tofu output access; each resource's access attribute, as a plan shows it):"
+"$tofu_dir/tofu" -chdir="$work" output -json access | json '"\n".join("  " + l for l in d)'
+
+echo
 echo "Router: $ROUTER ('$kubectl logs -n default deploy/kagenti-router'); agent: '$kubectl logs -n default deploy/hello-agent'"
 echo "Sandbox still running: 'make sandbox-status', 'make sandbox-down'. State: $work/terraform.tfstate"

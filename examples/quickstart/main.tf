@@ -77,8 +77,16 @@ resource "kagenti_tool" "weather" {
   port      = 8080
   pod       = merge(var.real_node, { args = ["-listen=:8080"] })
   identity = {
-    keycloak_client = { allowed_callers = [kagenti_agent.hello.client_id, kagenti_platform.main.router_client_id] }
+    keycloak_client = {
+      allowed_callers = [kagenti_agent.hello.client_id, local.weather_service_id, kagenti_platform.main.router_client_id]
+    }
   }
+}
+
+locals {
+  # The tool names the agent that lists it in tools by its SPIFFE ID: a reference to the agent
+  # would be a cycle. The agent's client claims the grant when it is created.
+  weather_service_id = "spiffe://${data.kagenti_environment.current.spire.trust_domain}/ns/default/sa/weather-service"
 }
 
 # One agent wired to it, on simulated nodes (the image is an example): its composition, card and
@@ -92,6 +100,11 @@ resource "kagenti_agent" "weather" {
   skills      = [{ id = "forecast", name = "Forecast", tags = ["weather"] }]
   tools       = [kagenti_tool.weather.id]
   replicas    = 2
+  # Calls the tool through the router with its own identity; the plan fails if the tool does
+  # not allow it.
+  identity = {
+    keycloak_client = { token_exchange = true, audiences = [kagenti_platform.main.router_client_id] }
+  }
 }
 
 output "agent" {
@@ -157,4 +170,10 @@ output "router_audience_scope" {
 
 output "demo_client_id" {
   value = kagenti_identity.demo_client.keycloak_client_id
+}
+
+# Who may call whom: every edge of the environment, one line each (see the identities guide).
+output "access" {
+  value = sort(concat(kagenti_tool.weather.access, kagenti_agent.weather.access, kagenti_agent.hello.access,
+  kagenti_identity.demo_client.access))
 }

@@ -16,6 +16,10 @@ type WorkloadClient struct {
 	Callers, Audiences []string
 	// RevokeCallers and RevokeAudiences were granted before and are no longer wanted.
 	RevokeCallers, RevokeAudiences []string
+	// MissingCaller, when set, is told of each caller that has no client yet, which is then
+	// skipped instead of failing: the caller gets its grant when its own client is created
+	// (an agent and a tool that allow each other cannot both be created first).
+	MissingCaller func(clientID string)
 }
 
 // EnsureWorkloadClient brings the SPIFFE identity provider, the client, its audience scope and
@@ -41,7 +45,12 @@ func (c *Client) EnsureWorkloadClient(ctx context.Context, w WorkloadClient) (st
 		return uuid, err
 	}
 	for _, caller := range w.Callers {
-		if err := c.GrantAudience(ctx, caller, spec.ClientID); err != nil {
+		err := c.GrantAudience(ctx, caller, spec.ClientID)
+		if errors.Is(err, ErrNotFound) && w.MissingCaller != nil {
+			w.MissingCaller(caller)
+			continue
+		}
+		if err != nil {
 			return uuid, err
 		}
 	}

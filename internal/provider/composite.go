@@ -75,6 +75,7 @@ type compositeModel struct {
 	Identity types.Object `tfsdk:"identity"`
 	SPIFFEID types.String `tfsdk:"spiffe_id"`
 	ClientID types.String `tfsdk:"client_id"`
+	Access   types.List   `tfsdk:"access"`
 }
 
 type compositeIdentityModel struct {
@@ -335,6 +336,7 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 			MarkdownDescription: "Keycloak client id of the workload (its SPIFFE ID), with `identity.keycloak_client`.",
 			Computed:            true,
 		},
+		"access":  accessAttribute(noun),
 		"objects": objectsAttribute(),
 	}
 	maps.Copy(attrs, workloadAttributes("pod", noun))

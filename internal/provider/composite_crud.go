@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/access"
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
@@ -89,6 +90,9 @@ func (e *compositeEngine) modifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 	m.ID = id // known after create only (see tools: a known id means the tool exists)
 	plan.setOutput(out)
+	if in.Kind == composition.KindTool {
+		e.data.planned.record(in.Namespace+"/"+in.Name, policyOf(in))
+	}
 	resp.Diagnostics.Append(e.checkTools(ctx, in, true)...)
 	if !req.State.Raw.IsNull() {
 		resp.Diagnostics.Append(checkPersistenceChange(priorInput(ctx, req.Private), &in)...)
@@ -102,9 +106,11 @@ func (e *compositeEngine) modifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 }
 
-// checkTools resolves the tool ids wired into an agent to their URLs and transports. At plan
-// time (planning) only ids that are known are checked; unknown ones belong to tools created in
-// the same apply.
+// checkTools resolves the tool ids wired into an agent to their URLs and transports, and fails
+// on a tool whose policy would refuse the agent's calls. At plan time (planning) only ids that
+// are known are checked, against the tool as this plan leaves it when the plan has it; unknown
+// ids belong to tools created in the same apply, which are checked when the agent is applied,
+// before anything of it changes.
 func (e *compositeEngine) checkTools(ctx context.Context, in composition.Input, planning bool) diag.Diagnostics {
 	var diags diag.Diagnostics
 	if len(in.Tools) == 0 {
@@ -136,6 +142,27 @@ func (e *compositeEngine) checkTools(ctx context.Context, in composition.Input, 
 				fmt.Sprintf("No kagenti_tool %q exists. Reference the tool's id (tools = [kagenti_tool.x.id]) so that Terraform creates it first, or fix the id.", t.ID))
 			continue
 		}
+		policy, planned := e.data.planned.lookup(t.ID)
+		if !planning || !planned {
+			policy = contract.Policy{}
+			if raw := svc.GetAnnotations()[keys.Policy()]; raw != "" {
+				if err := json.Unmarshal([]byte(raw), &policy); err != nil {
+					diags.AddAttributeError(p, "Unreadable Tool Policy", fmt.Sprintf("The policy annotation %s of tool %s is not valid JSON (%v): apply the tool again.", keys.Policy(), t.ID, err))
+					continue
+				}
+			}
+		}
+		caller := ""
+		if in.Identity != nil {
+			caller = in.Identity.SPIFFEID
+		}
+		if why := access.Refusal(policy, caller, composition.RouterName); why != "" {
+			diags.AddAttributeError(p, "Tool Refuses This Agent",
+				fmt.Sprintf("Agent %s/%s calls tool %s through the router, which would refuse it: %s. Add the agent's client_id to the tool's "+
+					"identity.keycloak_client.allowed_callers (with kagenti_platform's router_client_id), or take the tool out of tools.",
+					in.Namespace, in.Name, t.ID, why))
+			continue
+		}
 		if !planning {
 			in.Tools[i].URL = svc.GetAnnotations()[keys.URL()]
 			in.Tools[i].Transport = svc.GetLabels()[keys.Transport()]
@@ -160,9 +187,14 @@ func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourc
 	if diags.HasError() {
 		return
 	}
-	diags.Append(e.checkTools(ctx, in, false)...)
-	if diags.HasError() {
-		return
+	// The identity is resolved (nothing changes yet) so that the tools are checked against the
+	// agent's SPIFFE ID.
+	err := e.resolveIdentity(ctx, &in, false)
+	if err == nil {
+		diags.Append(e.checkTools(ctx, in, false)...)
+		if diags.HasError() {
+			return
+		}
 	}
 	c.ID = types.StringValue(in.Namespace + "/" + in.Name)
 	priorIn := priorInput(ctx, prior)
@@ -171,9 +203,15 @@ func (e *compositeEngine) applyAndRecord(ctx context.Context, m compositeResourc
 		priorIdentity = priorIn.Identity
 	}
 	// The identity comes first: pods that start find their entry registered.
-	err := e.resolveIdentity(ctx, &in, false)
 	if err == nil {
-		err = e.ensureIdentity(ctx, in, priorIdentity)
+		var deferred []string
+		deferred, err = e.ensureIdentity(ctx, in, priorIdentity)
+		for _, id := range deferred {
+			diags.AddAttributeWarning(path.Root("identity").AtName("keycloak_client").AtName("allowed_callers"), "Allowed Caller Not There Yet",
+				fmt.Sprintf("%s has no Keycloak client yet, so it could not be granted tokens for %s %s/%s now. It gets the grant when its "+
+					"own client is created (an agent and a tool that allow each other cannot both come first). If it is not meant to "+
+					"exist, check the id for a typo.", id, e.kind, in.Namespace, in.Name))
+		}
 	}
 	if err != nil {
 		diags.AddAttributeError(path.Root("identity"), "Identity Not Reconciled", fmt.Sprintf("Setting up the identity of %s %s/%s "+

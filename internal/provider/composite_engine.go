@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/access"
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 	"github.com/kagenti/terraform-provider-kagenti/internal/kube"
@@ -53,10 +54,15 @@ func (e *compositeEngine) planComputed(ctx context.Context, in composition.Input
 	var diags diag.Diagnostics
 	m.Objects, diags = plannedObjects(ctx, out, identityObjects(ctx, in, true, true)...)
 	setIdentityIDs(in, m)
+	if !callersKnown(ctx, m.Identity) {
+		// A caller created in the same apply (an identity's client id is known once it exists).
+		m.Access = types.ListUnknown(types.StringType)
+	}
 	return out, diags
 }
 
-// setIdentityIDs sets the computed spiffe_id and client_id from a resolved input.
+// setIdentityIDs sets the computed spiffe_id and client_id from a resolved input, and the
+// access edges they lead to.
 func setIdentityIDs(in composition.Input, m *compositeModel) {
 	m.SPIFFEID, m.ClientID = types.StringNull(), types.StringNull()
 	if id := in.Identity; id != nil && id.SPIFFEID != "" {
@@ -65,6 +71,19 @@ func setIdentityIDs(in composition.Input, m *compositeModel) {
 			m.ClientID = types.StringValue(id.SPIFFEID)
 		}
 	}
+	m.Access = accessValue(compositeCallee(in))
+}
+
+// compositeCallee is an agent or tool as the graph sees it: always served by the router.
+func compositeCallee(in composition.Input) access.Callee {
+	c := access.Callee{Namespace: in.Namespace, Name: in.Name, Routed: true, Protocol: in.Protocol, ExposeAsTool: in.ExposeAsTool}
+	if in.Kind == composition.KindTool {
+		c.Protocol = composition.ToolProtocol
+	}
+	if id := in.Identity; id != nil && id.Client != nil {
+		c.Client, c.AllowedCallers = true, id.Client.AllowedCallers
+	}
+	return c
 }
 
 // applied is what an apply learnt about the cluster, so that the state is written without

@@ -2,9 +2,14 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -83,7 +88,14 @@ func (e *compositeEngine) entrySpec(ctx context.Context, in composition.Input) s
 
 // ensureIdentity registers the workload and sets up its client; prior is the identity applied
 // before (grants it had that are gone now are revoked; an identity dropped entirely is removed).
-func (e *compositeEngine) ensureIdentity(ctx context.Context, in composition.Input, prior *composition.Identity) error {
+// Allowed callers that have no client yet are returned as deferred: each gets its grant when its
+// own client is created (claimDeferredGrants).
+func (e *compositeEngine) ensureIdentity(ctx context.Context, in composition.Input, prior *composition.Identity) (deferred []string, err error) {
+	err = e.ensureIdentityDeferring(ctx, in, prior, &deferred)
+	return deferred, err
+}
+
+func (e *compositeEngine) ensureIdentityDeferring(ctx context.Context, in composition.Input, prior *composition.Identity, deferred *[]string) error {
 	if !wantsClientSecret(in.Identity) {
 		if err := e.deleteClientSecret(ctx, in.Namespace, in.Name, prior); err != nil {
 			return err
@@ -137,9 +149,25 @@ func (e *compositeEngine) ensureIdentity(ctx context.Context, in composition.Inp
 	if prior != nil && prior.Client != nil {
 		w.RevokeCallers, w.RevokeAudiences = minus(prior.Client.AllowedCallers, c.AllowedCallers), minus(prior.Client.Audiences, c.Audiences)
 	}
+	w.MissingCaller = func(id string) { *deferred = append(*deferred, id) }
+	// A client new to Keycloak (or to this resource) may have been allowed by callees applied
+	// before it: it claims those grants.
+	claim := prior == nil || prior.Client == nil
+	if !claim {
+		_, err := kc.FindClient(ctx, spec.SPIFFEID)
+		if err != nil && !errors.Is(err, keycloak.ErrNotFound) {
+			return err
+		}
+		claim = err != nil
+	}
 	uuid, err := kc.EnsureWorkloadClient(ctx, w)
 	if err != nil {
 		return err
+	}
+	if claim {
+		if err := e.claimDeferredGrants(ctx, kc, spec.SPIFFEID); err != nil {
+			return err
+		}
 	}
 	if c.Authentication == keycloak.AuthClientSecret {
 		if diags := storeClientSecret(ctx, e.data, kc, uuid, spec.SPIFFEID, in.Namespace, contract.ClientSecretName(in.Name)); diags.HasError() {
@@ -244,4 +272,32 @@ func identityObjects(ctx context.Context, in composition.Input, entryInSync, cli
 
 func wantsClientSecret(id *composition.Identity) bool {
 	return id != nil && id.Client != nil && id.Client.Authentication == keycloak.AuthClientSecret
+}
+
+// claimDeferredGrants grants a client the audiences of every agent and tool whose policy allows
+// it: those applied before the client existed deferred the grant to it.
+func (e *compositeEngine) claimDeferredGrants(ctx context.Context, kc *keycloak.Client, clientID string) error {
+	applier, err := e.data.Applier()
+	if err != nil {
+		return err
+	}
+	keys := contract.NewKeys(e.data.labelDomain)
+	services, err := applier.Typed().CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: keys.Type()})
+	if err != nil {
+		return fmt.Errorf("list the agents and tools that may allow %s: %w", clientID, err)
+	}
+	for _, svc := range services.Items {
+		raw := svc.Annotations[keys.Policy()]
+		if raw == "" || !strings.Contains(raw, clientID) {
+			continue
+		}
+		var p contract.Policy
+		if json.Unmarshal([]byte(raw), &p) != nil || p.Audience == "" || !slices.Contains(p.AllowedCallers, clientID) {
+			continue
+		}
+		if err := kc.GrantAudience(ctx, clientID, p.Audience); err != nil {
+			return err
+		}
+	}
+	return nil
 }

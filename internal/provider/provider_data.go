@@ -62,6 +62,8 @@ type providerData struct {
 
 	// renderer is pure and shared by every composite resource.
 	renderer *composition.Renderer
+	// planned are the tool policies this process has planned (see plannedPolicies).
+	planned plannedPolicies
 
 	mu       sync.Mutex
 	rest     *rest.Config

@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/access"
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/spire"
@@ -80,6 +81,7 @@ type identityResourceModel struct {
 	AudienceScope      types.String `tfsdk:"audience_scope"`
 	TokenURL           types.String `tfsdk:"token_url"`
 	Issuer             types.String `tfsdk:"issuer"`
+	Access             types.List   `tfsdk:"access"`
 }
 
 type keycloakClientModel struct {
@@ -182,6 +184,7 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 					"SPIRE Controller Manager creates an entry per matching pod.", Computed: true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
+			"access": accessAttribute("identity"),
 			"keycloak_client_id": rschema.StringAttribute{
 				MarkdownDescription: "Client id in Keycloak (the SPIFFE ID); null without `keycloak_client`.", Computed: true,
 			},
@@ -373,6 +376,7 @@ func (r *identityResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		plan.KeycloakClientID, plan.KeycloakClientUUID = types.StringNull(), types.StringNull()
 		plan.AudienceScope, plan.TokenURL, plan.Issuer = types.StringNull(), types.StringNull(), types.StringNull()
 	}
+	plan.Access = identityAccess(ctx, &plan)
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
@@ -438,6 +442,7 @@ func (r *identityResource) Create(ctx context.Context, req resource.CreateReques
 	// resource that the next apply replaces and destroy removes: nothing is orphaned.
 	plan.KeycloakClientUUID = types.StringNull()
 	resp.Diagnostics.Append(r.reconcileKeycloak(ctx, &plan, spec, nil)...)
+	plan.Access = identityAccess(ctx, &plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -574,6 +579,7 @@ func (r *identityResource) Read(ctx context.Context, req resource.ReadRequest, r
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	state.Access = identityAccess(ctx, &state)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
@@ -749,6 +755,7 @@ func (r *identityResource) Update(ctx context.Context, req resource.UpdateReques
 		resp.Diagnostics.Append(r.deleteKeycloak(ctx, &state)...)
 	}
 	resp.Diagnostics.Append(r.reconcileKeycloak(ctx, &plan, spec, prior)...)
+	plan.Access = identityAccess(ctx, &plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -873,4 +880,23 @@ func (v durationValidator) ValidateString(ctx context.Context, req validator.Str
 		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Duration",
 			fmt.Sprintf("%s %s, got %q", req.Path, v.Description(ctx), req.ConfigValue.ValueString()))
 	}
+}
+
+// identityAccess is the access attribute of an identity: who may obtain tokens for it (it is
+// not served by the router). Unknown while its callers are.
+func identityAccess(ctx context.Context, m *identityResourceModel) types.List {
+	c := access.Callee{Namespace: m.Namespace.ValueString(), Name: m.ServiceAccount.ValueString()}
+	if !m.KeycloakClient.IsNull() && !m.KeycloakClient.IsUnknown() {
+		var kc keycloakClientModel
+		if diags := m.KeycloakClient.As(ctx, &kc, basetypes.ObjectAsOptions{}); diags.HasError() {
+			return types.ListUnknown(types.StringType)
+		}
+		if kc.AllowedCallers.IsUnknown() || !fullyKnown(ctx, kc.AllowedCallers) {
+			return types.ListUnknown(types.StringType)
+		}
+		c.Client, c.AllowedCallers = true, knownStrings(kc.AllowedCallers)
+	} else if m.KeycloakClient.IsUnknown() {
+		return types.ListUnknown(types.StringType)
+	}
+	return accessValue(c)
 }

@@ -432,10 +432,13 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv, mode teste
 				},
 			},
 			{
+				// The grants live on the callers' clients, so an import does not read who may
+				// call (keycloak_client.allowed_callers, and the access edges from them): the
+				// next apply sets them from the configuration.
 				ResourceName:            callee,
 				ImportState:             true,
 				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"keycloak_client"},
+				ImportStateVerifyIgnore: []string{"keycloak_client", "access"},
 			},
 			{
 				// Import by Keycloak client id, which is the SPIFFE ID.
@@ -443,7 +446,7 @@ func testAccIdentityTokenExchange(t *testing.T, env *identityTestEnv, mode teste
 				ImportState:             true,
 				ImportStateId:           calleeID,
 				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"keycloak_client"},
+				ImportStateVerifyIgnore: []string{"keycloak_client", "access"},
 			},
 			{
 				// A TTL change plans exactly that: an in-place update.

@@ -531,7 +531,7 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 	}
 	if identity != nil {
 		m.setRouterClientID(types.StringValue(identity.Identity.SPIFFEID))
-		if err := r.engine().ensureIdentity(ctx, *identity, nil); err != nil {
+		if _, err := r.engine().ensureIdentity(ctx, *identity, nil); err != nil {
 			diags.AddAttributeError(path.Root("token_exchange"), "Router Identity Not Reconciled", err.Error())
 			return
 		}
