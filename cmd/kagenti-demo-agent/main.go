@@ -115,7 +115,19 @@ func main() {
 	issuerCAPEM := flag.String("issuer-ca", env("KAGENTI_ISSUER_CA_PEM", ""), "PEM of the CA of the issuer (instead of -issuer-ca-file)")
 	audience := flag.String("router-audience", "", "the router's client id: onward calls carry a token for it")
 	socket := flag.String("spiffe-socket", env("SPIFFE_ENDPOINT_SOCKET", ""), "SPIFFE Workload API socket the agent's JWT-SVID comes from")
+	send := flag.String("send", "", "instead of serving: send one message to the agent at this URL (its card's base URL), with "+
+		"the TOKEN environment variable as bearer token, print the answer and exit (1 on failure); a client for tests from inside the cluster")
 	flag.Parse()
+	if *send != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		answer, err := demo.SendText(ctx, &http.Client{Timeout: 10 * time.Second}, *send, os.Getenv("TOKEN"), "hello from inside the cluster")
+		if err != nil {
+			log.Fatalf("send to %s: %v", *send, err)
+		}
+		fmt.Println(answer)
+		return
+	}
 	g := greeter{name: *name}
 	if *next != "" || *tool != "" {
 		if *issuer == "" || *audience == "" || *socket == "" {

@@ -83,6 +83,15 @@ type Input struct {
 	Persistence  *Persistence `json:"persistence,omitempty"`
 	OTELEndpoint string       `json:"otel_endpoint,omitempty"`
 
+	// NetworkPolicy limits a workload that runs in the cluster to calls from the router and to
+	// calls out to the router, DNS, its LLM, OTLP and identity provider endpoints and Egress.
+	// NoNetworkPolicy opts out.
+	NoNetworkPolicy bool         `json:"no_network_policy,omitempty"`
+	Egress          []EgressRule `json:"egress,omitempty"`
+	// IdentityProviderURL is Keycloak's URL as the provider reaches it, where a workload with
+	// a Keycloak client exchanges tokens.
+	IdentityProviderURL string `json:"-"`
+
 	// Identity gives the workload a SPIFFE identity (and a Keycloak client); its env tells the
 	// workload who it is and where to get tokens.
 	Identity *Identity `json:"identity,omitempty"`
@@ -131,6 +140,16 @@ type ToolRef struct {
 	URL       string `json:"url"`
 	Transport string `json:"transport"`
 }
+
+// EgressRule lets a workload's pods open connections to a port, in a CIDR or anywhere.
+type EgressRule struct {
+	CIDR     string `json:"cidr,omitempty"`
+	Port     int64  `json:"port"`
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// EgressProtocols are the protocols an egress rule may name (TCP when empty).
+var EgressProtocols = []string{"TCP", "UDP", "SCTP"}
 
 // Persistence is either a volume (Size) or an external store (Store) for checkpoints.
 type Persistence struct {

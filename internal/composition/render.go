@@ -40,9 +40,10 @@ const (
 	KeyService        = "service"
 	KeyHPA            = "hpa"
 	KeyPDB            = "pdb"
+	KeyNetworkPolicy  = "networkpolicy"
 )
 
-var allObjectKeys = []string{KeyServiceAccount, KeyPVC, KeyCard, KeyDeployment, KeyService, KeyHPA, KeyPDB}
+var allObjectKeys = []string{KeyServiceAccount, KeyPVC, KeyCard, KeyNetworkPolicy, KeyDeployment, KeyService, KeyHPA, KeyPDB}
 
 // objectGVK is the kind each key renders; a custom template must keep it, since pruning and
 // drift detection look objects up by it.
@@ -54,6 +55,7 @@ var objectGVK = map[string]schema.GroupVersionKind{
 	KeyService:        {Version: "v1", Kind: "Service"},
 	KeyHPA:            {Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"},
 	KeyPDB:            {Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"},
+	KeyNetworkPolicy:  {Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicy"},
 }
 
 // ComposedKinds are every kind a composite may own, for pruning and deletion.
@@ -129,6 +131,10 @@ type templateData struct {
 	MountPath          string
 	WorkloadAPI        WorkloadAPI
 	Resources          *Resources
+	// RouterLabels select the router's pods (in any namespace), the only ones that may call
+	// the workload; Egress are the workload's other destinations (NetworkPolicy).
+	RouterLabels map[string]string
+	Egress       []EgressRule
 }
 
 // Renderer renders composites from a template set. The zero value is not usable; use
@@ -193,6 +199,10 @@ func objectKeys(in Input) []string {
 	}
 	if in.Kind == KindAgent {
 		keys = append(keys, KeyCard)
+	}
+	if inCluster && !in.NoNetworkPolicy {
+		// Before the Deployment: its pods start isolated.
+		keys = append(keys, KeyNetworkPolicy)
 	}
 	if inCluster {
 		keys = append(keys, KeyDeployment)
@@ -294,6 +304,8 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 		data.WorkloadAPI = in.Identity.WorkloadAPI
 	}
 	data.Env = composeEnv(in, p, port, data.MountPath)
+	data.RouterLabels = map[string]string{"app.kubernetes.io/name": RouterName, keys.Type(): "platform"}
+	data.Egress = workloadEgress(in)
 
 	spec, err := json.Marshal(in.Published())
 	if err != nil {

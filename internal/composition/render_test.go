@@ -20,6 +20,8 @@ var update = flag.Bool("update", false, "rewrite testdata/*/want.yaml from the c
 // goldenInput is a testdata input: the composition input plus the provider-level label domain.
 type goldenInput struct {
 	LabelDomain string `json:"label_domain"`
+	// IdentityProviderURL is the provider's Keycloak URL (not part of the stored spec).
+	IdentityProviderURL string `json:"identity_provider_url"`
 	composition.Input
 }
 
@@ -70,7 +72,7 @@ func TestRenderGolden(t *testing.T) {
 				t.Fatalf("%s: %v", inputPath, err)
 			}
 			in := gi.Input
-			in.LabelDomain = gi.LabelDomain
+			in.LabelDomain, in.IdentityProviderURL = gi.LabelDomain, gi.IdentityProviderURL
 			got := render(t, r, in)
 			if again := render(t, r, in); !bytes.Equal(got, again) {
 				t.Fatalf("rendering is not deterministic:\n%s", cmp.Diff(string(got), string(again)))
@@ -207,7 +209,23 @@ func TestValidate(t *testing.T) {
 			change: func(in *composition.Input) {
 				in.Patches = []composition.Patch{{Target: "hpa", Type: "merge", Patch: "{}"}}
 			},
-			want: []string{`composition.patches[0].target: Unsupported value: "hpa": supported values: "serviceaccount", "card", "deployment", "service"`},
+			want: []string{`composition.patches[0].target: Unsupported value: "hpa": supported values: "serviceaccount", "card", "networkpolicy", "deployment", "service"`},
+		},
+		"bad egress rules": {
+			change: func(in *composition.Input) {
+				in.Egress = []composition.EgressRule{{CIDR: "10.0.0.0/33", Port: 443}, {Port: 0}, {Port: 53, Protocol: "ICMP"}}
+			},
+			want: []string{
+				`network_policy.egress[0].cidr: Invalid value: "10.0.0.0/33": must be a CIDR`,
+				`network_policy.egress[1].port: Invalid value: 0: must be a port number`,
+				`network_policy.egress[2].protocol: Unsupported value: "ICMP"`,
+			},
+		},
+		"egress without the NetworkPolicy": {
+			change: func(in *composition.Input) {
+				in.NoNetworkPolicy, in.Egress = true, []composition.EgressRule{{Port: 443}}
+			},
+			want: []string{`network_policy.egress: Invalid value: 1: egress rules need the NetworkPolicy`},
 		},
 		"otel endpoint is not a URL": {
 			reason: "OTEL_EXPORTER_OTLP_ENDPOINT must be a URL the SDK can dial",

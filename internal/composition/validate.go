@@ -152,6 +152,10 @@ func Validate(in Input) field.ErrorList {
 			errs = append(errs, field.Invalid(field.NewPath("otel_endpoint"), in.OTELEndpoint, "must be an absolute http(s) URL with a host, such as http://otel-collector.observability:4317"))
 		}
 	}
+	errs = append(errs, validateEgress(in.Egress)...)
+	if in.NoNetworkPolicy && len(in.Egress) > 0 {
+		errs = append(errs, field.Invalid(field.NewPath("network_policy", "egress"), len(in.Egress), "egress rules need the NetworkPolicy: remove them, or enabled = false"))
+	}
 	if in.ExposeAsTool && in.Protocol != "a2a" {
 		errs = append(errs, field.Invalid(field.NewPath("expose_as_tool"), true, "only A2A agents can be offered as MCP tools"))
 	}

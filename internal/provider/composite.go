@@ -60,6 +60,7 @@ type compositeModel struct {
 	Env            types.Map      `tfsdk:"env"`
 	SecretEnv      types.Map      `tfsdk:"secret_env"`
 	OTELEndpoint   types.String   `tfsdk:"otel_endpoint"`
+	NetworkPolicy  types.Object   `tfsdk:"network_policy"`
 	Composition    types.Object   `tfsdk:"composition"`
 	Labels         types.Map      `tfsdk:"labels"`
 	Annotations    types.Map      `tfsdk:"annotations"`
@@ -256,8 +257,9 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 			Optional:   true,
 			Validators: []validator.String{absoluteURL("http://otel-collector.observability:4317", "http", "https")},
 		},
+		"network_policy": networkPolicyAttribute(noun),
 		"composition": rschema.SingleNestedAttribute{
-			MarkdownDescription: "Reach any field of any composed object. Object keys: `serviceaccount`, `deployment`, `service`, " +
+			MarkdownDescription: "Reach any field of any composed object. Object keys: `serviceaccount`, `networkpolicy`, `deployment`, `service`, " +
 				map[bool]string{true: "`card`, ", false: ""}[noun == "agent"] + "`hpa`, `pdb`" + map[bool]string{true: ", `pvc`", false: ""}[noun == "agent"] + ".",
 			Optional: true,
 			Attributes: map[string]rschema.Attribute{

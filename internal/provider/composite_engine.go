@@ -38,6 +38,9 @@ func (e *compositeEngine) selector(in composition.Input) kube.CompositeSelector 
 func (e *compositeEngine) render(in composition.Input) (*composition.Output, error) {
 	in.Kind = e.kind
 	in.LabelDomain = e.data.labelDomain
+	// Where workloads exchange tokens (their NetworkPolicy lets them reach it): the provider's
+	// setting, not part of the stored spec, so every rendering (plan, apply, read) has it.
+	in.IdentityProviderURL = e.data.keycloakConfig.URL
 	return e.data.renderer.Render(in)
 }
 

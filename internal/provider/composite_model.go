@@ -107,6 +107,9 @@ func compositeInput(ctx context.Context, m *compositeModel, in *composition.Inpu
 			}
 		}
 	}
+	npKnown, d := networkPolicyInput(ctx, m.NetworkPolicy, in)
+	diags.Append(d...)
+	known = known && npKnown
 	w, wknown, d := workloadFromModel(ctx, m.Labels, m.Annotations, m.Pod)
 	diags.Append(d...)
 	known = known && wknown
@@ -193,6 +196,8 @@ func compositeModelFromInput(ctx context.Context, in composition.Input, m *compo
 		m.Composition, d = types.ObjectValueFrom(ctx, compositionAttrTypes, c)
 		diags.Append(d...)
 	}
+	m.NetworkPolicy, d = networkPolicyValue(ctx, in)
+	diags.Append(d...)
 	m.Labels, m.Annotations, m.Pod, d = workloadToModel(ctx, in.Workload)
 	diags.Append(d...)
 	m.Identity = types.ObjectNull(compositeIdentityAttrTypes)

@@ -16,7 +16,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/demo"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
@@ -262,6 +264,11 @@ resource "kagenti_tool" "weather" {
 						return fmt.Errorf("pod %s does not mount the Workload API with %s: %v", p.Name, testAccSandbox.Node.CSIDriver, p.Spec.Volumes)
 					}
 				}
+				// Below the router: a pod that calls agent 1 at its own Service, around the router,
+				// is dropped by agent 1's NetworkPolicy; the same call through the router works.
+				if err := checkRouterOnly(ctx, client, ns, uiToken, router); err != nil {
+					return err
+				}
 				// Agent 2 allows agent 1 only: the ui calling it directly through the router is refused.
 				if _, err := demo.SendText(ctx, hc, router+"/a2a/"+ns+"/agent2", uiToken, "sneak"); err == nil {
 					return fmt.Errorf("the ui reached agent 2, which does not allow it")
@@ -270,6 +277,69 @@ resource "kagenti_tool" "weather" {
 			},
 		}},
 	})
+}
+
+// checkRouterOnly runs the same call twice from a pod in ns that is no agent: straight to
+// agent1's Service, which must fail for want of a connection (kube-router rejects what the
+// NetworkPolicy does not allow, so it is refused; agent1 listens, and answers anyone who
+// connects), and through the router, which must be answered.
+func checkRouterOnly(ctx context.Context, client kubernetes.Interface, ns, token, router string) error {
+	direct, err := runCaller(ctx, client, ns, "bypass", fmt.Sprintf("http://agent1.%s.svc.cluster.local:8080", ns), token)
+	if err == nil {
+		return fmt.Errorf("a pod reached agent1 around the router: %s", direct)
+	}
+	if !strings.Contains(direct, "connection refused") && !strings.Contains(direct, "timeout") {
+		return fmt.Errorf("the call around the router failed, but not for want of a connection: %s", direct)
+	}
+	via, err := runCaller(ctx, client, ns, "via-router", router+"/a2a/"+ns+"/agent1", token)
+	if err != nil || !strings.Contains(via, "Hello from agent1!") {
+		return fmt.Errorf("the same pod's call through the router: %v: %s", err, via)
+	}
+	return nil
+}
+
+// runCaller runs the demo agent's one-shot client (-send) as a pod on the real node and returns
+// its output, with an error when it failed.
+func runCaller(ctx context.Context, client kubernetes.Interface, ns, name, target, token string) (string, error) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			NodeSelector:  map[string]string{testenv.NodeTaintKey: "true"},
+			Tolerations:   []corev1.Toleration{{Key: testenv.NodeTaintKey, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			Containers: []corev1.Container{{
+				Name: "caller", Image: testAccSandbox.Node.Images["demo-agent"], ImagePullPolicy: corev1.PullNever,
+				Args: []string{"-send", target}, Env: []corev1.EnvVar{{Name: "TOKEN", Value: token}},
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+			}},
+		},
+	}
+	if _, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return "", err
+	}
+	defer func() { _ = client.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{}) }()
+	var phase corev1.PodPhase
+	if err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		phase = p.Status.Phase
+		return phase == corev1.PodSucceeded || phase == corev1.PodFailed, nil
+	}); err != nil {
+		return "", fmt.Errorf("pod %s did not finish: %w", name, err)
+	}
+	logs, err := client.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		return "", err
+	}
+	if phase == corev1.PodFailed {
+		return string(logs), fmt.Errorf("pod %s failed", name)
+	}
+	return string(logs), nil
 }
 
 // mountsCSI reports whether a pod has a volume of the CSI driver.

@@ -78,10 +78,11 @@ func testAccAgentLifecycle(t *testing.T, client kubernetes.Interface) {
 					statecheck.ExpectKnownValue(agent, tfjsonpath.New("url"), knownvalue.StringExact(fmt.Sprintf("http://weather-service.%s.svc.cluster.local:8000", ns))),
 					statecheck.ExpectKnownValue(agent, tfjsonpath.New("card"), knownvalue.StringRegexp(regexp.MustCompile(`"skills":\[\{"id":"forecast","name":"Forecast"`))),
 					statecheck.ExpectKnownValue(agent, tfjsonpath.New("revision"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:[0-9a-f]{64}$`))),
-					// serviceaccount, card, deployment, service, pdb (2 replicas)
-					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects"), knownvalue.ListSizeExact(5)),
-					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects").AtSliceIndex(2).AtMapKey("kind"), knownvalue.StringExact("Deployment")),
-					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects").AtSliceIndex(2).AtMapKey("in_sync"), knownvalue.Bool(true)),
+					// serviceaccount, card, networkpolicy, deployment, service, pdb (2 replicas)
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects"), knownvalue.ListSizeExact(6)),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects").AtSliceIndex(2).AtMapKey("kind"), knownvalue.StringExact("NetworkPolicy")),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects").AtSliceIndex(3).AtMapKey("kind"), knownvalue.StringExact("Deployment")),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects").AtSliceIndex(3).AtMapKey("in_sync"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownValue("kagenti_tool.weather", tfjsonpath.New("url"), knownvalue.StringExact(toolURL)),
 				},
 				Check: resource.ComposeTestCheckFunc(
@@ -126,8 +127,8 @@ func testAccAgentLifecycle(t *testing.T, client kubernetes.Interface) {
 				// Autoscaling replaces the fixed count: an HPA appears, and with min 1 the PDB is pruned.
 				Config: testAccAgentConfig(ns, `  autoscaling = { min_replicas = 1, max_replicas = 4, target_cpu_utilization = 75 }`),
 				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects").AtSliceIndex(4).AtMapKey("kind"), knownvalue.StringExact("HorizontalPodAutoscaler")),
-					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects"), knownvalue.ListSizeExact(5)),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects").AtSliceIndex(5).AtMapKey("kind"), knownvalue.StringExact("HorizontalPodAutoscaler")),
+					statecheck.ExpectKnownValue(agent, tfjsonpath.New("objects"), knownvalue.ListSizeExact(6)),
 				},
 				Check: resource.ComposeTestCheckFunc(
 					checkExists(func(ctx context.Context) error {
@@ -272,7 +273,7 @@ resource "kagenti_agent" "test" {
 					{
 						Config: config,
 						ConfigStateChecks: []statecheck.StateCheck{
-							statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("objects").AtSliceIndex(2).AtMapKey("in_sync"), knownvalue.Bool(true)),
+							statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("objects").AtSliceIndex(3).AtMapKey("in_sync"), knownvalue.Bool(true)),
 						},
 						Check: checkDeploymentAvailable(client, ns, "drifty", 1),
 					},
@@ -311,6 +312,7 @@ resource "kagenti_agent" "test" {
 					_ = client.AppsV1().Deployments(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
 					_ = client.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
 					_ = client.CoreV1().ServiceAccounts(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+					_ = client.NetworkingV1().NetworkPolicies(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
 					if err := client.CoreV1().Services(ns).Delete(ctx, "gone", metav1.DeleteOptions{}); err != nil {
 						t.Fatal(err)
 					}
@@ -456,8 +458,8 @@ resource "kagenti_agent" "test" {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("spiffe_id"), knownvalue.StringExact(spiffeID)),
 					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("client_id"), knownvalue.StringExact(spiffeID)),
-					// serviceaccount, card, deployment, service, spire-entry, keycloak-client
-					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("objects"), knownvalue.ListSizeExact(6)),
+					// serviceaccount, card, networkpolicy, deployment, service, spire-entry, keycloak-client
+					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("objects"), knownvalue.ListSizeExact(7)),
 				},
 				Check: resource.ComposeTestCheckFunc(
 					checkContainerEnv(client, ns, "secure-agent", "SPIFFE_ID", spiffeID),

@@ -3,6 +3,8 @@ package provider
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -19,7 +21,7 @@ import (
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 )
 
-func testAccToolConfig(namespace, transport string, replicas int) string {
+func testAccToolConfig(namespace, transport string, replicas int, extra ...string) string {
 	return fmt.Sprintf(`
 resource "kagenti_tool" "test" {
   name      = "search"
@@ -28,8 +30,9 @@ resource "kagenti_tool" "test" {
   transport = %q
   replicas  = %d
   env       = { UNITS = "metric" }
+  %s
 }
-`, namespace, transport, replicas)
+`, namespace, transport, replicas, strings.Join(extra, "\n"))
 }
 
 // A tool: create → Available with its MCP URL; import; switching transport changes the URL and
@@ -46,8 +49,8 @@ func TestAccToolResource_Lifecycle(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(tool, tfjsonpath.New("url"), knownvalue.StringExact(fmt.Sprintf("http://search.%s.svc.cluster.local:8000/mcp", ns))),
 					statecheck.ExpectKnownValue(tool, tfjsonpath.New("ready_replicas"), knownvalue.Int64Exact(1)),
-					// serviceaccount, deployment, service: no card for tools
-					statecheck.ExpectKnownValue(tool, tfjsonpath.New("objects"), knownvalue.ListSizeExact(3)),
+					// serviceaccount, networkpolicy, deployment, service: no card for tools
+					statecheck.ExpectKnownValue(tool, tfjsonpath.New("objects"), knownvalue.ListSizeExact(4)),
 				},
 				Check: resource.ComposeTestCheckFunc(
 					checkDeploymentAvailable(client, ns, "search", 1),
@@ -76,6 +79,45 @@ func TestAccToolResource_Lifecycle(t *testing.T) {
 						return err
 					}, "PodDisruptionBudget", true),
 				),
+			},
+			{
+				// A declared destination is one more egress rule of the NetworkPolicy.
+				Config: testAccToolConfig(ns, "sse", 2, `network_policy = { egress = [{ cidr = "10.20.0.0/16", port = 5432 }] }`),
+				Check: func(*terraformState) error {
+					np, err := client.NetworkingV1().NetworkPolicies(ns).Get(context.Background(), "search", metav1.GetOptions{})
+					if err != nil {
+						return err
+					}
+					for _, rule := range np.Spec.Egress {
+						if len(rule.To) == 1 && rule.To[0].IPBlock != nil && rule.To[0].IPBlock.CIDR == "10.20.0.0/16" &&
+							len(rule.Ports) == 1 && rule.Ports[0].Port.IntValue() == 5432 {
+							return nil
+						}
+					}
+					return fmt.Errorf("no egress rule to 10.20.0.0/16:5432 in %+v", np.Spec.Egress)
+				},
+			},
+			{
+				// The opt-out prunes the NetworkPolicy.
+				Config: testAccToolConfig(ns, "sse", 2, `network_policy = { enabled = false }`),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(tool, tfjsonpath.New("objects"), knownvalue.ListSizeExact(4)), // serviceaccount, deployment, service, pdb
+				},
+				Check: checkExists(func(ctx context.Context) error {
+					_, err := client.NetworkingV1().NetworkPolicies(ns).Get(ctx, "search", metav1.GetOptions{})
+					return err
+				}, "NetworkPolicy", false),
+			},
+			{
+				ResourceName:            tool,
+				ImportState:             true,
+				ImportStateId:           ns + "/search",
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"timeouts"},
+			},
+			{
+				Config:      testAccToolConfig(ns, "sse", 2, `network_policy = { egress = [{ cidr = "10.20.0.0/33", port = 5432 }] }`),
+				ExpectError: regexp.MustCompile(`network_policy\.egress\[0\]\.cidr[\s\S]*must\s+be\s+a\s+CIDR`),
 			},
 		},
 	})

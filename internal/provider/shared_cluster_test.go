@@ -118,7 +118,7 @@ func TestAccAgentResource_SharedCluster_KubectlWriters(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(agent, plancheck.ResourceActionUpdate),
 				}},
-				ConfigStateChecks: []statecheck.StateCheck{inSync(0), inSync(1), inSync(2), inSync(3)},
+				ConfigStateChecks: []statecheck.StateCheck{inSync(0), inSync(1), inSync(2), inSync(3), inSync(4)},
 				Check: checkDeployment(client, ns, "planner", func(d *appsv1.Deployment) error {
 					if v, _ := containerEnv(d, agentContainer, "MODE"); v != "busy" {
 						return fmt.Errorf("MODE = %q, want busy", v)
@@ -144,7 +144,7 @@ func TestAccAgentResource_SharedCluster_KubectlWriters(t *testing.T) {
 			},
 			{
 				Config:            testAccSharedAgentConfig(ns, "busy", ""),
-				ConfigStateChecks: []statecheck.StateCheck{inSync(0), inSync(1), inSync(2), inSync(3)},
+				ConfigStateChecks: []statecheck.StateCheck{inSync(0), inSync(1), inSync(2), inSync(3), inSync(4)},
 				Check: checkDeployment(client, ns, "planner", func(d *appsv1.Deployment) error {
 					if v, _ := containerEnv(d, agentContainer, "MODE"); v != "busy" {
 						return fmt.Errorf("MODE = %q after repair, want busy", v)

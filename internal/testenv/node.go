@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,6 +102,7 @@ type nodeHost struct {
 	Sysctls   map[string]string `json:"sysctls"`
 	HostDirs  []string          `json:"host_dirs_before"`
 	NFTTables []string          `json:"nft_tables_before"`
+	IPSets    []string          `json:"ipsets_before"`
 	KubeProxy string            `json:"kube_proxy"`
 	NodeDir   string            `json:"node_dir"`
 }
@@ -164,6 +166,9 @@ func (s *Sandbox) claimNode() error {
 		return err
 	}
 	h.NFTTables = tables
+	if h.IPSets, err = ipsets(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(NodeRunDir, 0o755); err != nil {
 		return err
 	}
@@ -400,6 +405,22 @@ func (s *Sandbox) startNode(ctx context.Context, client kubernetes.Interface, se
 	if err := s.startSpiffeCSI(ctx, client, filepath.Join(dir, "kubelet")); err != nil {
 		return err
 	}
+	netpolPorts, err := freePorts(1)
+	if err != nil {
+		return err
+	}
+	netpol := &Process{
+		Name: "kube-router", Path: s.builder.Path(NetworkPolicies(), "kube-router"), LogPath: s.logPath("kube-router"),
+		// Its network policy controller only: kube-proxy serves Services, the bridge plugin
+		// routes.
+		Args: []string{"--kubeconfig", s.Kubernetes.Kubeconfig, "--hostname-override", NodeName,
+			"--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
+			"--service-cluster-ip-range", serviceCIDR, "--health-port", strconv.Itoa(netpolPorts[0]), "--v=1"},
+		Healthy: httpHealthy(&http.Client{Timeout: 2 * time.Second}, "http://127.0.0.1:"+strconv.Itoa(netpolPorts[0])+"/healthz"),
+	}
+	if err := s.start(ctx, netpol); err != nil {
+		return err
+	}
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
 		if err != nil {
@@ -585,6 +606,14 @@ func cleanNode(h *nodeHost, log io.Writer) error {
 			note(removeKubeChains(ipt, table))
 		}
 	}
+	// The network policy controller's ipsets, once no rule refers to them.
+	if sets, err := ipsets(); err == nil {
+		for _, set := range sets {
+			if !slices.Contains(h.IPSets, set) {
+				note(exec.Command("ipset", "destroy", set).Run())
+			}
+		}
+	}
 	_ = exec.Command("nft", "delete", "table", "inet", "kagenti-node").Run()
 	if tables, err := nftTables(); err == nil {
 		before := map[string]bool{}
@@ -717,6 +746,15 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// ipsets are the names of the host's ipsets.
+func ipsets() ([]string, error) {
+	out, err := exec.Command("ipset", "list", "-n").Output()
+	if err != nil {
+		return nil, fmt.Errorf("ipset list -n: %w", err)
+	}
+	return strings.Fields(string(out)), nil
 }
 
 // removeKubeChains deletes the jumps into KUBE-* chains from other chains of a table, then the

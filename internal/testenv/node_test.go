@@ -14,6 +14,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
@@ -35,6 +36,7 @@ func hostSnapshot(t *testing.T) map[string]string {
 	}
 	snap["iptables KUBE lines"] = strings.Join(kube, "\n")
 	snap["nft tables"] = run("nft", "list", "tables")
+	snap["ipsets"] = run("ipset", "list", "-n")
 	snap["bridge"] = fmt.Sprint(exec.Command("ip", "link", "show", nodeBridge).Run() == nil)
 	snap["veths"] = run("ip", "-o", "link", "show", "type", "veth")
 	var mounts []string
@@ -106,11 +108,30 @@ func TestNodeCrashCleanup(t *testing.T) {
 	if _, err := client.AppsV1().Deployments("default").Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A NetworkPolicy on them: the enforcer's chains and ipsets must go too.
+	policy := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "crash", Namespace: "default"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "crash"}},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{
+				PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "crash"}}}}}},
+		},
+	}
+	if _, err := client.NetworkingV1().NetworkPolicies("default").Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		d, err := client.AppsV1().Deployments("default").Get(ctx, "crash", metav1.GetOptions{})
 		return err == nil && d.Status.AvailableReplicas == 2, nil
 	}); err != nil {
 		t.Fatalf("pods on the real node: %v\n%s", err, crashed.Logs(20))
+	}
+
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		out, _ := exec.Command("ipset", "list", "-n").Output()
+		return string(out) != before["ipsets"], nil
+	}); err != nil {
+		t.Fatalf("the NetworkPolicy made no ipset: the test would not show their cleanup (%v)\n%s", err, crashed.Logs(20))
 	}
 
 	// The crash: every process of the sandbox killed at once; the shims and containers live on.

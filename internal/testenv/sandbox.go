@@ -130,7 +130,7 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 		ComponentKubernetes: {Kubernetes(), Kwok()},
 		ComponentSpire:      {Spire()},
 		ComponentKeycloak:   {Keycloak()},
-		ComponentNode:       {Node(), Containerd(), CoreDNS(), SpiffeCSI()},
+		ComponentNode:       {Node(), Containerd(), CoreDNS(), SpiffeCSI(), NetworkPolicies()},
 	}
 	if opts.has(ComponentNode) && !opts.has(ComponentKubernetes) {
 		return nil, errors.New("the sandbox component \"node\" needs \"kubernetes\"")

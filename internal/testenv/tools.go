@@ -185,7 +185,7 @@ func (b *Builder) moduleDir(ctx context.Context, workDir, modVersion string) (st
 // Tools returns the full set, in the order a cold build should run them (the slowest and most
 // needed first).
 func Tools() []Tool {
-	return []Tool{Kubernetes(), Node(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK(), MCPPython(), Containerd(), CoreDNS(), SpiffeCSI()}
+	return []Tool{Kubernetes(), Node(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK(), MCPPython(), Containerd(), CoreDNS(), SpiffeCSI(), NetworkPolicies()}
 }
 
 // ToolByName finds a tool of Tools by name.
@@ -470,6 +470,7 @@ var hostPackages = map[string]string{
 	"/usr/sbin/iptables":     "iptables",
 	"/usr/sbin/nft":          "nftables",
 	"/usr/sbin/conntrack":    "conntrack",
+	"/usr/sbin/ipset":        "ipset", // kube-router's network policies
 	"/usr/include/seccomp.h": "libseccomp-dev",
 	"/usr/lib/x86_64-linux-gnu/pkgconfig/libseccomp.pc": "libseccomp-dev",
 }
@@ -614,6 +615,30 @@ func SpiffeCSI() Tool {
 			}
 			return b.run(ctx, src, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w",
 				"-o", filepath.Join(out, "spiffe-csi-driver"), ".")
+		},
+	}
+}
+
+// KubeRouterVersion is the kube-router whose network policy controller (iptables and ipsets)
+// enforces the real node's NetworkPolicies. It is the only version the Go module proxy serves,
+// and flaws are reported for it; the sandbox runs its firewall alone, on a bridge inside the
+// machine. SIG Network's kube-network-policies (v0.8.0) builds too, but it needs nftables'
+// queue expression (CONFIG_NFT_QUEUE), which these machines' kernels lack.
+const KubeRouterVersion = "v2.1.0"
+
+// NetworkPolicies is kube-router, built from its module folder.
+func NetworkPolicies() Tool {
+	return Tool{
+		Name:    "kube-router",
+		Version: KubeRouterVersion,
+		Files:   []string{"kube-router"},
+		build: func(ctx context.Context, b *Builder, out string) error {
+			dir, err := b.moduleDir(ctx, out, "github.com/cloudnativelabs/kube-router/v2@"+KubeRouterVersion)
+			if err != nil {
+				return err
+			}
+			return b.run(ctx, dir, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w",
+				"-o", filepath.Join(out, "kube-router"), "./cmd/kube-router")
 		},
 	}
 }

@@ -10,4 +10,9 @@ resource "kagenti_tool" "search" {
     target_cpu_utilization = 70
   }
   secret_env = { SEARCH_API_KEY = { secret = "search", key = "apikey" } }
+  # Only the router may call it (its NetworkPolicy); it calls out to the search API over HTTPS
+  # besides the router and DNS.
+  network_policy = {
+    egress = [{ port = 443 }]
+  }
 }
