@@ -1,0 +1,183 @@
+// Package cardsig signs A2A agent cards with a workload's X509-SVID and verifies them against a
+// SPIFFE trust bundle, binding a card to the workload identity that published it.
+//
+// A signature is an A2A AgentCardSignature: a JWS (RFC 7515) with a detached payload, the card
+// without its "signatures" member canonicalized per RFC 8785 (JCS), as the A2A specification
+// asks. Its protected header carries the SVID's certificate chain in x5c. A verifier checks the
+// chain against the trust domain's X.509 bundle (the leaf is an X509-SVID), the signature with
+// the leaf's key, and that the leaf's SPIFFE ID is the identity registered for the card's agent.
+package cardsig
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/gowebpki/jcs"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+)
+
+// Why a card does not verify; errors.Is tells them apart (the router counts them by reason).
+var (
+	ErrUnsigned      = errors.New("the card is not signed")
+	ErrBadSignature  = errors.New("no signature of the card verifies")
+	ErrWrongIdentity = errors.New("the card is signed by another identity")
+)
+
+// signature is an A2A AgentCardSignature.
+type signature struct {
+	Protected string         `json:"protected"`
+	Signature string         `json:"signature"`
+	Header    map[string]any `json:"header,omitempty"`
+}
+
+// algorithms are the JWS algorithms a signature may use: those of the keys SPIRE issues SVIDs
+// with (EC P-256/P-384, RSA).
+var algorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.RS256, jose.PS256, jose.EdDSA}
+
+// Payload is what a card's signatures sign: the card without "signatures", canonicalized (JCS).
+func Payload(card []byte) ([]byte, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(card, &members); err != nil {
+		return nil, fmt.Errorf("the card is not a JSON object: %w", err)
+	}
+	delete(members, "signatures")
+	raw, err := json.Marshal(members)
+	if err != nil {
+		return nil, err
+	}
+	return jcs.Transform(raw)
+}
+
+// Sign returns the card with one signature made with the SVID's key (replacing any it had).
+func Sign(card []byte, svid *x509svid.SVID) ([]byte, error) {
+	payload, err := Payload(card)
+	if err != nil {
+		return nil, err
+	}
+	alg, err := algorithmOf(svid.PrivateKey.Public())
+	if err != nil {
+		return nil, err
+	}
+	chain := make([]string, len(svid.Certificates))
+	for i, c := range svid.Certificates {
+		chain[i] = base64.StdEncoding.EncodeToString(c.Raw)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: svid.PrivateKey},
+		(&jose.SignerOptions{}).WithHeader("x5c", chain).WithType("JOSE"))
+	if err != nil {
+		return nil, err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return nil, err
+	}
+	compact, err := jws.DetachedCompactSerialize()
+	if err != nil {
+		return nil, err
+	}
+	protected, sig, _ := strings.Cut(compact, "..")
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(card, &members); err != nil {
+		return nil, err
+	}
+	members["signatures"], err = json.Marshal([]signature{{Protected: protected, Signature: sig}})
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(members)
+}
+
+func algorithmOf(key any) (jose.SignatureAlgorithm, error) {
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve.Params().BitSize {
+		case 256:
+			return jose.ES256, nil
+		case 384:
+			return jose.ES384, nil
+		}
+	case *rsa.PublicKey:
+		return jose.RS256, nil
+	case ed25519.PublicKey:
+		return jose.EdDSA, nil
+	}
+	return "", fmt.Errorf("no JWS algorithm for an SVID key of type %T", key)
+}
+
+// Verify checks that a signature of the card verifies with an X509-SVID of want that chains
+// to the bundles. It returns an error wrapping ErrUnsigned, ErrBadSignature or
+// ErrWrongIdentity.
+func Verify(card []byte, bundles x509bundle.Source, want spiffeid.ID) error {
+	var parsed struct {
+		Signatures []signature `json:"signatures"`
+	}
+	if err := json.Unmarshal(card, &parsed); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	if len(parsed.Signatures) == 0 {
+		return ErrUnsigned
+	}
+	payload, err := Payload(card)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	var errs []error
+	for _, s := range parsed.Signatures {
+		id, err := verifyOne(s, payload, bundles)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case id != want:
+			return fmt.Errorf("%w: signed by %s, registered for %s", ErrWrongIdentity, id, want)
+		default:
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrBadSignature, errors.Join(errs...))
+}
+
+// verifyOne verifies one signature and returns the SPIFFE ID of its signer.
+func verifyOne(s signature, payload []byte, bundles x509bundle.Source) (spiffeid.ID, error) {
+	jws, err := jose.ParseDetached(s.Protected+".."+s.Signature, payload, algorithms)
+	if err != nil {
+		return spiffeid.ID{}, err
+	}
+	header, err := base64.RawURLEncoding.DecodeString(s.Protected)
+	if err != nil {
+		return spiffeid.ID{}, err
+	}
+	var h struct {
+		X5C []string `json:"x5c"`
+	}
+	if err := json.Unmarshal(header, &h); err != nil || len(h.X5C) == 0 {
+		return spiffeid.ID{}, errors.New("the signature's header has no certificate chain (x5c)")
+	}
+	certs := make([]*x509.Certificate, len(h.X5C))
+	for i, c := range h.X5C {
+		der, err := base64.StdEncoding.DecodeString(c)
+		if err != nil {
+			return spiffeid.ID{}, fmt.Errorf("x5c[%d]: %w", i, err)
+		}
+		if certs[i], err = x509.ParseCertificate(der); err != nil {
+			return spiffeid.ID{}, fmt.Errorf("x5c[%d]: %w", i, err)
+		}
+	}
+	id, _, err := x509svid.Verify(certs, bundles)
+	if err != nil {
+		return spiffeid.ID{}, fmt.Errorf("the signing certificate is no X509-SVID of a trusted domain: %w", err)
+	}
+	if err := jws.DetachedVerify(payload, certs[0].PublicKey); err != nil {
+		return spiffeid.ID{}, err
+	}
+	return id, nil
+}
