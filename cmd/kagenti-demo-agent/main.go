@@ -19,11 +19,14 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/cardsig"
 	"github.com/kagenti/terraform-provider-kagenti/internal/demo"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/router"
@@ -115,6 +118,8 @@ func main() {
 	issuerCAPEM := flag.String("issuer-ca", env("KAGENTI_ISSUER_CA_PEM", ""), "PEM of the CA of the issuer (instead of -issuer-ca-file)")
 	audience := flag.String("router-audience", "", "the router's client id: onward calls carry a token for it")
 	socket := flag.String("spiffe-socket", env("SPIFFE_ENDPOINT_SOCKET", ""), "SPIFFE Workload API socket the agent's JWT-SVID comes from")
+	cardFile := flag.String("card-file", env("KAGENTI_AGENT_CARD_FILE", ""), "the agent's card (the composition mounts it) to serve at /.well-known/agent-card.json")
+	sign := flag.Bool("sign", true, "sign the card served with the agent's X509-SVID (with -spiffe-socket)")
 	send := flag.String("send", "", "instead of serving: send one message to the agent at this URL (its card's base URL), with "+
 		"the TOKEN environment variable as bearer token, print the answer and exit (1 on failure); a client for tests from inside the cluster")
 	flag.Parse()
@@ -149,7 +154,50 @@ func main() {
 	mux := http.NewServeMux()
 	mux.Handle("/", a2asrv.NewJSONRPCHandler(a2asrv.NewHandler(g)))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	if *cardFile != "" {
+		cards := &cardServer{file: *cardFile}
+		if *sign && *socket != "" {
+			go cards.watchSVIDs(context.Background(), *socket)
+		}
+		mux.Handle("GET /.well-known/agent-card.json", cards)
+	}
 	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("%s serving A2A JSON-RPC on http://%s", *name, *listen)
 	log.Fatal(srv.ListenAndServe())
+}
+
+// cardServer serves the agent's own card, signed with its current X509-SVID once the Workload
+// API has issued one (unsigned without -sign or a socket).
+type cardServer struct {
+	file  string
+	svids atomic.Pointer[workloadapi.X509Source]
+}
+
+func (c *cardServer) watchSVIDs(ctx context.Context, socket string) {
+	src, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(workloadapi.WithAddr("unix://"+strings.TrimPrefix(socket, "unix://"))))
+	if err != nil {
+		log.Printf("no X509-SVID to sign the card with: %v", err)
+		return
+	}
+	c.svids.Store(src)
+}
+
+func (c *cardServer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	card, err := os.ReadFile(c.file)
+	if err != nil {
+		http.Error(w, "no card: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if src := c.svids.Load(); src != nil {
+		svid, err := src.GetX509SVID()
+		if err == nil {
+			card, err = cardsig.Sign(card, svid)
+		}
+		if err != nil {
+			http.Error(w, "card not signed: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(card)
 }

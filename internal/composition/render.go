@@ -135,6 +135,8 @@ type templateData struct {
 	// the workload; Egress are the workload's other destinations (NetworkPolicy).
 	RouterLabels map[string]string
 	Egress       []EgressRule
+	// CardMount is where the agent's card ConfigMap is mounted (cardMount).
+	CardMount string
 }
 
 // Renderer renders composites from a template set. The zero value is not usable; use
@@ -306,6 +308,7 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 	data.Env = composeEnv(in, p, port, data.MountPath)
 	data.RouterLabels = map[string]string{"app.kubernetes.io/name": RouterName, keys.Type(): "platform"}
 	data.Egress = workloadEgress(in)
+	data.CardMount = cardMount(in)
 
 	spec, err := json.Marshal(in.Published())
 	if err != nil {
@@ -479,6 +482,15 @@ func (r *Renderer) renderObject(in Input, key string, data templateData) (*unstr
 // composeEnv merges, in increasing precedence: the preset's env, the platform wiring (HOST,
 // PORT, LLM, tools, checkpoint store, OTEL), then the user's env and secret env. The result is
 // sorted by name so that rendering is deterministic.
+// cardMount is where an A2A agent that runs in the cluster finds its own card (from its card
+// ConfigMap), to serve it signed with its X509-SVID; "" for other workloads.
+func cardMount(in Input) string {
+	if in.Kind != KindAgent || in.Image == "" || in.Protocol != "a2a" {
+		return ""
+	}
+	return "/etc/kagenti/card"
+}
+
 func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
 	env := map[string]EnvVar{}
 	set := func(name, value string) { env[name] = EnvVar{Name: name, Value: value} }
@@ -534,6 +546,9 @@ func composeEnv(in Input, p *preset, port int64, mountPath string) []EnvVar {
 				}
 			}
 		}
+	}
+	if dir := cardMount(in); dir != "" {
+		set("KAGENTI_AGENT_CARD_FILE", dir+"/"+contract.CardKey)
 	}
 	if in.OTELEndpoint != "" {
 		set("OTEL_EXPORTER_OTLP_ENDPOINT", in.OTELEndpoint)

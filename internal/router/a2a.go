@@ -15,7 +15,7 @@ func (rt *Router) agentURL(route *Route) string {
 
 // card serves an agent's card with its URLs rewritten to the router.
 func (rt *Router) card(w http.ResponseWriter, r *http.Request) {
-	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
+	route, err := rt.route(r.Context(), r.PathValue("ns"), r.PathValue("name"), a2aAgent)
 	if err == nil && len(route.Card) == 0 {
 		err = &httpError{http.StatusNotFound, codeNoSuchAgent, "the agent " + route.Key() + " has no card"}
 	}
@@ -105,7 +105,7 @@ func containsFold(list []string, s string) bool {
 // server receives a token addressed to it, never the caller's, and sees the user (sub) and the
 // calling workload (azp).
 func (rt *Router) tool(w http.ResponseWriter, r *http.Request) {
-	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), mcpTool)
+	route, err := rt.route(r.Context(), r.PathValue("ns"), r.PathValue("name"), mcpTool)
 	if err != nil {
 		rt.fail(w, r, shapeJSON, nil, err)
 		return

@@ -19,7 +19,7 @@ import (
 func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
 	path := pathTail(r, 3)
 	shape := restShape(path)
-	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
+	route, err := rt.route(r.Context(), r.PathValue("ns"), r.PathValue("name"), a2aAgent)
 	if err != nil {
 		rt.fail(w, r, shape, nil, err)
 		return

@@ -27,7 +27,7 @@ func (rt *Router) a2aJSONRPC(w http.ResponseWriter, r *http.Request) {
 		}
 		rt.fail(w, r, shapeRPC, env.ID, err)
 	}
-	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), a2aAgent)
+	route, err := rt.route(r.Context(), r.PathValue("ns"), r.PathValue("name"), a2aAgent)
 	if err != nil {
 		fail(err)
 		return

@@ -27,7 +27,7 @@ func (rt *Router) acpAgents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (rt *Router) acpAgent(w http.ResponseWriter, r *http.Request) {
-	route, err := rt.route(r.PathValue("ns"), r.PathValue("name"), acpAgent)
+	route, err := rt.route(r.Context(), r.PathValue("ns"), r.PathValue("name"), acpAgent)
 	if err == nil && len(route.Card) == 0 {
 		err = &httpError{http.StatusNotFound, codeNoSuchAgent, "the agent " + route.Key() + " has no manifest"}
 	}
@@ -62,7 +62,7 @@ func (rt *Router) acpCreateRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns := r.PathValue("ns")
-	route, err := rt.route(ns, req.AgentName, acpAgent)
+	route, err := rt.route(r.Context(), ns, req.AgentName, acpAgent)
 	if err == nil {
 		err = rt.authorize(caller, route)
 	}
@@ -96,7 +96,7 @@ func (rt *Router) acpRun(w http.ResponseWriter, r *http.Request) {
 		rt.fail(w, r, shapeACP, nil, &httpError{http.StatusNotFound, codeNoSuchAgent, "no run " + id + " in " + ns + " (runs are known to the router that created them)"})
 		return
 	}
-	route, err := rt.route(ns, agent, acpAgent)
+	route, err := rt.route(r.Context(), ns, agent, acpAgent)
 	if err != nil {
 		rt.fail(w, r, shapeACP, nil, &httpError{http.StatusNotFound, codeNoSuchAgent, "the agent of run " + id + " is gone"})
 		return

@@ -17,6 +17,7 @@ type metrics struct {
 	exchanges      *prometheus.CounterVec
 	rpcMethods     *prometheus.CounterVec
 	translated     *prometheus.CounterVec
+	cardFailures   *prometheus.CounterVec
 
 	// The children of requests and latency, resolved once: label lookups hash on every call.
 	requestCounters sync.Map // requestKey → prometheus.Counter
@@ -46,8 +47,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "A2A JSON-RPC calls forwarded, by method."}, []string{"method"}),
 		translated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kagenti_router_a2a_translated_total",
 			Help: "A2A JSON-RPC calls translated between protocol versions, by the client's version and the agent's."}, []string{"client", "agent"}),
+		cardFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kagenti_router_card_verification_failures_total",
+			Help: "Agent cards that did not verify, by reason (unsigned, bad_signature, wrong_identity, mismatch, no_identity, unreachable)."}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.openStreams, m.upstreamErrors, m.exchanges, m.rpcMethods, m.translated} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.openStreams, m.upstreamErrors, m.exchanges, m.rpcMethods, m.translated, m.cardFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

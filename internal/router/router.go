@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -54,6 +55,11 @@ type Config struct {
 	// TracerProvider receives the router's spans (a no-op one when nil: traceparent still
 	// propagates).
 	TracerProvider trace.TracerProvider
+	// CardVerification is off (the default), permissive (A2A agents' cards are verified, and
+	// failures counted and logged) or strict (an agent whose card does not verify is neither
+	// served nor called). TrustBundles verify the signatures: the SPIRE trust bundle.
+	CardVerification string
+	TrustBundles     x509bundle.Source
 }
 
 // Limits of the connections to agents: an idle one closes below the 5 s keep-alive of uvicorn
@@ -75,6 +81,7 @@ type Router struct {
 	// goes through it (built once; agentTransport adds retries per call).
 	agents   http.RoundTripper
 	metrics  *metrics
+	cards    *cardVerifier
 	runs     *runIndex
 	balancer *balancer
 	tracer   trace.Tracer
@@ -145,6 +152,21 @@ func New(cfg Config) (*Router, error) {
 		draining: make(chan struct{}),
 	}
 	rt.agents = &ejectingTransport{next: rt.transport, balancer: rt.balancer}
+	switch cfg.CardVerification {
+	case "", CardVerificationOff:
+	case CardVerificationPermissive, CardVerificationStrict:
+		if cfg.TrustBundles == nil {
+			return nil, fmt.Errorf("router: card verification %q needs the SPIRE trust bundle (-spiffe-socket)", cfg.CardVerification)
+		}
+		rt.cards = &cardVerifier{mode: cfg.CardVerification, bundles: cfg.TrustBundles, client: &http.Client{Transport: rt.agents},
+			results:  map[string]cardResult{},
+			failures: func(reason string) { m.cardFailures.WithLabelValues(reason).Inc() },
+			log: func(route string, err error) {
+				cfg.Log.Warn("agent card not verified", "route", route, "mode", cfg.CardVerification, "error", err.Error())
+			}}
+	default:
+		return nil, fmt.Errorf("router: card verification %q is none of %s", cfg.CardVerification, strings.Join(CardVerificationModes, ", "))
+	}
 	rt.mux = rt.routes()
 	rt.server = &http.Server{
 		Handler: rt,

@@ -29,10 +29,14 @@ var (
 )
 
 // route finds the callee of namespace ns and name of the kind a path addresses.
-func (rt *Router) route(ns, name string, kind routeKind) (*Route, error) {
+func (rt *Router) route(ctx context.Context, ns, name string, kind routeKind) (*Route, error) {
 	route := rt.cfg.Registry.Lookup(ns, name)
 	if route == nil || !kind.match(route) {
 		return nil, &noRouteError{kind.name, ns + "/" + name}
+	}
+	// An agent whose card is not bound to its identity is neither served nor called (strict).
+	if err := rt.cards.check(ctx, route); err != nil {
+		return nil, err
 	}
 	return route, nil
 }

@@ -1,0 +1,155 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/cardsig"
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+)
+
+// Card verification modes (Config.CardVerification).
+const (
+	CardVerificationOff        = "off"
+	CardVerificationPermissive = "permissive"
+	CardVerificationStrict     = "strict"
+)
+
+// CardVerificationModes are the modes the router takes.
+var CardVerificationModes = []string{CardVerificationOff, CardVerificationPermissive, CardVerificationStrict}
+
+var (
+	errCardMismatch  = errors.New("the card the agent signed is not the card registered for it")
+	errCardNoID      = errors.New("the agent has no identity to bind its card to (identity.keycloak_client)")
+	errCardNoService = errors.New("the agent serves no card")
+)
+
+// cardRetry is how long a failed verification stands before the next use of the route tries
+// again (an agent starting, an SVID not issued yet).
+const cardRetry = 5 * time.Second
+
+// cardVerifier binds each A2A agent's card to the workload identity registered for it: it
+// fetches the card the agent serves (signed by the agent with its X509-SVID), checks the
+// signature against the trust bundle, that the signer is the SPIFFE ID of the route's policy,
+// and that the signed card is the one the composition registered. Results are kept per route
+// until the registered card changes (failures for cardRetry).
+type cardVerifier struct {
+	mode     string
+	bundles  x509bundle.Source
+	client   *http.Client
+	failures func(reason string)
+	log      func(route string, err error)
+
+	mu      sync.Mutex
+	results map[string]cardResult
+}
+
+type cardResult struct {
+	card json.RawMessage
+	err  error
+	at   time.Time
+}
+
+// check verifies the route's card; in strict mode its error refuses the route.
+func (v *cardVerifier) check(ctx context.Context, route *Route) error {
+	if v == nil || v.mode == CardVerificationOff || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
+		return nil
+	}
+	key := route.Key()
+	v.mu.Lock()
+	res, ok := v.results[key]
+	v.mu.Unlock()
+	if !ok || !bytes.Equal(res.card, route.Card) || (res.err != nil && time.Since(res.at) > cardRetry) {
+		res = cardResult{card: route.Card, err: v.verify(ctx, route), at: time.Now()}
+		v.mu.Lock()
+		v.results[key] = res
+		v.mu.Unlock()
+		if res.err != nil {
+			v.failures(cardFailureReason(res.err))
+			v.log(key, res.err)
+		}
+	}
+	if res.err != nil && v.mode == CardVerificationStrict {
+		return &cardUnverifiedError{route: key, err: res.err}
+	}
+	return nil
+}
+
+func (v *cardVerifier) verify(ctx context.Context, route *Route) error {
+	if route.Policy.Audience == "" {
+		return errCardNoID
+	}
+	want, err := spiffeid.FromString(route.Policy.Audience)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errCardNoID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, route.Upstream.JoinPath("/.well-known/agent-card.json").String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch the agent's card: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("fetch the agent's card: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w (HTTP %d)", errCardNoService, resp.StatusCode)
+	}
+	if err := cardsig.Verify(body, v.bundles, want); err != nil {
+		return err
+	}
+	signed, err := cardsig.Payload(body)
+	if err != nil {
+		return err
+	}
+	registered, err := cardsig.Payload(route.Card)
+	if err != nil || !bytes.Equal(signed, registered) {
+		return errCardMismatch
+	}
+	return nil
+}
+
+// cardFailureReason is the metric label of a verification failure.
+func cardFailureReason(err error) string {
+	switch {
+	case errors.Is(err, cardsig.ErrUnsigned), errors.Is(err, errCardNoService):
+		return "unsigned"
+	case errors.Is(err, cardsig.ErrWrongIdentity):
+		return "wrong_identity"
+	case errors.Is(err, cardsig.ErrBadSignature):
+		return "bad_signature"
+	case errors.Is(err, errCardMismatch):
+		return "mismatch"
+	case errors.Is(err, errCardNoID):
+		return "no_identity"
+	}
+	return "unreachable"
+}
+
+// cardUnverifiedError refuses an agent whose card does not verify (strict mode).
+type cardUnverifiedError struct {
+	route string
+	err   error
+}
+
+func (e *cardUnverifiedError) Error() string {
+	return "the card of agent " + e.route + " is not verified: " + e.err.Error()
+}
+
+func (e *cardUnverifiedError) Unwrap() error { return e.err }

@@ -1,0 +1,104 @@
+package router
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/cardsig"
+	"github.com/kagenti/terraform-provider-kagenti/internal/cardsig/cardsigtest"
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
+)
+
+const verifiedCard = `{"name":"writer","description":"Writes","url":"http://writer.research:8080","version":"1.0.0","capabilities":{},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[]}`
+
+// cardAgent serves a card at /.well-known/agent-card.json, signed by svid when it is set.
+func cardAgent(t *testing.T, card string, svid *x509svid.SVID) *url.URL {
+	t.Helper()
+	body := []byte(card)
+	if svid != nil {
+		var err error
+		if body, err = cardsig.Sign(body, svid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/agent-card.json" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return u
+}
+
+// TestCardVerification: in strict mode the router serves (and routes to) an agent only when
+// the card the agent serves is signed by the X509-SVID of the identity registered for the route
+// and is the card registered; in permissive mode it serves anyway; failures are counted by
+// reason either way.
+func TestCardVerification(t *testing.T) {
+	ca := cardsigtest.NewAuthority(t, "example.org")
+	writer := ca.SVID(t, "/ns/research/sa/writer")
+	planner := ca.SVID(t, "/ns/research/sa/planner")
+	foreign := cardsigtest.NewAuthority(t, "example.org").SVID(t, "/ns/research/sa/writer")
+	other := strings.Replace(verifiedCard, "Writes", "Writes anything", 1)
+	for _, tc := range []struct {
+		name     string
+		served   *url.URL
+		audience string
+		reason   string // "" when it verifies
+	}{
+		{"signed by its identity", cardAgent(t, verifiedCard, writer), writer.ID.String(), ""},
+		{"unsigned", cardAgent(t, verifiedCard, nil), writer.ID.String(), "unsigned"},
+		{"signed by another identity", cardAgent(t, verifiedCard, planner), writer.ID.String(), "wrong_identity"},
+		{"signed under another CA", cardAgent(t, verifiedCard, foreign), writer.ID.String(), "bad_signature"},
+		{"another card, signed", cardAgent(t, other, writer), writer.ID.String(), "mismatch"},
+		{"no identity to bind to", cardAgent(t, verifiedCard, writer), "", "no_identity"},
+	} {
+		for _, mode := range []string{CardVerificationStrict, CardVerificationPermissive} {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				reg := NewRegistry()
+				reg.SetService(Route{Namespace: "research", Name: "writer", Type: contract.TypeAgent, Protocol: "a2a", Upstream: tc.served,
+					Policy: contract.Policy{Audience: tc.audience}})
+				reg.SetCard("research", "writer", json.RawMessage(verifiedCard))
+				rt, base := startRouter(t, Config{Registry: reg, CardVerification: mode, TrustBundles: ca.Bundle()})
+				resp, err := http.Get(base + "/a2a/research/writer/.well-known/agent-card.json")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				refused := tc.reason != "" && mode == CardVerificationStrict
+				if got := resp.StatusCode != http.StatusOK; got != refused {
+					t.Fatalf("card answered %d; refused %v, want %v", resp.StatusCode, got, refused)
+				}
+				if tc.reason != "" {
+					if n := testutil.ToFloat64(rt.metrics.cardFailures.WithLabelValues(tc.reason)); n != 1 {
+						t.Fatalf("failures counted as %s: %v, want 1", tc.reason, n)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestCardVerification_NeedsBundle: a verifying mode without a trust bundle, or an unknown
+// mode, is refused at start.
+func TestCardVerification_NeedsBundle(t *testing.T) {
+	for mode, want := range map[string]string{
+		CardVerificationStrict: "needs the SPIRE trust bundle",
+		"sometimes":            `card verification "sometimes" is none of off, permissive, strict`,
+	} {
+		_, err := New(Config{Registry: NewRegistry(), PublicURL: "http://router", CardVerification: mode})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("mode %s: %v, want %q", mode, err, want)
+		}
+	}
+}
