@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -87,6 +88,9 @@ func run(log *slog.Logger, level *slog.LevelVar) error {
 	debugListen := flag.String("debug-listen", env("KAGENTI_ROUTER_DEBUG_LISTEN", ""), "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060 (off when empty; never expose it)")
 	routesFile := flag.String("routes-file", env("KAGENTI_ROUTER_ROUTES_FILE", ""), "serve the routes of this JSON file instead of discovering them in Kubernetes")
 	issuerCA := flag.String("issuer-ca-file", env("KAGENTI_ROUTER_ISSUER_CA_FILE", ""), "PEM file of a CA to trust, besides the system's, for the issuer's keys and token endpoint (a Keycloak behind a private CA)")
+	cardVerification := flag.String("card-verification", env("KAGENTI_ROUTER_CARD_VERIFICATION", contract.CardVerificationOff),
+		"off, permissive (verify agents' card signatures against the SPIRE trust bundle, count and log failures) or strict "+
+			"(neither serve nor call an agent whose card does not verify); needs -spiffe-socket")
 	logLevel := flag.String("log-level", env("KAGENTI_ROUTER_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	flag.Parse()
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -146,6 +150,19 @@ func run(log *slog.Logger, level *slog.LevelVar) error {
 			_ = tp.Shutdown(ctx)
 		}()
 		rcfg.TracerProvider = tp
+	}
+	rcfg.CardVerification = *cardVerification
+	if *cardVerification != contract.CardVerificationOff && *spiffeSocket != "" {
+		// The trust bundle (and its updates) from the Workload API; waits for the router's
+		// own SVID, which SPIRE issues within seconds of the pod's start.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		src, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(workloadapi.WithAddr("unix://"+strings.TrimPrefix(*spiffeSocket, "unix://"))))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("the SPIRE trust bundle for -card-verification: %w", err)
+		}
+		defer src.Close()
+		rcfg.TrustBundles = src
 	}
 	rt, err := router.New(rcfg)
 	if err != nil {

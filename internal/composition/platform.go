@@ -74,6 +74,8 @@ type RouterSettings struct {
 	Drain string `json:"drain,omitempty"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level,omitempty"`
+	// CardVerification is off, permissive or strict (the router's -card-verification).
+	CardVerification string `json:"card_verification,omitempty"`
 }
 
 // RouterLogLevels are the router's log levels.
@@ -97,6 +99,9 @@ func (s *RouterSettings) args() []string {
 	if s.LogLevel != "" {
 		args = append(args, "-log-level="+s.LogLevel)
 	}
+	if s.CardVerification != "" {
+		args = append(args, "-card-verification="+s.CardVerification)
+	}
 	return args
 }
 
@@ -118,6 +123,9 @@ func validateRouterSettings(p *field.Path, s *RouterSettings) field.ErrorList {
 	}
 	if s.LogLevel != "" && !slices.Contains(RouterLogLevels, s.LogLevel) {
 		errs = append(errs, field.NotSupported(p.Child("log_level"), s.LogLevel, RouterLogLevels))
+	}
+	if s.CardVerification != "" && !slices.Contains(contract.CardVerificationModes, s.CardVerification) {
+		errs = append(errs, field.NotSupported(p.Child("card_verification"), s.CardVerification, contract.CardVerificationModes))
 	}
 	return errs
 }
@@ -168,6 +176,11 @@ func ValidatePlatform(in PlatformInput) field.ErrorList {
 	var errs field.ErrorList
 	errs = append(errs, validateWorkload(in.Workload, field.NewPath("router_pod"), contract.NewKeys(in.LabelDomain))...)
 	errs = append(errs, validateRouterSettings(field.NewPath("router_settings"), in.Router)...)
+	if r := in.Router; r != nil && r.CardVerification != "" && r.CardVerification != contract.CardVerificationOff && !in.Mounted() {
+		errs = append(errs, field.Invalid(field.NewPath("router_settings", "card_verification"), r.CardVerification,
+			"the router verifies cards against the SPIRE trust bundle from the Workload API: set the provider's "+
+				"spire.workload_api_csi_driver or spire.workload_api_host_path, or card_verification = \"off\""))
+	}
 	for i, patch := range in.Patches {
 		p := field.NewPath("composition", "patches").Index(i)
 		if !slices.Contains(PlatformPatchTargets, patch.Target) && !strings.HasPrefix(patch.Target, "role/") && !strings.HasPrefix(patch.Target, "rolebinding/") {

@@ -105,3 +105,14 @@ type Policy struct {
 	// RequiredScopes must all be in the caller token's scope claim.
 	RequiredScopes []string `json:"required_scopes,omitempty"`
 }
+
+// Card verification modes of the router (its -card-verification flag, the platform's
+// router_settings.card_verification).
+const (
+	CardVerificationOff        = "off"
+	CardVerificationPermissive = "permissive"
+	CardVerificationStrict     = "strict"
+)
+
+// CardVerificationModes are the router's card verification modes.
+var CardVerificationModes = []string{CardVerificationOff, CardVerificationPermissive, CardVerificationStrict}

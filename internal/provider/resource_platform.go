@@ -83,6 +83,7 @@ type routerSettingsModel struct {
 	UpstreamTimeout types.String `tfsdk:"upstream_timeout"`
 	Drain           types.String `tfsdk:"drain"`
 	LogLevel        types.String `tfsdk:"log_level"`
+	CardVerify      types.String `tfsdk:"card_verification"`
 }
 
 type platformCompositionModel struct {
@@ -91,7 +92,7 @@ type platformCompositionModel struct {
 
 var (
 	routerSettingsAttrTypes = map[string]attr.Type{"max_header_bytes": types.Int64Type, "upstream_timeout": types.StringType,
-		"drain": types.StringType, "log_level": types.StringType}
+		"drain": types.StringType, "log_level": types.StringType, "card_verification": types.StringType}
 	platformCompositionAttrTypes = map[string]attr.Type{"patches": types.ListType{ElemType: types.ObjectType{AttrTypes: patchAttrTypes}}}
 )
 
@@ -143,6 +144,16 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 					"log_level": rschema.StringAttribute{
 						MarkdownDescription: "`debug`, `info` (the default), `warn` or `error`.",
 						Optional:            true, Validators: []validator.String{stringvalidator.OneOf(composition.RouterLogLevels...)},
+					},
+					"card_verification": rschema.StringAttribute{
+						MarkdownDescription: "Whether the router binds A2A agents' cards to their identities: `off` (the default), `permissive` " +
+							"or `strict`. The router fetches the card an agent serves at `/.well-known/agent-card.json` (the agent signs " +
+							"the card the composition mounts at `KAGENTI_AGENT_CARD_FILE` with its X509-SVID: a JWS with the SVID's " +
+							"chain in `x5c`, A2A's `AgentCardSignature`), and checks the chain against the SPIRE trust bundle, that the " +
+							"signer is the SPIFFE ID registered for the agent, and that the signed card is the registered one. " +
+							"`permissive` counts and logs failures (`kagenti_router_card_verification_failures_total`); `strict` also " +
+							"neither serves nor calls such an agent. Needs the Workload API in the router (provider `spire.workload_api_*`).",
+						Optional: true, Validators: []validator.String{stringvalidator.OneOf(contract.CardVerificationModes...)},
 					},
 				},
 			},
@@ -299,7 +310,7 @@ func (r *platformResource) input(ctx context.Context, m *platformResourceModel, 
 		var s routerSettingsModel
 		diags.Append(m.RouterSettings.As(ctx, &s, basetypes.ObjectAsOptions{})...)
 		in.Router = &composition.RouterSettings{MaxHeaderBytes: s.MaxHeaderBytes.ValueInt64(), UpstreamTimeout: s.UpstreamTimeout.ValueString(),
-			Drain: s.Drain.ValueString(), LogLevel: s.LogLevel.ValueString()}
+			Drain: s.Drain.ValueString(), LogLevel: s.LogLevel.ValueString(), CardVerification: s.CardVerify.ValueString()}
 	}
 	if fullyKnown(ctx, m.Composition) && !m.Composition.IsNull() {
 		var c platformCompositionModel
@@ -676,7 +687,8 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 				optInt = types.Int64Value(s.MaxHeaderBytes)
 			}
 			state.RouterSettings, d = types.ObjectValue(routerSettingsAttrTypes, map[string]attr.Value{"max_header_bytes": optInt,
-				"upstream_timeout": optStr(s.UpstreamTimeout), "drain": optStr(s.Drain), "log_level": optStr(s.LogLevel)})
+				"upstream_timeout": optStr(s.UpstreamTimeout), "drain": optStr(s.Drain), "log_level": optStr(s.LogLevel),
+				"card_verification": optStr(s.CardVerification)})
 			resp.Diagnostics.Append(d...)
 		}
 		state.Composition = types.ObjectNull(platformCompositionAttrTypes)

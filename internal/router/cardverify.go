@@ -18,16 +18,6 @@ import (
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
-// Card verification modes (Config.CardVerification).
-const (
-	CardVerificationOff        = "off"
-	CardVerificationPermissive = "permissive"
-	CardVerificationStrict     = "strict"
-)
-
-// CardVerificationModes are the modes the router takes.
-var CardVerificationModes = []string{CardVerificationOff, CardVerificationPermissive, CardVerificationStrict}
-
 var (
 	errCardMismatch  = errors.New("the card the agent signed is not the card registered for it")
 	errCardNoID      = errors.New("the agent has no identity to bind its card to (identity.keycloak_client)")
@@ -62,7 +52,7 @@ type cardResult struct {
 
 // check verifies the route's card; in strict mode its error refuses the route.
 func (v *cardVerifier) check(ctx context.Context, route *Route) error {
-	if v == nil || v.mode == CardVerificationOff || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
+	if v == nil || v.mode == contract.CardVerificationOff || route.Type != contract.TypeAgent || route.Protocol != "a2a" {
 		return nil
 	}
 	key := route.Key()
@@ -79,7 +69,7 @@ func (v *cardVerifier) check(ctx context.Context, route *Route) error {
 			v.log(key, res.err)
 		}
 	}
-	if res.err != nil && v.mode == CardVerificationStrict {
+	if res.err != nil && v.mode == contract.CardVerificationStrict {
 		return &cardUnverifiedError{route: key, err: res.err}
 	}
 	return nil

@@ -63,7 +63,7 @@ func TestCardVerification(t *testing.T) {
 		{"another card, signed", cardAgent(t, other, writer), writer.ID.String(), "mismatch"},
 		{"no identity to bind to", cardAgent(t, verifiedCard, writer), "", "no_identity"},
 	} {
-		for _, mode := range []string{CardVerificationStrict, CardVerificationPermissive} {
+		for _, mode := range []string{contract.CardVerificationStrict, contract.CardVerificationPermissive} {
 			t.Run(tc.name+"/"+mode, func(t *testing.T) {
 				reg := NewRegistry()
 				reg.SetService(Route{Namespace: "research", Name: "writer", Type: contract.TypeAgent, Protocol: "a2a", Upstream: tc.served,
@@ -75,7 +75,7 @@ func TestCardVerification(t *testing.T) {
 					t.Fatal(err)
 				}
 				resp.Body.Close()
-				refused := tc.reason != "" && mode == CardVerificationStrict
+				refused := tc.reason != "" && mode == contract.CardVerificationStrict
 				if got := resp.StatusCode != http.StatusOK; got != refused {
 					t.Fatalf("card answered %d; refused %v, want %v", resp.StatusCode, got, refused)
 				}
@@ -93,8 +93,8 @@ func TestCardVerification(t *testing.T) {
 // mode, is refused at start.
 func TestCardVerification_NeedsBundle(t *testing.T) {
 	for mode, want := range map[string]string{
-		CardVerificationStrict: "needs the SPIRE trust bundle",
-		"sometimes":            `card verification "sometimes" is none of off, permissive, strict`,
+		contract.CardVerificationStrict: "needs the SPIRE trust bundle",
+		"sometimes":                     `card verification "sometimes" is none of off, permissive, strict`,
 	} {
 		_, err := New(Config{Registry: NewRegistry(), PublicURL: "http://router", CardVerification: mode})
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -19,6 +19,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
 // The router is one net/http stack: an http.Server reads client connections (a goroutine each),
@@ -153,8 +155,8 @@ func New(cfg Config) (*Router, error) {
 	}
 	rt.agents = &ejectingTransport{next: rt.transport, balancer: rt.balancer}
 	switch cfg.CardVerification {
-	case "", CardVerificationOff:
-	case CardVerificationPermissive, CardVerificationStrict:
+	case "", contract.CardVerificationOff:
+	case contract.CardVerificationPermissive, contract.CardVerificationStrict:
 		if cfg.TrustBundles == nil {
 			return nil, fmt.Errorf("router: card verification %q needs the SPIRE trust bundle (-spiffe-socket)", cfg.CardVerification)
 		}
@@ -165,7 +167,7 @@ func New(cfg Config) (*Router, error) {
 				cfg.Log.Warn("agent card not verified", "route", route, "mode", cfg.CardVerification, "error", err.Error())
 			}}
 	default:
-		return nil, fmt.Errorf("router: card verification %q is none of %s", cfg.CardVerification, strings.Join(CardVerificationModes, ", "))
+		return nil, fmt.Errorf("router: card verification %q is none of %s", cfg.CardVerification, strings.Join(contract.CardVerificationModes, ", "))
 	}
 	rt.mux = rt.routes()
 	rt.server = &http.Server{
