@@ -116,3 +116,7 @@ const (
 
 // CardVerificationModes are the router's card verification modes.
 var CardVerificationModes = []string{CardVerificationOff, CardVerificationPermissive, CardVerificationStrict}
+
+// CardVerificationHeader is the header with which the router serves an A2A card: "verified",
+// "off" (the router does not verify cards), or "failed: <why>" (permissive mode serves it anyway).
+const CardVerificationHeader = "Kagenti-Card-Verification"

@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
 )
 
 var _ datasource.DataSource = &agentCardDataSource{}
@@ -34,6 +36,7 @@ type agentCardDataSourceModel struct {
 	Version     types.String `tfsdk:"version"`
 	Skills      types.List   `tfsdk:"skills"`
 	Card        types.String `tfsdk:"card"`
+	Verified    types.String `tfsdk:"card_verification"`
 }
 
 func (d *agentCardDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -56,6 +59,13 @@ func (d *agentCardDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 			"version":     schema.StringAttribute{MarkdownDescription: "Version from the card.", Computed: true},
 			"skills":      schema.ListAttribute{MarkdownDescription: "Skill ids.", Computed: true, ElementType: types.StringType},
 			"card":        schema.StringAttribute{MarkdownDescription: "The whole card (JSON).", Computed: true},
+			"card_verification": schema.StringAttribute{
+				MarkdownDescription: "Whether the card is bound to the agent's identity, as the router found: `verified` (signed with the " +
+					"X509-SVID of the identity registered for the agent), `off` (the router does not verify cards: " +
+					"`router_settings.card_verification`), or `failed: <why>` (a permissive router serves it anyway). A strict router " +
+					"serves no card that fails, and reading it is an error.",
+				Computed: true,
+			},
 		},
 	}
 }
@@ -86,8 +96,18 @@ func (d *agentCardDataSource) Read(ctx context.Context, req datasource.ReadReque
 		return
 	}
 	if hresp.StatusCode != http.StatusOK {
+		if strings.Contains(string(body), "is not verified") {
+			resp.Diagnostics.AddError("Card Not Verified", fmt.Sprintf("The router at %s verifies cards strictly, and the card of %s/%s "+
+				"does not verify: the agent must serve its card signed with the X509-SVID of its own identity.\n\n%s",
+				m.RouterURL.ValueString(), m.Namespace.ValueString(), m.Name.ValueString(), strings.TrimSpace(string(body))))
+			return
+		}
 		resp.Diagnostics.AddError("Card Not Served", fmt.Sprintf("GET %s: %s", u, hresp.Status))
 		return
+	}
+	m.Verified = types.StringValue(hresp.Header.Get(contract.CardVerificationHeader))
+	if m.Verified.ValueString() == "" {
+		m.Verified = types.StringValue(contract.CardVerificationOff)
 	}
 	var card struct {
 		URL         string `json:"url"`

@@ -30,6 +30,7 @@ func (rt *Router) card(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "max-age=60")
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(contract.CardVerificationHeader, rt.cards.state(route))
 	_, _ = w.Write(c)
 }
 

@@ -75,6 +75,23 @@ func (v *cardVerifier) check(ctx context.Context, route *Route) error {
 	return nil
 }
 
+// state is the route's CardVerificationHeader value, after check.
+func (v *cardVerifier) state(route *Route) string {
+	if v == nil || v.mode == contract.CardVerificationOff {
+		return contract.CardVerificationOff
+	}
+	v.mu.Lock()
+	res, ok := v.results[route.Key()]
+	v.mu.Unlock()
+	switch {
+	case !ok:
+		return contract.CardVerificationOff
+	case res.err != nil:
+		return "failed: " + res.err.Error()
+	}
+	return "verified"
+}
+
 func (v *cardVerifier) verify(ctx context.Context, route *Route) error {
 	if route.Policy.Audience == "" {
 		return errCardNoID

@@ -75,6 +75,15 @@ func TestCardVerification(t *testing.T) {
 					t.Fatal(err)
 				}
 				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					want := "verified"
+					if tc.reason != "" {
+						want = "failed: "
+					}
+					if got := resp.Header.Get(contract.CardVerificationHeader); !strings.HasPrefix(got, want) {
+						t.Fatalf("%s: %q, want %q...", contract.CardVerificationHeader, got, want)
+					}
+				}
 				refused := tc.reason != "" && mode == contract.CardVerificationStrict
 				if got := resp.StatusCode != http.StatusOK; got != refused {
 					t.Fatalf("card answered %d; refused %v, want %v", resp.StatusCode, got, refused)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -152,8 +154,8 @@ func (p *Process) Stop() error {
 	return nil
 }
 
-// freePorts asks the kernel for n distinct free TCP ports on loopback. All listeners stay open
-// until every port is chosen so the same port is not handed out twice.
+// freePorts picks n distinct TCP ports free on every address now. All listeners stay open until
+// every port is chosen so the same port is not handed out twice.
 func freePorts(n int) ([]int, error) {
 	var ports []int
 	var listeners []net.Listener
@@ -162,15 +164,37 @@ func freePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Below the kernel's ephemeral range: a port it may give an outgoing connection can be
+	// taken between the pick and the server's own bind (Keycloak binds half a minute later,
+	// while the node's components open hundreds of connections), and the server fails.
+	lo, hi := 10000, ephemeralLow()-1
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			return nil, fmt.Errorf("pick a free port: none free among %d tries in %d-%d", tries, lo, hi)
+		}
+		p := lo + rand.IntN(hi-lo+1)
+		if slices.Contains(ports, p) {
+			continue
+		}
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(p))
 		if err != nil {
-			return nil, fmt.Errorf("pick a free port: %w", err)
+			continue
 		}
 		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when unreadable).
+func ephemeralLow() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(data)); err == nil && len(f) == 2 {
+		if lo, err := strconv.Atoi(f[0]); err == nil && lo > 11000 {
+			return lo
+		}
+	}
+	return 32768
 }
 
 // tailFile returns the last n lines of a file, for error messages.
