@@ -558,22 +558,8 @@ func CoreDNS() Tool {
 		Version: CoreDNSVersion,
 		Files:   []string{"coredns"},
 		build: func(ctx context.Context, b *Builder, out string) error {
-			src := filepath.Join(b.CacheDir, "src", "coredns-"+CoreDNSVersion)
-			if err := os.MkdirAll(src, 0o755); err != nil {
-				return err
-			}
 			goMod := "module kagenti.local/coredns\n\ngo 1.25.0\n\nrequire github.com/coredns/coredns " + CoreDNSVersion + "\n"
-			if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(goMod), 0o644); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(src, "main.go"), coreDNSMain, 0o644); err != nil {
-				return err
-			}
-			if err := b.run(ctx, src, nil, "go", "mod", "tidy"); err != nil {
-				return err
-			}
-			return b.run(ctx, src, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w",
-				"-o", filepath.Join(out, "coredns"), ".")
+			return b.buildScratchModule(ctx, "coredns-"+CoreDNSVersion, goMod, coreDNSMain, filepath.Join(out, "coredns"))
 		},
 	}
 }
@@ -594,27 +580,13 @@ func SpiffeCSI() Tool {
 		Version: SpiffeCSIVersion,
 		Files:   []string{"spiffe-csi-driver"},
 		build: func(ctx context.Context, b *Builder, out string) error {
-			src := filepath.Join(b.CacheDir, "src", "spiffe-csi-"+SpiffeCSIVersion)
-			if err := os.MkdirAll(src, 0o755); err != nil {
-				return err
-			}
 			// genproto is pinned past its split into submodules: spiffe-csi's older one makes
 			// errdetails an ambiguous import next to grpc's.
 			goMod := "module kagenti.local/spiffe-csi\n\ngo 1.26.0\n\nrequire (\n" +
 				"\tgithub.com/spiffe/spiffe-csi " + SpiffeCSIVersion + "\n" +
 				"\tk8s.io/kubelet v0" + strings.TrimPrefix(KubernetesVersion, "v1") + "\n" +
 				"\tgoogle.golang.org/genproto v0.0.0-20261026165753-2ffab32bce7e\n)\n"
-			if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(goMod), 0o644); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(src, "main.go"), spiffeCSIMain, 0o644); err != nil {
-				return err
-			}
-			if err := b.run(ctx, src, nil, "go", "mod", "tidy"); err != nil {
-				return err
-			}
-			return b.run(ctx, src, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w",
-				"-o", filepath.Join(out, "spiffe-csi-driver"), ".")
+			return b.buildScratchModule(ctx, "spiffe-csi-"+SpiffeCSIVersion, goMod, spiffeCSIMain, filepath.Join(out, "spiffe-csi-driver"))
 		},
 	}
 }
@@ -641,4 +613,24 @@ func NetworkPolicies() Tool {
 				"-o", filepath.Join(out, "kube-router"), "./cmd/kube-router")
 		},
 	}
+}
+
+// buildScratchModule builds a main package (its source embedded in this tree) in a module of
+// its own under the cache's src folder, whose go.mod names what it needs from the Go module
+// proxy, into the binary bin.
+func (b *Builder) buildScratchModule(ctx context.Context, name, goMod string, main []byte, bin string) error {
+	src := filepath.Join(b.CacheDir, "src", name)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(goMod), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), main, 0o644); err != nil {
+		return err
+	}
+	if err := b.run(ctx, src, nil, "go", "mod", "tidy"); err != nil {
+		return err
+	}
+	return b.run(ctx, src, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, ".")
 }
