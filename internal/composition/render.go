@@ -131,10 +131,12 @@ type templateData struct {
 	MountPath          string
 	WorkloadAPI        WorkloadAPI
 	Resources          *Resources
-	// RouterLabels select the router's pods (in any namespace), the only ones that may call
-	// the workload; Egress are the workload's other destinations (NetworkPolicy).
-	RouterLabels map[string]string
-	Egress       []EgressRule
+	// RouterLabels select the router's pods in the namespaces RouterNamespaceLabels select
+	// (those where a platform runs it), the only ones that may call the workload; Egress are
+	// the workload's other destinations (NetworkPolicy).
+	RouterLabels          map[string]string
+	RouterNamespaceLabels map[string]string
+	Egress                []EgressRule
 	// CardMount is where the agent's card ConfigMap is mounted (cardMount).
 	CardMount string
 }
@@ -307,6 +309,7 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 	}
 	data.Env = composeEnv(in, p, port, data.MountPath)
 	data.RouterLabels = map[string]string{"app.kubernetes.io/name": RouterName, keys.Type(): "platform"}
+	data.RouterNamespaceLabels = map[string]string{keys.RouterNamespace(): "true"}
 	data.Egress = workloadEgress(in)
 	data.CardMount = cardMount(in)
 

@@ -85,6 +85,11 @@ func (k Keys) URL() string { return k.key("url") }
 // Platform labels an agent namespace with the namespace of the platform that serves it.
 func (k Keys) Platform() string { return k.key("platform") }
 
+// RouterNamespace labels ("true") a namespace where a platform runs kagenti-router: agents'
+// NetworkPolicies admit the router's pods of such namespaces only. The platform sets it; a
+// namespace's labels are the cluster admin's, not a tenant's.
+func (k Keys) RouterNamespace() string { return k.key("router-namespace") }
+
 // ExposeAsTool annotates the Service of an A2A agent offered as an MCP tool ("true").
 func (k Keys) ExposeAsTool() string { return k.key("expose-as-tool") }
 

@@ -37,8 +37,9 @@ var networkPolicyAttrTypes = map[string]attr.Type{
 func networkPolicyAttribute(noun string) rschema.SingleNestedAttribute {
 	return rschema.SingleNestedAttribute{
 		MarkdownDescription: "The " + noun + "'s NetworkPolicy, on by default (`enabled = false` opts out). Its pods accept connections " +
-			"only from kagenti-router's pods, so nothing in the cluster calls the " + noun + " around the router's authentication and " +
-			"policy; they open connections only to the router, DNS (port 53), the endpoints the " + noun + "'s settings name " +
+			"only from kagenti-router's pods in the namespaces a `kagenti_platform` runs it in (which it labels " +
+			"`<label_domain>/router-namespace=true`), so nothing in the cluster calls the " + noun + " around the router's " +
+			"authentication and policy; they open connections only to the router, DNS (port 53), the endpoints the " + noun + "'s settings name " +
 			"(`llm.base_url`, `otel_endpoint`, and Keycloak with `identity.keycloak_client`) and `egress`. A NetworkPolicy cannot " +
 			"name a host: an endpoint given by host name opens its port to any destination, one given by IP address that address " +
 			"only. It needs a network plugin that enforces NetworkPolicies; an endpoint-only " + noun + " gets none.",

@@ -266,7 +266,7 @@ resource "kagenti_tool" "weather" {
 				}
 				// Below the router: a pod that calls agent 1 at its own Service, around the router,
 				// is dropped by agent 1's NetworkPolicy; the same call through the router works.
-				if err := checkRouterOnly(ctx, client, ns, uiToken, router); err != nil {
+				if err := checkRouterOnly(ctx, client, ns, testAccNodeNamespace(t, client, "restricted"), uiToken, router); err != nil {
 					return err
 				}
 				// Agent 2 allows agent 1 only: the ui calling it directly through the router is refused.
@@ -279,19 +279,27 @@ resource "kagenti_tool" "weather" {
 	})
 }
 
-// checkRouterOnly runs the same call twice from a pod in ns that is no agent: straight to
-// agent1's Service, which must fail for want of a connection (kube-router rejects what the
-// NetworkPolicy does not allow, so it is refused; agent1 listens, and answers anyone who
-// connects), and through the router, which must be answered.
-func checkRouterOnly(ctx context.Context, client kubernetes.Interface, ns, token, router string) error {
-	direct, err := runCaller(ctx, client, ns, "bypass", fmt.Sprintf("http://agent1.%s.svc.cluster.local:8080", ns), token)
-	if err == nil {
-		return fmt.Errorf("a pod reached agent1 around the router: %s", direct)
+// checkRouterOnly runs the same call from pods that are no agent: from ns straight to agent1's
+// Service, which must fail for want of a connection (kube-router rejects what the NetworkPolicy
+// does not allow, so it is refused; agent1 listens, and answers anyone who connects); the same
+// from a pod in another namespace that copies the router's labels (a namespace no platform
+// labelled as the router's); and through the router, which must be answered.
+func checkRouterOnly(ctx context.Context, client kubernetes.Interface, ns, otherNS, token, router string) error {
+	agent1 := fmt.Sprintf("http://agent1.%s.svc.cluster.local:8080", ns)
+	routerLabels := map[string]string{"app.kubernetes.io/name": "kagenti-router", "kagenti.io/type": "platform"}
+	for _, c := range []struct {
+		ns, name string
+		labels   map[string]string
+	}{{ns, "bypass", nil}, {otherNS, "fake-router", routerLabels}} {
+		out, err := runCaller(ctx, client, c.ns, c.name, c.labels, agent1, token)
+		if err == nil {
+			return fmt.Errorf("pod %s/%s reached agent1 around the router: %s", c.ns, c.name, out)
+		}
+		if !strings.Contains(out, "connection refused") && !strings.Contains(out, "timeout") {
+			return fmt.Errorf("pod %s/%s's call around the router failed, but not for want of a connection: %s", c.ns, c.name, out)
+		}
 	}
-	if !strings.Contains(direct, "connection refused") && !strings.Contains(direct, "timeout") {
-		return fmt.Errorf("the call around the router failed, but not for want of a connection: %s", direct)
-	}
-	via, err := runCaller(ctx, client, ns, "via-router", router+"/a2a/"+ns+"/agent1", token)
+	via, err := runCaller(ctx, client, ns, "via-router", nil, router+"/a2a/"+ns+"/agent1", token)
 	if err != nil || !strings.Contains(via, "Hello from agent1!") {
 		return fmt.Errorf("the same pod's call through the router: %v: %s", err, via)
 	}
@@ -300,9 +308,9 @@ func checkRouterOnly(ctx context.Context, client kubernetes.Interface, ns, token
 
 // runCaller runs the demo agent's one-shot client (-send) as a pod on the real node and returns
 // its output, with an error when it failed.
-func runCaller(ctx context.Context, client kubernetes.Interface, ns, name, target, token string) (string, error) {
+func runCaller(ctx context.Context, client kubernetes.Interface, ns, name string, labels map[string]string, target, token string) (string, error) {
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
 			NodeSelector:  map[string]string{testenv.NodeTaintKey: "true"},

@@ -423,25 +423,32 @@ func (r *platformResource) selector(ns string) kube.CompositeSelector {
 const enrolManager = "kagenti-platform"
 
 // enrol labels the agent namespaces (<label_domain>/platform = the platform namespace, and for
-// the mesh istio.io/dataplane-mode = ambient) and takes the labels off namespaces that are no
-// longer enrolled (prior are those enrolled before). Only the labels are ours: the namespaces are
+// the mesh istio.io/dataplane-mode = ambient) and its own (<label_domain>/router-namespace) and
+// takes the labels off namespaces that are no longer enrolled (prior are those enrolled before). Only the labels are ours: the namespaces are
 // not, so they are never deleted.
 func (r *platformResource) enrol(ctx context.Context, applier *kube.Applier, in composition.PlatformInput, prior []string) error {
-	want := map[string]bool{}
+	keys := contract.NewKeys(r.data.labelDomain)
+	want := map[string]map[string]any{}
 	for _, ns := range in.AgentNamespaces {
-		want[ns] = true
-	}
-	for ns := range want {
-		labels := map[string]any{contract.NewKeys(r.data.labelDomain).Platform(): in.Namespace}
+		want[ns] = map[string]any{keys.Platform(): in.Namespace}
 		if in.Mesh == composition.MeshIstioAmbient {
-			labels["istio.io/dataplane-mode"] = "ambient"
+			want[ns]["istio.io/dataplane-mode"] = "ambient"
 		}
+	}
+	if in.Namespace != "" {
+		// Where the router runs: agents' NetworkPolicies admit its pods from here.
+		if want[in.Namespace] == nil {
+			want[in.Namespace] = map[string]any{}
+		}
+		want[in.Namespace][keys.RouterNamespace()] = "true"
+	}
+	for ns, labels := range want {
 		if _, err := applier.ApplyAs(ctx, namespaceLabels(ns, labels), enrolManager); err != nil {
 			return err
 		}
 	}
 	for _, ns := range prior {
-		if want[ns] {
+		if want[ns] != nil {
 			continue
 		}
 		if exists, err := applier.NamespaceExists(ctx, ns); err != nil || !exists {
@@ -464,12 +471,16 @@ func namespaceLabels(ns string, labels map[string]any) *unstructured.Unstructure
 	return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": meta}}
 }
 
-// enrolled lists the namespaces a state had enrolled.
+// enrolled lists the namespaces a state had labelled: its agent namespaces and its own.
 func enrolled(m *platformResourceModel) []string {
 	if m == nil {
 		return nil
 	}
-	return knownStrings(m.AgentNamespaces)
+	ns := knownStrings(m.AgentNamespaces)
+	if own := m.Namespace.ValueString(); own != "" && !slices.Contains(ns, own) {
+		ns = append(ns, own)
+	}
+	return ns
 }
 
 // apply renders and applies the platform. prior lists the namespaces enrolled before; hadIdentity

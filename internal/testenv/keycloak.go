@@ -166,7 +166,15 @@ func createRealm(ctx context.Context, info KeycloakInfo) error {
 	}
 	client := gocloak.NewClient(info.URL)
 	client.RestyClient().SetTLSClientConfig(tlsConfig)
-	token, err := client.LoginAdmin(ctx, info.AdminUser, info.AdminPassword, "master")
+	// Ready by its health endpoint, Keycloak has refused the first connection to its HTTPS
+	// port: a refused login is tried again for a while.
+	var token *gocloak.JWT
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		token, err = client.LoginAdmin(ctx, info.AdminUser, info.AdminPassword, "master")
+		if err == nil || !strings.Contains(err.Error(), "connection refused") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -405,22 +405,6 @@ func (s *Sandbox) startNode(ctx context.Context, client kubernetes.Interface, se
 	if err := s.startSpiffeCSI(ctx, client, filepath.Join(dir, "kubelet")); err != nil {
 		return err
 	}
-	netpolPorts, err := freePorts(1)
-	if err != nil {
-		return err
-	}
-	netpol := &Process{
-		Name: "kube-router", Path: s.builder.Path(NetworkPolicies(), "kube-router"), LogPath: s.logPath("kube-router"),
-		// Its network policy controller only: kube-proxy serves Services, the bridge plugin
-		// routes.
-		Args: []string{"--kubeconfig", s.Kubernetes.Kubeconfig, "--hostname-override", NodeName,
-			"--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
-			"--service-cluster-ip-range", serviceCIDR, "--health-port", strconv.Itoa(netpolPorts[0]), "--v=1"},
-		Healthy: httpHealthy(&http.Client{Timeout: 2 * time.Second}, "http://127.0.0.1:"+strconv.Itoa(netpolPorts[0])+"/healthz"),
-	}
-	if err := s.start(ctx, netpol); err != nil {
-		return err
-	}
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
 		if err != nil {
@@ -439,6 +423,27 @@ func (s *Sandbox) startNode(ctx context.Context, client kubernetes.Interface, se
 		Images:    map[string]string{"router": ImageRouter, "demo-agent": ImageDemoAgent, "demo-tool": ImageDemoTool},
 		StartedIn: time.Since(started).Round(10 * time.Millisecond).String()}
 	return nil
+}
+
+// startNodeNetworkPolicies runs kube-router's network policy controller for the real node. It
+// starts once everything else is up: at its start it saves and restores the iptables filter
+// table, and twice a sandbox whose Keycloak made its first admin login at that moment saw the
+// connection refused.
+func (s *Sandbox) startNodeNetworkPolicies(ctx context.Context) error {
+	netpolPorts, err := freePorts(1)
+	if err != nil {
+		return err
+	}
+	netpol := &Process{
+		Name: "kube-router", Path: s.builder.Path(NetworkPolicies(), "kube-router"), LogPath: s.logPath("kube-router"),
+		// Its network policy controller only: kube-proxy serves Services, the bridge plugin
+		// routes.
+		Args: []string{"--kubeconfig", s.Kubernetes.Kubeconfig, "--hostname-override", NodeName,
+			"--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
+			"--service-cluster-ip-range", serviceCIDR, "--health-port", strconv.Itoa(netpolPorts[0]), "--v=1"},
+		Healthy: httpHealthy(&http.Client{Timeout: 2 * time.Second}, "http://127.0.0.1:"+strconv.Itoa(netpolPorts[0])+"/healthz"),
+	}
+	return s.start(ctx, netpol)
 }
 
 // SpiffeCSIDriver is the name of the CSI driver that mounts the node's Workload API socket

@@ -207,6 +207,11 @@ func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 			return sb, err
 		}
 	}
+	if opts.has(ComponentNode) {
+		if err := sb.startNodeNetworkPolicies(ctx); err != nil {
+			return sb, err
+		}
+	}
 	sb.StartedIn = time.Since(started).Round(10 * time.Millisecond).String()
 	return sb, sb.save()
 }
