@@ -152,6 +152,14 @@ type GatewayRef struct {
 // MeshIstioAmbient is the mesh option that enrols agent namespaces in Istio's ambient mode.
 const MeshIstioAmbient = "istio-ambient"
 
+// The mesh's objects: the NetworkPolicy a platform with a mesh puts in each agent namespace, and
+// the waypoint (a Gateway), whose pods Istio labels with the Gateway API's gateway-name label.
+const (
+	MeshPolicyName   = "kagenti.mesh"
+	WaypointName     = "waypoint"
+	WaypointPodLabel = "gateway.networking.k8s.io/gateway-name"
+)
+
 // PlatformKinds are every kind a platform may own, for pruning and deletion.
 func PlatformKinds() []schema.GroupVersionKind {
 	return []schema.GroupVersionKind{
@@ -166,6 +174,7 @@ func PlatformKinds() []schema.GroupVersionKind {
 		{Version: "v1", Kind: "Service"},
 		{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"},
 		{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"},
+		{Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicy"},
 		{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRoute"},
 		{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "Gateway"},
 	}
@@ -183,8 +192,8 @@ func ValidatePlatform(in PlatformInput) field.ErrorList {
 	}
 	for i, patch := range in.Patches {
 		p := field.NewPath("composition", "patches").Index(i)
-		if !slices.Contains(PlatformPatchTargets, patch.Target) && !strings.HasPrefix(patch.Target, "role/") && !strings.HasPrefix(patch.Target, "rolebinding/") {
-			errs = append(errs, field.NotSupported(p.Child("target"), patch.Target, append(PlatformPatchTargets, "role/<namespace>", "rolebinding/<namespace>")))
+		if !slices.Contains(PlatformPatchTargets, patch.Target) && !strings.HasPrefix(patch.Target, "role/") && !strings.HasPrefix(patch.Target, "rolebinding/") && !strings.HasPrefix(patch.Target, "meshpolicy/") {
+			errs = append(errs, field.NotSupported(p.Child("target"), patch.Target, append(PlatformPatchTargets, "role/<namespace>", "rolebinding/<namespace>", "meshpolicy/<namespace>")))
 		}
 		if !slices.Contains(PatchTypes, patch.Type) {
 			errs = append(errs, field.NotSupported(p.Child("type"), patch.Type, PatchTypes))
@@ -244,7 +253,7 @@ func ValidatePlatform(in PlatformInput) field.ErrorList {
 }
 
 // PlatformPatchTargets are the keys of the platform's objects that patches may target (besides
-// role/<namespace> and rolebinding/<namespace>; "role/" and "rolebinding/" alone are the
+// role/<namespace>, rolebinding/<namespace> and, with a mesh, meshpolicy/<namespace>; "role/" and "rolebinding/" alone are the
 // cluster-wide ones).
 var PlatformPatchTargets = []string{"namespace", "serviceaccount", "issuer-ca", "deployment", "service", "hpa", "pdb", "httproute", "waypoint"}
 
@@ -308,6 +317,11 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 		"Resources":          in.Resources.withDefaults(RouterResources()),
 		"ServiceAnnotations": map[string]string{keys.Spec(): string(spec), keys.URL(): out.URL},
 		"Target":             "", "RBACName": RouterName + "-" + in.Namespace,
+		// The mesh's policy in each agent namespace: a name with a dot, which no agent's or
+		// tool's own policy (named after a DNS label) can take.
+		"MeshPolicyName": MeshPolicyName, "IsolatedLabels": map[string]string{keys.Isolated(): "true"},
+		"RouterNamespaceLabels": map[string]string{keys.RouterNamespace(): "true"},
+		"WaypointName":          WaypointName, "WaypointLabels": map[string]string{WaypointPodLabel: WaypointName},
 	}
 	render := func(key, file string, data map[string]any) error {
 		obj, err := r.renderPlatformObject(file, data)
@@ -352,6 +366,11 @@ func (r *Renderer) RenderPlatform(in PlatformInput) (*Output, error) {
 		}
 		if err := render("rolebinding/"+ns, "rolebinding", d); err != nil {
 			return nil, err
+		}
+		if ns != "" && in.Mesh == MeshIstioAmbient {
+			if err := render("meshpolicy/"+ns, "meshpolicy", d); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, key := range []string{"deployment", "service"} {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -277,13 +278,17 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 	} else {
 		labels[keys.Transport()] = in.Transport
 	}
+	pod := podLabels(in.PodLabels, labels, keys)
+	if slices.Contains(objectKeys(in), KeyNetworkPolicy) {
+		pod[keys.Isolated()] = "true"
+	}
 
 	data := templateData{
 		In:                 in,
 		Port:               port,
 		Container:          string(in.Kind),
 		SelectorLabels:     selector,
-		PodLabels:          podLabels(in.PodLabels, labels, keys),
+		PodLabels:          pod,
 		PodAnnotations:     in.PodAnnotations,
 		Pod:                in.podSpec(),
 		ServiceAccountName: in.ServiceAccountName(in.Name),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"os"
 	"path/filepath"
 	"strings"
@@ -377,6 +378,9 @@ func TestRenderPlatformGolden(t *testing.T) {
 			Mesh:    composition.MeshIstioAmbient, Waypoint: true, Issuer: "https://kc.example.com/realms/kagenti",
 			Audience: "spiffe://example.org/ns/kagenti/sa/kagenti-router", WorkloadAPI: composition.WorkloadAPI{HostPath: "/run/spire/agent-sockets"},
 			Autoscaling: &composition.Autoscaling{MinReplicas: 2, MaxReplicas: 6, TargetCPUUtilization: 70}},
+		// Ambient without a waypoint: the mesh's policy admits the kubelet's probes only.
+		"ambient-no-waypoint": {Namespace: "kagenti", AgentNamespaces: []string{"team1", "team2"}, Image: "ghcr.io/kagenti/kagenti-router:0.1.0", Replicas: 1,
+			Mesh: composition.MeshIstioAmbient},
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -408,5 +412,39 @@ func TestRenderPlatformGolden(t *testing.T) {
 				t.Errorf("platform rendering changed (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestRenderIsolatedLabel: only the pods that their own NetworkPolicy isolates carry the label
+// the mesh's policy selects; a pod that opted out must stay unselected, or the mesh's policy
+// would isolate it.
+func TestRenderIsolatedLabel(t *testing.T) {
+	r, err := composition.NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, optOut := range []bool{false, true} {
+		in := validAgent()
+		in.NoNetworkPolicy = optOut
+		out, err := r.Render(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var policies int
+		for _, o := range out.Objects {
+			if o.Key == composition.KeyNetworkPolicy {
+				policies++
+			}
+			if o.Key != composition.KeyDeployment {
+				continue
+			}
+			labels, _, _ := unstructured.NestedStringMap(o.Object.Object, "spec", "template", "metadata", "labels")
+			if got, want := labels["kagenti.io/isolated"] == "true", !optOut; got != want {
+				t.Errorf("opted out %v: pod labelled isolated %v, want %v (labels %v)", optOut, got, want, labels)
+			}
+		}
+		if want := map[bool]int{false: 1, true: 0}[optOut]; policies != want {
+			t.Errorf("opted out %v: %d NetworkPolicies, want %d", optOut, policies, want)
+		}
 	}
 }

@@ -90,6 +90,11 @@ func (k Keys) Platform() string { return k.key("platform") }
 // namespace's labels are the cluster admin's, not a tenant's.
 func (k Keys) RouterNamespace() string { return k.key("router-namespace") }
 
+// Isolated labels ("true") the pods of an agent or tool that its own NetworkPolicy isolates.
+// A platform with a mesh admits the mesh's traffic (ambient's kubelet probes, the waypoint) to
+// these pods only: a policy selecting a pod that opted out would isolate it.
+func (k Keys) Isolated() string { return k.key("isolated") }
+
 // ExposeAsTool annotates the Service of an A2A agent offered as an MCP tool ("true").
 func (k Keys) ExposeAsTool() string { return k.key("expose-as-tool") }
 

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/demo"
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
@@ -158,6 +159,10 @@ resource "kagenti_platform" "main" {
   router_image     = %[2]q
   token_exchange   = true
   router_pod       = %[3]s
+  # No Istio runs here: the options leave labels Istio would read, and the mesh's
+  # NetworkPolicy, which kube-router enforces (checkRouterOnly).
+  mesh     = "istio-ambient"
+  waypoint = true
 }
 
 resource "kagenti_identity" "ui" {
@@ -179,6 +184,13 @@ resource "kagenti_tool" "weather" {
 `, ns, images["router"], testAccNodeHCL(""), images["demo-tool"], testAccNodeHCL(`args = ["-listen=:8080"]`)) +
 		agent("agent1", fmt.Sprintf(`"-next=%s/a2a/%s/agent2"`, router, ns)) +
 		agent("agent2", fmt.Sprintf(`"-tool=%s/tools/%s/weather-tool"`, router, ns))
+
+	// The waypoint is a Gateway API Gateway.
+	crds, err := testenv.GatewayAPICRDs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyCRDs(t, testAccDynamic(t), crds)
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -265,7 +277,8 @@ resource "kagenti_tool" "weather" {
 					}
 				}
 				// Below the router: a pod that calls agent 1 at its own Service, around the router,
-				// is dropped by agent 1's NetworkPolicy; the same call through the router works.
+				// is dropped by agent 1's NetworkPolicy; the same call through the router works,
+				// and so does one from the mesh's waypoint.
 				if err := checkRouterOnly(ctx, client, ns, testAccNodeNamespace(t, client, "restricted"), uiToken, router); err != nil {
 					return err
 				}
@@ -283,7 +296,8 @@ resource "kagenti_tool" "weather" {
 // Service, which must fail for want of a connection (kube-router rejects what the NetworkPolicy
 // does not allow, so it is refused; agent1 listens, and answers anyone who connects); the same
 // from a pod in another namespace that copies the router's labels (a namespace no platform
-// labelled as the router's); and through the router, which must be answered.
+// labelled as the router's); and through the router, which must be answered. A pod labelled as
+// the mesh's waypoint in the router's namespace gets through (the platform's mesh policy).
 func checkRouterOnly(ctx context.Context, client kubernetes.Interface, ns, otherNS, token, router string) error {
 	agent1 := fmt.Sprintf("http://agent1.%s.svc.cluster.local:8080", ns)
 	routerLabels := map[string]string{"app.kubernetes.io/name": "kagenti-router", "kagenti.io/type": "platform"}
@@ -302,6 +316,14 @@ func checkRouterOnly(ctx context.Context, client kubernetes.Interface, ns, other
 	via, err := runCaller(ctx, client, ns, "via-router", nil, router+"/a2a/"+ns+"/agent1", token)
 	if err != nil || !strings.Contains(via, "Hello from agent1!") {
 		return fmt.Errorf("the same pod's call through the router: %v: %s", err, via)
+	}
+	// The platform's mesh policy admits the waypoint's pods (in the router's namespace, here
+	// ns) to the isolated agents: such a pod gets agent 1's card at its Service (what the
+	// message then meets is agent 1's and the router's business, not the network's).
+	waypoint := map[string]string{composition.WaypointPodLabel: composition.WaypointName}
+	out, err := runCaller(ctx, client, ns, "waypoint", waypoint, agent1, token)
+	if reached := err == nil || (out != "" && !strings.Contains(out, "card:")); !reached {
+		return fmt.Errorf("the waypoint's pod did not reach agent1: %v: %s", err, out)
 	}
 	return nil
 }

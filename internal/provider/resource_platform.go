@@ -163,7 +163,7 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 				Attributes: map[string]rschema.Attribute{
 					"patches": rschema.ListNestedAttribute{
 						MarkdownDescription: "Patches applied in order. `target` is an object's key: " + strings.Join(composition.PlatformPatchTargets, ", ") +
-							", `role/<agent namespace>`, `rolebinding/<agent namespace>` (`role/` and `rolebinding/` for the cluster-wide ones).",
+							", `role/<agent namespace>`, `rolebinding/<agent namespace>` (`role/` and `rolebinding/` for the cluster-wide ones), and with `mesh` `meshpolicy/<agent namespace>`.",
 						Optional: true,
 						NestedObject: rschema.NestedAttributeObject{Attributes: map[string]rschema.Attribute{
 							"target": rschema.StringAttribute{MarkdownDescription: "Key of the object to patch.", Required: true},
@@ -234,12 +234,13 @@ func (r *platformResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 			},
 			"mesh": rschema.StringAttribute{
 				MarkdownDescription: "`istio-ambient`: enrol the agent namespaces in Istio's ambient mode (label `istio.io/dataplane-mode=ambient`, " +
-					"set under its own field manager so that removing the option removes exactly that label).",
+					"set under its own field manager so that removing the option removes exactly that label), and put in each a NetworkPolicy `kagenti.mesh` " +
+					"that admits ambient's kubelet probes (from `169.254.7.127`) and, with `waypoint`, the waypoint's pods to the agents and tools their own NetworkPolicies isolate.",
 				Optional:   true,
 				Validators: []validator.String{stringvalidator.OneOf(composition.MeshIstioAmbient)},
 			},
 			"waypoint": rschema.BoolAttribute{
-				MarkdownDescription: "With `mesh`, an Istio waypoint (Gateway class `istio-waypoint`) for the platform namespace.",
+				MarkdownDescription: "With `mesh`, an Istio waypoint (Gateway `waypoint`, class `istio-waypoint`) in the platform namespace, which the router's Service uses (label `istio.io/use-waypoint`).",
 				Optional:            true, Computed: true, Default: booldefault.StaticBool(false),
 			},
 			"wait_for_rollout": rschema.BoolAttribute{

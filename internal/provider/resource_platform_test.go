@@ -157,8 +157,9 @@ func TestAccPlatformResource_ExistingNamespaceRefused(t *testing.T) {
 
 // Gateway API and Istio ambient: without the CRDs the gateway option fails at apply with a clear
 // error; with them the router gets an HTTPRoute on the Gateway (its URL follows from it), the
-// agent namespace is enrolled in ambient mode with a waypoint; dropping the options removes
-// exactly the label and the waypoint.
+// agent namespace is enrolled in ambient mode with a waypoint that the router's Service uses and
+// a NetworkPolicy admitting the mesh; dropping the options removes exactly the label, the
+// waypoint and the policy.
 func TestAccPlatformResource_GatewayAndMesh(t *testing.T) {
 	client := testAccKube(t)
 	agents := testAccNamespace(t, client)
@@ -246,8 +247,33 @@ resource "kagenti_platform" "main" {
 							if len(parents) != 1 || parents[0].(map[string]any)["name"] != "public" || parents[0].(map[string]any)["namespace"] != "gateways" {
 								return fmt.Errorf("HTTPRoute parentRefs %v", parents)
 							}
-							_, err = gateways.Namespace(ns).Get(ctx, "waypoint", metav1.GetOptions{})
-							return err
+							if _, err = gateways.Namespace(ns).Get(ctx, "waypoint", metav1.GetOptions{}); err != nil {
+								return err
+							}
+							svc, err := client.CoreV1().Services(ns).Get(ctx, "kagenti-router", metav1.GetOptions{})
+							if err != nil {
+								return err
+							}
+							if got := svc.Labels["istio.io/use-waypoint"]; got != "waypoint" {
+								return fmt.Errorf("router Service label istio.io/use-waypoint = %q, want waypoint", got)
+							}
+							// The mesh's policy: ambient's probes and the waypoint reach the
+							// isolated pods.
+							np, err := client.NetworkingV1().NetworkPolicies(agents).Get(ctx, "kagenti.mesh", metav1.GetOptions{})
+							if err != nil {
+								return err
+							}
+							if got := np.Spec.PodSelector.MatchLabels; len(got) != 1 || got["kagenti.io/isolated"] != "true" {
+								return fmt.Errorf("mesh policy selects %v, want the isolated pods", got)
+							}
+							if len(np.Spec.Ingress) != 2 || np.Spec.Ingress[0].From[0].IPBlock == nil || np.Spec.Ingress[0].From[0].IPBlock.CIDR != "169.254.7.127/32" ||
+								np.Spec.Ingress[1].From[0].PodSelector.MatchLabels["gateway.networking.k8s.io/gateway-name"] != "waypoint" {
+								return fmt.Errorf("mesh policy ingress %+v, want ambient's probe address and the waypoint", np.Spec.Ingress)
+							}
+							if len(np.Spec.Egress) != 1 {
+								return fmt.Errorf("mesh policy egress %+v, want the waypoint", np.Spec.Egress)
+							}
+							return nil
 						},
 					),
 				},
@@ -261,6 +287,9 @@ resource "kagenti_platform" "main" {
 							}
 							if _, err := gateways.Namespace(ns).Get(ctx, "waypoint", metav1.GetOptions{}); err == nil {
 								return fmt.Errorf("waypoint left after the mesh option was removed")
+							}
+							if _, err := client.NetworkingV1().NetworkPolicies(agents).Get(ctx, "kagenti.mesh", metav1.GetOptions{}); err == nil {
+								return fmt.Errorf("mesh policy left after the mesh option was removed")
 							}
 							return nil
 						},
