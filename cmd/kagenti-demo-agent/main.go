@@ -122,11 +122,22 @@ func main() {
 	sign := flag.Bool("sign", true, "sign the card served with the agent's X509-SVID (with -spiffe-socket)")
 	send := flag.String("send", "", "instead of serving: send one message to the agent at this URL (its card's base URL), with "+
 		"the TOKEN environment variable as bearer token, print the answer and exit (1 on failure); a client for tests from inside the cluster")
+	sendFor := flag.Duration("send-for", 0, "with -send: try again for this long while the call fails (a network policy enforcer may admit a new pod "+
+		"a moment after it starts)")
 	flag.Parse()
 	if *send != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second+*sendFor)
 		defer cancel()
-		answer, err := demo.SendText(ctx, &http.Client{Timeout: 10 * time.Second}, *send, os.Getenv("TOKEN"), "hello from inside the cluster")
+		deadline := time.Now().Add(*sendFor)
+		var answer string
+		var err error
+		for {
+			answer, err = demo.SendText(ctx, &http.Client{Timeout: 10 * time.Second}, *send, os.Getenv("TOKEN"), "hello from inside the cluster")
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 		if err != nil {
 			log.Fatalf("send to %s: %v", *send, err)
 		}

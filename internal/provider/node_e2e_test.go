@@ -319,9 +319,11 @@ func checkRouterOnly(ctx context.Context, client kubernetes.Interface, ns, other
 	}
 	// The platform's mesh policy admits the waypoint's pods (in the router's namespace, here
 	// ns) to the isolated agents: such a pod gets agent 1's card at its Service (what the
-	// message then meets is agent 1's and the router's business, not the network's).
+	// message then meets is agent 1's and the router's business, not the network's). The pod
+	// is new, and kube-router admits it once it has synced its address into the policy's
+	// set, a moment after the pod starts: the caller tries for a while.
 	waypoint := map[string]string{composition.WaypointPodLabel: composition.WaypointName}
-	out, err := runCaller(ctx, client, ns, "waypoint", waypoint, agent1, token)
+	out, err := runCaller(ctx, client, ns, "waypoint", waypoint, agent1, token, "-send-for=30s")
 	if reached := err == nil || (out != "" && !strings.Contains(out, "card:")); !reached {
 		return fmt.Errorf("the waypoint's pod did not reach agent1: %v: %s", err, out)
 	}
@@ -330,7 +332,7 @@ func checkRouterOnly(ctx context.Context, client kubernetes.Interface, ns, other
 
 // runCaller runs the demo agent's one-shot client (-send) as a pod on the real node and returns
 // its output, with an error when it failed.
-func runCaller(ctx context.Context, client kubernetes.Interface, ns, name string, labels map[string]string, target, token string) (string, error) {
+func runCaller(ctx context.Context, client kubernetes.Interface, ns, name string, labels map[string]string, target, token string, args ...string) (string, error) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
 		Spec: corev1.PodSpec{
@@ -341,7 +343,7 @@ func runCaller(ctx context.Context, client kubernetes.Interface, ns, name string
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 			Containers: []corev1.Container{{
 				Name: "caller", Image: testAccSandbox.Node.Images["demo-agent"], ImagePullPolicy: corev1.PullNever,
-				Args: []string{"-send", target}, Env: []corev1.EnvVar{{Name: "TOKEN", Value: token}},
+				Args: append([]string{"-send", target}, args...), Env: []corev1.EnvVar{{Name: "TOKEN", Value: token}},
 				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
 					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
 			}},
