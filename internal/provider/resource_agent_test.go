@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
+	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
 )
 
 func testAccAgentConfig(namespace, agentBody string) string {
@@ -493,6 +495,47 @@ resource "kagenti_agent" "test" {
 					_, err := env.clientToken(ctx, spiffeID)
 					return err
 				},
+			},
+			{Config: config, PlanOnly: true},
+		},
+	})
+}
+
+// A plan of an unchanged configuration is not taken for granted: when the provider's settings
+// move the identity (here the trust domain, with ClusterSPIFFEIDs, where no server pins it) the
+// plan shows it.
+func TestAccAgentResource_UnchangedConfigProviderMoved(t *testing.T) {
+	client := testAccKube(t)
+	if !testAccSandbox.Spire.ControllerManager {
+		t.Fatal("the sandbox runs no SPIRE Controller Manager")
+	}
+	testAccSpireMode(t, testenv.SpireKubernetes)
+	ns := testAccNamespace(t, client)
+	trustDomain := os.Getenv("KAGENTI_SPIRE_TRUST_DOMAIN")
+	config := fmt.Sprintf(`
+resource "kagenti_agent" "test" {
+  name      = "moved"
+  namespace = %q
+  framework = "langgraph"
+  image     = "ghcr.io/example/moved:1.0.0"
+  identity  = {}
+}
+`, ns)
+	testAccRun(t, resource.TestCase{
+		CheckDestroy: checkNoLabelledObjects(client, ns),
+		Steps: []resource.TestStep{
+			{Config: config},
+			{Config: config, PlanOnly: true},
+			{
+				PreConfig:          func() { t.Setenv("KAGENTI_SPIRE_TRUST_DOMAIN", "moved.example.org") },
+				Config:             config,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				PreConfig: func() { t.Setenv("KAGENTI_SPIRE_TRUST_DOMAIN", trustDomain) },
+				Config:    config,
+				PlanOnly:  true,
 			},
 			{Config: config, PlanOnly: true},
 		},
