@@ -16,10 +16,12 @@ import (
 	"fmt"
 	"iter"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
@@ -122,8 +124,8 @@ func main() {
 	sign := flag.Bool("sign", true, "sign the card served with the agent's X509-SVID (with -spiffe-socket)")
 	send := flag.String("send", "", "instead of serving: send one message to the agent at this URL (its card's base URL), with "+
 		"the TOKEN environment variable as bearer token, print the answer and exit (1 on failure); a client for tests from inside the cluster")
-	sendFor := flag.Duration("send-for", 0, "with -send: try again for this long while the call fails (a network policy enforcer may admit a new pod "+
-		"a moment after it starts)")
+	sendFor := flag.Duration("send-for", 0, "with -send: try again for this long while the agent cannot be reached (a network policy enforcer may "+
+		"admit a new pod a moment after it starts)")
 	flag.Parse()
 	if *send != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second+*sendFor)
@@ -133,7 +135,7 @@ func main() {
 		var err error
 		for {
 			answer, err = demo.SendText(ctx, &http.Client{Timeout: 10 * time.Second}, *send, os.Getenv("TOKEN"), "hello from inside the cluster")
-			if err == nil || time.Now().After(deadline) {
+			if err == nil || !unreachable(err) || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(500 * time.Millisecond)
@@ -211,4 +213,10 @@ func (c *cardServer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(card)
+}
+
+// unreachable reports whether a call failed for want of a connection: refused, or timed out.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &ne) && ne.Timeout())
 }

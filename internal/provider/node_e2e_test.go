@@ -296,15 +296,17 @@ resource "kagenti_tool" "weather" {
 // Service, which must fail for want of a connection (kube-router rejects what the NetworkPolicy
 // does not allow, so it is refused; agent1 listens, and answers anyone who connects); the same
 // from a pod in another namespace that copies the router's labels (a namespace no platform
-// labelled as the router's); and through the router, which must be answered. A pod labelled as
-// the mesh's waypoint in the router's namespace gets through (the platform's mesh policy).
+// labelled as the router's, or as the mesh's waypoint); and through the router, which must be
+// answered. A pod labelled as the waypoint in the router's namespace gets through (the
+// platform's mesh policy).
 func checkRouterOnly(ctx context.Context, client kubernetes.Interface, ns, otherNS, token, router string) error {
 	agent1 := fmt.Sprintf("http://agent1.%s.svc.cluster.local:8080", ns)
 	routerLabels := map[string]string{"app.kubernetes.io/name": "kagenti-router", "kagenti.io/type": "platform"}
+	waypoint := map[string]string{composition.WaypointPodLabel: composition.WaypointName}
 	for _, c := range []struct {
 		ns, name string
 		labels   map[string]string
-	}{{ns, "bypass", nil}, {otherNS, "fake-router", routerLabels}} {
+	}{{ns, "bypass", nil}, {otherNS, "fake-router", routerLabels}, {otherNS, "fake-waypoint", waypoint}} {
 		out, err := runCaller(ctx, client, c.ns, c.name, c.labels, agent1, token)
 		if err == nil {
 			return fmt.Errorf("pod %s/%s reached agent1 around the router: %s", c.ns, c.name, out)
@@ -322,9 +324,10 @@ func checkRouterOnly(ctx context.Context, client kubernetes.Interface, ns, other
 	// message then meets is agent 1's and the router's business, not the network's). The pod
 	// is new, and kube-router admits it once it has synced its address into the policy's
 	// set, a moment after the pod starts: the caller tries for a while.
-	waypoint := map[string]string{composition.WaypointPodLabel: composition.WaypointName}
 	out, err := runCaller(ctx, client, ns, "waypoint", waypoint, agent1, token, "-send-for=30s")
-	if reached := err == nil || (out != "" && !strings.Contains(out, "card:")); !reached {
+	answered := err == nil && strings.Contains(out, "Hello from agent1!")
+	refusedLater := err != nil && strings.Contains(out, "send to ") && !strings.Contains(out, "card:")
+	if !answered && !refusedLater {
 		return fmt.Errorf("the waypoint's pod did not reach agent1: %v: %s", err, out)
 	}
 	return nil

@@ -524,7 +524,8 @@ resource "kagenti_agent" "test" {
 	testAccRun(t, resource.TestCase{
 		CheckDestroy: checkNoLabelledObjects(client, ns),
 		Steps: []resource.TestStep{
-			{Config: config},
+			// Each CLI's run starts from the sandbox's trust domain, even after the other's failed.
+			{PreConfig: func() { t.Setenv("KAGENTI_SPIRE_TRUST_DOMAIN", trustDomain) }, Config: config},
 			{Config: config, PlanOnly: true},
 			{
 				PreConfig:          func() { t.Setenv("KAGENTI_SPIRE_TRUST_DOMAIN", "moved.example.org") },

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -266,12 +267,17 @@ resource "kagenti_platform" "main" {
 							if got := np.Spec.PodSelector.MatchLabels; len(got) != 1 || got["kagenti.io/isolated"] != "true" {
 								return fmt.Errorf("mesh policy selects %v, want the isolated pods", got)
 							}
-							if len(np.Spec.Ingress) != 2 || np.Spec.Ingress[0].From[0].IPBlock == nil || np.Spec.Ingress[0].From[0].IPBlock.CIDR != "169.254.7.127/32" ||
-								np.Spec.Ingress[1].From[0].PodSelector.MatchLabels["gateway.networking.k8s.io/gateway-name"] != "waypoint" {
-								return fmt.Errorf("mesh policy ingress %+v, want ambient's probe address and the waypoint", np.Spec.Ingress)
+							isWaypoint := func(peers []networkingv1.NetworkPolicyPeer) bool {
+								return len(peers) == 1 && peers[0].PodSelector != nil && peers[0].NamespaceSelector != nil &&
+									peers[0].PodSelector.MatchLabels["gateway.networking.k8s.io/gateway-name"] == "waypoint" &&
+									peers[0].NamespaceSelector.MatchLabels["kagenti.io/router-namespace"] == "true"
 							}
-							if len(np.Spec.Egress) != 1 {
-								return fmt.Errorf("mesh policy egress %+v, want the waypoint", np.Spec.Egress)
+							in := np.Spec.Ingress
+							if len(in) != 2 || len(in[0].From) != 1 || in[0].From[0].IPBlock == nil || in[0].From[0].IPBlock.CIDR != "169.254.7.127/32" || !isWaypoint(in[1].From) {
+								return fmt.Errorf("mesh policy ingress %+v, want ambient's probe address and the waypoint", in)
+							}
+							if out := np.Spec.Egress; len(out) != 1 || !isWaypoint(out[0].To) {
+								return fmt.Errorf("mesh policy egress %+v, want the waypoint", out)
 							}
 							return nil
 						},
