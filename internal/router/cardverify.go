@@ -13,6 +13,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/cardsig"
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
@@ -42,6 +43,9 @@ type cardVerifier struct {
 
 	mu      sync.Mutex
 	results map[string]cardResult
+	// flight fetches a route's card once however many calls find it unverified at the same
+	// time (the first calls after a start, or after the card changed).
+	flight singleflight.Group
 }
 
 type cardResult struct {
@@ -60,14 +64,20 @@ func (v *cardVerifier) check(ctx context.Context, route *Route) error {
 	res, ok := v.results[key]
 	v.mu.Unlock()
 	if !ok || !bytes.Equal(res.card, route.Card) || (res.err != nil && time.Since(res.at) > cardRetry) {
-		res = cardResult{card: route.Card, err: v.verify(ctx, route), at: time.Now()}
-		v.mu.Lock()
-		v.results[key] = res
-		v.mu.Unlock()
-		if res.err != nil {
-			v.failures(cardFailureReason(res.err))
-			v.log(key, res.err)
-		}
+		// The flight is keyed by the card too: a call carrying a newer card does not take the
+		// result of the older one's fetch.
+		got, _, _ := v.flight.Do(key+"\x00"+string(route.Card), func() (any, error) {
+			res := cardResult{card: route.Card, err: v.verify(context.WithoutCancel(ctx), route), at: time.Now()}
+			v.mu.Lock()
+			v.results[key] = res
+			v.mu.Unlock()
+			if res.err != nil {
+				v.failures(cardFailureReason(res.err))
+				v.log(key, res.err)
+			}
+			return res, nil
+		})
+		res = got.(cardResult)
 	}
 	if res.err != nil && v.mode == contract.CardVerificationStrict {
 		return &cardUnverifiedError{route: key, err: res.err}

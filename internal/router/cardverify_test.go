@@ -6,7 +6,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -109,5 +112,60 @@ func TestCardVerification_NeedsBundle(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("mode %s: %v, want %q", mode, err, want)
 		}
+	}
+}
+
+// TestCardVerification_OneFetchAtATime: calls that find a route's card unverified at the same
+// time share one fetch of the card, instead of each fetching it from the agent.
+func TestCardVerification_OneFetchAtATime(t *testing.T) {
+	ca := cardsigtest.NewAuthority(t, "example.org")
+	writer := ca.SVID(t, "/ns/research/sa/writer")
+	body, err := cardsig.Sign([]byte(verifiedCard), writer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fetches atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		<-release // every call is waiting on this fetch before it answers
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	reg := NewRegistry()
+	reg.SetService(Route{Namespace: "research", Name: "writer", Type: contract.TypeAgent, Protocol: "a2a", Upstream: u,
+		Policy: contract.Policy{Audience: writer.ID.String()}})
+	reg.SetCard("research", "writer", json.RawMessage(verifiedCard))
+	_, base := startRouter(t, Config{Registry: reg, CardVerification: contract.CardVerificationStrict, TrustBundles: ca.Bundle()})
+	const calls = 8
+	var wg sync.WaitGroup
+	codes := make(chan int, calls)
+	for range calls {
+		wg.Go(func() {
+			resp, err := http.Get(base + "/a2a/research/writer/.well-known/agent-card.json")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+	}
+	// Let the calls reach the verifier, then answer the fetch.
+	for deadline := time.Now().Add(5 * time.Second); fetches.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("a call got %d, want 200", c)
+		}
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("the card was fetched %d times for %d concurrent calls, want once", n, calls)
 	}
 }
