@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -168,9 +167,9 @@ func main() {
 	mux.Handle("/", a2asrv.NewJSONRPCHandler(a2asrv.NewHandler(g)))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	if *cardFile != "" {
-		cards := &cardServer{file: *cardFile}
+		cards := cardsig.NewServer(*cardFile, false)
 		if *sign && *socket != "" {
-			go cards.watchSVIDs(context.Background(), *socket)
+			go watchSVIDs(context.Background(), cards, *socket)
 		}
 		mux.Handle("GET /.well-known/agent-card.json", cards)
 	}
@@ -179,40 +178,15 @@ func main() {
 	log.Fatal(srv.ListenAndServe())
 }
 
-// cardServer serves the agent's own card, signed with its current X509-SVID once the Workload
-// API has issued one (unsigned without -sign or a socket).
-type cardServer struct {
-	file  string
-	svids atomic.Pointer[workloadapi.X509Source]
-}
-
-func (c *cardServer) watchSVIDs(ctx context.Context, socket string) {
+// watchSVIDs has cards sign with the agent's X509-SVID once the Workload API has issued one
+// (until then, or without -sign, the card is served unsigned).
+func watchSVIDs(ctx context.Context, cards *cardsig.Server, socket string) {
 	src, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(workloadapi.WithAddr("unix://"+strings.TrimPrefix(socket, "unix://"))))
 	if err != nil {
 		log.Printf("no X509-SVID to sign the card with: %v", err)
 		return
 	}
-	c.svids.Store(src)
-}
-
-func (c *cardServer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	card, err := os.ReadFile(c.file)
-	if err != nil {
-		http.Error(w, "no card: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	if src := c.svids.Load(); src != nil {
-		svid, err := src.GetX509SVID()
-		if err == nil {
-			card, err = cardsig.Sign(card, svid)
-		}
-		if err != nil {
-			http.Error(w, "card not signed: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(card)
+	cards.SetSource(src)
 }
 
 // unreachable reports whether a call failed for want of a connection: refused, or timed out.

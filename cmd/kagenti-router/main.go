@@ -1,6 +1,7 @@
 // Command kagenti-router is the Kagenti runtime router: it discovers agents and tools in the
 // cluster, serves their cards, and proxies A2A and ACP traffic to them with token validation and
-// exchange. See internal/router.
+// exchange. See internal/router. `kagenti-router card-signer` is the platform's card signer, run
+// beside an agent that does not sign its own card (cardsigner.go).
 package main
 
 import (
@@ -37,6 +38,13 @@ func main() {
 	// The level is read before the other flags so that their own messages obey it.
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if len(os.Args) > 1 && os.Args[1] == contract.CardSignerCommand {
+		if err := runCardSigner(log, os.Args[2:]); err != nil {
+			log.Error("kagenti-router card-signer failed", "error", err.Error())
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(log, level); err != nil {
 		log.Error("kagenti-router failed", "error", err.Error())
 		os.Exit(1)

@@ -180,6 +180,20 @@ type Identity struct {
 	X509SVIDTTL string          `json:"x509_svid_ttl,omitempty"`
 	JWTSVIDTTL  string          `json:"jwt_svid_ttl,omitempty"`
 	Client      *IdentityClient `json:"keycloak_client,omitempty"`
+	// CardSigner runs the platform's card signer beside an A2A agent that does not sign its
+	// own card.
+	CardSigner *CardSigner `json:"card_signer,omitempty"`
+}
+
+// CardSigner is a container beside an A2A agent (kagenti-router's card-signer command) that
+// serves the agent's card, as the composition mounts it, signed with the pod's X509-SVID from
+// the Workload API, on the Service port contract.CardSignerPortName. The router verifies the
+// card it fetches there: so an agent whose code knows nothing of card signatures passes
+// strict card verification, bound to the identity SPIRE attests its pod for.
+type CardSigner struct {
+	// Image is the kagenti-router image to run it from (the provider fills in its own
+	// version's when the user sets none).
+	Image string `json:"image"`
 }
 
 // AuthClientSecret is the authentication of a client that logs in with a generated secret (the

@@ -140,6 +140,16 @@ type templateData struct {
 	Egress                []EgressRule
 	// CardMount is where the agent's card ConfigMap is mounted (cardMount).
 	CardMount string
+	// CardSigner is the container beside the agent that signs its card, when it has one.
+	CardSigner *cardSignerData
+}
+
+// cardSignerData is what the templates need of the card signer.
+type cardSignerData struct {
+	Image    string
+	Args     []string
+	Port     int
+	PortName string
 }
 
 // Renderer renders composites from a template set. The zero value is not usable; use
@@ -317,6 +327,13 @@ func (r *Renderer) Render(in Input) (*Output, error) {
 	data.RouterNamespaceLabels = map[string]string{keys.RouterNamespace(): "true"}
 	data.Egress = workloadEgress(in)
 	data.CardMount = cardMount(in)
+	if id := in.Identity; id != nil && id.CardSigner != nil {
+		data.CardSigner = &cardSignerData{
+			Image: id.CardSigner.Image, Port: contract.CardSignerPort, PortName: contract.CardSignerPortName,
+			Args: []string{contract.CardSignerCommand, fmt.Sprintf("-listen=:%d", contract.CardSignerPort),
+				"-card-file=" + data.CardMount + "/" + contract.CardKey, "-spiffe-socket=unix://" + id.SocketPath()},
+		}
+	}
 
 	spec, err := json.Marshal(in.Published())
 	if err != nil {

@@ -238,6 +238,36 @@ func TestValidate(t *testing.T) {
 			change: func(in *composition.Input) { in.OTELEndpoint = "http://" },
 			want:   []string{`otel_endpoint: Invalid value: "http://": must be an absolute http(s) URL with a host`},
 		},
+		"card signer without the Workload API": {
+			reason: "the signer signs with the pod's X509-SVID, which only the Workload API socket gives it",
+			change: func(in *composition.Input) {
+				in.Identity = &composition.Identity{SPIFFEID: "spiffe://example.org/ns/team1/sa/weather",
+					CardSigner: &composition.CardSigner{Image: "ghcr.io/kagenti/kagenti-router:0.1.0"}}
+			},
+			want: []string{"identity.card_signer: Forbidden: the card signer signs with the pod's X509-SVID from the SPIRE Workload API: set the provider's spire.workload_api_csi_driver"},
+		},
+		"card signer on an ACP agent, without an image, on the signer's port": {
+			reason: "ACP agents have manifests, not cards; the signer needs an image and its port",
+			change: func(in *composition.Input) {
+				in.Protocol, in.Port = "acp", 8099
+				in.Identity = &composition.Identity{SPIFFEID: "spiffe://example.org/ns/team1/sa/weather",
+					WorkloadAPI: composition.WorkloadAPI{CSIDriver: "csi.spiffe.io"}, CardSigner: &composition.CardSigner{}}
+			},
+			want: []string{
+				"identity.card_signer: Forbidden: only A2A agents have cards to sign",
+				"identity.card_signer.image: Required value",
+				"port: Invalid value: 8099: port 8099 is the card signer's",
+			},
+		},
+		"card signer of an agent registered by endpoint": {
+			reason: "the signer runs in the agent's pod; an endpoint agent has none here",
+			change: func(in *composition.Input) {
+				in.Image, in.Endpoint = "", "http://10.0.0.5:8000"
+				in.Identity = &composition.Identity{SPIFFEID: "spiffe://example.org/ns/team1/sa/weather",
+					WorkloadAPI: composition.WorkloadAPI{CSIDriver: "csi.spiffe.io"}, CardSigner: &composition.CardSigner{Image: "ghcr.io/kagenti/kagenti-router:0.1.0"}}
+			},
+			want: []string{"identity.card_signer: Forbidden: an agent registered by endpoint runs elsewhere"},
+		},
 		"duplicate skill ids": {
 			change: func(in *composition.Input) {
 				in.Skills = []composition.Skill{{ID: "a", Name: "A"}, {ID: "a", Name: "B"}}

@@ -70,6 +70,8 @@ func Validate(in Input) field.ErrorList {
 		errs = append(errs, field.Invalid(field.NewPath("port"), in.Port, "must be between 1 and 65535"))
 	}
 
+	errs = append(errs, validateCardSigner(in)...)
+
 	for _, modes := range []struct {
 		name string
 		list []string
@@ -297,6 +299,34 @@ func validateAutoscaling(p *field.Path, a *Autoscaling) field.ErrorList {
 	}
 	if a.TargetCPUUtilization < 1 || a.TargetCPUUtilization > 100 {
 		errs = append(errs, field.Invalid(p.Child("target_cpu_utilization"), a.TargetCPUUtilization, "must be a percentage between 1 and 100"))
+	}
+	return errs
+}
+
+// validateCardSigner checks identity.card_signer: it signs an A2A agent's card in the agent's
+// pod, with the SVID the Workload API gives the pod.
+func validateCardSigner(in Input) field.ErrorList {
+	if in.Identity == nil || in.Identity.CardSigner == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	p := field.NewPath("identity", "card_signer")
+	switch {
+	case in.Kind != KindAgent || in.Protocol != "a2a":
+		errs = append(errs, field.Forbidden(p, "only A2A agents have cards to sign: remove card_signer"))
+	case in.Image == "":
+		errs = append(errs, field.Forbidden(p, "an agent registered by endpoint runs elsewhere: the card signer runs in the agent's pod, so sign the card where the agent runs, or remove card_signer"))
+	case !in.Identity.Mounted():
+		errs = append(errs, field.Forbidden(p, "the card signer signs with the pod's X509-SVID from the SPIRE Workload API: set the provider's "+
+			"spire.workload_api_csi_driver (or spire.workload_api_host_path) so that pods get its socket"))
+	}
+	if img := in.Identity.CardSigner.Image; img == "" {
+		errs = append(errs, field.Required(p.Child("image"), "the kagenti-router image to run the card signer from"))
+	} else if !imageRef.MatchString(img) {
+		errs = append(errs, field.Invalid(p.Child("image"), img, "must be an image reference such as ghcr.io/kagenti/kagenti-router:0.1.0"))
+	}
+	if in.Port == contract.CardSignerPort {
+		errs = append(errs, field.Invalid(field.NewPath("port"), in.Port, fmt.Sprintf("port %d is the card signer's in the agent's pod (identity.card_signer): choose another", contract.CardSignerPort)))
 	}
 	return errs
 }

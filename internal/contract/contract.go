@@ -130,3 +130,15 @@ var CardVerificationModes = []string{CardVerificationOff, CardVerificationPermis
 // CardVerificationHeader is the header with which the router serves an A2A card: "verified",
 // "off" (the router does not verify cards), or "failed: <why>" (permissive mode serves it anyway).
 const CardVerificationHeader = "Kagenti-Card-Verification"
+
+// CardSignerPortName names the Service port of an agent whose card the platform's card signer
+// signs: a container beside the agent that serves the agent's card, signed with the pod's
+// X509-SVID, at /.well-known/agent-card.json. The router fetches the card to verify there,
+// instead of from the agent, when the Service has this port.
+const CardSignerPortName = "kagenti-card"
+
+// CardSignerPort is the card signer's container and Service port.
+const CardSignerPort = 8099
+
+// CardSignerCommand is the kagenti-router subcommand that runs the card signer.
+const CardSignerCommand = "card-signer"

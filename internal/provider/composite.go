@@ -83,6 +83,11 @@ type compositeIdentityModel struct {
 	X509SVIDTTL    types.String `tfsdk:"x509_svid_ttl"`
 	JWTSVIDTTL     types.String `tfsdk:"jwt_svid_ttl"`
 	KeycloakClient types.Object `tfsdk:"keycloak_client"`
+	CardSigner     types.Object `tfsdk:"card_signer"`
+}
+
+type cardSignerModel struct {
+	Image types.String `tfsdk:"image"`
 }
 
 type resourcesModel struct {
@@ -328,6 +333,23 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 					Optional:            true,
 					Attributes:          keycloakClientAttributes(),
 				},
+				"card_signer": rschema.SingleNestedAttribute{
+					MarkdownDescription: "A2A agents only: run the platform's card signer beside the agent, for an agent whose code does not " +
+						"sign its card. The signer (`kagenti-router card-signer`, a second container in the pod) serves the agent's card " +
+						"signed with the pod's X509-SVID on the Service port `kagenti-card`, where the router fetches the card it verifies " +
+						"(`kagenti_platform.router_settings.card_verification`). `card_signer = {}` runs the default image. Needs the " +
+						"provider's `spire.workload_api_csi_driver` (or `workload_api_host_path`), and `keycloak_client` for the router to " +
+						"know the identity the card is bound to. An agent that signs its own card (serving `KAGENTI_AGENT_CARD_FILE` " +
+						"signed) needs none.",
+					Optional: true,
+					Attributes: map[string]rschema.Attribute{
+						"image": rschema.StringAttribute{
+							MarkdownDescription: "kagenti-router image to run the signer from. Default: the one built with the provider's " +
+								"version, as `kagenti_platform.router_image` (set it to use a mirror).",
+							Optional: true, Computed: true,
+						},
+					},
+				},
 			},
 		},
 		"spiffe_id": rschema.StringAttribute{
@@ -367,9 +389,13 @@ func objectsAttribute() rschema.ListNestedAttribute {
 	}
 }
 
-var compositeIdentityAttrTypes = map[string]attr.Type{
-	"x509_svid_ttl": types.StringType, "jwt_svid_ttl": types.StringType,
-	"keycloak_client": types.ObjectType{AttrTypes: keycloakClientAttrTypes},
-}
+var (
+	cardSignerAttrTypes        = map[string]attr.Type{"image": types.StringType}
+	compositeIdentityAttrTypes = map[string]attr.Type{
+		"x509_svid_ttl": types.StringType, "jwt_svid_ttl": types.StringType,
+		"keycloak_client": types.ObjectType{AttrTypes: keycloakClientAttrTypes},
+		"card_signer":     types.ObjectType{AttrTypes: cardSignerAttrTypes},
+	}
+)
 
 var serviceGVK = schema.GroupVersionKind{Version: "v1", Kind: "Service"}

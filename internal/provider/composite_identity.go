@@ -40,6 +40,9 @@ func (e *compositeEngine) resolveIdentity(ctx context.Context, in *composition.I
 	}
 	id.SPIFFEID = fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td.Name(), in.Namespace, in.ServiceAccountName(in.Name))
 	id.WorkloadAPI = e.data.workloadAPI
+	if cs := id.CardSigner; cs != nil && cs.Image == "" {
+		cs.Image = e.data.defaultRouterImage()
+	}
 	if id.Client != nil && id.Client.Authentication == keycloak.AuthFederatedJWT && e.data.spireConfig.BundleEndpointURL == "" {
 		return errors.New("identity.keycloak_client with federated-jwt needs Keycloak to fetch the SPIRE JWT keys: set spire.bundle_endpoint_url " +
 			"in the provider (or KAGENTI_SPIRE_BUNDLE_ENDPOINT_URL), or use authentication = \"client-secret\"")

@@ -134,6 +134,14 @@ func compositeInput(ctx context.Context, m *compositeModel, in *composition.Inpu
 				Audiences: knownStrings(kc.Audiences), AllowedCallers: knownStrings(kc.AllowedCallers),
 			}
 		}
+		if id.CardSigner.IsUnknown() {
+			known = false
+		} else if !id.CardSigner.IsNull() {
+			var cs cardSignerModel
+			diags.Append(id.CardSigner.As(ctx, &cs, basetypes.ObjectAsOptions{})...)
+			// An unknown image is the computed default, filled in at plan (fillCardSignerImage).
+			in.Identity.CardSigner = &composition.CardSigner{Image: cs.Image.ValueString()}
+		}
 	}
 	return known, diags
 }
@@ -220,9 +228,13 @@ func compositeModelFromInput(ctx context.Context, in composition.Input, m *compo
 			}
 			return types.StringValue(s)
 		}
+		signer := types.ObjectNull(cardSignerAttrTypes)
+		if cs := id.CardSigner; cs != nil {
+			signer = types.ObjectValueMust(cardSignerAttrTypes, map[string]attr.Value{"image": types.StringValue(cs.Image)})
+		}
 		var d diag.Diagnostics
 		m.Identity, d = types.ObjectValueFrom(ctx, compositeIdentityAttrTypes, compositeIdentityModel{
-			X509SVIDTTL: opt(id.X509SVIDTTL), JWTSVIDTTL: opt(id.JWTSVIDTTL), KeycloakClient: kc,
+			X509SVIDTTL: opt(id.X509SVIDTTL), JWTSVIDTTL: opt(id.JWTSVIDTTL), KeycloakClient: kc, CardSigner: signer,
 		})
 		diags.Append(d...)
 	}
@@ -367,4 +379,31 @@ func fieldToPath(f string) path.Path {
 		}
 	}
 	return p
+}
+
+// fillCardSignerImage sets identity.card_signer.image in a planned model to image where the
+// configuration leaves it to the provider (the plan has it unknown), so that the plan shows
+// the image the signer will run.
+func fillCardSignerImage(ctx context.Context, m *compositeModel, image string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if m.Identity.IsNull() || m.Identity.IsUnknown() {
+		return diags
+	}
+	var id compositeIdentityModel
+	diags.Append(m.Identity.As(ctx, &id, basetypes.ObjectAsOptions{})...)
+	if diags.HasError() || id.CardSigner.IsNull() || id.CardSigner.IsUnknown() {
+		return diags
+	}
+	var cs cardSignerModel
+	diags.Append(id.CardSigner.As(ctx, &cs, basetypes.ObjectAsOptions{})...)
+	if diags.HasError() || !cs.Image.IsUnknown() {
+		return diags
+	}
+	id.CardSigner = types.ObjectValueMust(cardSignerAttrTypes, map[string]attr.Value{"image": types.StringValue(image)})
+	obj, d := types.ObjectValueFrom(ctx, compositeIdentityAttrTypes, id)
+	diags.Append(d...)
+	if !diags.HasError() {
+		m.Identity = obj
+	}
+	return diags
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -18,14 +19,16 @@ import (
 // the composition mounts, signed with the X509-SVID SPIRE attests its pod for: the router
 // serves it. The same agent told not to sign: refused. An agent whose endpoint is the first
 // agent's pod serves a card signed by another identity than the one registered for it: refused.
-// The router counts each refusal by reason.
+// The router counts each refusal by reason. The same unsigning agent with the platform's card
+// signer beside it (identity.card_signer): served, its card fetched from the signer; without
+// the signer again, refused.
 func TestAccNode_CardVerification(t *testing.T) {
 	testAccNodeRun(t, workloadAPIByCSI, testAccNodeCardVerification)
 }
 
 func testAccNodeCardVerification(t *testing.T, client kubernetes.Interface, _ *identityTestEnv, ns string) {
 	images := testAccSandbox.Node.Images
-	agent := func(name string, args string) string {
+	agent := func(name, args, identity string) string {
 		return fmt.Sprintf(`
 resource "kagenti_agent" %[1]q {
   name         = %[1]q
@@ -37,9 +40,10 @@ resource "kagenti_agent" %[1]q {
   pod          = %[4]s
   identity = {
     keycloak_client = { allowed_callers = [kagenti_platform.main.router_client_id] }
+    %[5]s
   }
 }
-`, name, ns, images["demo-agent"], testAccNodeHCL(fmt.Sprintf(`args = ["-listen=:8080", "-name=%s"%s]`, name, args)))
+`, name, ns, images["demo-agent"], testAccNodeHCL(fmt.Sprintf(`args = ["-listen=:8080", "-name=%s"%s]`, name, args)), identity)
 	}
 	config := fmt.Sprintf(`
 resource "kagenti_platform" "main" {
@@ -65,11 +69,28 @@ resource "kagenti_agent" "impostor" {
   }
   depends_on = [kagenti_agent.signed]
 }
-`, ns, images["router"], testAccNodeHCL("")) + agent("signed", "") + agent("unsigned", `, "-sign=false"`)
+`, ns, images["router"], testAccNodeHCL("")) + agent("signed", "", "") + agent("unsigned", `, "-sign=false"`, "")
+	signer := fmt.Sprintf("card_signer = { image = %q }", images["router"])
 	router := fmt.Sprintf("http://kagenti-router.%s.svc.cluster.local", ns)
 	hc := clusterDNSClient()
 	card := func(ctx context.Context, name string) (int, string, error) {
 		return get(ctx, hc, router+"/a2a/"+ns+"/"+name+"/.well-known/agent-card.json")
+	}
+	// verified waits for an agent's card to verify: its SVID may come a moment after its pod is
+	// ready, and a failed verification is tried again after a few seconds.
+	verified := func(ctx context.Context, name string) error {
+		var status int
+		var body string
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+			var err error
+			if status, body, err = card(ctx, name); err == nil && status == http.StatusOK {
+				break
+			}
+		}
+		if status != http.StatusOK || !strings.Contains(body, fmt.Sprintf(`"name":%q`, name)) {
+			return fmt.Errorf("the card of %s: HTTP %d %s; want it served, verified", name, status, body)
+		}
+		return nil
 	}
 	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: testAccProtoV6ProviderFactories, CheckDestroy: checkNoLabelledObjects(client, ns),
 		Steps: []resource.TestStep{{
@@ -82,18 +103,8 @@ resource "kagenti_agent" "impostor" {
 						return err
 					}
 				}
-				// The signed agent's SVID may come a moment after its pod is ready: a failed
-				// verification is tried again after a few seconds.
-				var status int
-				var body string
-				for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
-					var err error
-					if status, body, err = card(ctx, "signed"); err == nil && status == http.StatusOK {
-						break
-					}
-				}
-				if status != http.StatusOK || !strings.Contains(body, `"name":"signed"`) {
-					return fmt.Errorf("the card signed by its agent's identity: HTTP %d %s", status, body)
+				if err := verified(ctx, "signed"); err != nil {
+					return err
 				}
 				for name, want := range map[string]string{"unsigned": "not signed", "impostor": "signed by another identity"} {
 					status, body, err := card(ctx, name)
@@ -122,6 +133,55 @@ resource "kagenti_agent" "impostor" {
 					if !strings.Contains(metrics, fmt.Sprintf(`kagenti_router_card_verification_failures_total{reason=%q}`, reason)) {
 						return fmt.Errorf("no card verification failure counted as %s:\n%s", reason, grepLines(metrics, "card_verification"))
 					}
+				}
+				return nil
+			},
+		}, {
+			// The agent that does not sign gets the platform's signer: its card verifies, and
+			// it is called.
+			Config: config + agent("countersigned", `, "-sign=false"`, signer),
+			Check: resource.ComposeTestCheckFunc(
+				resource.TestCheckResourceAttr("kagenti_agent.countersigned", "identity.card_signer.image", images["router"]),
+				func(*terraformState) error {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					defer cancel()
+					if err := onRealNode(ctx, client, ns, "countersigned"); err != nil {
+						return err
+					}
+					if err := verified(ctx, "countersigned"); err != nil {
+						return err
+					}
+					// What signed is the signer, a second container of the agent's pod.
+					pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=countersigned"})
+					if err != nil {
+						return err
+					}
+					for _, p := range pods.Items {
+						for _, c := range p.Status.ContainerStatuses {
+							if c.Name == "card-signer" && c.Ready {
+								return nil
+							}
+						}
+					}
+					return fmt.Errorf("no pod of countersigned has a ready card-signer container")
+				}),
+		}, {
+			// Without the signer, its card is refused again.
+			Config: config + agent("countersigned", `, "-sign=false"`, ""),
+			Check: func(*terraformState) error {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				var status int
+				var body string
+				for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+					var err error
+					// Until the rollout ends, the router may reach a pod on its way out.
+					if status, body, err = card(ctx, "countersigned"); err == nil && status == http.StatusBadGateway && strings.Contains(body, "not signed") {
+						break
+					}
+				}
+				if status != http.StatusBadGateway || !strings.Contains(body, "not signed") {
+					return fmt.Errorf("the card of countersigned without its signer: HTTP %d %s; want 502 saying it is not signed", status, body)
 				}
 				return nil
 			},

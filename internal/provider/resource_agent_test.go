@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -612,4 +613,91 @@ func TestCompositeResource_ReadStoredSpecErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// identity.card_signer: refused at plan, on the attribute, where pods get no Workload API; with
+// it, `card_signer = {}` plans the provider's own router image, applies a second container and
+// the Service port the router fetches the signed card from, plans nothing more, and goes
+// cleanly when removed.
+func TestAccAgentResource_CardSigner(t *testing.T) {
+	client := testAccKube(t)
+	newIdentityTestEnv(t)
+	ns := testAccNamespace(t, client)
+	agent := func(signer string) string {
+		return fmt.Sprintf(`
+resource "kagenti_agent" "test" {
+  name             = "writer"
+  namespace        = %q
+  framework        = "crewai"
+  image            = "ghcr.io/example/writer:0.9.1"
+  wait_for_rollout = false
+  identity = {
+    keycloak_client = {}
+    %s
+  }
+}
+`, ns, signer)
+	}
+	const image = "ghcr.io/kagenti/kagenti-router:dev"
+	const csiEnv = "KAGENTI_SPIRE_WORKLOAD_API_CSI_DRIVER"
+	signerParts := func(want bool) resource.TestCheckFunc {
+		return func(*terraformState) error {
+			ctx := context.Background()
+			d, err := client.AppsV1().Deployments(ns).Get(ctx, "writer", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, c := range d.Spec.Template.Spec.Containers {
+				names = append(names, c.Name)
+				if c.Name == "card-signer" && (c.Image != image || c.Args[0] != "card-signer") {
+					return fmt.Errorf("card-signer container: image %s args %v", c.Image, c.Args)
+				}
+			}
+			svc, err := client.CoreV1().Services(ns).Get(ctx, "writer", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			var ports []string
+			for _, p := range svc.Spec.Ports {
+				ports = append(ports, fmt.Sprintf("%s:%d", p.Name, p.Port))
+			}
+			wantNames, wantPorts := []string{"agent"}, []string{"http:8000"}
+			if want {
+				wantNames, wantPorts = append(wantNames, "card-signer"), append(wantPorts, "kagenti-card:8099")
+			}
+			if !slices.Equal(names, wantNames) || !slices.Equal(ports, wantPorts) {
+				return fmt.Errorf("containers %v, Service ports %v; want %v, %v", names, ports, wantNames, wantPorts)
+			}
+			return nil
+		}
+	}
+	testAccRun(t, resource.TestCase{
+		CheckDestroy: checkNoLabelledObjects(client, ns),
+		Steps: []resource.TestStep{
+			{
+				PreConfig:   func() { t.Setenv(csiEnv, "") }, // each CLI's run starts without it
+				Config:      agent("card_signer = {}"),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`identity\.card_signer: Forbidden: the card signer signs with the pod's\s+X509-SVID from the SPIRE Workload API`),
+			},
+			{
+				PreConfig: func() { t.Setenv(csiEnv, "csi.spiffe.io") },
+				Config:    agent("card_signer = {}"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("identity").AtMapKey("card_signer").AtMapKey("image"), knownvalue.StringExact(image)),
+				},
+				Check: signerParts(true),
+			},
+			{Config: agent("card_signer = {}"), PlanOnly: true},
+			{
+				Config: agent(""),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("identity").AtMapKey("card_signer"), knownvalue.Null()),
+				},
+				Check: signerParts(false),
+			},
+			{Config: agent(""), PlanOnly: true},
+		},
+	})
 }

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,7 +36,7 @@ const cardRetry = 5 * time.Second
 // fetches the card the agent serves (signed by the agent with its X509-SVID), checks the
 // signature against the trust bundle, that the signer is the SPIFFE ID of the route's policy,
 // and that the signed card is the one the composition registered. Results are kept per route
-// until the registered card changes (failures for cardRetry).
+// until the registered card or where it is fetched changes (failures for cardRetry).
 type cardVerifier struct {
 	mode     string
 	bundles  x509bundle.Source
@@ -50,6 +53,8 @@ type cardVerifier struct {
 
 type cardResult struct {
 	card json.RawMessage
+	// from is where the card was fetched (cardURL): a result stands for that source only.
+	from string
 	err  error
 	at   time.Time
 }
@@ -63,11 +68,13 @@ func (v *cardVerifier) check(ctx context.Context, route *Route) error {
 	v.mu.Lock()
 	res, ok := v.results[key]
 	v.mu.Unlock()
-	if !ok || !bytes.Equal(res.card, route.Card) || (res.err != nil && time.Since(res.at) > cardRetry) {
-		// The flight is keyed by the card too: a call carrying a newer card does not take the
-		// result of the older one's fetch.
-		got, _, _ := v.flight.Do(key+"\x00"+string(route.Card), func() (any, error) {
-			res := cardResult{card: route.Card, err: v.verify(context.WithoutCancel(ctx), route), at: time.Now()}
+	from := cardURL(route)
+	if !ok || !bytes.Equal(res.card, route.Card) || res.from != from || (res.err != nil && time.Since(res.at) > cardRetry) {
+		// The flight is keyed by the card and where it is fetched too: a call carrying a newer
+		// card, or a route whose signer came or went, does not take the result of the older
+		// one's fetch.
+		got, _, _ := v.flight.Do(key+"\x00"+from+"\x00"+string(route.Card), func() (any, error) {
+			res := cardResult{card: route.Card, from: from, err: v.verify(context.WithoutCancel(ctx), route, from), at: time.Now()}
 			v.mu.Lock()
 			v.results[key] = res
 			v.mu.Unlock()
@@ -102,7 +109,7 @@ func (v *cardVerifier) state(route *Route) string {
 	return "verified"
 }
 
-func (v *cardVerifier) verify(ctx context.Context, route *Route) error {
+func (v *cardVerifier) verify(ctx context.Context, route *Route, from string) error {
 	if route.Policy.Audience == "" {
 		return errCardNoID
 	}
@@ -112,7 +119,7 @@ func (v *cardVerifier) verify(ctx context.Context, route *Route) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, route.Upstream.JoinPath("/.well-known/agent-card.json").String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, from, nil)
 	if err != nil {
 		return err
 	}
@@ -140,6 +147,17 @@ func (v *cardVerifier) verify(ctx context.Context, route *Route) error {
 		return errCardMismatch
 	}
 	return nil
+}
+
+// cardURL is where the route's signed card is fetched: from the platform's card signer beside
+// the agent when its Service has the signer's port, else from the agent.
+func cardURL(route *Route) string {
+	if route.CardPort == 0 {
+		return route.Upstream.JoinPath("/.well-known/agent-card.json").String()
+	}
+	u := url.URL{Scheme: route.Upstream.Scheme, Host: net.JoinHostPort(route.Upstream.Hostname(), strconv.Itoa(int(route.CardPort))),
+		Path: "/.well-known/agent-card.json"}
+	return u.String()
 }
 
 // cardFailureReason is the metric label of a verification failure.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,6 +98,43 @@ func TestCardVerification(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestCardVerification_FromTheSigner: an agent whose Service has the card signer's port has its
+// card fetched there, not from the agent: the agent's own unsigned card does not count, the
+// signer's signed one does.
+func TestCardVerification_FromTheSigner(t *testing.T) {
+	ca := cardsigtest.NewAuthority(t, "example.org")
+	writer := ca.SVID(t, "/ns/research/sa/writer")
+	agent := cardAgent(t, verifiedCard, nil)
+	signer := cardAgent(t, verifiedCard, writer)
+	_, signerPort, _ := strings.Cut(signer.Host, ":")
+	port, _ := strconv.Atoi(signerPort)
+	reg := NewRegistry()
+	reg.SetCard("research", "writer", json.RawMessage(verifiedCard))
+	_, base := startRouter(t, Config{Registry: reg, CardVerification: contract.CardVerificationPermissive, TrustBundles: ca.Bundle()})
+	// In this order on one router: a result stands for where the card was fetched, so the
+	// signer coming (and going) is seen at once, though the card stays the same.
+	for _, step := range []struct {
+		name     string
+		cardPort int32
+		want     string
+	}{
+		{"the agent's own card, unsigned", 0, "failed: the card is not signed"},
+		{"the signer's", int32(port), "verified"},
+		{"the signer gone", 0, "failed: the card is not signed"},
+	} {
+		reg.SetService(Route{Namespace: "research", Name: "writer", Type: contract.TypeAgent, Protocol: "a2a", Upstream: agent,
+			CardPort: step.cardPort, Policy: contract.Policy{Audience: writer.ID.String()}})
+		resp, err := http.Get(base + "/a2a/research/writer/.well-known/agent-card.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get(contract.CardVerificationHeader); got != step.want {
+			t.Fatalf("%s: %s %q, want %q", step.name, contract.CardVerificationHeader, got, step.want)
 		}
 	}
 }

@@ -137,7 +137,8 @@ type (
 		metav1.ObjectMeta `json:"metadata"`
 		Spec              struct {
 			Ports []struct {
-				Port int32 `json:"port"`
+				Name string `json:"name"`
+				Port int32  `json:"port"`
 			} `json:"ports"`
 		} `json:"spec"`
 	}
@@ -232,6 +233,11 @@ func (d *Discovery) onService(obj any) {
 		d.Log.Warn("ignoring Service", "error", err)
 		d.Registry.DeleteService(svc.Namespace, svc.Name)
 		return
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == contract.CardSignerPortName && rt.Type == contract.TypeAgent {
+			rt.CardPort = p.Port
+		}
 	}
 	d.Log.Info("route", "namespace", svc.Namespace, "name", svc.Name, "type", rt.Type, "upstream", rt.Upstream.String())
 	d.Registry.SetService(rt)

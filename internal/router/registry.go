@@ -34,6 +34,10 @@ type Route struct {
 	Policy contract.Policy
 	// ExposeAsTool offers an A2A agent as an MCP tool at /mcp/{namespace}.
 	ExposeAsTool bool
+	// CardPort is the Service port of the platform's card signer beside the agent
+	// (contract.CardSignerPortName), where the router fetches the signed card it verifies;
+	// 0 when the agent signs and serves its card itself.
+	CardPort int32
 	// Endpoints are the ready pod addresses ("ip:port") behind the Service, from its
 	// EndpointSlices; the router balances over them and ejects failing ones. Empty: Upstream.
 	Endpoints []string

@@ -70,3 +70,18 @@ resource "kagenti_agent" "remote" {
   framework = "custom"
   endpoint  = "https://planner.example.com"
 }
+
+# An agent built on a stock A2A server, which does not sign its card: the platform's card signer
+# runs beside it and signs the card with the pod's X509-SVID, so that the router's strict card
+# verification binds the card to the agent's identity. Needs the provider's spire settings with
+# workload_api_csi_driver (or workload_api_host_path).
+resource "kagenti_agent" "writer" {
+  name      = "writer"
+  namespace = "team1"
+  framework = "crewai"
+  image     = "ghcr.io/example/writer:0.9.1"
+  identity = {
+    keycloak_client = {}
+    card_signer     = {}
+  }
+}
