@@ -41,16 +41,19 @@ func runCardSigner(log *slog.Logger, args []string) error {
 	defer stop()
 
 	cards := cardsig.NewServer(*cardFile, true)
+	sourceErr := make(chan error, 1)
 	go func() {
 		// Blocks until the Workload API issues the pod's SVID (retrying while SPIRE has not
-		// attested it yet); the source then follows rotations.
+		// attested it yet); the source then follows rotations. Without one the signer exits,
+		// so that the kubelet restarts it and the pod shows why.
 		src, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(workloadapi.WithAddr("unix://"+strings.TrimPrefix(*socket, "unix://"))))
 		if err != nil {
-			log.Error("no X509-SVID to sign the card with", "error", err.Error())
+			if ctx.Err() == nil {
+				sourceErr <- fmt.Errorf("no X509-SVID to sign the card with: %w", err)
+			}
 			return
 		}
-		svid, err := src.GetX509SVID()
-		if err == nil {
+		if svid, err := src.GetX509SVID(); err == nil {
 			log.Info("signing the card", "spiffe_id", svid.ID.String())
 		}
 		cards.SetSource(src)
@@ -61,8 +64,8 @@ func runCardSigner(log *slog.Logger, args []string) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /.well-known/agent-card.json", cards)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !cards.Ready() {
-			http.Error(w, "no X509-SVID yet", http.StatusServiceUnavailable)
+		if err := cards.Ready(time.Now()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
@@ -79,6 +82,8 @@ func runCardSigner(log *slog.Logger, args []string) error {
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("card signer: %w", err)
+	case err := <-sourceErr:
+		return err
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,9 +1,13 @@
 package cardsig
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
@@ -28,9 +32,25 @@ func NewServer(file string, mustSign bool) *Server {
 // SetSource sets where the SVID to sign with comes from (a workloadapi.X509Source).
 func (s *Server) SetSource(src x509svid.Source) { s.svids.Store(&src) }
 
-// Ready reports whether the server can serve the card as it must: it has a source to sign
-// with, or need not sign.
-func (s *Server) Ready() bool { return !s.mustSign || s.svids.Load() != nil }
+// Ready reports whether the server can serve the card as it must: it need not sign, or its
+// source holds an SVID that is valid at now.
+func (s *Server) Ready(now time.Time) error {
+	if !s.mustSign {
+		return nil
+	}
+	src := s.svids.Load()
+	if src == nil {
+		return errors.New("no X509-SVID from the Workload API yet")
+	}
+	svid, err := (*src).GetX509SVID()
+	if err != nil {
+		return fmt.Errorf("no X509-SVID: %w", err)
+	}
+	if len(svid.Certificates) == 0 || now.After(svid.Certificates[0].NotAfter) {
+		return errors.New("the X509-SVID has expired: the Workload API has not renewed it")
+	}
+	return nil
+}
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -39,6 +59,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	card, err := os.ReadFile(s.file)
+	if err == nil {
+		err = isCard(card)
+	}
 	if err != nil {
 		http.Error(w, "no card: "+err.Error(), http.StatusServiceUnavailable)
 		return
@@ -61,4 +84,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(card)
+}
+
+// isCard refuses to sign a file that is not an A2A agent card (a JSON object with a name): the
+// SVID's key signs cards, not whatever lands in the file.
+func isCard(data []byte) error {
+	var card struct {
+		Name *string `json:"name"`
+	}
+	if err := json.Unmarshal(data, &card); err != nil {
+		return fmt.Errorf("the card file is not a JSON object: %w", err)
+	}
+	if card.Name == nil || *card.Name == "" {
+		return errors.New("the card file is no A2A agent card (it has no name)")
+	}
+	return nil
 }

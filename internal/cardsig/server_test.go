@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
@@ -39,7 +40,7 @@ func TestServer_SignsTheCurrentCardWithTheCurrentSVID(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := NewServer(file, true)
-	if s.Ready() {
+	if s.Ready(time.Now()) == nil {
 		t.Fatal("a signer without an SVID source reports ready")
 	}
 	if code, body := serve(t, s); code != http.StatusServiceUnavailable {
@@ -48,8 +49,11 @@ func TestServer_SignsTheCurrentCardWithTheCurrentSVID(t *testing.T) {
 
 	src := &rotatingSource{svid: ca.SVID(t, "/ns/research/sa/writer")}
 	s.SetSource(src)
-	if !s.Ready() {
-		t.Fatal("a signer with an SVID source is not ready")
+	if err := s.Ready(time.Now()); err != nil {
+		t.Fatalf("a signer with an SVID source is not ready: %v", err)
+	}
+	if s.Ready(src.svid.Certificates[0].NotAfter.Add(time.Second)) == nil {
+		t.Fatal("a signer whose SVID has expired reports ready")
 	}
 	code, body := serve(t, s)
 	if code != http.StatusOK {
@@ -76,10 +80,24 @@ func TestServer_SignsTheCurrentCardWithTheCurrentSVID(t *testing.T) {
 		t.Fatalf("served %s, want the changed card %s", got, want)
 	}
 
+	// A file that is no card is not signed.
+	if err := os.WriteFile(file, []byte(`{"sub":"spiffe://example.org/admin"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := serve(t, s); code != http.StatusServiceUnavailable {
+		t.Fatalf("a file that is no card: HTTP %d %s, want 503", code, body)
+	}
+
 	// The source fails (the Workload API is gone): 503, not an unsigned card.
+	if err := os.WriteFile(file, []byte(card), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	src.svid = nil
 	if code, body := serve(t, s); code != http.StatusServiceUnavailable {
 		t.Fatalf("with a failing source: HTTP %d %s, want 503", code, body)
+	}
+	if s.Ready(time.Now()) == nil {
+		t.Fatal("a signer whose source fails reports ready")
 	}
 }
 

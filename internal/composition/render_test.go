@@ -242,16 +242,24 @@ func TestValidate(t *testing.T) {
 			reason: "the signer signs with the pod's X509-SVID, which only the Workload API socket gives it",
 			change: func(in *composition.Input) {
 				in.Identity = &composition.Identity{SPIFFEID: "spiffe://example.org/ns/team1/sa/weather",
-					CardSigner: &composition.CardSigner{Image: "ghcr.io/kagenti/kagenti-router:0.1.0"}}
+					CardSigner: &composition.CardSigner{Image: "ghcr.io/kagenti/kagenti-router:0.1.0"}, Client: &composition.IdentityClient{}}
 			},
 			want: []string{"identity.card_signer: Forbidden: the card signer signs with the pod's X509-SVID from the SPIRE Workload API: set the provider's spire.workload_api_csi_driver"},
+		},
+		"card signer without a Keycloak client": {
+			reason: "the router binds the card to the identity of the agent's policy, which only a keycloak_client gives it",
+			change: func(in *composition.Input) {
+				in.Identity = &composition.Identity{SPIFFEID: "spiffe://example.org/ns/team1/sa/weather",
+					WorkloadAPI: composition.WorkloadAPI{CSIDriver: "csi.spiffe.io"}, CardSigner: &composition.CardSigner{Image: "ghcr.io/kagenti/kagenti-router:0.1.0"}}
+			},
+			want: []string{"identity.keycloak_client: Required value: the router binds a signed card to the identity"},
 		},
 		"card signer on an ACP agent, without an image, on the signer's port": {
 			reason: "ACP agents have manifests, not cards; the signer needs an image and its port",
 			change: func(in *composition.Input) {
 				in.Protocol, in.Port = "acp", 8099
 				in.Identity = &composition.Identity{SPIFFEID: "spiffe://example.org/ns/team1/sa/weather",
-					WorkloadAPI: composition.WorkloadAPI{CSIDriver: "csi.spiffe.io"}, CardSigner: &composition.CardSigner{}}
+					WorkloadAPI: composition.WorkloadAPI{CSIDriver: "csi.spiffe.io"}, CardSigner: &composition.CardSigner{}, Client: &composition.IdentityClient{}}
 			},
 			want: []string{
 				"identity.card_signer: Forbidden: only A2A agents have cards to sign",
@@ -264,7 +272,7 @@ func TestValidate(t *testing.T) {
 			change: func(in *composition.Input) {
 				in.Image, in.Endpoint = "", "http://10.0.0.5:8000"
 				in.Identity = &composition.Identity{SPIFFEID: "spiffe://example.org/ns/team1/sa/weather",
-					WorkloadAPI: composition.WorkloadAPI{CSIDriver: "csi.spiffe.io"}, CardSigner: &composition.CardSigner{Image: "ghcr.io/kagenti/kagenti-router:0.1.0"}}
+					WorkloadAPI: composition.WorkloadAPI{CSIDriver: "csi.spiffe.io"}, CardSigner: &composition.CardSigner{Image: "ghcr.io/kagenti/kagenti-router:0.1.0"}, Client: &composition.IdentityClient{}}
 			},
 			want: []string{"identity.card_signer: Forbidden: an agent registered by endpoint runs elsewhere"},
 		},

@@ -320,6 +320,10 @@ func validateCardSigner(in Input) field.ErrorList {
 		errs = append(errs, field.Forbidden(p, "the card signer signs with the pod's X509-SVID from the SPIRE Workload API: set the provider's "+
 			"spire.workload_api_csi_driver (or spire.workload_api_host_path) so that pods get its socket"))
 	}
+	if in.Identity.Client == nil {
+		errs = append(errs, field.Required(field.NewPath("identity", "keycloak_client"), "the router binds a signed card to the identity "+
+			"it knows from the agent's keycloak_client: add keycloak_client = {} (with allowed_callers as needed), or remove card_signer"))
+	}
 	if img := in.Identity.CardSigner.Image; img == "" {
 		errs = append(errs, field.Required(p.Child("image"), "the kagenti-router image to run the card signer from"))
 	} else if !imageRef.MatchString(img) {

@@ -83,9 +83,9 @@ type compositeIdentityModel struct {
 	X509SVIDTTL    types.String `tfsdk:"x509_svid_ttl"`
 	JWTSVIDTTL     types.String `tfsdk:"jwt_svid_ttl"`
 	KeycloakClient types.Object `tfsdk:"keycloak_client"`
-	CardSigner     types.Object `tfsdk:"card_signer"`
 }
 
+// cardSignerModel is identity.card_signer, which only agents' identity has (identityAttrTypes).
 type cardSignerModel struct {
 	Image types.String `tfsdk:"image"`
 }
@@ -333,23 +333,6 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 					Optional:            true,
 					Attributes:          keycloakClientAttributes(),
 				},
-				"card_signer": rschema.SingleNestedAttribute{
-					MarkdownDescription: "A2A agents only: run the platform's card signer beside the agent, for an agent whose code does not " +
-						"sign its card. The signer (`kagenti-router card-signer`, a second container in the pod) serves the agent's card " +
-						"signed with the pod's X509-SVID on the Service port `kagenti-card`, where the router fetches the card it verifies " +
-						"(`kagenti_platform.router_settings.card_verification`). `card_signer = {}` runs the default image. Needs the " +
-						"provider's `spire.workload_api_csi_driver` (or `workload_api_host_path`), and `keycloak_client` for the router to " +
-						"know the identity the card is bound to. An agent that signs its own card (serving `KAGENTI_AGENT_CARD_FILE` " +
-						"signed) needs none.",
-					Optional: true,
-					Attributes: map[string]rschema.Attribute{
-						"image": rschema.StringAttribute{
-							MarkdownDescription: "kagenti-router image to run the signer from. Default: the one built with the provider's " +
-								"version, as `kagenti_platform.router_image` (set it to use a mirror).",
-							Optional: true, Computed: true,
-						},
-					},
-				},
 			},
 		},
 		"spiffe_id": rschema.StringAttribute{
@@ -364,7 +347,35 @@ func compositeAttributes(ctx context.Context, noun string) map[string]rschema.At
 		"objects": objectsAttribute(),
 	}
 	maps.Copy(attrs, workloadAttributes("pod", noun))
+	if noun == "agent" {
+		identity := attrs["identity"].(rschema.SingleNestedAttribute)
+		identity.Attributes["card_signer"] = cardSignerAttribute()
+		attrs["identity"] = identity
+	}
 	return attrs
+}
+
+// cardSignerAttribute is an agent's identity.card_signer.
+func cardSignerAttribute() rschema.SingleNestedAttribute {
+	return rschema.SingleNestedAttribute{
+		MarkdownDescription: "A2A agents only: run the platform's card signer beside the agent, for an agent whose code does not " +
+			"sign its card. The signer (`kagenti-router card-signer`, a second container in the pod) serves the agent's card " +
+			"signed with the pod's X509-SVID on the Service port `kagenti-card`, where the router fetches the card it verifies " +
+			"(`kagenti_platform.router_settings.card_verification`). `card_signer = {}` runs the default image. Needs " +
+			"`keycloak_client` (the router binds the card to the identity it knows from it) and the provider's " +
+			"`spire.workload_api_csi_driver` (or `workload_api_host_path`). An agent that signs its own card (serving " +
+			"`KAGENTI_AGENT_CARD_FILE` signed) needs none.",
+		Optional: true,
+		Attributes: map[string]rschema.Attribute{
+			"image": rschema.StringAttribute{
+				MarkdownDescription: "kagenti-router image to run the signer from. Default: the one built with the provider's " +
+					"version when the signer is added; like `kagenti_platform.router_image`, it then stays until set here (set it " +
+					"to follow an upgrade or to use a mirror).",
+				Optional: true, Computed: true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+		},
+	}
 }
 
 // objectsAttribute is the computed list of composed objects that agents, tools and the platform
@@ -390,12 +401,25 @@ func objectsAttribute() rschema.ListNestedAttribute {
 }
 
 var (
-	cardSignerAttrTypes        = map[string]attr.Type{"image": types.StringType}
+	cardSignerAttrTypes = map[string]attr.Type{"image": types.StringType}
+	// compositeIdentityAttrTypes are the attributes of identity that agents and tools share.
 	compositeIdentityAttrTypes = map[string]attr.Type{
 		"x509_svid_ttl": types.StringType, "jwt_svid_ttl": types.StringType,
 		"keycloak_client": types.ObjectType{AttrTypes: keycloakClientAttrTypes},
-		"card_signer":     types.ObjectType{AttrTypes: cardSignerAttrTypes},
 	}
+	agentIdentityAttrTypes = func() map[string]attr.Type {
+		t := maps.Clone(compositeIdentityAttrTypes)
+		t["card_signer"] = types.ObjectType{AttrTypes: cardSignerAttrTypes}
+		return t
+	}()
 )
+
+// identityAttrTypes are the attribute types of a kind's identity: an agent's has card_signer.
+func identityAttrTypes(kind composition.Kind) map[string]attr.Type {
+	if kind == composition.KindAgent {
+		return agentIdentityAttrTypes
+	}
+	return compositeIdentityAttrTypes
+}
 
 var serviceGVK = schema.GroupVersionKind{Version: "v1", Kind: "Service"}

@@ -65,7 +65,7 @@ func (e *compositeEngine) modifyPlan(ctx context.Context, req resource.ModifyPla
 		return
 	}
 	m := plan.common()
-	resp.Diagnostics.Append(fillCardSignerImage(ctx, m, e.data.defaultRouterImage())...)
+	resp.Diagnostics.Append(fillCardSignerImage(ctx, req.Config, m, e.data.defaultRouterImage())...)
 	in, known, diags := plan.input(ctx)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {

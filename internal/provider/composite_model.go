@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	rschema "github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
@@ -117,8 +119,10 @@ func compositeInput(ctx context.Context, m *compositeModel, in *composition.Inpu
 	if m.Identity.IsUnknown() {
 		known = false
 	} else if !m.Identity.IsNull() {
+		shared, signer, d := splitIdentity(m.Identity)
+		diags.Append(d...)
 		var id compositeIdentityModel
-		diags.Append(m.Identity.As(ctx, &id, basetypes.ObjectAsOptions{})...)
+		diags.Append(shared.As(ctx, &id, basetypes.ObjectAsOptions{})...)
 		in.Identity = &composition.Identity{X509SVIDTTL: str(id.X509SVIDTTL), JWTSVIDTTL: str(id.JWTSVIDTTL)}
 		if id.KeycloakClient.IsUnknown() {
 			known = false
@@ -134,13 +138,14 @@ func compositeInput(ctx context.Context, m *compositeModel, in *composition.Inpu
 				Audiences: knownStrings(kc.Audiences), AllowedCallers: knownStrings(kc.AllowedCallers),
 			}
 		}
-		if id.CardSigner.IsUnknown() {
+		if signer.IsUnknown() {
 			known = false
-		} else if !id.CardSigner.IsNull() {
+		} else if !signer.IsNull() {
 			var cs cardSignerModel
-			diags.Append(id.CardSigner.As(ctx, &cs, basetypes.ObjectAsOptions{})...)
-			// An unknown image is the computed default, filled in at plan (fillCardSignerImage).
-			in.Identity.CardSigner = &composition.CardSigner{Image: cs.Image.ValueString()}
+			diags.Append(signer.As(ctx, &cs, basetypes.ObjectAsOptions{})...)
+			// The default is in the plan by now (fillCardSignerImage): unknown here is an image
+			// from a resource not created yet.
+			in.Identity.CardSigner = &composition.CardSigner{Image: str(cs.Image)}
 		}
 	}
 	return known, diags
@@ -208,7 +213,7 @@ func compositeModelFromInput(ctx context.Context, in composition.Input, m *compo
 	diags.Append(d...)
 	m.Labels, m.Annotations, m.Pod, d = workloadToModel(ctx, in.Workload)
 	diags.Append(d...)
-	m.Identity = types.ObjectNull(compositeIdentityAttrTypes)
+	m.Identity = types.ObjectNull(identityAttrTypes(in.Kind))
 	if id := in.Identity; id != nil {
 		kc := types.ObjectNull(keycloakClientAttrTypes)
 		if c := id.Client; c != nil {
@@ -228,15 +233,19 @@ func compositeModelFromInput(ctx context.Context, in composition.Input, m *compo
 			}
 			return types.StringValue(s)
 		}
-		signer := types.ObjectNull(cardSignerAttrTypes)
-		if cs := id.CardSigner; cs != nil {
-			signer = types.ObjectValueMust(cardSignerAttrTypes, map[string]attr.Value{"image": types.StringValue(cs.Image)})
-		}
-		var d diag.Diagnostics
-		m.Identity, d = types.ObjectValueFrom(ctx, compositeIdentityAttrTypes, compositeIdentityModel{
-			X509SVIDTTL: opt(id.X509SVIDTTL), JWTSVIDTTL: opt(id.JWTSVIDTTL), KeycloakClient: kc, CardSigner: signer,
+		shared, d := types.ObjectValueFrom(ctx, compositeIdentityAttrTypes, compositeIdentityModel{
+			X509SVIDTTL: opt(id.X509SVIDTTL), JWTSVIDTTL: opt(id.JWTSVIDTTL), KeycloakClient: kc,
 		})
 		diags.Append(d...)
+		m.Identity = shared
+		if in.Kind == composition.KindAgent {
+			signer := types.ObjectNull(cardSignerAttrTypes)
+			if cs := id.CardSigner; cs != nil {
+				signer = types.ObjectValueMust(cardSignerAttrTypes, map[string]attr.Value{"image": types.StringValue(cs.Image)})
+			}
+			m.Identity, d = withCardSigner(shared, signer)
+			diags.Append(d...)
+		}
 	}
 	if m.WaitForRollout.IsNull() || m.WaitForRollout.IsUnknown() {
 		m.WaitForRollout = types.BoolValue(true)
@@ -381,26 +390,54 @@ func fieldToPath(f string) path.Path {
 	return p
 }
 
-// fillCardSignerImage sets identity.card_signer.image in a planned model to image where the
-// configuration leaves it to the provider (the plan has it unknown), so that the plan shows
-// the image the signer will run.
-func fillCardSignerImage(ctx context.Context, m *compositeModel, image string) diag.Diagnostics {
+// splitIdentity parts an identity object into what agents and tools share and an agent's
+// card_signer (null for a tool's).
+func splitIdentity(identity types.Object) (shared, signer types.Object, diags diag.Diagnostics) {
+	attrs := identity.Attributes()
+	signer = types.ObjectNull(cardSignerAttrTypes)
+	if o, ok := attrs["card_signer"].(types.Object); ok {
+		signer = o
+	}
+	sharedAttrs := make(map[string]attr.Value, len(compositeIdentityAttrTypes))
+	for k := range compositeIdentityAttrTypes {
+		sharedAttrs[k] = attrs[k]
+	}
+	shared, diags = types.ObjectValue(compositeIdentityAttrTypes, sharedAttrs)
+	return shared, signer, diags
+}
+
+// withCardSigner is an agent's identity object: shared with card_signer.
+func withCardSigner(shared, signer types.Object) (types.Object, diag.Diagnostics) {
+	attrs := maps.Clone(shared.Attributes())
+	attrs["card_signer"] = signer
+	return types.ObjectValue(agentIdentityAttrTypes, attrs)
+}
+
+// fillCardSignerImage puts image, the default, in a planned identity.card_signer.image that the
+// configuration leaves to the provider (null in config, unknown in the plan), so that the plan
+// shows the image the signer will run. An image the configuration sets from a value not known
+// yet stays unknown: a provider may fill in only what the configuration leaves null.
+func fillCardSignerImage(ctx context.Context, config tfsdk.Config, m *compositeModel, image string) diag.Diagnostics {
 	var diags diag.Diagnostics
 	if m.Identity.IsNull() || m.Identity.IsUnknown() {
 		return diags
 	}
-	var id compositeIdentityModel
-	diags.Append(m.Identity.As(ctx, &id, basetypes.ObjectAsOptions{})...)
-	if diags.HasError() || id.CardSigner.IsNull() || id.CardSigner.IsUnknown() {
+	shared, signer, d := splitIdentity(m.Identity)
+	diags.Append(d...)
+	if diags.HasError() || signer.IsNull() || signer.IsUnknown() {
 		return diags
 	}
-	var cs cardSignerModel
-	diags.Append(id.CardSigner.As(ctx, &cs, basetypes.ObjectAsOptions{})...)
-	if diags.HasError() || !cs.Image.IsUnknown() {
+	planned, ok := signer.Attributes()["image"].(types.String)
+	if !ok || !planned.IsUnknown() {
 		return diags
 	}
-	id.CardSigner = types.ObjectValueMust(cardSignerAttrTypes, map[string]attr.Value{"image": types.StringValue(image)})
-	obj, d := types.ObjectValueFrom(ctx, compositeIdentityAttrTypes, id)
+	var configured types.String
+	diags.Append(config.GetAttribute(ctx, path.Root("identity").AtName("card_signer").AtName("image"), &configured)...)
+	if diags.HasError() || !configured.IsNull() {
+		return diags
+	}
+	signer = types.ObjectValueMust(cardSignerAttrTypes, map[string]attr.Value{"image": types.StringValue(image)})
+	obj, d := withCardSigner(shared, signer)
 	diags.Append(d...)
 	if !diags.HasError() {
 		m.Identity = obj

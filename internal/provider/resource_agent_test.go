@@ -650,7 +650,7 @@ resource "kagenti_agent" "test" {
 			var names []string
 			for _, c := range d.Spec.Template.Spec.Containers {
 				names = append(names, c.Name)
-				if c.Name == "card-signer" && (c.Image != image || c.Args[0] != "card-signer") {
+				if c.Name == "card-signer" && (c.Image != image || len(c.Args) == 0 || c.Args[0] != "card-signer") {
 					return fmt.Errorf("card-signer container: image %s args %v", c.Image, c.Args)
 				}
 			}
@@ -690,6 +690,28 @@ resource "kagenti_agent" "test" {
 				Check: signerParts(true),
 			},
 			{Config: agent("card_signer = {}"), PlanOnly: true},
+			// Import reads card_signer (and its image) back from the cluster.
+			{
+				ResourceName:            "kagenti_agent.test",
+				ImportState:             true,
+				ImportStateId:           ns + "/writer",
+				ImportStateVerify:       true,
+				// Not part of the spec on the cluster: a setting of the apply, and a count.
+				ImportStateVerifyIgnore: []string{"timeouts", "wait_for_rollout", "ready_replicas"},
+			},
+			// An image known only at apply stays unknown in the plan (the provider does not
+			// put its default in place of a configured value), and is the one applied.
+			{
+				Config: agent(`card_signer = { image = terraform_data.signer_image.output }`) + `
+resource "terraform_data" "signer_image" {
+  input = "ghcr.io/kagenti/kagenti-router:mirror"
+}
+`,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("kagenti_agent.test", tfjsonpath.New("identity").AtMapKey("card_signer").AtMapKey("image"),
+						knownvalue.StringExact("ghcr.io/kagenti/kagenti-router:mirror")),
+				},
+			},
 			{
 				Config: agent(""),
 				ConfigStateChecks: []statecheck.StateCheck{

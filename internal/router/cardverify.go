@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -117,6 +118,31 @@ func (v *cardVerifier) verify(ctx context.Context, route *Route, from string) er
 	if err != nil {
 		return fmt.Errorf("%w: %v", errCardNoID, err)
 	}
+	err = v.verifyFrom(ctx, route, want, from)
+	var unreachable *signerUnreachableError
+	if errors.As(err, &unreachable) {
+		// The Service gains the signer's port at once, while a rollout that adds the signer
+		// still runs pods without it: their agent may sign its own card. The signature and
+		// the identity are checked the same either way.
+		if v.verifyFrom(ctx, route, want, agentCardURL(route)) == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// signerUnreachableError is a card signer that could not be reached at all.
+type signerUnreachableError struct{ err error }
+
+func (e *signerUnreachableError) Error() string {
+	return "fetch the card from the card signer (Service port " + contract.CardSignerPortName + "): " + e.err.Error()
+}
+
+func (e *signerUnreachableError) Unwrap() error { return e.err }
+
+// verifyFrom verifies the card fetched from one URL.
+func (v *cardVerifier) verifyFrom(ctx context.Context, route *Route, want spiffeid.ID, from string) error {
+	signer := route.CardPort != 0 && from != agentCardURL(route)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, from, nil)
@@ -125,6 +151,9 @@ func (v *cardVerifier) verify(ctx context.Context, route *Route, from string) er
 	}
 	resp, err := v.client.Do(req)
 	if err != nil {
+		if signer {
+			return &signerUnreachableError{err: err}
+		}
 		return fmt.Errorf("fetch the agent's card: %w", err)
 	}
 	defer resp.Body.Close()
@@ -133,6 +162,11 @@ func (v *cardVerifier) verify(ctx context.Context, route *Route, from string) er
 		return fmt.Errorf("fetch the agent's card: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		if signer {
+			why, _, _ := strings.Cut(strings.TrimSpace(string(body[:min(len(body), 200)])), "\n")
+			return fmt.Errorf("%w: the card signer (Service port %s) answered HTTP %d %q; its pod may have no X509-SVID yet",
+				errCardNoService, contract.CardSignerPortName, resp.StatusCode, why)
+		}
 		return fmt.Errorf("%w (HTTP %d)", errCardNoService, resp.StatusCode)
 	}
 	if err := cardsig.Verify(body, v.bundles, want); err != nil {
@@ -149,11 +183,16 @@ func (v *cardVerifier) verify(ctx context.Context, route *Route, from string) er
 	return nil
 }
 
+// agentCardURL is where the agent itself serves its card.
+func agentCardURL(route *Route) string {
+	return route.Upstream.JoinPath("/.well-known/agent-card.json").String()
+}
+
 // cardURL is where the route's signed card is fetched: from the platform's card signer beside
 // the agent when its Service has the signer's port, else from the agent.
 func cardURL(route *Route) string {
 	if route.CardPort == 0 {
-		return route.Upstream.JoinPath("/.well-known/agent-card.json").String()
+		return agentCardURL(route)
 	}
 	u := url.URL{Scheme: route.Upstream.Scheme, Host: net.JoinHostPort(route.Upstream.Hostname(), strconv.Itoa(int(route.CardPort))),
 		Path: "/.well-known/agent-card.json"}

@@ -224,9 +224,16 @@ func (d *Discovery) onService(obj any) {
 	if !ok {
 		return
 	}
+	// The port named http (the composition's), else the first: an agent's Service also has
+	// its card signer's port, and another writer may reorder them.
 	var port int32 = 80
-	if len(svc.Spec.Ports) > 0 {
-		port = svc.Spec.Ports[0].Port
+	for i, p := range svc.Spec.Ports {
+		if i == 0 || p.Name == "http" {
+			port = p.Port
+		}
+		if p.Name == "http" {
+			break
+		}
 	}
 	rt, err := RouteFromService(d.Keys, svc.Namespace, svc.Name, svc.Labels, svc.Annotations, port)
 	if err != nil {
@@ -234,9 +241,13 @@ func (d *Discovery) onService(obj any) {
 		d.Registry.DeleteService(svc.Namespace, svc.Name)
 		return
 	}
-	for _, p := range svc.Spec.Ports {
-		if p.Name == contract.CardSignerPortName && rt.Type == contract.TypeAgent {
-			rt.CardPort = p.Port
+	// The card signer runs in the agent's pods: an agent registered by endpoint has none, and
+	// its card is never fetched from the Service's name at a port the Service's writer chose.
+	if rt.Type == contract.TypeAgent && rt.Protocol == "a2a" && svc.Annotations[d.Keys.Endpoint()] == "" {
+		for _, p := range svc.Spec.Ports {
+			if p.Name == contract.CardSignerPortName {
+				rt.CardPort = p.Port
+			}
 		}
 	}
 	d.Log.Info("route", "namespace", svc.Namespace, "name", svc.Name, "type", rt.Type, "upstream", rt.Upstream.String())
