@@ -692,10 +692,10 @@ resource "kagenti_agent" "test" {
 			{Config: agent("card_signer = {}"), PlanOnly: true},
 			// Import reads card_signer (and its image) back from the cluster.
 			{
-				ResourceName:            "kagenti_agent.test",
-				ImportState:             true,
-				ImportStateId:           ns + "/writer",
-				ImportStateVerify:       true,
+				ResourceName:      "kagenti_agent.test",
+				ImportState:       true,
+				ImportStateId:     ns + "/writer",
+				ImportStateVerify: true,
 				// Not part of the spec on the cluster: a setting of the apply, and a count.
 				ImportStateVerifyIgnore: []string{"timeouts", "wait_for_rollout", "ready_replicas"},
 			},
