@@ -34,6 +34,21 @@ type Applier struct {
 	dynamic dynamic.Interface
 	typed   kubernetes.Interface
 	mapper  meta.RESTMapper
+	// reads, when set, serves Observe from lists (ReadFromLists).
+	reads *listReads
+}
+
+// ReadFromLists has Observe read objects from one LIST per kind and namespace, each standing
+// for ttl (see listReads). Call it before the applier is shared.
+func (a *Applier) ReadFromLists(ttl time.Duration) {
+	a.reads = &listReads{ttl: ttl, list: a.listRaw, lists: map[listKey]*rawList{}}
+}
+
+// forgetLists drops what a write to ref makes stale.
+func (a *Applier) forgetLists(ref Ref) {
+	if a.reads != nil {
+		a.reads.forget(ref.GVK, ref.Namespace)
+	}
 }
 
 // NewApplier returns an applier for a cluster. Discovery is cached and lazy: the first use of a
@@ -112,6 +127,9 @@ func (a *Applier) ApplyAs(ctx context.Context, obj *unstructured.Unstructured, m
 		return nil, err
 	}
 	force := true
+	// Before and after: a list taken while the write is under way may hold either version.
+	a.forgetLists(ref)
+	defer a.forgetLists(ref)
 	out, err := ri.Patch(ctx, ref.Name, types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: manager, Force: &force})
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", ref, explainStatus(err))
@@ -155,6 +173,8 @@ func (a *Applier) Delete(ctx context.Context, ref Ref) error {
 		return fmt.Errorf("delete %s: %w", ref, err)
 	}
 	policy := metav1.DeletePropagationBackground
+	a.forgetLists(ref)
+	defer a.forgetLists(ref)
 	err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete %s: %w", ref, err)

@@ -57,6 +57,12 @@ func (a *Applier) Observe(ctx context.Context, objs []*unstructured.Unstructured
 	for _, o := range objs {
 		ref := RefOf(o)
 		live, ok := known[ref]
+		if !ok && a.reads != nil && ref.Namespace != "" {
+			var err error
+			if live, ok, err = a.reads.get(ctx, ref); err != nil {
+				return nil, err
+			}
+		}
 		if !ok {
 			var err error
 			if live, err = a.Get(ctx, ref); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -73,6 +74,10 @@ type providerData struct {
 	keycloak *keycloak.Client
 }
 
+// listReadsTTL is how long a list of composed objects serves a refresh's reads. A refresh of
+// 500 agents takes about 10 s; the provider's own writes drop the lists they touch.
+const listReadsTTL = 10 * time.Second
+
 // defaultRouterImage is the kagenti-router image built from the same version as the provider.
 func (d *providerData) defaultRouterImage() string {
 	v := d.version
@@ -113,6 +118,9 @@ func (d *providerData) Applier() (*kube.Applier, error) {
 		if d.applier, err = kube.NewApplier(cfg); err != nil {
 			return nil, err
 		}
+		// A refresh reads each composite's objects: from one list per kind and namespace, not
+		// one GET per object.
+		d.applier.ReadFromLists(listReadsTTL)
 	}
 	return d.applier, nil
 }

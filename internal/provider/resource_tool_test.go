@@ -149,7 +149,6 @@ func TestCompositeResource_DeleteRemovesClientSecret(t *testing.T) {
 			m.Name, m.Namespace, m.Image = types.StringValue("search"), types.StringValue("team1"), types.StringValue("ghcr.io/example/search:1.0.0")
 			m.Identity = types.ObjectValueMust(compositeIdentityAttrTypes, map[string]attr.Value{
 				"x509_svid_ttl": types.StringNull(), "jwt_svid_ttl": types.StringNull(), "keycloak_client": client,
-				"card_signer": types.ObjectNull(cardSignerAttrTypes),
 			})
 			var diags diag.Diagnostics
 			e.deleteComposite(context.Background(), m, &diags)
