@@ -24,6 +24,9 @@ type Server struct {
 	svids    atomic.Pointer[x509svid.Source]
 }
 
+// errNoSVIDYet is a signer's answer before the Workload API has issued an SVID.
+var errNoSVIDYet = errors.New("no X509-SVID from the Workload API yet")
+
 // NewServer serves file; mustSign refuses to serve it unsigned.
 func NewServer(file string, mustSign bool) *Server {
 	return &Server{file: file, mustSign: mustSign}
@@ -40,7 +43,7 @@ func (s *Server) Ready(now time.Time) error {
 	}
 	src := s.svids.Load()
 	if src == nil {
-		return errors.New("no X509-SVID from the Workload API yet")
+		return errNoSVIDYet
 	}
 	svid, err := (*src).GetX509SVID()
 	if err != nil {
@@ -78,7 +81,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case s.mustSign:
-		http.Error(w, "card not signed: no X509-SVID from the Workload API yet", http.StatusServiceUnavailable)
+		http.Error(w, "card not signed: "+errNoSVIDYet.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -92,12 +92,18 @@ func RefOf(obj *unstructured.Unstructured) Ref {
 	return Ref{GVK: obj.GroupVersionKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
-func (a *Applier) resource(gvk schema.GroupVersionKind, namespace string) (dynamic.ResourceInterface, error) {
+// mapping is the kind's resource and scope, from the cached discovery.
+func (a *Applier) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
 	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		return nil, fmt.Errorf("the cluster does not serve %s (is its CRD installed?): %w", gvk, err)
+	}
+	return m, err
+}
+
+func (a *Applier) resource(gvk schema.GroupVersionKind, namespace string) (dynamic.ResourceInterface, error) {
+	m, err := a.mapping(gvk)
 	if err != nil {
-		if meta.IsNoMatchError(err) {
-			return nil, fmt.Errorf("the cluster does not serve %s (is its CRD installed?): %w", gvk, err)
-		}
 		return nil, err
 	}
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {

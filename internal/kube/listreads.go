@@ -120,7 +120,7 @@ func splitList(body []byte) (map[string]json.RawMessage, error) {
 // listRaw lists the objects of a kind in a namespace labelled as managed by kagenti, as the
 // API server's JSON.
 func (a *Applier) listRaw(ctx context.Context, gvk schema.GroupVersionKind, namespace string) ([]byte, error) {
-	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	m, err := a.mapping(gvk)
 	if err != nil {
 		return nil, err
 	}

@@ -280,6 +280,24 @@ resource "kagenti_agent" "test" {
 						},
 						Check: checkDeploymentAvailable(client, ns, "drifty", 1),
 					},
+					// Another writer removes the label refreshes list objects by: the card
+					// ConfigMap is read with a GET instead, so it shows as drift, not as missing.
+					{
+						PreConfig: func() {
+							patch := `[{"op":"remove","path":"/metadata/labels/app.kubernetes.io~1managed-by"}]`
+							if _, err := client.CoreV1().ConfigMaps(ns).Patch(context.Background(), "drifty-card", types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+								t.Fatal(err)
+							}
+						},
+						RefreshState:       true,
+						ExpectNonEmptyPlan: true,
+						Check: resource.ComposeTestCheckFunc(
+							resource.TestCheckResourceAttr("kagenti_agent.test", "objects.1.key", "card"),
+							resource.TestCheckResourceAttr("kagenti_agent.test", "objects.1.in_sync", "false"),
+							resource.TestMatchResourceAttr("kagenti_agent.test", "objects.1.drift.0", regexp.MustCompile(`managed-by`)),
+						),
+					},
+					{Config: config, Check: resource.TestCheckResourceAttr("kagenti_agent.test", "objects.1.in_sync", "true")},
 				},
 			})
 		})

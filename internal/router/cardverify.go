@@ -54,10 +54,11 @@ type cardVerifier struct {
 
 type cardResult struct {
 	card json.RawMessage
-	// from is where the card was fetched (cardURL): a result stands for that source only.
-	from string
-	err  error
-	at   time.Time
+	// cardPort is the route's CardPort when verified: a result stands for the source the
+	// card was fetched from (the signer, or the agent) only.
+	cardPort int32
+	err      error
+	at       time.Time
 }
 
 // check verifies the route's card; in strict mode its error refuses the route.
@@ -69,13 +70,13 @@ func (v *cardVerifier) check(ctx context.Context, route *Route) error {
 	v.mu.Lock()
 	res, ok := v.results[key]
 	v.mu.Unlock()
-	from := cardURL(route)
-	if !ok || !bytes.Equal(res.card, route.Card) || res.from != from || (res.err != nil && time.Since(res.at) > cardRetry) {
+	if !ok || !bytes.Equal(res.card, route.Card) || res.cardPort != route.CardPort || (res.err != nil && time.Since(res.at) > cardRetry) {
 		// The flight is keyed by the card and where it is fetched too: a call carrying a newer
 		// card, or a route whose signer came or went, does not take the result of the older
 		// one's fetch.
-		got, _, _ := v.flight.Do(key+"\x00"+from+"\x00"+string(route.Card), func() (any, error) {
-			res := cardResult{card: route.Card, from: from, err: v.verify(context.WithoutCancel(ctx), route, from), at: time.Now()}
+		flight := key + "\x00" + strconv.Itoa(int(route.CardPort)) + "\x00" + string(route.Card)
+		got, _, _ := v.flight.Do(flight, func() (any, error) {
+			res := cardResult{card: route.Card, cardPort: route.CardPort, err: v.verify(context.WithoutCancel(ctx), route), at: time.Now()}
 			v.mu.Lock()
 			v.results[key] = res
 			v.mu.Unlock()
@@ -110,7 +111,7 @@ func (v *cardVerifier) state(route *Route) string {
 	return "verified"
 }
 
-func (v *cardVerifier) verify(ctx context.Context, route *Route, from string) error {
+func (v *cardVerifier) verify(ctx context.Context, route *Route) error {
 	if route.Policy.Audience == "" {
 		return errCardNoID
 	}
@@ -118,13 +119,16 @@ func (v *cardVerifier) verify(ctx context.Context, route *Route, from string) er
 	if err != nil {
 		return fmt.Errorf("%w: %v", errCardNoID, err)
 	}
-	err = v.verifyFrom(ctx, route, want, from)
+	if route.CardPort == 0 {
+		return v.verifyFrom(ctx, route, want, agentCardURL(route), false)
+	}
+	err = v.verifyFrom(ctx, route, want, signerCardURL(route), true)
 	var unreachable *signerUnreachableError
 	if errors.As(err, &unreachable) {
 		// The Service gains the signer's port at once, while a rollout that adds the signer
 		// still runs pods without it: their agent may sign its own card. The signature and
 		// the identity are checked the same either way.
-		if v.verifyFrom(ctx, route, want, agentCardURL(route)) == nil {
+		if v.verifyFrom(ctx, route, want, agentCardURL(route), false) == nil {
 			return nil
 		}
 	}
@@ -140,9 +144,8 @@ func (e *signerUnreachableError) Error() string {
 
 func (e *signerUnreachableError) Unwrap() error { return e.err }
 
-// verifyFrom verifies the card fetched from one URL.
-func (v *cardVerifier) verifyFrom(ctx context.Context, route *Route, want spiffeid.ID, from string) error {
-	signer := route.CardPort != 0 && from != agentCardURL(route)
+// verifyFrom verifies the card fetched from one URL, the card signer's or the agent's.
+func (v *cardVerifier) verifyFrom(ctx context.Context, route *Route, want spiffeid.ID, from string, signer bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, from, nil)
@@ -188,12 +191,9 @@ func agentCardURL(route *Route) string {
 	return route.Upstream.JoinPath("/.well-known/agent-card.json").String()
 }
 
-// cardURL is where the route's signed card is fetched: from the platform's card signer beside
-// the agent when its Service has the signer's port, else from the agent.
-func cardURL(route *Route) string {
-	if route.CardPort == 0 {
-		return agentCardURL(route)
-	}
+// signerCardURL is where the platform's card signer beside the agent serves the signed card:
+// the agent's Service, at the signer's port.
+func signerCardURL(route *Route) string {
 	u := url.URL{Scheme: route.Upstream.Scheme, Host: net.JoinHostPort(route.Upstream.Hostname(), strconv.Itoa(int(route.CardPort))),
 		Path: "/.well-known/agent-card.json"}
 	return u.String()
