@@ -146,8 +146,9 @@ func runA2AJSClient(ctx context.Context, t *testing.T, dir, mode string, env ...
 // TestAccRouter_A2AJSSDK: clients of @a2a-js/sdk 0.3.x and 1.x call agents of both lines through
 // kagenti-router, each client discovering its agent only through the router's card URL: send,
 // stream (every event, in order), get, resubscribe and cancel, over JSON-RPC in all four
-// client/agent pairs (the router translates the two mixed ones) and over REST in three (a 1.x
-// client's REST calls to a 0.3 agent become 0.3 JSON-RPC calls; 0.3 REST is only forwarded). The router's errors reach both clients as JSON-RPC errors with
+// client/agent pairs and over REST in all four (the router translates the mixed ones: a 1.x
+// client's REST calls to a 0.3 agent become 0.3 JSON-RPC calls, a 0.3 client's REST calls to a
+// 1.x agent 1.0 JSON-RPC calls). The router's errors reach both clients as JSON-RPC errors with
 // the router's codes, never as an A2A error they are not.
 func TestAccRouter_A2AJSSDK(t *testing.T) {
 	client := testAccKube(t)
@@ -296,13 +297,9 @@ resource "kagenti_tool" "weather" {
 				}
 				for _, c := range a2aJSVersions {
 					for _, a := range a2aJSVersions {
-						transports := []string{"JSONRPC"}
-						// REST: forwarded in the agent's own version, and 1.0 REST translated into
-						// the JSON-RPC of a 0.3 agent; 0.3 REST is never translated.
-						if c.version == a.version || c.version == "1.0" {
-							transports = append(transports, "HTTP+JSON")
-						}
-						for _, transport := range transports {
+						// REST: forwarded in the agent's own version, and translated into the
+						// agent's JSON-RPC in the other.
+						for _, transport := range []string{"JSONRPC", "HTTP+JSON"} {
 							what := fmt.Sprintf("client %s → agent %s over %s", c.version, a.version, transport)
 							lines, err := runA2AJSClient(ctx, t, c.dir, "flow", "CARD_URL="+cardURL("js-"+a.dir), "TOKEN="+token, "TRANSPORT="+transport)
 							if err != nil {

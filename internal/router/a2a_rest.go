@@ -11,11 +11,11 @@ import (
 	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
 )
 
-// a2aREST serves A2A's HTTP+JSON binding below /a2a/{ns}/{name}. A call in a version the agent
-// serves over REST is forwarded as it is, its body streamed. A 1.0 call to an agent that does
-// not serve 1.0 REST is translated into a JSON-RPC call in the version the agent speaks, and
-// its answer back into 1.0 REST: so every agent has the 1.0 REST binding. (0.3 REST, whose
-// proto-JSON shapes no SDK reads alike, is only forwarded.)
+// a2aREST serves A2A's HTTP+JSON binding below /a2a/{ns}/{name}: 1.0's paths, and 0.3's,
+// which are the same under /v1. A call in a version the agent serves over REST is forwarded as
+// it is, its body streamed. A call to an agent that does not serve that version over REST is
+// translated into a JSON-RPC call in the version the agent speaks, and its answer back into
+// the client's REST: so every agent that speaks JSON-RPC has the REST binding of both versions.
 func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
 	path := pathTail(r, 3)
 	shape := restShape(path)
@@ -24,29 +24,33 @@ func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
 		rt.fail(w, r, shape, nil, err)
 		return
 	}
-	if shape == shapeREST && route.A2A.translatesREST() {
-		call, err := parseRESTCall(r.Method, path, r.URL.Query())
+	client, call := a2aversion.V10, path
+	if tail, ok := strings.CutPrefix(path, "/v1"); ok && strings.HasPrefix(tail, "/") {
+		client, call = a2aversion.V03, tail
+	}
+	if shape != shapeJSON && route.A2A.translatesREST(client) {
+		parsed, err := parseRESTCall(r.Method, call, r.URL.Query())
 		if err != nil {
-			rt.failREST(w, r, err.status, err.code, err.message)
+			rt.failREST(w, r, client, err.status, err.code, err.message)
 			return
 		}
-		rt.restViaJSONRPC(w, r, route, call)
+		rt.restViaJSONRPC(w, r, route, client, parsed)
 		return
 	}
 	c := upstreamCall{route: route, path: path, stream: streamAsked(r, path), shape: shape}
-	if !strings.HasPrefix(path, "/v1/") && route.A2A.card != nil {
+	if client == a2aversion.V10 && route.A2A.card != nil {
 		c.version = a2aversion.V10 // a 1.0 REST path (0.3's are under /v1)
 	}
 	rt.forward(w, r, c)
 }
 
-// translatesREST tells whether the router serves 1.0 REST for the agent by translation: the
-// agent speaks JSON-RPC and does not serve 1.0 REST itself.
-func (s a2aServed) translatesREST() bool {
-	return len(s.jsonrpc) > 0 && !slices.Contains(s.rest, a2aversion.V10)
+// translatesREST tells whether the router serves REST of version v for the agent by
+// translation: the agent speaks JSON-RPC and does not serve that version's REST itself.
+func (s a2aServed) translatesREST(v a2aversion.Version) bool {
+	return len(s.jsonrpc) > 0 && !slices.Contains(s.rest, v)
 }
 
-// restCall is a 1.0 REST call the router can translate.
+// restCall is a REST call the router can translate.
 type restCall struct {
 	op     a2aversion.Op
 	taskID string
@@ -54,8 +58,8 @@ type restCall struct {
 	historyLength *int
 }
 
-// parseRESTCall reads a 1.0 REST call from its method and path (below the agent's URL) and
-// query: send, stream, get, cancel and subscribe, the ones the router translates. Any other is
+// parseRESTCall reads a REST call from its method and path (below the agent's URL, and below
+// /v1 for 0.3) and query: send, stream, get, cancel and subscribe, the ones the router translates. Any other is
 // refused as UnsupportedOperation: the agent speaks JSON-RPC only, and the router does not
 // forward what it would not understand.
 func parseRESTCall(method, path string, query url.Values) (restCall, *httpError) {
@@ -95,10 +99,12 @@ func parseRESTCall(method, path string, query url.Values) (restCall, *httpError)
 	return restCall{}, unsupported
 }
 
-// restViaJSONRPC runs a 1.0 REST call as a JSON-RPC call to the agent: route → authenticate →
-// authorize → parse → version → exchange → proxy, the answer rewritten into REST.
-func (rt *Router) restViaJSONRPC(w http.ResponseWriter, r *http.Request, route *Route, call restCall) {
-	fail := func(err error) { rt.fail(w, r, shapeREST, nil, err) }
+// restViaJSONRPC runs a REST call of version client as a JSON-RPC call to the agent: route →
+// authenticate → authorize → parse → version → exchange → proxy, the answer rewritten into the
+// client's REST.
+func (rt *Router) restViaJSONRPC(w http.ResponseWriter, r *http.Request, route *Route, client a2aversion.Version, call restCall) {
+	shape := restShapes[client]
+	fail := func(err error) { rt.fail(w, r, shape, nil, err) }
 	caller, err := rt.admit(r, route)
 	if err != nil {
 		fail(err)
@@ -112,8 +118,14 @@ func (rt *Router) restViaJSONRPC(w http.ResponseWriter, r *http.Request, route *
 			return
 		}
 		if !json.Valid(params) {
-			rt.failREST(w, r, http.StatusBadRequest, codeParseError, "the body is not JSON")
+			rt.failREST(w, r, client, http.StatusBadRequest, codeParseError, "the body is not JSON")
 			return
+		}
+		if client == a2aversion.V03 {
+			if params, err = a2aversion.REST03Params(params); err != nil {
+				rt.failREST(w, r, client, http.StatusBadRequest, codeInvalidParams, "the body is not a 0.3 SendMessageRequest: "+err.Error())
+				return
+			}
 		}
 	default:
 		p := map[string]any{"id": call.taskID}
@@ -122,21 +134,21 @@ func (rt *Router) restViaJSONRPC(w http.ResponseWriter, r *http.Request, route *
 		}
 		params, _ = json.Marshal(p)
 	}
-	agent := route.A2A.jsonrpcVersion(a2aversion.V10)
-	t := &translation{op: call.op, agent: agent, client: a2aversion.V10, id: json.RawMessage("1"), rest: true}
+	agent := route.A2A.jsonrpcVersion(client)
+	t := &translation{op: call.op, agent: agent, client: client, id: json.RawMessage("1"), rest: true}
 	body, err := t.request(t.id, mustJSON(map[string]json.RawMessage{"params": params}))
 	if err != nil {
-		rt.failREST(w, r, http.StatusBadRequest, codeInvalidParams, "invalid request: "+err.Error())
+		rt.failREST(w, r, client, http.StatusBadRequest, codeInvalidParams, "invalid request: "+err.Error())
 		return
 	}
-	rt.metrics.translated.WithLabelValues("1.0-rest", string(agent)).Inc()
+	rt.metrics.translated.WithLabelValues(string(client)+"-rest", string(agent)).Inc()
 	token, err := rt.exchange(r.Context(), caller, route)
 	if err != nil {
 		fail(err)
 		return
 	}
 	rt.proxy(w, r, upstreamCall{route: route, token: token, body: body, stream: call.op.Streams(), idempotent: call.op.Idempotent(),
-		shape: shapeREST, version: agent, translate: t, method: http.MethodPost})
+		shape: shape, version: agent, translate: t, method: http.MethodPost})
 }
 
 func mustJSON(v any) []byte {
@@ -200,12 +212,48 @@ func restErrorBody(code int, message string) (int, []byte) {
 	return e.status, mustJSON(restError{s})
 }
 
-// failREST answers a REST call the router refuses for an A2A reason (a malformed body).
-func (rt *Router) failREST(w http.ResponseWriter, r *http.Request, status, code int, message string) {
+// rest03Statuses are the HTTP statuses of A2A errors in the 0.3 REST binding, as @a2a-js/sdk's
+// 0.3 server gives them; any other error is a 500.
+var rest03Statuses = map[int]int{
+	codeParseError:    http.StatusBadRequest,
+	-32600:            http.StatusBadRequest, // InvalidRequest
+	codeInvalidParams: http.StatusBadRequest,
+	-32601:            http.StatusNotFound, // MethodNotFound
+	-32001:            http.StatusNotFound, // TaskNotFound
+	-32002:            http.StatusConflict, // TaskNotCancelable
+	-32003:            http.StatusBadRequest,
+	-32004:            http.StatusBadRequest,
+}
+
+// rest03ErrorBody is a JSON-RPC error of the agent as a 0.3 REST error, and its HTTP status. The
+// 0.3 binding's errors are the JSON-RPC error object itself, {"code": -32001, "message": ...},
+// which the JS SDK's REST client types by code.
+func rest03ErrorBody(code int, message string) (int, []byte) {
+	status, ok := rest03Statuses[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if code == codeInvalidAgentResponse {
+		status = http.StatusBadGateway
+	}
+	return status, mustJSON(rpcError{Code: code, Message: message})
+}
+
+// restErrorOf is the REST error body of version v for an A2A error, and its HTTP status.
+func restErrorOf(v a2aversion.Version, code int, message string) (int, []byte) {
+	if v == a2aversion.V03 {
+		return rest03ErrorBody(code, message)
+	}
+	return restErrorBody(code, message)
+}
+
+// failREST answers a REST call of version v that the router refuses for an A2A reason (a
+// malformed body).
+func (rt *Router) failREST(w http.ResponseWriter, r *http.Request, v a2aversion.Version, status, code int, message string) {
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.failure = status
 	}
-	_, body := restErrorBody(code, message)
+	_, body := restErrorOf(v, code, message)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))

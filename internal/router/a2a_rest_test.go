@@ -2,7 +2,10 @@ package router
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,7 +27,7 @@ func TestParseRESTCall(t *testing.T) {
 		{"GET", "/tasks/t1:subscribe", nil, restCall{op: a2aversion.Subscribe, taskID: "t1"}, true},
 		{"POST", "/tasks/t1:subscribe", nil, restCall{op: a2aversion.Subscribe, taskID: "t1"}, true},
 		{"GET", "/message:send", nil, restCall{}, false},
-		{"POST", "/v1/message:send", nil, restCall{}, false}, // 0.3: forwarded, never translated
+		{"POST", "/v1/message:send", nil, restCall{}, false}, // (a2aREST takes 0.3's /v1 off first)
 		{"GET", "/tasks/t1/pushNotificationConfigs", nil, restCall{}, false},
 		{"GET", "/tasks/", nil, restCall{}, false},
 		{"DELETE", "/tasks/t1", nil, restCall{}, false},
@@ -91,5 +94,133 @@ func TestREST_RouterErrors(t *testing.T) {
 		if err != nil || resp.StatusCode != tc.status || body.Error.Code != tc.status || body.Error.Status == "" || reason != tc.reason {
 			t.Errorf("%s %s: %d %+v (%v); want %d, reason %q", tc.method, tc.url, resp.StatusCode, body, err, tc.status, tc.reason)
 		}
+	}
+}
+
+// TestA2A_REST03OverJSONRPC: a 0.3 REST client calls agents that speak only JSON-RPC, of either
+// version, through the router, with the bodies @a2a-js/sdk 0.3 sends (the 0.3 proto's JSON, a
+// message's parts under "content"): send, stream (every event, in order), get; and an A2A error
+// of the agent, a malformed body and the router's own refusal reach it as the 0.3 binding's
+// errors, the JSON-RPC error object with a status. (The JS SDK itself calls through the router
+// in TestAccRouter_A2AJSSDK.)
+func TestA2A_REST03OverJSONRPC(t *testing.T) {
+	for _, agent := range a2aversion.Versions {
+		t.Run("agent "+string(agent), func(t *testing.T) {
+			e := newTestEnvOf(t, agent)
+			token := e.issuer.token(t)
+			call := func(method, path, body, accept string) (*http.Response, []byte) {
+				t.Helper()
+				req, _ := http.NewRequest(method, e.agentURL()+path, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", accept)
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp, b
+			}
+			message := func(text string) string {
+				return `{"message":{"messageId":"` + text + `","role":"ROLE_USER","content":[{"text":"` + text + `"}]},"configuration":{"blocking":true}}`
+			}
+
+			resp, body := call("POST", "/v1/message:send", message("rest03"), "application/json")
+			var sent struct {
+				Message struct {
+					Role    string `json:"role"`
+					Content []struct {
+						Text string `json:"text"`
+					} `json:"content"`
+				} `json:"message"`
+			}
+			if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &sent) != nil || sent.Message.Role != "ROLE_AGENT" ||
+				len(sent.Message.Content) != 1 || sent.Message.Content[0].Text != "echo: rest03" {
+				t.Fatalf("send: %d %s", resp.StatusCode, body)
+			}
+
+			resp, body = call("POST", "/v1/message:stream", message("stream:2"), "text/event-stream")
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+				t.Fatalf("stream: %d %v %s", resp.StatusCode, resp.Header, body)
+			}
+			var kinds []string
+			taskID := ""
+			for _, line := range strings.Split(string(body), "\n") {
+				data, ok := strings.CutPrefix(line, "data: ")
+				if !ok {
+					continue
+				}
+				var ev struct {
+					Task *struct {
+						ID string `json:"id"`
+					} `json:"task"`
+					ArtifactUpdate *struct {
+						Artifact struct {
+							Parts []struct {
+								Text string `json:"text"`
+							} `json:"parts"`
+						} `json:"artifact"`
+					} `json:"artifactUpdate"`
+					StatusUpdate *struct {
+						Status struct {
+							State string `json:"state"`
+						} `json:"status"`
+						Final bool `json:"final"`
+					} `json:"statusUpdate"`
+				}
+				if err := json.Unmarshal([]byte(data), &ev); err != nil {
+					t.Fatalf("stream event %s: %v", data, err)
+				}
+				switch {
+				case ev.Task != nil:
+					kinds, taskID = append(kinds, "task"), ev.Task.ID
+				case ev.ArtifactUpdate != nil && len(ev.ArtifactUpdate.Artifact.Parts) == 1:
+					kinds = append(kinds, "artifact:"+ev.ArtifactUpdate.Artifact.Parts[0].Text)
+				case ev.StatusUpdate != nil:
+					kinds = append(kinds, fmt.Sprintf("status:%s:%v", ev.StatusUpdate.Status.State, ev.StatusUpdate.Final))
+				default:
+					kinds = append(kinds, "unknown:"+data)
+				}
+			}
+			if want := []string{"task", "artifact:chunk-0", "artifact:chunk-1", "status:TASK_STATE_COMPLETED:true"}; !slices.Equal(kinds, want) {
+				t.Fatalf("stream events %v, want %v", kinds, want)
+			}
+
+			resp, body = call("GET", "/v1/tasks/"+taskID, "", "application/json")
+			var task struct {
+				ID     string `json:"id"`
+				Status struct {
+					State string `json:"state"`
+				} `json:"status"`
+			}
+			if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &task) != nil || task.ID != taskID || task.Status.State != "TASK_STATE_COMPLETED" {
+				t.Fatalf("get: %d %s", resp.StatusCode, body)
+			}
+
+			for _, tc := range []struct {
+				name, method, path, body string
+				status, code             int
+			}{
+				{"unknown task", "GET", "/v1/tasks/no-such-task", "", http.StatusNotFound, -32001},
+				{"body not JSON", "POST", "/v1/message:send", `{"message":`, http.StatusBadRequest, codeParseError},
+				{"body not a SendMessageRequest", "POST", "/v1/message:send", `{"message":{"content":"hi"}}`, http.StatusBadRequest, codeInvalidParams},
+				{"not translated", "GET", "/v1/tasks/t1/pushNotificationConfigs", "", http.StatusBadRequest, -32004},
+			} {
+				resp, body := call(tc.method, tc.path, tc.body, "application/json")
+				var e rpcError
+				if resp.StatusCode != tc.status || json.Unmarshal(body, &e) != nil || e.Code != tc.code || e.Message == "" {
+					t.Errorf("%s: %d %s, want %d with code %d", tc.name, resp.StatusCode, body, tc.status, tc.code)
+				}
+			}
+			token = ""
+			resp, body = call("POST", "/v1/message:send", message("x"), "application/json")
+			var refused rpcError
+			if resp.StatusCode != http.StatusUnauthorized || json.Unmarshal(body, &refused) != nil || refused.Code != codeUnauthenticated {
+				t.Errorf("no token: %d %s", resp.StatusCode, body)
+			}
+		})
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
 )
 
 // The one place errors become answers: statusOf maps an error of any stage to an HTTP status, a
@@ -27,7 +29,13 @@ const (
 	// shapeREST: A2A 1.0's HTTP+JSON binding, google.rpc.Status:
 	// {"error": {"code": 404, "status": "NOT_FOUND", "message": ...}}.
 	shapeREST
+	// shapeREST03: A2A 0.3's HTTP+JSON binding, a JSON-RPC error object without the envelope:
+	// {"code": -32044, "message": ...}.
+	shapeREST03
 )
+
+// restShapes are the REST bindings' error shapes by version.
+var restShapes = map[a2aversion.Version]shape{a2aversion.V03: shapeREST03, a2aversion.V10: shapeREST}
 
 // shapeOf is the shape of errors for a request no handler has taken yet.
 func shapeOf(r *http.Request) shape {
@@ -43,11 +51,14 @@ func shapeOf(r *http.Request) shape {
 	return shapeJSON
 }
 
-// restShape is the shape of errors below an agent's URL: 1.0 REST's, but for its card and 0.3
-// REST (under /v1), which have the router's own.
+// restShape is the shape of errors below an agent's URL: 0.3 REST's under /v1, 1.0 REST's
+// elsewhere, but for its card, which has the router's own.
 func restShape(tail string) shape {
-	if strings.HasPrefix(tail, "/v1/") || strings.HasPrefix(tail, "/.well-known/") {
+	switch {
+	case strings.HasPrefix(tail, "/.well-known/"):
 		return shapeJSON
+	case strings.HasPrefix(tail, "/v1/"):
+		return shapeREST03
 	}
 	return shapeREST
 }
@@ -144,6 +155,12 @@ func (rt *Router) fail(w http.ResponseWriter, r *http.Request, s shape, id json.
 			status, body = restErrorBody(code, message)
 		} else {
 			body = mustJSON(restError{restStatus{Code: status, Status: rpcStatusName(status), Message: message}})
+		}
+	case shapeREST03:
+		if code == codeInvalidAgentResponse {
+			status, body = rest03ErrorBody(code, message)
+		} else {
+			body = mustJSON(rpcError{Code: code, Message: message})
 		}
 	default:
 		body = apiErrorBody(status, message)

@@ -440,6 +440,8 @@ func TestServer_SlowBodiesBounded(t *testing.T) {
 	up, _ := url.Parse(agent.URL)
 	e.registry.SetService(Route{Namespace: "team1", Name: "agent1", Type: contract.TypeAgent, Protocol: "a2a", Upstream: up,
 		Policy: contract.Policy{AllowedCallers: []string{testCaller}}})
+	// An agent that serves 0.3 REST itself: its REST calls are forwarded, their bodies streamed.
+	e.registry.SetCard("team1", "agent1", json.RawMessage(`{"name":"agent1","protocolVersion":"0.3.0","url":"http://a","preferredTransport":"HTTP+JSON"}`))
 	addr := strings.TrimPrefix(e.url, "http://")
 	token := e.issuer.token(t)
 	heap := func() uint64 {

@@ -160,13 +160,20 @@ func routerCard(ctx context.Context, served a2aServed, publicURL string) (json.R
 				&a2a.AgentInterface{URL: publicURL, ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2a.ProtocolVersion(v)})
 		}
 	}
-	rest := served.rest
-	if served.translatesREST() {
-		rest = addVersion(slices.Clone(rest), a2aversion.V10)
+	rest := slices.Clone(served.rest)
+	for _, v := range []a2aversion.Version{a2aversion.V10, a2aversion.V03} {
+		if served.translatesREST(v) {
+			rest = addVersion(rest, v)
+		}
 	}
 	for _, v := range rest {
 		card.SupportedInterfaces = append(card.SupportedInterfaces,
 			&a2a.AgentInterface{URL: publicURL, ProtocolBinding: a2a.TransportProtocolHTTPJSON, ProtocolVersion: a2a.ProtocolVersion(v)})
+	}
+	if !slices.ContainsFunc(card.SupportedInterfaces, func(i *a2a.AgentInterface) bool { return i.ProtocolVersion == a2a.ProtocolVersion(a2aversion.V03) }) {
+		// An agent that serves 1.0 REST alone: nothing for a 0.3 client, so 1.0's card alone
+		// (a2a-go's compatibility producer refuses a card with no 0.3 interface).
+		return json.Marshal(&card)
 	}
 	producer, ok := a2av0.NewStaticAgentCardProducer(&card).(a2asrv.AgentCardJSONProducer)
 	if !ok {
@@ -190,8 +197,9 @@ type translation struct {
 	agent, client a2aversion.Version
 	// id is the client's request id, for an error the router puts into a translated stream.
 	id json.RawMessage
-	// rest: the client called the 1.0 REST binding; its answer is REST's (the result bare, an
-	// error as google.rpc.Status with its HTTP status, stream errors as "error" events).
+	// rest: the client called the REST binding of its version; its answer is REST's: the result
+	// bare (1.0) or as the 0.3 proto's JSON (0.3), an error as google.rpc.Status (1.0) or the
+	// bare JSON-RPC error object (0.3) with its HTTP status, stream errors as "error" events.
 	rest bool
 	// cardURL: the result is an (extended) agent card, answered with the router's interfaces at
 	// this URL instead of the agent's.
@@ -254,7 +262,7 @@ func (t *translation) answer(data []byte) (body []byte, errStatus int, err error
 	}
 	switch {
 	case resp.Error != nil && t.rest:
-		status, b := restErrorBody(resp.Error.Code, resp.Error.Message)
+		status, b := restErrorOf(t.client, a2aversion.ErrorCode(resp.Error.Code, t.client), resp.Error.Message)
 		return b, status, nil
 	case resp.Error != nil:
 		resp.Error.Code = a2aversion.ErrorCode(resp.Error.Code, t.client)
@@ -277,8 +285,11 @@ func (t *translation) answer(data []byte) (body []byte, errStatus int, err error
 	if err != nil {
 		return nil, 0, err
 	}
+	if t.rest && t.client == a2aversion.V03 {
+		r, err = a2aversion.REST03Result(t.op, r)
+	}
 	if t.rest {
-		return r, 0, nil
+		return r, 0, err
 	}
 	resp.Result = r
 	b, err := json.Marshal(resp)
@@ -313,7 +324,7 @@ func (t *translation) translateResponse(resp *http.Response, limit int64) error 
 		resp.Body = &sseTranslator{src: bufio.NewReader(resp.Body), closer: resp.Body, fn: t.event,
 			fail: func(err error) (string, []byte) {
 				if t.rest {
-					_, b := restErrorBody(codeInvalidAgentResponse, err.Error())
+					_, b := restErrorOf(t.client, codeInvalidAgentResponse, err.Error())
 					return "error", b
 				}
 				return "", bytes.TrimSpace(rpcErrorBody(t.id, &rpcError{Code: codeInvalidAgentResponse, Message: err.Error()}))

@@ -182,10 +182,10 @@ func TestA2A_UntranslatableAnswer(t *testing.T) {
 	}
 }
 
-// TestCard_ListsWhatTheRouterServes: the router's card lists JSON-RPC in both versions and 1.0
-// REST for every agent (translated into JSON-RPC when the agent does not serve it), and 0.3 REST
-// only when the agent serves it (it is forwarded, never translated); a 0.3 client finds REST in
-// additionalInterfaces only then.
+// TestCard_ListsWhatTheRouterServes: the router's card lists JSON-RPC in both versions and REST
+// in both for every agent that speaks JSON-RPC (a REST version the agent does not serve is
+// translated into its JSON-RPC), and only the REST an agent serves when it has no JSON-RPC; a
+// 0.3 client finds REST in additionalInterfaces.
 func TestCard_ListsWhatTheRouterServes(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -194,11 +194,14 @@ func TestCard_ListsWhatTheRouterServes(t *testing.T) {
 		v03Alt []string // transports of additionalInterfaces
 	}{
 		{"0.3 JSON-RPC", `{"name":"a","protocolVersion":"0.3.0","url":"http://a","preferredTransport":"JSONRPC"}`,
-			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/1.0"}, nil},
+			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/1.0", "HTTP+JSON/0.3"}, []string{"HTTP+JSON"}},
 		{"0.3 with REST", `{"name":"a","protocolVersion":"0.3.0","url":"http://a","preferredTransport":"JSONRPC","additionalInterfaces":[{"url":"http://a","transport":"HTTP+JSON"}]}`,
 			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/0.3", "HTTP+JSON/1.0"}, []string{"HTTP+JSON"}},
 		{"1.0 with REST", `{"name":"a","supportedInterfaces":[{"url":"http://a","protocolBinding":"JSONRPC","protocolVersion":"1.0"},{"url":"http://a","protocolBinding":"HTTP+JSON","protocolVersion":"1.0"}]}`,
-			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/1.0"}, nil},
+			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/1.0", "HTTP+JSON/0.3"}, []string{"HTTP+JSON"}},
+		// No JSON-RPC to translate into: only the REST the agent serves.
+		{"1.0 REST only", `{"name":"a","supportedInterfaces":[{"url":"http://a","protocolBinding":"HTTP+JSON","protocolVersion":"1.0"}]}`,
+			[]string{"HTTP+JSON/1.0"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, err := routerCard(context.Background(), readA2ACard(json.RawMessage(tc.card)), "http://router/a2a/ns/a")
@@ -229,6 +232,12 @@ func TestCard_ListsWhatTheRouterServes(t *testing.T) {
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("supportedInterfaces %v, want %v", got, tc.want)
+			}
+			if tc.v03Alt == nil {
+				if card.URL != "" || card.ProtocolVersion != "" {
+					t.Errorf("0.3 fields on a card without a 0.3 interface: url %q, protocolVersion %q", card.URL, card.ProtocolVersion)
+				}
+				return
 			}
 			if card.URL != "http://router/a2a/ns/a" || card.PreferredTransport != "JSONRPC" || card.ProtocolVersion != "0.3" {
 				t.Errorf("0.3 fields: url %q, preferredTransport %q, protocolVersion %q", card.URL, card.PreferredTransport, card.ProtocolVersion)
