@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,7 +46,13 @@ type result struct {
 func run(ctx context.Context) error {
 	sizes := flag.String("n", "1,10,50", "numbers of agents")
 	parallelism := flag.Int("parallelism", 10, "tofu -parallelism")
+	providerEnv := flag.String("provider-env", "", "comma-separated KEY=VALUE pairs set for the provider alone, not tofu or kubectl "+
+		"(GOGC=200,GOMEMLIMIT=384MiB: the provider's own GC tuning yields to them)")
 	flag.Parse()
+	envPrefix, err := shellEnv(*providerEnv)
+	if err != nil {
+		return err
+	}
 
 	cacheDir := testenv.DefaultCacheDir()
 	builder := &testenv.Builder{CacheDir: cacheDir, Log: os.Stderr}
@@ -92,7 +99,7 @@ func run(ctx context.Context) error {
 	}
 	rssFile := filepath.Join(work, "rss")
 	wrapper := fmt.Sprintf(`#!/bin/sh
-%q "$@" &
+%s%q "$@" &
 pid=$!
 trap 'kill $pid 2>/dev/null' TERM INT
 while kill -0 $pid 2>/dev/null; do
@@ -100,7 +107,7 @@ while kill -0 $pid 2>/dev/null; do
   sleep 0.05
 done
 wait $pid
-`, real, rssFile)
+`, envPrefix, real, rssFile)
 	if err := os.WriteFile(filepath.Join(plugins, "terraform-provider-kagenti"), []byte(wrapper), 0o755); err != nil {
 		return err
 	}
@@ -307,3 +314,23 @@ func peakRSS(path string) float64 {
 	}
 	return peak
 }
+
+// shellEnv is -provider-env as the prefix of a shell command ("env K='v' ... "), empty when
+// none is given.
+func shellEnv(pairs string) (string, error) {
+	if pairs == "" {
+		return "", nil
+	}
+	var b strings.Builder
+	b.WriteString("env ")
+	for _, pair := range strings.Split(pairs, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok || !envName.MatchString(k) || strings.Contains(v, "'") {
+			return "", fmt.Errorf("-provider-env: %q is not KEY=VALUE (a value without quotes)", pair)
+		}
+		fmt.Fprintf(&b, "%s='%s' ", k, v)
+	}
+	return b.String(), nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
