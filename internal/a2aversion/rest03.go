@@ -59,7 +59,7 @@ func REST03Params(body []byte) (json.RawMessage, error) {
 
 // REST03Result writes a 0.3 JSON-RPC result (or stream event) of op as the 0.3 HTTP+JSON
 // binding answers it: a SendMessageResponse for send, a StreamResponse for each event of a
-// stream or subscription, a Task for get and cancel.
+// stream or subscription, a Task for get and cancel, an AgentCard for the extended card.
 func REST03Result(op Op, result json.RawMessage) (json.RawMessage, error) {
 	var out proto.Message
 	switch op {
@@ -86,6 +86,16 @@ func REST03Result(op Op, result json.RawMessage) (json.RawMessage, error) {
 			return nil, err
 		}
 		pb, err := pbconv.ToProtoTask(&task)
+		if err != nil {
+			return nil, err
+		}
+		out = pb
+	case ExtendedCard:
+		var card legacy.AgentCard
+		if err := unmarshal(result, &card); err != nil {
+			return nil, err
+		}
+		pb, err := pbconv.ToProtoAgentCard(&card)
 		if err != nil {
 			return nil, err
 		}
@@ -198,14 +208,25 @@ func fileBytesAsText(m proto.Message, encode bool) error {
 			f.FileWithBytes = []byte(base64.StdEncoding.EncodeToString(f.FileWithBytes))
 			return
 		}
-		decoded, decodeErr := base64.StdEncoding.DecodeString(string(f.FileWithBytes))
-		if decodeErr != nil {
-			err = fmt.Errorf("a file's bytes are not base64: %w", decodeErr)
+		decoded, ok := decodeBase64(string(f.FileWithBytes))
+		if !ok {
+			err = fmt.Errorf("a file's bytes are not base64")
 			return
 		}
 		f.FileWithBytes = decoded
 	})
 	return err
+}
+
+// decodeBase64 reads base64 as agents write it: padded or not, standard or URL-safe (the JS
+// SDK's Buffer and protojson read all four).
+func decodeBase64(s string) ([]byte, bool) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
 }
 
 // walkMessages calls fn on m and every message set inside it.

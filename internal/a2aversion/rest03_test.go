@@ -122,6 +122,16 @@ func TestREST03_Refusals(t *testing.T) {
 			t.Errorf("%s: read without error", name)
 		}
 	}
+	// A file's bytes as agents write them: padded or not, standard or URL-safe alphabet.
+	for _, b64 := range []string{"aGk=", "aGk", "_-8=", "_-8"} {
+		msg := `{"kind":"message","messageId":"m","role":"agent","parts":[{"kind":"file","file":{"bytes":"` + b64 + `"}}]}`
+		if _, err := REST03Result(Send, json.RawMessage(msg)); err != nil {
+			t.Errorf("file bytes %q: %v", b64, err)
+		}
+	}
+	if _, err := REST03Result(Send, json.RawMessage(`{"kind":"message","messageId":"m","role":"agent","parts":[{"kind":"file","file":{"bytes":"%%%"}}]}`)); err == nil {
+		t.Error("file bytes that are not base64 were written")
+	}
 	if _, err := REST03Result(List, json.RawMessage(`{}`)); err == nil {
 		t.Error("tasks/list has no 0.3 REST answer the router writes, yet one was written")
 	}

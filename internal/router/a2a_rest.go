@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -29,12 +30,7 @@ func (rt *Router) a2aREST(w http.ResponseWriter, r *http.Request) {
 		client, call = a2aversion.V03, tail
 	}
 	if shape != shapeJSON && route.A2A.translatesREST(client) {
-		parsed, err := parseRESTCall(r.Method, call, r.URL.Query())
-		if err != nil {
-			rt.failREST(w, r, client, err.status, err.code, err.message)
-			return
-		}
-		rt.restViaJSONRPC(w, r, route, client, parsed)
+		rt.restViaJSONRPC(w, r, route, client, call)
 		return
 	}
 	c := upstreamCall{route: route, path: path, stream: streamAsked(r, path), shape: shape}
@@ -58,18 +54,24 @@ type restCall struct {
 	historyLength *int
 }
 
-// parseRESTCall reads a REST call from its method and path (below the agent's URL, and below
-// /v1 for 0.3) and query: send, stream, get, cancel and subscribe, the ones the router translates. Any other is
-// refused as UnsupportedOperation: the agent speaks JSON-RPC only, and the router does not
-// forward what it would not understand.
-func parseRESTCall(method, path string, query url.Values) (restCall, *httpError) {
+// extendedCardPaths are the REST paths of the authenticated extended card, by version.
+var extendedCardPaths = map[a2aversion.Version]string{a2aversion.V03: "/card", a2aversion.V10: "/extendedAgentCard"}
+
+// parseRESTCall reads a REST call of version v from its method and path (below the agent's
+// URL, and below /v1 for 0.3) and query: send, stream, get, cancel, subscribe and the extended
+// card, the ones the router translates. Any other is refused as UnsupportedOperation: the
+// agent speaks JSON-RPC only, and the router does not forward what it would not understand.
+func parseRESTCall(v a2aversion.Version, method, path string, query url.Values) (restCall, *httpError) {
 	unsupported := &httpError{http.StatusBadRequest, -32004, "this agent speaks JSON-RPC; through the router its HTTP+JSON binding has " +
-		"message:send, message:stream, tasks/{id}, tasks/{id}:cancel and tasks/{id}:subscribe (call JSON-RPC for the others)"}
+		"message:send, message:stream, tasks/{id}, tasks/{id}:cancel, tasks/{id}:subscribe and " + strings.TrimPrefix(extendedCardPaths[v], "/") +
+		" (call JSON-RPC for the others)"}
 	switch {
 	case method == http.MethodPost && path == "/message:send":
 		return restCall{op: a2aversion.Send}, nil
 	case method == http.MethodPost && path == "/message:stream":
 		return restCall{op: a2aversion.Stream}, nil
+	case method == http.MethodGet && path == extendedCardPaths[v]:
+		return restCall{op: a2aversion.ExtendedCard}, nil
 	}
 	rest, ok := strings.CutPrefix(path, "/tasks/")
 	if !ok || rest == "" || strings.Contains(rest, "/") {
@@ -83,10 +85,11 @@ func parseRESTCall(method, path string, query url.Values) (restCall, *httpError)
 	switch {
 	case verb == "" && method == http.MethodGet:
 		c := restCall{op: a2aversion.Get, taskID: id}
-		if v := query.Get("historyLength"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return restCall{}, &httpError{http.StatusBadRequest, codeInvalidParams, "historyLength must be a number"}
+		// (The proto's JSON names it historyLength; the JS SDK's 0.3 server reads history_length too.)
+		if s := cmp.Or(query.Get("historyLength"), query.Get("history_length")); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return restCall{}, &httpError{http.StatusBadRequest, codeInvalidParams, "historyLength must be a number, 0 or more"}
 			}
 			c.historyLength = &n
 		}
@@ -99,15 +102,20 @@ func parseRESTCall(method, path string, query url.Values) (restCall, *httpError)
 	return restCall{}, unsupported
 }
 
-// restViaJSONRPC runs a REST call of version client as a JSON-RPC call to the agent: route →
-// authenticate → authorize → parse → version → exchange → proxy, the answer rewritten into the
-// client's REST.
-func (rt *Router) restViaJSONRPC(w http.ResponseWriter, r *http.Request, route *Route, client a2aversion.Version, call restCall) {
+// restViaJSONRPC runs a REST call of version client, at path below the agent's URL (and /v1),
+// as a JSON-RPC call to the agent: route → authenticate → authorize → parse → version →
+// exchange → proxy, the answer rewritten into the client's REST.
+func (rt *Router) restViaJSONRPC(w http.ResponseWriter, r *http.Request, route *Route, client a2aversion.Version, path string) {
 	shape := restShapes[client]
 	fail := func(err error) { rt.fail(w, r, shape, nil, err) }
 	caller, err := rt.admit(r, route)
 	if err != nil {
 		fail(err)
+		return
+	}
+	call, perr := parseRESTCall(client, r.Method, path, r.URL.Query())
+	if perr != nil {
+		rt.failREST(w, r, client, perr.status, perr.code, perr.message)
 		return
 	}
 	var params json.RawMessage
@@ -127,6 +135,8 @@ func (rt *Router) restViaJSONRPC(w http.ResponseWriter, r *http.Request, route *
 				return
 			}
 		}
+	case a2aversion.ExtendedCard:
+		params = json.RawMessage(`{}`)
 	default:
 		p := map[string]any{"id": call.taskID}
 		if call.historyLength != nil {
@@ -136,6 +146,9 @@ func (rt *Router) restViaJSONRPC(w http.ResponseWriter, r *http.Request, route *
 	}
 	agent := route.A2A.jsonrpcVersion(client)
 	t := &translation{op: call.op, agent: agent, client: client, id: json.RawMessage("1"), rest: true}
+	if call.op == a2aversion.ExtendedCard {
+		t.cardURL = rt.agentURL(route) // answered with the router's interfaces, as the public card
+	}
 	body, err := t.request(t.id, mustJSON(map[string]json.RawMessage{"params": params}))
 	if err != nil {
 		rt.failREST(w, r, client, http.StatusBadRequest, codeInvalidParams, "invalid request: "+err.Error())
@@ -228,7 +241,7 @@ var rest03Statuses = map[int]int{
 // rest03ErrorBody is a JSON-RPC error of the agent as a 0.3 REST error, and its HTTP status. The
 // 0.3 binding's errors are the JSON-RPC error object itself, {"code": -32001, "message": ...},
 // which the JS SDK's REST client types by code.
-func rest03ErrorBody(code int, message string) (int, []byte) {
+func rest03ErrorBody(code int, message string, data json.RawMessage) (int, []byte) {
 	status, ok := rest03Statuses[code]
 	if !ok {
 		status = http.StatusInternalServerError
@@ -236,13 +249,18 @@ func rest03ErrorBody(code int, message string) (int, []byte) {
 	if code == codeInvalidAgentResponse {
 		status = http.StatusBadGateway
 	}
-	return status, mustJSON(rpcError{Code: code, Message: message})
+	e := rpcError{Code: code, Message: message}
+	if len(data) > 0 {
+		e.Data = data
+	}
+	return status, mustJSON(e)
 }
 
-// restErrorOf is the REST error body of version v for an A2A error, and its HTTP status.
-func restErrorOf(v a2aversion.Version, code int, message string) (int, []byte) {
+// restErrorOf is the REST error body of version v for an A2A error (with the agent's data,
+// which 0.3's carries), and its HTTP status.
+func restErrorOf(v a2aversion.Version, code int, message string, data json.RawMessage) (int, []byte) {
 	if v == a2aversion.V03 {
-		return rest03ErrorBody(code, message)
+		return rest03ErrorBody(code, message, data)
 	}
 	return restErrorBody(code, message)
 }
@@ -253,7 +271,7 @@ func (rt *Router) failREST(w http.ResponseWriter, r *http.Request, v a2aversion.
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.failure = status
 	}
-	_, body := restErrorOf(v, code, message)
+	_, body := restErrorOf(v, code, message, nil)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))

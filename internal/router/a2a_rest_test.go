@@ -1,10 +1,12 @@
 package router
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -34,7 +36,7 @@ func TestParseRESTCall(t *testing.T) {
 		{"GET", "/tasks/a%20b", nil, restCall{op: a2aversion.Get, taskID: "a b"}, true},
 		{"GET", "/tasks/t1", map[string][]string{"historyLength": {"many"}}, restCall{}, false},
 	} {
-		got, err := parseRESTCall(tc.method, tc.path, tc.query)
+		got, err := parseRESTCall(a2aversion.V10, tc.method, tc.path, tc.query)
 		if ok := err == nil; ok != tc.ok || got.op != tc.want.op || got.taskID != tc.want.taskID ||
 			(got.historyLength == nil) != (tc.want.historyLength == nil) || (got.historyLength != nil && *got.historyLength != *tc.want.historyLength) {
 			t.Errorf("%s %s: %+v, %v; want %+v, %v", tc.method, tc.path, got, err, tc.want, tc.ok)
@@ -200,11 +202,53 @@ func TestA2A_REST03OverJSONRPC(t *testing.T) {
 				t.Fatalf("get: %d %s", resp.StatusCode, body)
 			}
 
+			// A task the agent is working on: resubscribed to, then cancelled (its id escaped as
+			// the JS SDK sends it, encodeURIComponent).
+			resp, body = call("POST", "/v1/message:send", `{"message":{"messageId":"w","role":"ROLE_USER","content":[{"text":"wait"}]},"configuration":{"blocking":false}}`, "application/json")
+			var waiting struct {
+				Task struct {
+					ID string `json:"id"`
+				} `json:"task"`
+			}
+			if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &waiting) != nil || waiting.Task.ID == "" {
+				t.Fatalf("non-blocking send: %d %s", resp.StatusCode, body)
+			}
+			escapedID := url.PathEscape(waiting.Task.ID)
+			subscribed := make(chan string, 1)
+			go func() {
+				req, _ := http.NewRequest("POST", e.agentURL()+"/v1/tasks/"+escapedID+":subscribe", nil)
+				req.Header.Set("Authorization", "Bearer "+e.issuer.token(t))
+				req.Header.Set("Accept", "text/event-stream")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					subscribed <- err.Error()
+					return
+				}
+				defer resp.Body.Close()
+				lines := bufio.NewReader(resp.Body)
+				for {
+					line, err := lines.ReadString('\n')
+					if strings.HasPrefix(line, "data:") || err != nil {
+						subscribed <- line
+						return
+					}
+				}
+			}()
+			if line := <-subscribed; !strings.HasPrefix(line, "data: {") || !strings.Contains(line, waiting.Task.ID) {
+				t.Fatalf("subscribe: first event %q", line)
+			}
+			resp, body = call("POST", "/v1/tasks/"+escapedID+":cancel", "", "application/json")
+			if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &task) != nil || task.ID != waiting.Task.ID || task.Status.State != "TASK_STATE_CANCELLED" {
+				t.Fatalf("cancel: %d %s", resp.StatusCode, body)
+			}
+
 			for _, tc := range []struct {
 				name, method, path, body string
 				status, code             int
 			}{
 				{"unknown task", "GET", "/v1/tasks/no-such-task", "", http.StatusNotFound, -32001},
+				{"cancel of a finished task", "POST", "/v1/tasks/" + url.PathEscape(taskID) + ":cancel", "", http.StatusConflict, -32002},
+				{"negative historyLength", "GET", "/v1/tasks/" + taskID + "?historyLength=-1", "", http.StatusBadRequest, codeInvalidParams},
 				{"body not JSON", "POST", "/v1/message:send", `{"message":`, http.StatusBadRequest, codeParseError},
 				{"body not a SendMessageRequest", "POST", "/v1/message:send", `{"message":{"content":"hi"}}`, http.StatusBadRequest, codeInvalidParams},
 				{"not translated", "GET", "/v1/tasks/t1/pushNotificationConfigs", "", http.StatusBadRequest, -32004},
@@ -215,12 +259,78 @@ func TestA2A_REST03OverJSONRPC(t *testing.T) {
 					t.Errorf("%s: %d %s, want %d with code %d", tc.name, resp.StatusCode, body, tc.status, tc.code)
 				}
 			}
+			// Without a token the router says nothing of the agent's bindings: a call it would
+			// not translate is refused as unauthenticated too.
 			token = ""
-			resp, body = call("POST", "/v1/message:send", message("x"), "application/json")
-			var refused rpcError
-			if resp.StatusCode != http.StatusUnauthorized || json.Unmarshal(body, &refused) != nil || refused.Code != codeUnauthenticated {
-				t.Errorf("no token: %d %s", resp.StatusCode, body)
+			for _, path := range []string{"/v1/message:send", "/v1/tasks/t1/pushNotificationConfigs"} {
+				resp, body = call("POST", path, message("x"), "application/json")
+				var refused rpcError
+				if resp.StatusCode != http.StatusUnauthorized || json.Unmarshal(body, &refused) != nil || refused.Code != codeUnauthenticated {
+					t.Errorf("no token, %s: %d %s", path, resp.StatusCode, body)
+				}
 			}
 		})
+	}
+}
+
+// TestA2A_REST03ExtendedCardAndErrorData: the extended card over 0.3 REST (GET /v1/card, which
+// the JS SDK's getAgentCard calls when the card says supportsAuthenticatedExtendedCard) comes
+// from the agent's JSON-RPC, as the 0.3 proto's AgentCard with the router's URL in place of the
+// agent's; and an A2A error of the agent reaches a 0.3 REST client with its data.
+func TestA2A_REST03ExtendedCardAndErrorData(t *testing.T) {
+	e := newTestEnvOf(t, a2aversion.V03)
+	e.peer.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), "agent/getAuthenticatedExtendedCard") {
+			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"0.3.0","name":"agent1","description":"secret skills",`+
+				`"url":"http://agent1.team1.svc.cluster.local:8000","preferredTransport":"JSONRPC","version":"1.0.0","capabilities":{},`+
+				`"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{"id":"hidden","name":"Hidden","description":"","tags":[]}]}}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"no images","data":{"accepted":["text/plain"]}}}`)
+	})
+	do := func(method, path, body string) (int, []byte) {
+		req, _ := http.NewRequest(method, e.agentURL()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.issuer.token(t))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	status, body := do("GET", "/v1/card", "")
+	var card struct {
+		Name                 string `json:"name"`
+		URL                  string `json:"url"`
+		PreferredTransport   string `json:"preferredTransport"`
+		AdditionalInterfaces []struct {
+			URL       string `json:"url"`
+			Transport string `json:"transport"`
+		} `json:"additionalInterfaces"`
+		Skills []struct {
+			ID string `json:"id"`
+		} `json:"skills"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &card) != nil || card.Name != "agent1" || card.URL != e.agentURL() ||
+		len(card.Skills) != 1 || card.Skills[0].ID != "hidden" || strings.Contains(string(body), "svc.cluster.local") ||
+		!slices.ContainsFunc(card.AdditionalInterfaces, func(i struct {
+			URL       string `json:"url"`
+			Transport string `json:"transport"`
+		}) bool {
+			return i.Transport == "HTTP+JSON" && i.URL == e.agentURL()
+		}) {
+		t.Fatalf("extended card: %d %s", status, body)
+	}
+	status, body = do("POST", "/v1/message:send", `{"message":{"messageId":"m","role":"ROLE_USER","content":[{"text":"x"}]}}`)
+	var rpcErr struct {
+		Code int `json:"code"`
+		Data struct {
+			Accepted []string `json:"accepted"`
+		} `json:"data"`
+	}
+	if status != http.StatusInternalServerError || json.Unmarshal(body, &rpcErr) != nil || rpcErr.Code != -32005 || len(rpcErr.Data.Accepted) != 1 {
+		t.Fatalf("agent error: %d %s", status, body)
 	}
 }

@@ -158,7 +158,7 @@ func (rt *Router) fail(w http.ResponseWriter, r *http.Request, s shape, id json.
 		}
 	case shapeREST03:
 		if code == codeInvalidAgentResponse {
-			status, body = rest03ErrorBody(code, message)
+			status, body = rest03ErrorBody(code, message, nil)
 		} else {
 			body = mustJSON(rpcError{Code: code, Message: message})
 		}

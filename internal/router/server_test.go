@@ -529,6 +529,11 @@ func TestServer_BodyLimits(t *testing.T) {
 			if got := rpcErrorCode(string(answer)) == codeInvalidRequest; got != tc.rpc {
 				t.Fatalf("answer %s: a JSON-RPC error: %v, want %v", answer, got, tc.rpc)
 			}
+			// Below /v1 the answer is 0.3 REST's error: the JSON-RPC error object alone.
+			var rest03 rpcError
+			if !tc.rpc && (json.Unmarshal(answer, &rest03) != nil || rest03.Code != codeInvalidRequest || rest03.Message == "") {
+				t.Fatalf("answer %s: not 0.3 REST's error", answer)
+			}
 			if ejected(rt, agent.url.Host) {
 				t.Fatal("the agent was ejected for the client's body")
 			}

@@ -141,9 +141,9 @@ func (s a2aServed) versionsToTry() []a2aversion.Version {
 }
 
 // routerCard is the card the router serves for an agent: the agent's own, with the interfaces
-// the router serves in its place, and nothing else. JSON-RPC in both versions (the router
-// translates when the agent speaks the other), HTTP+JSON 1.0 (translated into JSON-RPC when the
-// agent does not serve it), and HTTP+JSON 0.3 when the agent serves it. It is written in the union of both versions' shapes (a2a-go's compatibility producer): a
+// the router serves in its place, and nothing else. JSON-RPC and HTTP+JSON in both versions for
+// an agent that speaks JSON-RPC (the router translates what the agent does not serve), and only
+// the HTTP+JSON it serves for one that does not. It is written in the union of both versions' shapes (a2a-go's compatibility producer): a
 // 0.3 client reads url, preferredTransport and additionalInterfaces, a 1.0 client
 // supportedInterfaces.
 func routerCard(ctx context.Context, served a2aServed, publicURL string) (json.RawMessage, error) {
@@ -262,7 +262,7 @@ func (t *translation) answer(data []byte) (body []byte, errStatus int, err error
 	}
 	switch {
 	case resp.Error != nil && t.rest:
-		status, b := restErrorOf(t.client, a2aversion.ErrorCode(resp.Error.Code, t.client), resp.Error.Message)
+		status, b := restErrorOf(t.client, a2aversion.ErrorCode(resp.Error.Code, t.client), resp.Error.Message, resp.Error.Data)
 		return b, status, nil
 	case resp.Error != nil:
 		resp.Error.Code = a2aversion.ErrorCode(resp.Error.Code, t.client)
@@ -324,7 +324,7 @@ func (t *translation) translateResponse(resp *http.Response, limit int64) error 
 		resp.Body = &sseTranslator{src: bufio.NewReader(resp.Body), closer: resp.Body, fn: t.event,
 			fail: func(err error) (string, []byte) {
 				if t.rest {
-					_, b := restErrorOf(t.client, codeInvalidAgentResponse, err.Error())
+					_, b := restErrorOf(t.client, codeInvalidAgentResponse, err.Error(), nil)
 					return "error", b
 				}
 				return "", bytes.TrimSpace(rpcErrorBody(t.id, &rpcError{Code: codeInvalidAgentResponse, Message: err.Error()}))
