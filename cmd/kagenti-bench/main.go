@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,10 +49,20 @@ func run(ctx context.Context) error {
 	parallelism := flag.Int("parallelism", 10, "tofu -parallelism")
 	providerEnv := flag.String("provider-env", "", "comma-separated KEY=VALUE pairs set for the provider alone, not tofu or kubectl "+
 		"(GOGC=200,GOMEMLIMIT=384MiB: the provider's own GC tuning yields to them)")
+	profileDir := flag.String("profile", "", "a directory for the provider's CPU profile of each no-op plan (plan-N.pprof); "+
+		"each size also times a plan without refresh, printed on stderr, to part the plan walk from the refresh")
 	flag.Parse()
 	envPrefix, err := shellEnv(*providerEnv)
 	if err != nil {
 		return err
+	}
+	if *profileDir != "" {
+		if *profileDir, err = filepath.Abs(*profileDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
+			return err
+		}
 	}
 
 	cacheDir := testenv.DefaultCacheDir()
@@ -132,7 +143,7 @@ wait $pid
 		if err != nil {
 			return err
 		}
-		r, err := benchN(ctx, n, *parallelism, work, tofu, kubectl, env, sb, rssFile)
+		r, err := benchN(ctx, n, *parallelism, work, tofu, kubectl, env, sb, rssFile, *profileDir)
 		if err != nil {
 			return fmt.Errorf("N=%d: %w", n, err)
 		}
@@ -170,7 +181,7 @@ resource "kagenti_agent" "a%[1]d" {
 	return b.String()
 }
 
-func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string, env []string, sb *testenv.Sandbox, rssFile string) (result, error) {
+func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string, env []string, sb *testenv.Sandbox, rssFile, profileDir string) (result, error) {
 	r := result{n: n}
 	k := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", sb.Kubernetes.Kubeconfig}, args...)...)
@@ -192,9 +203,9 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 		if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(agentsConfig(ns, n, wait)), 0o644); err != nil {
 			return r, err
 		}
-		tf := func(args ...string) (time.Duration, error) {
+		tfEnv := func(extraEnv []string, args ...string) (time.Duration, error) {
 			cmd := exec.CommandContext(ctx, tofu, append([]string{"-chdir=" + dir}, args...)...)
-			cmd.Env = env
+			cmd.Env = append(slices.Clone(env), extraEnv...)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			start := time.Now()
@@ -204,6 +215,7 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 			}
 			return time.Since(start), nil
 		}
+		tf := func(args ...string) (time.Duration, error) { return tfEnv(nil, args...) }
 		_ = os.Remove(rssFile)
 		auditBefore, err := countAudit(sb.Kubernetes.AuditLog)
 		if err != nil {
@@ -222,8 +234,21 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 			r.requestsPerAgent = float64(auditAfter-auditBefore) / float64(n)
 			r.peakRSSMiB = peakRSS(rssFile) / 1024
 			// A no-op plan: refresh of every agent, nothing to change (exit code 0).
-			if r.plan, err = tf("plan", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
+			var profile []string
+			if profileDir != "" {
+				// tofu hands its environment to the provider it starts.
+				profile = []string{"KAGENTI_PROVIDER_CPU_PROFILE=" + filepath.Join(profileDir, fmt.Sprintf("plan-%d.pprof", n))}
+			}
+			if r.plan, err = tfEnv(profile, "plan", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
 				return r, err
+			}
+			if profileDir != "" {
+				walk, err := tf("plan", "-refresh=false", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism))
+				if err != nil {
+					return r, err
+				}
+				fmt.Fprintf(os.Stderr, "kagenti-bench: %d agents: no-op plan %s, of which the plan without refresh %s; provider CPU profile %s\n",
+					n, secs(r.plan), secs(walk), strings.TrimPrefix(profile[0], "KAGENTI_PROVIDER_CPU_PROFILE="))
 			}
 			// A refresh: every agent read back from the cluster into the state, no plan.
 			if r.refresh, err = tf("apply", "-refresh-only", "-auto-approve", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
