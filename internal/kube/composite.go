@@ -2,8 +2,10 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/contract"
@@ -16,17 +18,23 @@ import (
 func (a *Applier) Sync(ctx context.Context, sel CompositeSelector, objs []*unstructured.Unstructured, prune bool) (applied map[Ref]*unstructured.Unstructured, pruned []Ref, err error) {
 	ok := true
 	if sel.Namespace != "" { // a selector across namespaces applies its own
-		if ok, err = a.NamespaceExists(ctx, sel.Namespace); err != nil {
+		// Credentials confined to the namespace (a Role, no ClusterRole) may not read it; the
+		// first apply then says whether it exists.
+		if ok, err = a.NamespaceExists(ctx, sel.Namespace); err != nil && !apierrors.IsForbidden(err) {
 			return nil, nil, fmt.Errorf("get namespace %s: %w", sel.Namespace, err)
 		}
+		ok = ok || err != nil
 	}
 	if !ok {
-		return nil, nil, fmt.Errorf("namespace %q does not exist: create it first (for example with a kubernetes_namespace resource) or choose another namespace", sel.Namespace)
+		return nil, nil, errNoNamespace(sel.Namespace)
 	}
 	applied = map[Ref]*unstructured.Unstructured{}
 	for _, o := range objs {
 		live, err := a.Apply(ctx, o)
 		if err != nil {
+			if ns := o.GetNamespace(); ns != "" && isNamespaceNotFound(err) {
+				return applied, nil, errNoNamespace(ns)
+			}
 			return applied, nil, err
 		}
 		applied[RefOf(o)] = live
@@ -90,4 +98,19 @@ func (a *Applier) DeleteAll(ctx context.Context, sel CompositeSelector) error {
 		}
 	}
 	return a.WaitGone(ctx, owned)
+}
+
+func errNoNamespace(namespace string) error {
+	return fmt.Errorf("namespace %q does not exist: create it first (for example with a kubernetes_namespace resource) or choose another namespace", namespace)
+}
+
+// isNamespaceNotFound tells whether an error is the API server's answer to a write into a
+// namespace that does not exist (404, the details naming the namespace, not the object).
+func isNamespaceNotFound(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &status) {
+		return false
+	}
+	d := status.Status().Details
+	return d != nil && d.Kind == "namespaces"
 }
