@@ -49,7 +49,7 @@ func run(ctx context.Context) error {
 	parallelism := flag.Int("parallelism", 10, "tofu -parallelism")
 	providerEnv := flag.String("provider-env", "", "comma-separated KEY=VALUE pairs set for the provider alone, not tofu or kubectl "+
 		"(GOGC=200,GOMEMLIMIT=384MiB: the provider's own GC tuning yields to them)")
-	profileDir := flag.String("profile", "", "a directory for the provider's CPU profile of each no-op plan (plan-N.pprof); "+
+	profileDir := flag.String("profile", "", "a directory for the CPU profiles of each no-op plan, the provider's (plan-N.pprof) and tofu's (tofu-plan-N.pprof); "+
 		"each size also times a plan without refresh, printed on stderr, to part the plan walk from the refresh")
 	flag.Parse()
 	envPrefix, err := shellEnv(*providerEnv)
@@ -237,7 +237,8 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 			var profile []string
 			if profileDir != "" {
 				// tofu hands its environment to the provider it starts.
-				profile = []string{"KAGENTI_PROVIDER_CPU_PROFILE=" + filepath.Join(profileDir, fmt.Sprintf("plan-%d.pprof", n))}
+				profile = []string{"KAGENTI_PROVIDER_CPU_PROFILE=" + filepath.Join(profileDir, fmt.Sprintf("plan-%d.pprof", n)),
+					"TOFU_CPU_PROFILE=" + filepath.Join(profileDir, fmt.Sprintf("tofu-plan-%d.pprof", n))}
 			}
 			if r.plan, err = tfEnv(profile, "plan", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
 				return r, err
@@ -247,8 +248,8 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 				if err != nil {
 					return r, err
 				}
-				fmt.Fprintf(os.Stderr, "kagenti-bench: %d agents: no-op plan %s, of which the plan without refresh %s; provider CPU profile %s\n",
-					n, secs(r.plan), secs(walk), strings.TrimPrefix(profile[0], "KAGENTI_PROVIDER_CPU_PROFILE="))
+				fmt.Fprintf(os.Stderr, "kagenti-bench: %d agents: no-op plan %s, of which the plan without refresh %s; CPU profiles of the provider and of tofu in %s\n",
+					n, secs(r.plan), secs(walk), profileDir)
 			}
 			// A refresh: every agent read back from the cluster into the state, no plan.
 			if r.refresh, err = tf("apply", "-refresh-only", "-auto-approve", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
