@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -221,6 +222,7 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 		if err != nil {
 			return r, err
 		}
+		settle(n, "the apply")
 		d, err := tf("apply", "-auto-approve", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism))
 		if err != nil {
 			return r, err
@@ -240,6 +242,7 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 				profile = []string{"KAGENTI_PROVIDER_CPU_PROFILE=" + filepath.Join(profileDir, fmt.Sprintf("plan-%d.pprof", n)),
 					"TOFU_CPU_PROFILE=" + filepath.Join(profileDir, fmt.Sprintf("tofu-plan-%d.pprof", n))}
 			}
+			settle(n, "the no-op plan")
 			if r.plan, err = tfEnv(profile, "plan", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
 				return r, err
 			}
@@ -252,6 +255,7 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 					n, secs(r.plan), secs(walk), profileDir)
 			}
 			// A refresh: every agent read back from the cluster into the state, no plan.
+			settle(n, "the refresh")
 			if r.refresh, err = tf("apply", "-refresh-only", "-auto-approve", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
 				return r, err
 			}
@@ -295,6 +299,7 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 	if err := os.WriteFile(file, docs.Bytes(), 0o644); err != nil {
 		return r, err
 	}
+	settle(n, "kubectl apply")
 	start := time.Now()
 	if err := k("apply", "--server-side", "--field-manager", "bench", "-f", file); err != nil {
 		return r, err
@@ -360,3 +365,64 @@ func shellEnv(pairs string) (string, error) {
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// settle waits, before a timed command, until the machine is quiet: after an apply or a
+// delete the sandbox's controllers, scheduler and kwok go on working through thousands of pods
+// for a while, on the very two cores the command would run on, and a plan timed then measured
+// them (1.5 to 2 cores busy with no command running, a 500-agent plan taking 24 s instead of
+// 7.5). It gives up after three minutes and says so.
+func settle(n int, before string) {
+	const quiet, limit = 0.3, 3 * time.Minute
+	start := time.Now()
+	for {
+		busy, err := busyCores(2 * time.Second)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kagenti-bench: %v\n", err)
+			return
+		}
+		switch {
+		case busy < quiet:
+			fmt.Fprintf(os.Stderr, "kagenti-bench: %d agents: %.0f s for the machine to settle (%.2f cores busy) before %s\n",
+				n, time.Since(start).Seconds(), busy, before)
+			return
+		case time.Since(start) > limit:
+			fmt.Fprintf(os.Stderr, "kagenti-bench: %d agents: still %.2f cores busy after %s, timing %s anyway\n", n, busy, limit, before)
+			return
+		}
+	}
+}
+
+// busyCores is how many cores the machine kept busy over d, from /proc/stat.
+func busyCores(d time.Duration) (float64, error) {
+	read := func() (busy, total float64, err error) {
+		raw, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0, err
+		}
+		line, _, _ := strings.Cut(string(raw), "\n")
+		fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+		for i, f := range fields[1:] {
+			v, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				return 0, 0, err
+			}
+			if i < 8 {
+				total += v
+				if i != 3 && i != 4 { // not idle, not iowait
+					busy += v
+				}
+			}
+		}
+		return busy, total, nil
+	}
+	b0, t0, err := read()
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(d)
+	b1, t1, err := read()
+	if err != nil {
+		return 0, err
+	}
+	return (b1 - b0) / (t1 - t0) * float64(runtime.NumCPU()), nil
+}

@@ -16,24 +16,24 @@ import (
 // apply converges (apply is idempotent). It returns the objects as the server holds them after
 // the apply, so that the caller need not read them again.
 func (a *Applier) Sync(ctx context.Context, sel CompositeSelector, objs []*unstructured.Unstructured, prune bool) (applied map[Ref]*unstructured.Unstructured, pruned []Ref, err error) {
-	ok := true
 	if sel.Namespace != "" { // a selector across namespaces applies its own
-		// Credentials confined to the namespace (a Role, no ClusterRole) may not read it; the
-		// first apply then says whether it exists.
-		if ok, err = a.NamespaceExists(ctx, sel.Namespace); err != nil && !apierrors.IsForbidden(err) {
-			return nil, nil, fmt.Errorf("get namespace %s: %w", sel.Namespace, err)
+		exists, nsErr := a.NamespaceExists(ctx, sel.Namespace)
+		switch {
+		case apierrors.IsForbidden(nsErr):
+			// Credentials confined to the namespace (a Role, no ClusterRole) may not read it:
+			// the applies below go on, and say whether the namespace exists when they may.
+		case nsErr != nil:
+			return nil, nil, fmt.Errorf("get namespace %s: %w", sel.Namespace, nsErr)
+		case !exists:
+			return nil, nil, errNoNamespace(sel.Namespace)
 		}
-		ok = ok || err != nil
-	}
-	if !ok {
-		return nil, nil, errNoNamespace(sel.Namespace)
 	}
 	applied = map[Ref]*unstructured.Unstructured{}
 	for _, o := range objs {
 		live, err := a.Apply(ctx, o)
 		if err != nil {
 			if ns := o.GetNamespace(); ns != "" && isNamespaceNotFound(err) {
-				return applied, nil, errNoNamespace(ns)
+				return applied, nil, fmt.Errorf("%w (%v)", errNoNamespace(ns), err)
 			}
 			return applied, nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 )
@@ -19,6 +20,13 @@ func unexpectedConfigureType(got any) diag.Diagnostic {
 }
 
 func kubernetesUnreachable(doing string, err error) diag.Diagnostic {
+	if apierrors.IsForbidden(err) {
+		// The API answered: the credentials lack a permission, and the message names it.
+		return diag.NewErrorDiagnostic("Kubernetes Permission Denied",
+			fmt.Sprintf("While %s the Kubernetes API refused the provider's credentials. Grant the identity of the provider's "+
+				"kubernetes block the verb and resource the message names (see Permissions in the provider's documentation), "+
+				"or use other credentials.\n\nOriginal Error: %v", doing, err))
+	}
 	return diag.NewErrorDiagnostic("Kubernetes API Unreachable",
 		fmt.Sprintf("While %s the provider could not reach the Kubernetes API. Check the provider's kubernetes block "+
 			"(config_path, config_context, host, token, ...) or KUBECONFIG, and that the cluster is up.\n\nOriginal Error: %v", doing, err))

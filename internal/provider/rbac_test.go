@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -62,9 +63,9 @@ func agentDeployerToken(t *testing.T, client kubernetes.Interface, namespace str
 
 // TestAccAgentResource_AgentDeployerRole: the Role the docs give a pipeline
 // (examples/rbac/agent-deployer-role.yaml) is enough to create an agent and a tool, plan them
-// empty, refresh them, update the agent so that an object is pruned, import it and destroy it
-// all; and it is not more than the docs say: the same identity may not read Secrets or
-// create Namespaces.
+// empty, refresh them, turn autoscaling on (an HPA created, a PDB pruned), import the agent
+// and destroy it all; it is not more than the docs say (the same identity may not read Secrets
+// or create Namespaces); and what it lacks fails as a permission, not as an unreachable API.
 func TestAccAgentResource_AgentDeployerRole(t *testing.T) {
 	client := testAccKube(t)
 	sb := testAccSandbox
@@ -73,7 +74,12 @@ func TestAccAgentResource_AgentDeployerRole(t *testing.T) {
 	for _, k := range []string{"KUBECONFIG", "KAGENTI_SPIRE_ADDRESS", "KAGENTI_SPIRE_TRUST_DOMAIN", "KAGENTI_KEYCLOAK_URL", "KAGENTI_KEYCLOAK_USERNAME", "KAGENTI_KEYCLOAK_PASSWORD"} {
 		t.Setenv(k, "")
 	}
+	// replicas 0: autoscaling from one to three instead.
 	config := func(replicas int) string {
+		scale := fmt.Sprintf("replicas  = %d", replicas)
+		if replicas == 0 {
+			scale = "autoscaling = { min_replicas = 1, max_replicas = 3, target_cpu_utilization = 75 }"
+		}
 		return fmt.Sprintf(`
 provider "kagenti" {
   kubernetes {
@@ -95,9 +101,9 @@ resource "kagenti_agent" "test" {
   framework = "langgraph"
   image     = "ghcr.io/example/weather-service:1.4.0"
   tools     = [kagenti_tool.weather.id]
-  replicas  = %[5]d
+  %[5]s
 }
-`, sb.Kubernetes.Server, token, hclPath(sb.Kubernetes.CAFile), ns, replicas)
+`, sb.Kubernetes.Server, token, hclPath(sb.Kubernetes.CAFile), ns, scale)
 	}
 	pdbExists := func(exists bool) resource.TestCheckFunc {
 		return checkExists(func(ctx context.Context) error {
@@ -120,12 +126,17 @@ resource "kagenti_agent" "test" {
 				RefreshState: true,
 			},
 			{
-				// One replica: the PodDisruptionBudget is pruned, found by a list.
-				Config: config(1),
+				// Autoscaling from one replica: an HPA appears, and the PodDisruptionBudget is
+				// pruned, found by a list.
+				Config: config(0),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("kagenti_agent.test", plancheck.ResourceActionUpdate),
 				}},
-				Check: resource.ComposeTestCheckFunc(checkDeploymentAvailable(client, ns, "weather-service", 1), pdbExists(false)),
+				Check: resource.ComposeTestCheckFunc(checkDeploymentAvailable(client, ns, "weather-service", 1), pdbExists(false),
+					checkExists(func(ctx context.Context) error {
+						_, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "weather-service", metav1.GetOptions{})
+						return err
+					}, "HorizontalPodAutoscaler", true)),
 			},
 			{
 				ResourceName:            "kagenti_agent.test",
@@ -136,6 +147,20 @@ resource "kagenti_agent" "test" {
 			},
 		},
 	})
+	// A tool in a namespace the Role does not reach: the plan fails on the permission.
+	testAccRun(t, resource.TestCase{Steps: []resource.TestStep{{
+		Config: config(1) + fmt.Sprintf(`
+resource "kagenti_agent" "elsewhere" {
+  name      = "elsewhere"
+  namespace = %q
+  framework = "langgraph"
+  image     = "ghcr.io/example/weather-service:1.4.0"
+  tools     = ["default/some-tool"]
+}
+`, ns),
+		PlanOnly:    true,
+		ExpectError: regexp.MustCompile(`Kubernetes Permission Denied`),
+	}}})
 	// Not more than the docs say.
 	restricted := kubernetesAs(t, sb.Kubernetes.Server, token, sb.Kubernetes.CAFile)
 	if _, err := restricted.CoreV1().Secrets(ns).List(context.Background(), metav1.ListOptions{}); !apierrors.IsForbidden(err) {
