@@ -81,25 +81,15 @@ func REST03Result(op Op, result json.RawMessage) (json.RawMessage, error) {
 			return nil, err
 		}
 	case Get, Cancel:
-		var task legacy.Task
-		if err := unmarshal(result, &task); err != nil {
+		var err error
+		if out, err = toProto(result, pbconv.ToProtoTask); err != nil {
 			return nil, err
 		}
-		pb, err := pbconv.ToProtoTask(&task)
-		if err != nil {
-			return nil, err
-		}
-		out = pb
 	case ExtendedCard:
-		var card legacy.AgentCard
-		if err := unmarshal(result, &card); err != nil {
+		var err error
+		if out, err = toProto(result, pbconv.ToProtoAgentCard); err != nil {
 			return nil, err
 		}
-		pb, err := pbconv.ToProtoAgentCard(&card)
-		if err != nil {
-			return nil, err
-		}
-		out = pb
 	default:
 		return nil, fmt.Errorf("a2aversion: %s has no 0.3 HTTP+JSON answer the router writes", op)
 	}
@@ -111,6 +101,15 @@ func REST03Result(op Op, result json.RawMessage) (json.RawMessage, error) {
 		return nil, err
 	}
 	return renameMessageParts(b, out.ProtoReflect().Descriptor(), a2aGoPartsName, specPartsName)
+}
+
+// toProto reads a 0.3 JSON-RPC value of type L and converts it with pbconv's conv.
+func toProto[L any, P proto.Message](raw json.RawMessage, conv func(*L) (P, error)) (proto.Message, error) {
+	var l L
+	if err := unmarshal(raw, &l); err != nil {
+		return nil, err
+	}
+	return conv(&l)
 }
 
 // unmarshalREST03 reads one 0.3 proto message from its JSON, a message's parts under either

@@ -156,12 +156,8 @@ func (rt *Router) fail(w http.ResponseWriter, r *http.Request, s shape, id json.
 		} else {
 			body = mustJSON(restError{restStatus{Code: status, Status: rpcStatusName(status), Message: message}})
 		}
-	case shapeREST03:
-		if code == codeInvalidAgentResponse {
-			status, body = rest03ErrorBody(code, message, nil)
-		} else {
-			body = mustJSON(rpcError{Code: code, Message: message})
-		}
+	case shapeREST03: // (statusOf already gives InvalidAgentResponse its 502)
+		body = mustJSON(rpcError{Code: code, Message: message})
 	default:
 		body = apiErrorBody(status, message)
 	}
