@@ -292,7 +292,7 @@ func (rt *Router) postUpstream(ctx context.Context, route *Route, token string, 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	return rt.agentTransport(route, nil, false).RoundTrip(req)
+	return rt.agentTransport(route, nil, false, true).RoundTrip(req)
 }
 
 func (rt *Router) rpc(ctx context.Context, route *Route, token string, body json.RawMessage, v a2aversion.Version) (json.RawMessage, *rpcError, error) {

@@ -59,7 +59,7 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 	}
 	up := rt.balancer.pick(c.route, "")
 	p := &httputil.ReverseProxy{
-		Transport: rt.agentTransport(c.route, c.body, c.idempotent),
+		Transport: rt.agentTransport(c.route, c.body, c.idempotent, c.version != "" && c.path == ""),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = up.Scheme, up.Host
 			// The path goes out escaped as the client escaped it: decoding it and escaping it
@@ -148,9 +148,13 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, c upstreamCall) 
 
 // agentTransport is the transport of a call to route: the router's one transport, with a
 // failing endpoint ejected, and an idempotent request (with its body) whose connection failed
-// retried, on another endpoint when there is one.
-func (rt *Router) agentTransport(route *Route, body []byte, idempotent bool) http.RoundTripper {
+// retried, on another endpoint when there is one. An A2A JSON-RPC call (jsonrpc) to an agent
+// that serves 1.0 REST alone is made over REST.
+func (rt *Router) agentTransport(route *Route, body []byte, idempotent, jsonrpc bool) http.RoundTripper {
 	t := rt.agents
+	if jsonrpc && route.A2A.overREST {
+		t = &jsonrpcOverREST{next: t, limit: rt.cfg.MaxBodyBytes}
+	}
 	if idempotent && body != nil {
 		t = &retryTransport{next: t, attempts: 3, body: body,
 			reroute: func(failed string) string { return rt.balancer.pick(route, failed).Host }}

@@ -140,12 +140,18 @@ func newTestEnv(t *testing.T) *testEnv {
 // given.
 func newTestEnvOf(t *testing.T, versions ...a2aversion.Version) *testEnv {
 	t.Helper()
-	e := &testEnv{issuer: newTestIssuer(t), tokens: newFakeTokenEndpoint(t), registry: NewRegistry()}
-	e.peer, e.exec = newA2APeer(t, versions...)
+	peer, exec := newA2APeer(t, versions...)
+	return newTestEnvWith(t, peer, exec, testCard(versions...))
+}
+
+// newTestEnvWith is newTestEnv with the agent peer and its card given.
+func newTestEnvWith(t *testing.T, peer *httptest.Server, exec *echoExecutor, card json.RawMessage) *testEnv {
+	t.Helper()
+	e := &testEnv{issuer: newTestIssuer(t), tokens: newFakeTokenEndpoint(t), registry: NewRegistry(), peer: peer, exec: exec}
 	up, _ := url.Parse(e.peer.URL)
 	e.registry.SetService(Route{Namespace: "team1", Name: "agent1", Type: contract.TypeAgent, Protocol: "a2a", Framework: "langgraph",
 		Upstream: up, Policy: contract.Policy{Audience: testCallee, AudienceScope: "kagenti-aud-x", AllowedCallers: []string{testCaller}}})
-	e.registry.SetCard("team1", "agent1", testCard(versions...))
+	e.registry.SetCard("team1", "agent1", card)
 	e.router, e.url = startRouter(t, Config{
 		Registry: e.registry, Timeout: 5 * time.Second,
 		Verifier:  &Verifier{Issuers: []TrustedIssuer{{Issuer: testIssuerURL, JWKSURL: e.issuer.srv.URL, Audiences: []string{testAudience}}}, MinRefresh: time.Millisecond},

@@ -26,8 +26,12 @@ import (
 type a2aServed struct {
 	// card is the agent's card read as 1.0 (a 0.3 card is read through a2a-go's
 	// compatibility parser); nil when the card is missing or not an A2A card.
-	card          *a2a.AgentCard
+	card *a2a.AgentCard
+	// jsonrpc are the versions the router calls the agent in over JSON-RPC: those its card
+	// names, or 1.0 for an agent whose card names 1.0 REST and no JSON-RPC, which the router
+	// calls over its REST binding (overREST). rest are the versions of REST its card names.
 	jsonrpc, rest []a2aversion.Version
+	overREST      bool
 	// published is the router's card written from this one, kept for the URL it was written
 	// for: the card and catalog routes serve it on every call, the card changes only with a
 	// new a2aServed.
@@ -104,6 +108,9 @@ func readA2ACard(raw json.RawMessage) a2aServed {
 			s.rest = addVersion(s.rest, v)
 		}
 	}
+	if len(s.jsonrpc) == 0 && slices.Contains(s.rest, a2aversion.V10) {
+		s.jsonrpc, s.overREST = []a2aversion.Version{a2aversion.V10}, true
+	}
 	return s
 }
 
@@ -142,18 +149,18 @@ func (s a2aServed) versionsToTry() []a2aversion.Version {
 
 // routerCard is the card the router serves for an agent: the agent's own, with the interfaces
 // the router serves in its place, and nothing else. JSON-RPC and HTTP+JSON in both versions for
-// an agent that speaks JSON-RPC (the router translates what the agent does not serve), and only
-// the HTTP+JSON it serves for one that does not. It is written in the union of both versions' shapes (a2a-go's compatibility producer): a
-// 0.3 client reads url, preferredTransport and additionalInterfaces, a 1.0 client
-// supportedInterfaces.
+// an agent that speaks JSON-RPC or 1.0 REST (the router translates what the agent does not
+// serve), and only the 0.3 HTTP+JSON it serves for one that serves nothing else. It is written
+// in the union of both versions' shapes (a2a-go's compatibility producer): a 0.3 client reads
+// url, preferredTransport and additionalInterfaces, a 1.0 client supportedInterfaces.
 func routerCard(ctx context.Context, served a2aServed, publicURL string) (json.RawMessage, error) {
 	if served.card == nil {
 		return nil, fmt.Errorf("the agent's card is not an A2A agent card")
 	}
 	card := *served.card
 	card.SupportedInterfaces = nil
-	// An agent whose card names REST alone has no JSON-RPC to translate into; one whose card names
-	// nothing is taken to speak JSON-RPC, in whatever version its clients do.
+	// An agent whose card names 0.3 REST alone has no JSON-RPC to translate into; one whose card
+	// names nothing is taken to speak JSON-RPC, in whatever version its clients do.
 	if len(served.jsonrpc) > 0 || len(served.rest) == 0 {
 		for _, v := range []a2aversion.Version{a2aversion.V10, a2aversion.V03} {
 			card.SupportedInterfaces = append(card.SupportedInterfaces,
@@ -169,11 +176,6 @@ func routerCard(ctx context.Context, served a2aServed, publicURL string) (json.R
 	for _, v := range rest {
 		card.SupportedInterfaces = append(card.SupportedInterfaces,
 			&a2a.AgentInterface{URL: publicURL, ProtocolBinding: a2a.TransportProtocolHTTPJSON, ProtocolVersion: a2a.ProtocolVersion(v)})
-	}
-	if !slices.ContainsFunc(card.SupportedInterfaces, func(i *a2a.AgentInterface) bool { return i.ProtocolVersion == a2a.ProtocolVersion(a2aversion.V03) }) {
-		// An agent that serves 1.0 REST alone: nothing for a 0.3 client, so 1.0's card alone
-		// (a2a-go's compatibility producer refuses a card with no 0.3 interface).
-		return json.Marshal(&card)
 	}
 	producer, ok := a2av0.NewStaticAgentCardProducer(&card).(a2asrv.AgentCardJSONProducer)
 	if !ok {

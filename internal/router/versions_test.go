@@ -183,9 +183,9 @@ func TestA2A_UntranslatableAnswer(t *testing.T) {
 }
 
 // TestCard_ListsWhatTheRouterServes: the router's card lists JSON-RPC in both versions and REST
-// in both for every agent that speaks JSON-RPC (a REST version the agent does not serve is
-// translated into its JSON-RPC), and only the REST an agent serves when it has no JSON-RPC; a
-// 0.3 client finds REST in additionalInterfaces.
+// in both for every agent that speaks JSON-RPC or 1.0 REST (what the agent does not serve is
+// translated), and only the REST an agent serves when it has neither; a 0.3 client finds REST
+// in additionalInterfaces, or as the preferred transport.
 func TestCard_ListsWhatTheRouterServes(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -199,9 +199,12 @@ func TestCard_ListsWhatTheRouterServes(t *testing.T) {
 			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/0.3", "HTTP+JSON/1.0"}, []string{"HTTP+JSON"}},
 		{"1.0 with REST", `{"name":"a","supportedInterfaces":[{"url":"http://a","protocolBinding":"JSONRPC","protocolVersion":"1.0"},{"url":"http://a","protocolBinding":"HTTP+JSON","protocolVersion":"1.0"}]}`,
 			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/1.0", "HTTP+JSON/0.3"}, []string{"HTTP+JSON"}},
-		// No JSON-RPC to translate into: only the REST the agent serves.
+		// Called over its REST (jsonrpcOverREST): everything, as for a JSON-RPC agent.
 		{"1.0 REST only", `{"name":"a","supportedInterfaces":[{"url":"http://a","protocolBinding":"HTTP+JSON","protocolVersion":"1.0"}]}`,
-			[]string{"HTTP+JSON/1.0"}, nil},
+			[]string{"JSONRPC/1.0", "JSONRPC/0.3", "HTTP+JSON/1.0", "HTTP+JSON/0.3"}, []string{"HTTP+JSON"}},
+		// No JSON-RPC to translate into, nor 1.0 REST to call: only the REST the agent serves.
+		{"0.3 REST only", `{"name":"a","protocolVersion":"0.3.0","url":"http://a","preferredTransport":"HTTP+JSON"}`,
+			[]string{"HTTP+JSON/0.3"}, []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, err := routerCard(context.Background(), readA2ACard(json.RawMessage(tc.card)), "http://router/a2a/ns/a")
@@ -233,16 +236,14 @@ func TestCard_ListsWhatTheRouterServes(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("supportedInterfaces %v, want %v", got, tc.want)
 			}
-			if tc.v03Alt == nil {
-				if card.URL != "" || card.ProtocolVersion != "" {
-					t.Errorf("0.3 fields on a card without a 0.3 interface: url %q, protocolVersion %q", card.URL, card.ProtocolVersion)
-				}
-				return
+			preferred := "JSONRPC"
+			if !slices.Contains(tc.want, "JSONRPC/0.3") {
+				preferred = "HTTP+JSON"
 			}
-			if card.URL != "http://router/a2a/ns/a" || card.PreferredTransport != "JSONRPC" || card.ProtocolVersion != "0.3" {
+			if card.URL != "http://router/a2a/ns/a" || card.PreferredTransport != preferred || card.ProtocolVersion != "0.3" {
 				t.Errorf("0.3 fields: url %q, preferredTransport %q, protocolVersion %q", card.URL, card.PreferredTransport, card.ProtocolVersion)
 			}
-			var alt []string
+			alt := []string{}
 			for _, i := range card.AdditionalInterfaces {
 				alt = append(alt, i.Transport)
 			}

@@ -1,0 +1,198 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kagenti/terraform-provider-kagenti/internal/a2aversion"
+)
+
+// restOnlyCard is the card of an agent that serves A2A 1.0 over HTTP+JSON and nothing else.
+var restOnlyCard = json.RawMessage(`{"name":"agent1","description":"echo","version":"1.0.0","capabilities":{"streaming":true},` +
+	`"supportedInterfaces":[{"url":"http://agent1.team1.svc.cluster.local:8000","protocolBinding":"HTTP+JSON","protocolVersion":"1.0"}],` +
+	`"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{"id":"echo","name":"Echo","description":"echoes","tags":["test"]}]}`)
+
+// newA2ARESTPeer serves the executor over the A2A SDK's 1.0 REST handler alone.
+func newA2ARESTPeer(t *testing.T) (*httptest.Server, *echoExecutor) {
+	t.Helper()
+	exec := &echoExecutor{release: make(chan struct{})}
+	rest := a2asrv.NewRESTHandler(a2asrv.NewHandler(exec))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		exec.recordVersion(r.Header.Get(a2aversion.Header))
+		rest.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		close(exec.release)
+		srv.Close()
+	})
+	return srv, exec
+}
+
+// TestA2A_RESTOnlyAgent: an agent that serves 1.0 REST alone is reached by every client: the SDK's
+// JSON-RPC clients of both versions (send, stream in order, get, a typed TaskNotFound,
+// resubscribe and cancel), its 1.0 REST client (forwarded), and a 0.3 REST call. The agent gets
+// only exchanged tokens and A2A-Version 1.0.
+func TestA2A_RESTOnlyAgent(t *testing.T) {
+	peer, exec := newA2ARESTPeer(t)
+	e := newTestEnvWith(t, peer, exec, restOnlyCard)
+	token := e.issuer.token(t)
+	ctx := bearer(context.Background(), token)
+
+	restClient := func() *a2aclient.Client {
+		card, err := agentcard.DefaultResolver.Resolve(context.Background(), e.agentURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := a2aclient.NewFromCard(context.Background(), card, a2aclient.WithDefaultsDisabled(), a2aclient.WithRESTTransport(http.DefaultClient))
+		if err != nil {
+			t.Fatalf("a REST client from the router's card: %v", err)
+		}
+		return c
+	}
+	clients := map[string]func() *a2aclient.Client{
+		"JSON-RPC 0.3": func() *a2aclient.Client { return clientOf(t, e, a2aversion.V03) },
+		"JSON-RPC 1.0": func() *a2aclient.Client { return clientOf(t, e, a2aversion.V10) },
+		"REST 1.0":     restClient,
+	}
+	for name, newClient := range clients {
+		t.Run(name, func(t *testing.T) {
+			c := newClient()
+			res, err := c.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("hello"))})
+			if err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			if got := textOf(t, res); got != "echo: hello" {
+				t.Fatalf("send: reply %q", got)
+			}
+			kinds, taskID := streamEvents(ctx, t, c, "stream:3")
+			want := []string{"task", "artifact:chunk-0", "artifact:chunk-1", "artifact:chunk-2", "status:" + string(a2a.TaskStateCompleted)}
+			if !slices.Equal(kinds, want) {
+				t.Fatalf("stream events %v, want %v", kinds, want)
+			}
+			task, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
+			if err != nil || task.Status.State != a2a.TaskStateCompleted || len(task.Artifacts) != 3 {
+				t.Fatalf("get: %+v, %v", task, err)
+			}
+			if _, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: "no-such-task"}); !errors.Is(err, a2a.ErrTaskNotFound) {
+				t.Fatalf("get of an unknown task: %v, want TaskNotFound", err)
+			}
+			resubscribeAndCancel(ctx, t, c)
+		})
+	}
+
+	t.Run("REST 0.3", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, e.agentURL()+"/v1/message:send", strings.NewReader(
+			`{"message":{"messageId":"m1","role":"ROLE_USER","content":[{"text":"rest03"}]},"configuration":{"blocking":true}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var sent struct {
+			Message struct {
+				Content []struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"message"`
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &sent) != nil || len(sent.Message.Content) != 1 || sent.Message.Content[0].Text != "echo: rest03" {
+			t.Fatalf("0.3 REST send: %d %s", resp.StatusCode, body)
+		}
+	})
+
+	for _, v := range exec.seenVersions() {
+		if v != "1.0" {
+			t.Fatalf("the agent got A2A-Version %q, want 1.0 on every call", v)
+		}
+	}
+	auths := exec.seenAuth()
+	if len(auths) == 0 {
+		t.Fatal("the agent recorded no call")
+	}
+	for _, a := range auths {
+		if !strings.HasPrefix(a, "Bearer exchanged:"+testCallee+":") {
+			t.Fatalf("the agent received %q, want only tokens exchanged for it", a)
+		}
+	}
+	if n := testutil.ToFloat64(e.router.metrics.translated.WithLabelValues("0.3", "1.0")); n == 0 {
+		t.Error("the 0.3 client's calls were not counted as translated")
+	}
+}
+
+// TestMCP_RESTOnlyAgent: the MCP facade calls an agent that serves 1.0 REST alone, streaming,
+// with its events as progress.
+func TestMCP_RESTOnlyAgent(t *testing.T) {
+	peer, exec := newA2ARESTPeer(t)
+	e := newTestEnvWith(t, peer, exec, restOnlyCard)
+	opted := *e.registry.Lookup("team1", "agent1")
+	opted.ExposeAsTool = true
+	e.registry.SetService(opted)
+	session := mcpSession(t, e, e.issuer.token(t))
+	res, err := session.CallTool(context.Background(), &mcp.CallToolParams{Name: "agent1", Arguments: map[string]any{"text": "from MCP"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.IsError || len(res.Content) != 1 || res.Content[0].(*mcp.TextContent).Text != "echo: from MCP" {
+		t.Fatalf("result = %+v", res)
+	}
+}
+
+// TestA2A_RESTOnlyAgentFailures: through the REST hop, an agent that is down is the router's
+// "agent unavailable" (counted as the agent failing), as for any agent, not a2a-go's internal
+// error; an answer past the body limit is InvalidAgentResponse; an A2A error keeps its type.
+func TestA2A_RESTOnlyAgentFailures(t *testing.T) {
+	t.Run("down", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := &httptest.Server{URL: "http://" + l.Addr().String()}
+		l.Close()
+		e := newTestEnvWith(t, down, &echoExecutor{}, restOnlyCard)
+		for _, body := range []string{
+			`{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`,
+			`{"jsonrpc":"2.0","id":7,"method":"message/send","params":{"message":{"kind":"message","messageId":"m","role":"user","parts":[{"kind":"text","text":"hi"}]}}}`,
+		} {
+			status, answer := rpc(t, e, "Bearer "+e.issuer.token(t), body)
+			errObj, _ := answer["error"].(map[string]any)
+			if status != http.StatusOK || errObj == nil || errObj["code"] != float64(codeUnavailable) || answer["id"] != float64(7) {
+				t.Fatalf("%s: %d %v, want error %d with id 7", body, status, answer, codeUnavailable)
+			}
+		}
+		if n := testutil.ToFloat64(e.router.metrics.upstreamErrors.WithLabelValues("team1/agent1")); n != 2 {
+			t.Fatalf("%v upstream errors counted, want 2", n)
+		}
+	})
+	t.Run("answer too large", func(t *testing.T) {
+		big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"message":{"messageId":"x","role":"ROLE_AGENT","parts":[{"text":"`+strings.Repeat("a", 5<<20)+`"}]}}`)
+		}))
+		t.Cleanup(big.Close)
+		e := newTestEnvWith(t, big, &echoExecutor{}, restOnlyCard)
+		status, answer := rpc(t, e, "Bearer "+e.issuer.token(t),
+			`{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`)
+		errObj, _ := answer["error"].(map[string]any)
+		if status != http.StatusOK || errObj == nil || errObj["code"] != float64(-32006) {
+			t.Fatalf("%d, error %v, want InvalidAgentResponse (-32006)", status, errObj)
+		}
+	})
+}
