@@ -134,12 +134,15 @@ func setA2AInterfaces(c *a2aCard, in Input, url string) {
 	if len(versions) == 0 {
 		versions = DefaultA2AVersions
 	}
-	bindings := []string{bindingJSONRPC}
+	var bindings []string // the preferred first
+	if !in.NoJSONRPC {
+		bindings = append(bindings, bindingJSONRPC)
+	}
 	if in.A2AREST {
 		bindings = append(bindings, bindingREST)
 	}
 	if slices.Contains(versions, "0.3") {
-		c.ProtocolVersion, c.URL, c.PreferredTransport = "0.3.0", url, bindingJSONRPC
+		c.ProtocolVersion, c.URL, c.PreferredTransport = "0.3.0", url, bindings[0]
 		for _, b := range bindings[1:] {
 			c.AdditionalInterfaces = append(c.AdditionalInterfaces, a2aInterfaceV03{URL: url, Transport: b})
 		}

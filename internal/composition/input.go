@@ -63,9 +63,11 @@ type Input struct {
 	InputModes  []string `json:"input_modes,omitempty"`
 	OutputModes []string `json:"output_modes,omitempty"`
 	// A2AVersions are the A2A versions the agent speaks (DefaultA2AVersions when empty), and
-	// A2AREST whether it also serves the HTTP+JSON binding; both go into its card.
+	// A2AREST whether it serves the HTTP+JSON binding, NoJSONRPC whether it does not serve
+	// JSON-RPC (it does by default); all go into its card.
 	A2AVersions []string `json:"a2a_versions,omitempty"`
 	A2AREST     bool     `json:"a2a_rest,omitempty"`
+	NoJSONRPC   bool     `json:"no_jsonrpc,omitempty"`
 
 	// Replicas is ignored when Autoscaling is set (the HPA owns the count).
 	Replicas    int64        `json:"replicas,omitempty"`

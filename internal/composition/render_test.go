@@ -282,6 +282,15 @@ func TestValidate(t *testing.T) {
 			},
 			want: []string{`skills[1].id: Duplicate value: "a"`},
 		},
+		"an A2A agent serves some binding": {
+			reason: "a card with no interface leaves clients nothing to call",
+			change: func(in *composition.Input) { in.NoJSONRPC = true },
+			want:   []string{"a2a_jsonrpc: Invalid value: false: an A2A agent serves at least one binding: set a2a_rest = true"},
+		},
+		"REST alone is a binding": {
+			reason: "an agent that serves only HTTP+JSON is valid",
+			change: func(in *composition.Input) { in.NoJSONRPC, in.A2AREST = true, true },
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -87,6 +87,10 @@ func Validate(in Input) field.ErrorList {
 			errs = append(errs, field.NotSupported(field.NewPath("a2a_versions").Index(i), v, A2AVersions))
 		}
 	}
+	if in.NoJSONRPC && !in.A2AREST && in.Protocol != "acp" {
+		errs = append(errs, field.Invalid(field.NewPath("a2a_jsonrpc"), false,
+			"an A2A agent serves at least one binding: set a2a_rest = true for an agent that serves only HTTP+JSON (REST), or leave a2a_jsonrpc true"))
+	}
 	seen := map[string]bool{}
 	for i, s := range in.Skills {
 		p := field.NewPath("skills").Index(i)

@@ -55,6 +55,7 @@ type agentResourceModel struct {
 	OutputModes  types.List   `tfsdk:"output_modes"`
 	A2AVersions  types.List   `tfsdk:"a2a_versions"`
 	A2AREST      types.Bool   `tfsdk:"a2a_rest"`
+	A2AJSONRPC   types.Bool   `tfsdk:"a2a_jsonrpc"`
 }
 
 type skillModel struct {
@@ -141,11 +142,17 @@ func (r *agentResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 			listvalidator.ValueStringsAre(stringvalidator.OneOf(composition.A2AVersions...))},
 	}
 	attrs["a2a_rest"] = rschema.BoolAttribute{
-		MarkdownDescription: "Whether the agent also serves A2A's HTTP+JSON (REST) binding at its URL, in each of `a2a_versions` " +
-			"(0.3: `/v1/message:send`, ...; 1.0: `/message:send`, ...). The router's card then lists REST for those versions and the " +
-			"router forwards REST calls as they are. Without it the router still offers 1.0 REST for the agent, translated into " +
-			"JSON-RPC; 0.3 REST is never translated. Default `false`.",
+		MarkdownDescription: "Whether the agent serves A2A's HTTP+JSON (REST) binding at its URL, in each of `a2a_versions` " +
+			"(0.3: `/v1/message:send`, ...; 1.0: `/message:send`, ...). The router forwards REST calls in those versions as they are. " +
+			"Without it the router still offers REST of both versions for the agent, translated into its JSON-RPC. Default `false`.",
 		Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+	}
+	attrs["a2a_jsonrpc"] = rschema.BoolAttribute{
+		MarkdownDescription: "Whether the agent serves A2A's JSON-RPC binding at its URL. Set `false`, with `a2a_rest = true`, for an " +
+			"agent that serves only HTTP+JSON: when `a2a_versions` has `1.0`, the router calls it over its 1.0 REST for every client " +
+			"(JSON-RPC of both versions, 0.3 REST, the MCP facade), through the A2A project's own Go SDK; an agent that serves 0.3 " +
+			"REST alone is reachable only by 0.3 REST clients. Default `true`.",
+		Optional: true, Computed: true, Default: booldefault.StaticBool(true),
 	}
 	attrs["skills"] = rschema.ListNestedAttribute{
 		MarkdownDescription: "Skills published in the agent card.",
@@ -227,8 +234,8 @@ func (m *agentResourceModel) input(ctx context.Context) (composition.Input, bool
 	}
 	in.Framework, in.Protocol, in.Version = str(m.Framework), str(m.Protocol), str(m.Version)
 	in.ExposeAsTool = m.ExposeAsTool.ValueBool()
-	if m.Streaming.IsUnknown() || m.A2AREST.IsUnknown() {
-		known = false // both go into the card
+	if m.Streaming.IsUnknown() || m.A2AREST.IsUnknown() || m.A2AJSONRPC.IsUnknown() {
+		known = false // all go into the card
 	}
 	in.NoStreaming = !m.Streaming.IsNull() && !m.Streaming.IsUnknown() && !m.Streaming.ValueBool()
 	if !fullyKnown(ctx, m.InputModes) || !fullyKnown(ctx, m.OutputModes) {
@@ -250,6 +257,7 @@ func (m *agentResourceModel) input(ctx context.Context) (composition.Input, bool
 		}
 	}
 	in.A2AREST = m.A2AREST.ValueBool()
+	in.NoJSONRPC = !m.A2AJSONRPC.IsNull() && !m.A2AJSONRPC.IsUnknown() && !m.A2AJSONRPC.ValueBool()
 	if !fullyKnown(ctx, m.A2AVersions) {
 		known = false
 	} else if !m.A2AVersions.IsNull() {
@@ -339,6 +347,7 @@ func (m *agentResourceModel) fromInput(ctx context.Context, in composition.Input
 	m.A2AVersions, d = types.ListValueFrom(ctx, types.StringType, versions)
 	diags.Append(d...)
 	m.A2AREST = types.BoolValue(in.A2AREST)
+	m.A2AJSONRPC = types.BoolValue(!in.NoJSONRPC)
 	m.Skills = types.ListNull(types.ObjectType{AttrTypes: skillAttrTypes})
 	if len(in.Skills) > 0 {
 		var skills []skillModel

@@ -67,13 +67,13 @@ func a2aJSDir(t *testing.T, dir string) string {
 	return abs
 }
 
-// startA2AJSServer runs an SDK version's echo agent on a loopback port until the test ends and
-// returns its base URL (JSON-RPC at it, REST under it).
-func startA2AJSServer(t *testing.T, dir string) string {
+// startA2AJSServer runs an SDK version's echo agent on a loopback port, with the environment
+// given, until the test ends and returns its base URL (JSON-RPC at it, REST under it).
+func startA2AJSServer(t *testing.T, dir string, env ...string) string {
 	t.Helper()
 	cmd := exec.Command("node", "server.mjs")
 	cmd.Dir = a2aJSDir(t, dir)
-	cmd.Env = append(os.Environ(), "PORT=0")
+	cmd.Env = append(append(os.Environ(), "PORT=0"), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -148,8 +148,10 @@ func runA2AJSClient(ctx context.Context, t *testing.T, dir, mode string, env ...
 // stream (every event, in order), get, resubscribe and cancel, over JSON-RPC in all four
 // client/agent pairs and over REST in all four (the router translates the mixed ones: a 1.x
 // client's REST calls to a 0.3 agent become 0.3 JSON-RPC calls, a 0.3 client's REST calls to a
-// 1.x agent 1.0 JSON-RPC calls). The router's errors reach both clients as JSON-RPC errors with
-// the router's codes, never as an A2A error they are not.
+// 1.x agent 1.0 JSON-RPC calls). A third agent, of the 1.x line, serves REST alone
+// (a2a_jsonrpc = false): every client reaches it over both transports, the router calling it
+// over its REST. The router's errors reach both clients as JSON-RPC errors with the router's
+// codes, never as an A2A error they are not.
 func TestAccRouter_A2AJSSDK(t *testing.T) {
 	client := testAccKube(t)
 	env := newIdentityTestEnv(t)
@@ -157,6 +159,7 @@ func TestAccRouter_A2AJSSDK(t *testing.T) {
 	for _, v := range a2aJSVersions {
 		agents[v.dir] = startA2AJSServer(t, v.dir)
 	}
+	agents["v1-rest"] = startA2AJSServer(t, "v1", "REST_ONLY=1")
 	mcp := startMCPPythonTool(t)
 	for _, cli := range testAccCLIs {
 		t.Run(cli.name, func(t *testing.T) {
@@ -257,6 +260,19 @@ resource "kagenti_agent" "js_v1" {
   identity       = { keycloak_client = { allowed_callers = local.callers } }
 }
 
+# The 1.x SDK's agent serving REST alone.
+resource "kagenti_agent" "js_v1_rest" {
+  name           = "js-v1-rest"
+  namespace      = %[1]q
+  framework      = "custom"
+  endpoint       = %[6]q
+  a2a_versions   = ["1.0"]
+  a2a_rest       = true
+  a2a_jsonrpc    = false
+  expose_as_tool = true
+  identity       = { keycloak_client = { allowed_callers = local.callers } }
+}
+
 # An agent nobody serves.
 resource "kagenti_agent" "down" {
   name      = "down"
@@ -276,7 +292,7 @@ resource "kagenti_tool" "weather" {
   endpoint  = %[5]q
   identity  = { keycloak_client = { allowed_callers = local.callers } }
 }
-`, ns, agents["v03"], agents["v1"], downURL, mcp.toolURL)
+`, ns, agents["v03"], agents["v1"], downURL, mcp.toolURL, agents["v1-rest"])
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -286,7 +302,7 @@ resource "kagenti_tool" "weather" {
 			Check: func(*terraform.State) error {
 				ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 				defer cancel()
-				stop := startRouter(ctx, t, client, env, ns, l, routerURL, routerID, "js-v03", "js-v1", "down")
+				stop := startRouter(ctx, t, client, env, ns, l, routerURL, routerID, "js-v03", "js-v1", "js-v1-rest", "down")
 				defer stop()
 				token, err := env.clientTokenWithScope(ctx, uiID, keycloak.AudienceScopeName(routerID))
 				if err != nil {
@@ -295,13 +311,15 @@ resource "kagenti_tool" "weather" {
 				cardURL := func(agent string) string {
 					return routerURL + "/a2a/" + ns + "/" + agent + "/.well-known/agent-card.json"
 				}
+				// The agents every client calls: each SDK line's, and the 1.x one serving REST alone.
+				targets := []struct{ name, dir, version string }{{"js-v03", "v03", "0.3"}, {"js-v1", "v1", "1.0"}, {"js-v1-rest", "v1-rest", "1.0"}}
 				for _, c := range a2aJSVersions {
-					for _, a := range a2aJSVersions {
+					for _, a := range targets {
 						// REST: forwarded in the agent's own version, and translated into the
-						// agent's JSON-RPC in the other.
+						// agent's JSON-RPC in the other (or, for js-v1-rest, into its 1.0 REST).
 						for _, transport := range []string{"JSONRPC", "HTTP+JSON"} {
-							what := fmt.Sprintf("client %s → agent %s over %s", c.version, a.version, transport)
-							lines, err := runA2AJSClient(ctx, t, c.dir, "flow", "CARD_URL="+cardURL("js-"+a.dir), "TOKEN="+token, "TRANSPORT="+transport)
+							what := fmt.Sprintf("client %s → agent %s over %s", c.version, a.name, transport)
+							lines, err := runA2AJSClient(ctx, t, c.dir, "flow", "CARD_URL="+cardURL(a.name), "TOKEN="+token, "TRANSPORT="+transport)
 							if err != nil {
 								return fmt.Errorf("%s: %w", what, err)
 							}
@@ -313,21 +331,21 @@ resource "kagenti_tool" "weather" {
 				}
 				// Every call reached each agent with a token exchanged for it, never the caller's,
 				// and a 1.0 agent always with the A2A-Version header it needs.
-				for _, a := range a2aJSVersions {
+				for _, a := range targets {
 					seen, err := seenByA2AJS(agents[a.dir])
 					if err != nil {
 						return err
 					}
 					if len(seen.Authorization) == 0 {
-						return fmt.Errorf("the %s agent was never called", a.version)
+						return fmt.Errorf("agent %s was never called", a.name)
 					}
 					for _, auth := range seen.Authorization {
 						if auth == "" || auth == "Bearer "+token {
-							return fmt.Errorf("the %s agent received %q: it must get a token exchanged for it", a.version, auth)
+							return fmt.Errorf("agent %s received %q: it must get a token exchanged for it", a.name, auth)
 						}
 					}
 					if a.version == "1.0" && slices.ContainsFunc(seen.A2AVersion, func(v string) bool { return v != "1.0" }) {
-						return fmt.Errorf("the 1.0 agent got A2A-Version headers %v", seen.A2AVersion)
+						return fmt.Errorf("agent %s got A2A-Version headers %v", a.name, seen.A2AVersion)
 					}
 				}
 				// The router's own errors: its codes, as JSON-RPC errors both SDKs read.
@@ -350,17 +368,17 @@ resource "kagenti_tool" "weather" {
 						}
 					}
 				}
-				// MCP through the router with the official Python SDK: both agents as tools at
-				// /mcp/{namespace}, each spoken to in its own A2A version, their stream's events as
-				// progress; and a Python MCP tool server at /tools/{namespace}/{name}, its progress
-				// relayed, with a token exchanged for it.
-				for _, a := range a2aJSVersions {
-					res, err := mcp.call(ctx, routerURL+"/mcp/"+ns, token, "js-"+a.dir, map[string]any{"text": "via MCP"})
+				// MCP through the router with the official Python SDK: the agents as tools at
+				// /mcp/{namespace}, each spoken to in its own A2A version (and binding), their
+				// stream's events as progress; and a Python MCP tool server at
+				// /tools/{namespace}/{name}, its progress relayed, with a token exchanged for it.
+				for _, a := range targets {
+					res, err := mcp.call(ctx, routerURL+"/mcp/"+ns, token, a.name, map[string]any{"text": "via MCP"})
 					if err != nil {
-						return fmt.Errorf("MCP call of the %s agent: %w", a.version, err)
+						return fmt.Errorf("MCP call of agent %s: %w", a.name, err)
 					}
-					if res.IsError || !strings.Contains(res.Text, "echo: via MCP") || len(res.Progress) == 0 || !slices.Contains(res.Tools, "js-"+a.dir) {
-						return fmt.Errorf("MCP call of the %s agent: %+v", a.version, res)
+					if res.IsError || !strings.Contains(res.Text, "echo: via MCP") || len(res.Progress) == 0 || !slices.Contains(res.Tools, a.name) {
+						return fmt.Errorf("MCP call of agent %s: %+v", a.name, res)
 					}
 				}
 				res, err := mcp.call(ctx, routerURL+"/tools/"+ns+"/weather", token, "forecast", map[string]any{"city": "Brno"})

@@ -105,7 +105,7 @@ export async function runClient(sdk) {
 // GET /agent/_seen: the Authorization and A2A-Version headers of every JSON-RPC/REST call. It
 // listens first, so that the card can name the real port, and prints "LISTENING <port>" once
 // everything is mounted. agent(url) → {requestHandler, agentCardHandler, jsonRpcHandler,
-// restHandler, userBuilder}, all of the peer's SDK.
+// restHandler, userBuilder}, all of the peer's SDK; a null jsonRpcHandler serves REST alone.
 export async function serveAgent(express, agent) {
   const app = express();
   const server = http.createServer(app);
@@ -122,6 +122,6 @@ export async function serveAgent(express, agent) {
   });
   // REST before JSON-RPC: requests the REST router does not match fall through to POST /agent.
   app.use('/agent', restHandler({ requestHandler, userBuilder }));
-  app.use('/agent', jsonRpcHandler({ requestHandler, userBuilder }));
+  if (jsonRpcHandler) app.use('/agent', jsonRpcHandler({ requestHandler, userBuilder }));
   console.log(`LISTENING ${port}`);
 }

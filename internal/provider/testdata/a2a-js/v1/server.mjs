@@ -1,5 +1,6 @@
 // A2A v1.0 echo agent built with @a2a-js/sdk 1.3.0 (speaks only v1.0: legacyCompat is off).
 // Usage: PORT=0 node server.mjs   -> prints "LISTENING <port>" once listening on 127.0.0.1.
+// With REST_ONLY=1 it serves, and its card names, the REST binding alone (no JSON-RPC).
 //   POST /agent                               JSON-RPC
 //   /agent/message:send, /agent/tasks/...     REST (HTTP+JSON binding, no /v1 prefix in 1.x)
 //   GET  /agent/.well-known/agent-card.json   agent card
@@ -10,6 +11,7 @@ import { AgentEvent, DefaultRequestHandler, InMemoryTaskStore } from '@a2a-js/sd
 import { agentCardHandler, jsonRpcHandler, restHandler, UserBuilder } from '@a2a-js/sdk/server/express';
 import { serveAgent } from '../common.mjs';
 
+const restOnly = process.env.REST_ONLY === '1';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => new Date().toISOString();
 // In-memory objects use the proto-TS shapes: a Part's content is a {$case, value} oneof, enums are numbers.
@@ -62,7 +64,7 @@ const agentCard = (url) => ({
   description: 'Echoes text back (A2A v1.0)',
   version: '1.0.0',
   supportedInterfaces: [
-    { url, protocolBinding: 'JSONRPC', protocolVersion: '1.0', tenant: '' },
+    ...(restOnly ? [] : [{ url, protocolBinding: 'JSONRPC', protocolVersion: '1.0', tenant: '' }]),
     { url, protocolBinding: 'HTTP+JSON', protocolVersion: '1.0', tenant: '' },
   ],
   capabilities: { streaming: true, pushNotifications: false, extensions: [] },
@@ -79,5 +81,5 @@ const agentCard = (url) => ({
 
 await serveAgent(express, (url) => ({
   requestHandler: new DefaultRequestHandler(agentCard(url), new InMemoryTaskStore(), new EchoExecutor()),
-  agentCardHandler, jsonRpcHandler, restHandler, userBuilder: UserBuilder.noAuthentication,
+  agentCardHandler, jsonRpcHandler: restOnly ? null : jsonRpcHandler, restHandler, userBuilder: UserBuilder.noAuthentication,
 }));
