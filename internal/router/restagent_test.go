@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 
@@ -72,26 +71,10 @@ func TestA2A_RESTOnlyAgent(t *testing.T) {
 	for name, newClient := range clients {
 		t.Run(name, func(t *testing.T) {
 			c := newClient()
-			res, err := c.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("hello"))})
-			if err != nil {
-				t.Fatalf("send: %v", err)
-			}
-			if got := textOf(t, res); got != "echo: hello" {
-				t.Fatalf("send: reply %q", got)
-			}
-			kinds, taskID := streamEvents(ctx, t, c, "stream:3")
-			want := []string{"task", "artifact:chunk-0", "artifact:chunk-1", "artifact:chunk-2", "status:" + string(a2a.TaskStateCompleted)}
-			if !slices.Equal(kinds, want) {
-				t.Fatalf("stream events %v, want %v", kinds, want)
-			}
-			task, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
-			if err != nil || task.Status.State != a2a.TaskStateCompleted || len(task.Artifacts) != 3 {
-				t.Fatalf("get: %+v, %v", task, err)
-			}
+			echoFlow(ctx, t, c)
 			if _, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: "no-such-task"}); !errors.Is(err, a2a.ErrTaskNotFound) {
 				t.Fatalf("get of an unknown task: %v, want TaskNotFound", err)
 			}
-			resubscribeAndCancel(ctx, t, c)
 		})
 	}
 

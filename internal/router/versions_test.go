@@ -62,26 +62,7 @@ func TestA2A_VersionPairs(t *testing.T) {
 				e := newTestEnvOf(t, agent)
 				c := clientOf(t, e, client)
 				ctx := bearer(context.Background(), e.issuer.token(t))
-
-				res, err := c.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("hello"))})
-				if err != nil {
-					t.Fatalf("send: %v", err)
-				}
-				if got := textOf(t, res); got != "echo: hello" {
-					t.Fatalf("send: reply %q", got)
-				}
-
-				kinds, taskID := streamEvents(ctx, t, c, "stream:3")
-				want := []string{"task", "artifact:chunk-0", "artifact:chunk-1", "artifact:chunk-2", "status:" + string(a2a.TaskStateCompleted)}
-				if !slices.Equal(kinds, want) {
-					t.Fatalf("stream events %v, want %v", kinds, want)
-				}
-				task, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
-				if err != nil || task.Status.State != a2a.TaskStateCompleted || len(task.Artifacts) != 3 {
-					t.Fatalf("get: %+v, %v", task, err)
-				}
-
-				resubscribeAndCancel(ctx, t, c)
+				echoFlow(ctx, t, c)
 
 				wantHeader := ""
 				if agent == a2aversion.V10 {
@@ -99,6 +80,29 @@ func TestA2A_VersionPairs(t *testing.T) {
 			})
 		}
 	}
+}
+
+// echoFlow runs the calls every client makes of the echo agent through the router: send,
+// stream (every event, in order), get, resubscribe and cancel.
+func echoFlow(ctx context.Context, t *testing.T, c *a2aclient.Client) {
+	t.Helper()
+	res, err := c.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("hello"))})
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if got := textOf(t, res); got != "echo: hello" {
+		t.Fatalf("send: reply %q", got)
+	}
+	kinds, taskID := streamEvents(ctx, t, c, "stream:3")
+	want := []string{"task", "artifact:chunk-0", "artifact:chunk-1", "artifact:chunk-2", "status:" + string(a2a.TaskStateCompleted)}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("stream events %v, want %v", kinds, want)
+	}
+	task, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
+	if err != nil || task.Status.State != a2a.TaskStateCompleted || len(task.Artifacts) != 3 {
+		t.Fatalf("get: %+v, %v", task, err)
+	}
+	resubscribeAndCancel(ctx, t, c)
 }
 
 // streamEvents streams text to the echo agent through c and names every event, in order
