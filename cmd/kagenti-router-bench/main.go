@@ -45,7 +45,7 @@ func main() {
 	rate := flag.Int("rate", 1000, "requests/s for the latency runs")
 	streams := flag.Int("streams", 1000, "open streams for the memory run")
 	rounds := flag.Int("rounds", 7, "requests/s rounds; in each the targets run one after the other")
-	profile := flag.String("profile", "", "write the router's CPU profile of an extra requests/s run (not counted) and its heap profile with the streams open to <prefix>.cpu and <prefix>.heap")
+	profile := flag.String("profile", "", "write the router's CPU profile of an extra requests/s run (not counted), and its heap profile and goroutines with the streams open, to <prefix>.cpu, <prefix>.heap and <prefix>.goroutines")
 	routerArgs := flag.String("router-args", "", "more flags for kagenti-router, space-separated (e.g. -log-level=debug)")
 	routerEnv := flag.String("router-env", "", "more environment for kagenti-router only, space-separated (e.g. GOGC=200)")
 	flag.Parse()
@@ -385,6 +385,16 @@ http://%[1]s {
 	if err != nil {
 		return err
 	}
+	// Caddy, Go's net/http reverse proxy, holding the same streams: what the stack costs a proxy
+	// that does nothing else.
+	caddyIdle, err := rss(caddy.Process.Pid)
+	if err != nil {
+		return err
+	}
+	caddyStreaming, err := openStreams("http://"+caddyAddr+"/a2a/bench/agent", "Bearer "+token, streams, caddy.Process.Pid, "", "")
+	if err != nil {
+		return fmt.Errorf("caddy: %w", err)
+	}
 	unauthenticated, err := slowBodies(routerAddr, "", 50, router.Process.Pid)
 	if err != nil {
 		return err
@@ -429,6 +439,7 @@ http://%[1]s {
 	fmt.Printf("\nrouter / nginx requests/s: %.2f (median of the rounds' ratios; of the medians above: %.2f)\n", vsNginx, k.rps/n.rps)
 	fmt.Printf("router / caddy requests/s: %.2f (median of the rounds' ratios; of the medians above: %.2f)\n", vsCaddy, k.rps/c.rps)
 	fmt.Printf("kagenti-router RSS after the runs above: %s\nkagenti-router RSS with %d open streams: %s\n", idle, streams, streaming)
+	fmt.Printf("caddy RSS after the runs above: %s\ncaddy RSS with %d open streams: %s\n", caddyIdle, streams, caddyStreaming)
 	fmt.Printf("kagenti-router RSS added per connection holding all but the last byte of a 4 MiB body (50 connections): unauthenticated JSON-RPC %.0f KiB, authenticated JSON-RPC %.0f KiB\n", unauthenticated, authenticated)
 	return nil
 }
@@ -566,11 +577,16 @@ func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (me
 	}
 	time.Sleep(500 * time.Millisecond)
 	if heapProfile != "" {
-		if err := saveProfile(debugURL+"/debug/pprof/heap", heapProfile); err != nil {
+		// After a collection (gc=1): what the streams hold, not the garbage of the runs before.
+		if err := saveProfile(debugURL+"/debug/pprof/heap?gc=1", heapProfile); err != nil {
 			return memory{}, err
 		}
 		// The text form ends with the runtime's memory statistics (stacks, idle heap, ...).
 		if err := saveProfile(debugURL+"/debug/pprof/heap?debug=1", heapProfile+".txt"); err != nil {
+			return memory{}, err
+		}
+		// The goroutines a stream holds, and where each waits.
+		if err := saveProfile(debugURL+"/debug/pprof/goroutine?debug=1", strings.TrimSuffix(heapProfile, ".heap")+".goroutines"); err != nil {
 			return memory{}, err
 		}
 	}
