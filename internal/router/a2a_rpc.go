@@ -53,13 +53,22 @@ func (rt *Router) a2aJSONRPC(w http.ResponseWriter, r *http.Request) {
 	// speaks it, else translated into the agent's.
 	call := upstreamCall{route: route, body: body, stream: op.Streams(), idempotent: op.Idempotent(),
 		shape: shapeRPC, id: env.ID, version: route.A2A.jsonrpcVersion(clientVersion)}
-	if call.version != clientVersion {
+	// An agent called over its REST gets the call through a2a-go's JSON-RPC handler, which knows
+	// only the standard method names and writes the id back re-encoded (as a float64): the call
+	// is rewritten for it, and the client's own id put back, as for a translation.
+	if call.version != clientVersion || route.A2A.overREST {
 		call.translate = &translation{op: op, agent: call.version, client: clientVersion, id: env.ID}
-		if call.body, err = call.translate.request(env.ID, body); err != nil {
+		agentID := env.ID
+		if route.A2A.overREST {
+			agentID = json.RawMessage("1") // any id a2a-go reads: the client's comes back from the translation
+		}
+		if call.body, err = call.translate.request(agentID, body); err != nil {
 			fail(&httpError{http.StatusOK, codeInvalidParams, "invalid params for " + env.Method + ": " + err.Error()})
 			return
 		}
-		rt.metrics.translated.WithLabelValues(string(clientVersion), string(call.version)).Inc()
+		if call.version != clientVersion {
+			rt.metrics.translated.WithLabelValues(string(clientVersion), string(call.version)).Inc()
+		}
 	}
 	if op == a2aversion.ExtendedCard {
 		// The extended card names the agent's own URLs: it is answered, like the public card,

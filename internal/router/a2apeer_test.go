@@ -37,6 +37,12 @@ func (e *echoExecutor) recordVersion(v string) {
 	e.versions = append(e.versions, v)
 }
 
+func (e *echoExecutor) recordAuth(v string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.auths = append(e.auths, v)
+}
+
 func (e *echoExecutor) seenVersions() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -7,8 +7,8 @@ import (
 	"iter"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
+	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
@@ -28,16 +28,22 @@ type jsonrpcOverREST struct {
 	limit int64
 }
 
+// restStreamKeepAlive is how often a stream from such an agent carries an SSE comment while no
+// event comes: a2a-go's REST client drops the agent's own comments.
+const restStreamKeepAlive = 15 * time.Second
+
 func (t *jsonrpcOverREST) RoundTrip(r *http.Request) (*http.Response, error) {
 	agentURL := *r.URL
 	agentURL.RawQuery = ""
-	calls := &agentCalls{next: t.next, limit: t.limit}
+	w := newPipeResponseWriter()
+	// A stream's answer starts when the agent's does, not at its first event.
+	calls := &agentCalls{next: t.next, limit: t.limit, streaming: w.start}
 	client := &http.Client{Transport: calls, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	agent := &restAgent{rest: a2aclient.NewRESTTransport(&agentURL, client), params: serviceParams(r.Header)}
 	// What a2a-go's handler logs is its writes failing once the proxy has stopped reading (the
 	// agent down, the client gone), which the proxy reports itself.
 	r = r.WithContext(log.AttachLogger(r.Context(), slog.New(slog.DiscardHandler)))
-	return serveInProcess(r, a2asrv.NewJSONRPCHandler(agent), calls.failure)
+	return serveInProcess(r, a2asrv.NewJSONRPCHandler(agent, a2asrv.WithTransportKeepAlive(restStreamKeepAlive)), w, calls.failure)
 }
 
 // serviceParams are the headers of the call that go on to the agent with each REST call: the
@@ -47,7 +53,7 @@ func serviceParams(h http.Header) a2aclient.ServiceParams {
 	params := a2aclient.ServiceParams{}
 	for k, v := range h {
 		switch http.CanonicalHeaderKey(k) {
-		case "Content-Length", "Content-Type", "Accept", "Accept-Encoding", "Host":
+		case "Content-Length", "Content-Type", "Accept", "Accept-Encoding", "Host", "Te":
 			continue
 		}
 		params.Append(k, v...)
@@ -57,12 +63,14 @@ func serviceParams(h http.Header) a2aclient.ServiceParams {
 
 // agentCalls is the transport of the REST calls made for one JSON-RPC call. It keeps the first
 // failure of the agent's connection, which a2a-go would answer as an internal error: the proxy
-// reports it as the agent being down instead, as for any agent.
+// reports it as the agent being down instead, as for any agent. An answer that is not a stream
+// is bounded; a stream's start is reported (streaming).
 type agentCalls struct {
-	next  http.RoundTripper
-	limit int64
-	mu    sync.Mutex
-	err   error
+	next      http.RoundTripper
+	limit     int64
+	streaming func()
+	mu        sync.Mutex
+	err       error
 }
 
 func (c *agentCalls) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -75,8 +83,12 @@ func (c *agentCalls) RoundTrip(r *http.Request) (*http.Response, error) {
 		c.mu.Unlock()
 		return nil, err
 	}
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+	// What was asked, not what the agent says it sends, decides (a2a-go's client asks for a
+	// stream with Accept, and reads an answer whole otherwise).
+	if r.Header.Get("Accept") != "text/event-stream" {
 		resp.Body = &limitedBody{ReadCloser: resp.Body, limit: c.limit}
+	} else if resp.StatusCode == http.StatusOK {
+		c.streaming()
 	}
 	return resp, nil
 }
@@ -104,46 +116,56 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// serveInProcess runs handler for r and returns its answer as a response whose body streams
-// what the handler writes, as it writes it. The answer is handed over at the handler's first
-// write (or its end). If by then a call the handler made failed at the transport, that failure
-// is returned instead.
-func serveInProcess(r *http.Request, handler http.Handler, failure func() error) (*http.Response, error) {
-	pr, pw := io.Pipe()
-	w := &pipeResponseWriter{header: http.Header{}, body: pw, started: make(chan struct{})}
+// serveInProcess runs handler for r, writing to w, and returns its answer as a response whose
+// body streams what the handler writes, as it writes it. The answer is handed over when w
+// starts: at the handler's first write, at its end, or when w.start is called. If by then a call
+// the handler made failed at the transport, or the handler panicked, that failure is returned
+// instead.
+func serveInProcess(r *http.Request, handler http.Handler, w *pipeResponseWriter, failure func() error) (*http.Response, error) {
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
-				w.start()
-				pw.CloseWithError(fmt.Errorf("the REST bridge failed: %v", p))
+				w.fail(fmt.Errorf("the REST bridge failed: %v", p))
 				return
 			}
 			w.start() // an answer with no body
-			pw.Close()
+			w.body.Close()
 		}()
 		handler.ServeHTTP(w, r)
 	}()
 	<-w.started
-	if err := failure(); err != nil {
-		pr.CloseWithError(err) // the handler's pending write fails, and it returns
+	err := w.err
+	if err == nil {
+		err = failure()
+	}
+	if err != nil {
+		w.reader.CloseWithError(err) // the handler's pending write fails, and it returns
 		return nil, err
 	}
 	return &http.Response{
 		Status: fmt.Sprintf("%d %s", w.status, http.StatusText(w.status)), StatusCode: w.status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: w.sent, Body: pr, ContentLength: -1, Request: r,
+		Header: w.sent, Body: w.reader, ContentLength: -1, Request: r,
 	}, nil
 }
 
 // pipeResponseWriter is the http.ResponseWriter of serveInProcess: the status and headers are
-// taken at the first write, the body goes through a pipe (each write waits for the reader, so
-// an event is handed on when it is written, and nothing piles up).
+// taken when it starts, the body goes through a pipe (each write waits for the reader, so an
+// event is handed on when it is written, and nothing piles up).
 type pipeResponseWriter struct {
 	header, sent http.Header
 	status       int
+	reader       *io.PipeReader
 	body         *io.PipeWriter
 	once         sync.Once
 	started      chan struct{}
+	// err is a failure before the start (a panic), returned instead of an answer.
+	err error
+}
+
+func newPipeResponseWriter() *pipeResponseWriter {
+	pr, pw := io.Pipe()
+	return &pipeResponseWriter{header: http.Header{}, reader: pr, body: pw, started: make(chan struct{})}
 }
 
 func (w *pipeResponseWriter) Header() http.Header { return w.header }
@@ -162,6 +184,10 @@ func (w *pipeResponseWriter) Write(p []byte) (int, error) {
 // Flush is a no-op: every write reaches the reader as it is made.
 func (w *pipeResponseWriter) Flush() {}
 
+// start hands the answer over, once: what the handler has set of the status and headers by then
+// is what is sent. The handler sets them before it calls the agent (a2a-go's stream handler
+// writes its headers before its REST call starts), so start may run on the REST call's
+// goroutine.
 func (w *pipeResponseWriter) start() {
 	w.once.Do(func() {
 		if w.status == 0 {
@@ -170,6 +196,16 @@ func (w *pipeResponseWriter) start() {
 		w.sent = w.header.Clone()
 		close(w.started)
 	})
+}
+
+// fail ends the answer with err: returned instead of the answer when it has not started, and
+// as the body's error when it has.
+func (w *pipeResponseWriter) fail(err error) {
+	w.once.Do(func() {
+		w.err = err
+		close(w.started)
+	})
+	w.body.CloseWithError(err)
 }
 
 // restAgent is the a2asrv.RequestHandler that makes each call to the agent over its REST

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
@@ -33,6 +34,7 @@ func newA2ARESTPeer(t *testing.T) (*httptest.Server, *echoExecutor) {
 	rest := a2asrv.NewRESTHandler(a2asrv.NewHandler(exec))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		exec.recordVersion(r.Header.Get(a2aversion.Header))
+		exec.recordAuth(r.Header.Get("Authorization")) // every call, not only those that run the executor
 		rest.ServeHTTP(w, r)
 	}))
 	t.Cleanup(func() {
@@ -120,6 +122,53 @@ func TestA2A_RESTOnlyAgent(t *testing.T) {
 	}
 }
 
+// TestA2A_RESTOnlyAgentKeepsTheCall: through the REST hop a 1.0 client gets its own id back as it
+// wrote it (a2a-go reads ids as float64: 9007199254740993 would come back ...992), in an answer
+// and in every event of a stream, and the method names the router accepts beside the standard
+// ones reach the agent (a2a-go's handler knows only the standard ones).
+func TestA2A_RESTOnlyAgentKeepsTheCall(t *testing.T) {
+	peer, exec := newA2ARESTPeer(t)
+	e := newTestEnvWith(t, peer, exec, restOnlyCard)
+	token := e.issuer.token(t)
+	post := func(body string) string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, e.agentURL(), strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	const id = `9007199254740993`
+	answer := post(`{"jsonrpc":"2.0","id":` + id + `,"method":"GetTask","params":{"id":"no-such-task"}}`)
+	if !strings.Contains(answer, `"id":`+id) || rpcErrorCode(answer) != -32001 {
+		t.Fatalf("GetTask: %s, want TaskNotFound with id %s", answer, id)
+	}
+	stream := post(`{"jsonrpc":"2.0","id":` + id + `,"method":"SendStreamingMessage","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"stream:2"}]}}}`)
+	events := 0
+	for _, line := range strings.Split(stream, "\n") {
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			events++
+			if !strings.Contains(data, `"id":`+id) {
+				t.Fatalf("stream event %s does not carry id %s", data, id)
+			}
+		}
+	}
+	if events != 4 {
+		t.Fatalf("stream: %d events, want 4:\n%s", events, stream)
+	}
+	// The 1.0 alias of ListTaskPushNotificationConfigs: the agent answers it (with its own error
+	// for an unknown task), not a2a-go's handler with "method not found".
+	answer = post(`{"jsonrpc":"2.0","id":"p","method":"ListTaskPushNotificationConfig","params":{"taskId":"no-such-task"}}`)
+	if code := rpcErrorCode(answer); code == codeMethodNotFound || code == 0 || !strings.Contains(answer, `"id":"p"`) {
+		t.Fatalf("ListTaskPushNotificationConfig: %s, want the agent's answer", answer)
+	}
+}
+
 // TestMCP_RESTOnlyAgent: the MCP facade calls an agent that serves 1.0 REST alone, streaming,
 // with its events as progress.
 func TestMCP_RESTOnlyAgent(t *testing.T) {
@@ -150,18 +199,54 @@ func TestA2A_RESTOnlyAgentFailures(t *testing.T) {
 		down := &httptest.Server{URL: "http://" + l.Addr().String()}
 		l.Close()
 		e := newTestEnvWith(t, down, &echoExecutor{}, restOnlyCard)
-		for _, body := range []string{
+		bodies := []string{
 			`{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`,
 			`{"jsonrpc":"2.0","id":7,"method":"message/send","params":{"message":{"kind":"message","messageId":"m","role":"user","parts":[{"kind":"text","text":"hi"}]}}}`,
-		} {
+			`{"jsonrpc":"2.0","id":7,"method":"SendStreamingMessage","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`,
+		}
+		for _, body := range bodies {
 			status, answer := rpc(t, e, "Bearer "+e.issuer.token(t), body)
 			errObj, _ := answer["error"].(map[string]any)
 			if status != http.StatusOK || errObj == nil || errObj["code"] != float64(codeUnavailable) || answer["id"] != float64(7) {
 				t.Fatalf("%s: %d %v, want error %d with id 7", body, status, answer, codeUnavailable)
 			}
 		}
-		if n := testutil.ToFloat64(e.router.metrics.upstreamErrors.WithLabelValues("team1/agent1")); n != 2 {
-			t.Fatalf("%v upstream errors counted, want 2", n)
+		if n := testutil.ToFloat64(e.router.metrics.upstreamErrors.WithLabelValues("team1/agent1")); n != float64(len(bodies)) {
+			t.Fatalf("%v upstream errors counted, want %d", n, len(bodies))
+		}
+	})
+	t.Run("a stream starts with the agent's", func(t *testing.T) {
+		// The agent starts its stream and sends its first event a second later: the client has
+		// the answer's headers at once (a client's header timeout, an idle proxy, would not wait).
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(time.Second):
+			case <-r.Context().Done():
+				return
+			}
+			_, _ = io.WriteString(w, `data: {"message":{"messageId":"x","role":"ROLE_AGENT","parts":[{"text":"late"}]}}`+"\n\n")
+		}))
+		t.Cleanup(slow.Close)
+		e := newTestEnvWith(t, slow, &echoExecutor{}, restOnlyCard)
+		req, _ := http.NewRequest(http.MethodPost, e.agentURL(), strings.NewReader(
+			`{"jsonrpc":"2.0","id":1,"method":"SendStreamingMessage","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+e.issuer.token(t))
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if waited := time.Since(start); waited > 500*time.Millisecond || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			t.Fatalf("headers after %v (%v), want a stream's at once", waited, resp.Header)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), "late") {
+			t.Fatalf("stream: %s", body)
 		}
 	})
 	t.Run("answer too large", func(t *testing.T) {
