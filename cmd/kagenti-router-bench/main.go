@@ -40,7 +40,8 @@ const sendBody = `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"mes
 const streamBody = `{"jsonrpc":"2.0","id":1,"method":"message/stream","params":{"message":{"messageId":"m","role":"user","parts":[{"kind":"text","text":"hi"}]}}}`
 
 func main() {
-	duration := flag.Duration("duration", 10*time.Second, "length of each latency run")
+	duration := flag.Duration("duration", 5*time.Second, "length of each latency run")
+	latencyRounds := flag.Int("latency-rounds", 3, "latency rounds; in each the targets run one after the other, and the added latency is taken against the direct run of the same round")
 	roundLength := flag.Duration("round", 5*time.Second, "length of each requests/s round")
 	rate := flag.Int("rate", 1000, "requests/s for the latency runs")
 	streams := flag.Int("streams", 1000, "open streams for the memory run")
@@ -49,11 +50,11 @@ func main() {
 	routerArgs := flag.String("router-args", "", "more flags for kagenti-router, space-separated (e.g. -log-level=debug)")
 	routerEnv := flag.String("router-env", "", "more environment for kagenti-router only, space-separated (e.g. GOGC=200)")
 	flag.Parse()
-	if *rounds < 1 {
-		fmt.Fprintln(os.Stderr, "kagenti-router-bench: -rounds must be at least 1")
+	if *rounds < 1 || *latencyRounds < 1 {
+		fmt.Fprintln(os.Stderr, "kagenti-router-bench: -rounds and -latency-rounds must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*duration, *roundLength, *rate, *streams, *rounds, *profile, strings.Fields(*routerArgs), strings.Fields(*routerEnv)); err != nil {
+	if err := run(*duration, *roundLength, *rate, *streams, *rounds, *latencyRounds, *profile, strings.Fields(*routerArgs), strings.Fields(*routerEnv)); err != nil {
 		fmt.Fprintln(os.Stderr, "kagenti-router-bench:", err)
 		os.Exit(1)
 	}
@@ -151,7 +152,7 @@ func issuer() (baseURL, token string, err error) {
 	return "http://" + addr, token, err
 }
 
-func run(duration, roundLength time.Duration, rate, streams, rounds int, profile string, routerArgs, routerEnv []string) error {
+func run(duration, roundLength time.Duration, rate, streams, rounds, latencyRounds int, profile string, routerArgs, routerEnv []string) error {
 	if err := ensureTools(); err != nil {
 		return err
 	}
@@ -282,6 +283,9 @@ http://%[1]s {
 		idle               float64 // the machine's idle share during the run
 		p50, p99, first    time.Duration
 		p50first, p99first time.Duration
+		// added p50 and p99: the median over the latency rounds of the difference to the
+		// direct run of the same round.
+		added50, added99 time.Duration
 	}
 	rows := map[string]row{}
 	// Requests/s: the targets take turns, round after round, and each keeps its median round,
@@ -358,15 +362,36 @@ http://%[1]s {
 			return err
 		}
 	}
+	// Latency: rounds as for requests/s, the targets taking turns; a proxy's added latency is
+	// taken within each round, against the direct run seconds before or after it, and its
+	// median reported (a single run swung from 0.6 to 1.6 ms with the machine's other load).
+	p50s, p99s, added50s, added99s := map[string][]time.Duration{}, map[string][]time.Duration{}, map[string][]time.Duration{}, map[string][]time.Duration{}
+	for round := range latencyRounds {
+		order := []target{targets[0]}
+		for i := range 3 {
+			order = append(order, targets[1+(i+round)%3])
+		}
+		got50, got99 := map[string]time.Duration{}, map[string]time.Duration{}
+		for _, t := range order {
+			p50, p99, err := openLoop(t.url, t.auth, rate, duration)
+			if err != nil {
+				return fmt.Errorf("%s latency: %w", t.name, err)
+			}
+			got50[t.name], got99[t.name] = p50, p99
+			p50s[t.name], p99s[t.name] = append(p50s[t.name], p50), append(p99s[t.name], p99)
+		}
+		for _, t := range targets {
+			added50s[t.name] = append(added50s[t.name], got50[t.name]-got50["direct"])
+			added99s[t.name] = append(added99s[t.name], got99[t.name]-got99["direct"])
+		}
+	}
 	for _, t := range targets {
 		rs := samples[t.name]
 		sort.Slice(rs, func(i, j int) bool { return rs[i].rps < rs[j].rps })
 		r := rs[len(rs)/2]
+		r.p50, r.p99 = medianDuration(p50s[t.name]), medianDuration(p99s[t.name])
+		r.added50, r.added99 = medianDuration(added50s[t.name]), medianDuration(added99s[t.name])
 		var err error
-		r.p50, r.p99, err = openLoop(t.url, t.auth, rate, duration)
-		if err != nil {
-			return fmt.Errorf("%s latency: %w", t.name, err)
-		}
 		r.p50first, r.p99first, err = firstEvent(t.url, t.auth, 200)
 		if err != nil {
 			return fmt.Errorf("%s first event: %w", t.name, err)
@@ -404,7 +429,7 @@ http://%[1]s {
 		return err
 	}
 	d, n, c, k := rows["direct"], rows["nginx"], rows["caddy"], rows["kagenti-router"]
-	fmt.Printf("\nkagenti-router-bench: backend on loopback; wrk -t2 -c64 -d%s for requests/s (median of %d rounds taken in turns); open loop at %d req/s for %s for latency; 200 streams for first event\n\n", roundLength, rounds, rate, duration)
+	fmt.Printf("\nkagenti-router-bench: backend on loopback; wrk -t2 -c64 -d%s for requests/s (median of %d rounds taken in turns); open loop at %d req/s for %s for latency (medians of %d rounds taken in turns); 200 streams for first event\n\n", roundLength, rounds, rate, duration, latencyRounds)
 	fmt.Println("| path | requests/s | proxy CPU / request | machine idle | p50 message/send | p99 message/send | added p50 | added p99 | first event p50 | first event p99 |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, x := range []struct {
@@ -415,9 +440,16 @@ http://%[1]s {
 		if x.r.cpuPerRequest > 0 {
 			cpu = fmt.Sprintf("%.1f µs", float64(x.r.cpuPerRequest.Nanoseconds())/1000)
 		}
-		fmt.Printf("| %s | %.0f | %s | %.0f%% | %s | %s | %s | %s | %s | %s |\n", x.name, x.r.rps, cpu, 100*x.r.idle, ms(x.r.p50), ms(x.r.p99), ms(x.r.p50-d.p50), ms(x.r.p99-d.p99), ms(x.r.p50first), ms(x.r.p99first))
+		fmt.Printf("| %s | %.0f | %s | %.0f%% | %s | %s | %s | %s | %s | %s |\n", x.name, x.r.rps, cpu, 100*x.r.idle, ms(x.r.p50), ms(x.r.p99), ms(x.r.added50), ms(x.r.added99), ms(x.r.p50first), ms(x.r.p99first))
 	}
 	fmt.Println()
+	for _, t := range targets[1:] {
+		var each []string
+		for _, a := range added99s[t.name] {
+			each = append(each, ms(a))
+		}
+		fmt.Printf("%s added p99 by latency round, in order: %s\n", t.name, strings.Join(each, ", "))
+	}
 	for _, t := range targets {
 		var each []string
 		for _, r := range samples[t.name] {
@@ -445,6 +477,13 @@ http://%[1]s {
 }
 
 var requestsPerSecond = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+
+// medianDuration is the median of ds (the upper one of an even count).
+func medianDuration(ds []time.Duration) time.Duration {
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	return sorted[len(sorted)/2]
+}
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Microseconds())/1000) }
 
