@@ -124,8 +124,34 @@ func seenByA2AJS(base string) (a2aJSSeen, error) {
 // runA2AJSClient runs an SDK version's client in a mode ("flow" or "call") and returns the JSON
 // lines it printed.
 func runA2AJSClient(ctx context.Context, t *testing.T, dir, mode string, env ...string) ([]map[string]any, error) {
-	cmd := exec.CommandContext(ctx, "node", "client.mjs", mode)
-	cmd.Dir = a2aJSDir(t, dir)
+	return runClientScript(ctx, a2aJSDir(t, dir), []string{"node", "client.mjs", mode}, env...)
+}
+
+// The official Python A2A SDK (a2a-sdk from PyPI, its 0.3 and 1.x lines, built into the tool
+// cache): testdata/a2a-python/<dir>/client.py is its client, with the JS clients' modes and
+// output.
+var a2aPythonVersions = []struct {
+	dir, version string
+	tool         testenv.Tool
+}{{"v03", "0.3", testenv.A2APython03()}, {"v1", "1.0", testenv.A2APython1()}}
+
+// runA2APythonClient runs a Python SDK line's client in a mode, as runA2AJSClient.
+func runA2APythonClient(ctx context.Context, t *testing.T, dir string, tool testenv.Tool, mode string, env ...string) ([]map[string]any, error) {
+	builder := &testenv.Builder{CacheDir: testenv.DefaultCacheDir(), Log: os.Stderr}
+	if err := builder.Ensure(ctx, tool); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(filepath.Join("testdata", "a2a-python", dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runClientScript(ctx, abs, []string{builder.Path(tool, "venv/bin/python"), "client.py", mode}, env...)
+}
+
+// runClientScript runs an SDK client (argv, in dir) and returns the JSON lines it printed.
+func runClientScript(ctx context.Context, dir string, argv []string, env ...string) ([]map[string]any, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -138,21 +164,22 @@ func runA2AJSClient(ctx context.Context, t *testing.T, dir, mode string, env ...
 		}
 	}
 	if err != nil {
-		return lines, fmt.Errorf("%s client %s: %v\nstdout: %s\nstderr: %s", dir, mode, err, out, stderr.String())
+		return lines, fmt.Errorf("%s %v: %v\nstdout: %s\nstderr: %s", dir, argv[1:], err, out, stderr.String())
 	}
 	return lines, nil
 }
 
-// TestAccRouter_A2AJSSDK: clients of @a2a-js/sdk 0.3.x and 1.x call agents of both lines through
+// TestAccRouter_A2ASDKs: clients of @a2a-js/sdk 0.3.x and 1.x call agents of both lines through
 // kagenti-router, each client discovering its agent only through the router's card URL: send,
 // stream (every event, in order), get, resubscribe and cancel, over JSON-RPC in all four
 // client/agent pairs and over REST in all four (the router translates the mixed ones: a 1.x
 // client's REST calls to a 0.3 agent become 0.3 JSON-RPC calls, a 0.3 client's REST calls to a
 // 1.x agent 1.0 JSON-RPC calls). A third agent, of the 1.x line, serves REST alone
 // (a2a_jsonrpc = false): every client reaches it over both transports, the router calling it
-// over its REST. The router's errors reach both clients as JSON-RPC errors with the router's
-// codes, never as an A2A error they are not.
-func TestAccRouter_A2AJSSDK(t *testing.T) {
+// over its REST. The clients of the official Python SDK's two lines (a2a-sdk 0.3 and 1.x) make
+// the same calls of the same three agents over both transports. The router's errors reach the
+// JS clients as JSON-RPC errors with the router's codes, never as an A2A error they are not.
+func TestAccRouter_A2ASDKs(t *testing.T) {
 	client := testAccKube(t)
 	env := newIdentityTestEnv(t)
 	agents := map[string]string{}
@@ -329,6 +356,21 @@ resource "kagenti_tool" "weather" {
 						}
 					}
 				}
+				// The Python SDK's clients of both lines, over both transports, to the same agents.
+				for _, c := range a2aPythonVersions {
+					for _, a := range targets {
+						for _, transport := range []string{"JSONRPC", "HTTP+JSON"} {
+							what := fmt.Sprintf("Python client %s → agent %s over %s", c.version, a.name, transport)
+							lines, err := runA2APythonClient(ctx, t, c.dir, c.tool, "flow", "CARD_URL="+cardURL(a.name), "TOKEN="+token, "TRANSPORT="+transport)
+							if err != nil {
+								return fmt.Errorf("%s: %w", what, err)
+							}
+							if err := checkA2AJSFlow(lines, c.version, transport); err != nil {
+								return fmt.Errorf("%s: %w", what, err)
+							}
+						}
+					}
+				}
 				// Every call reached each agent with a token exchanged for it, never the caller's,
 				// and a 1.0 agent always with the A2A-Version header it needs.
 				for _, a := range targets {
@@ -349,22 +391,37 @@ resource "kagenti_tool" "weather" {
 					}
 				}
 				// The router's own errors: its codes, as JSON-RPC errors both SDKs read.
+				routerErrors := []struct {
+					name   string
+					code   float64
+					status int // of the REST answer
+					env    []string
+				}{
+					{"no token", -32041, http.StatusUnauthorized, []string{"CARD_URL=" + cardURL("js-v03"), "TOKEN="}},
+					{"unknown agent", -32044, http.StatusNotFound, []string{"CARD_URL=" + cardURL("js-v03"), "TOKEN=" + token, "OVERRIDE_URL=" + routerURL + "/a2a/" + ns + "/no-such-agent"}},
+					{"agent down", -32052, http.StatusBadGateway, []string{"CARD_URL=" + cardURL("down"), "TOKEN=" + token}},
+				}
 				for _, c := range a2aJSVersions {
-					for _, e := range []struct {
-						name string
-						code float64
-						env  []string
-					}{
-						{"no token", -32041, []string{"CARD_URL=" + cardURL("js-v03"), "TOKEN="}},
-						{"unknown agent", -32044, []string{"CARD_URL=" + cardURL("js-v03"), "TOKEN=" + token, "OVERRIDE_URL=" + routerURL + "/a2a/" + ns + "/no-such-agent"}},
-						{"agent down", -32052, []string{"CARD_URL=" + cardURL("down"), "TOKEN=" + token}},
-					} {
+					for _, e := range routerErrors {
 						lines, err := runA2AJSClient(ctx, t, c.dir, "call", append(e.env, "TRANSPORT=JSONRPC")...)
 						if err != nil {
 							return fmt.Errorf("client %s, %s: %w", c.version, e.name, err)
 						}
 						if err := checkA2AJSError(lines, e.code); err != nil {
 							return fmt.Errorf("client %s, %s: %w", c.version, e.name, err)
+						}
+					}
+				}
+				for _, c := range a2aPythonVersions {
+					for _, e := range routerErrors {
+						for _, transport := range []string{"JSONRPC", "HTTP+JSON"} {
+							lines, err := runA2APythonClient(ctx, t, c.dir, c.tool, "call", append(e.env, "TRANSPORT="+transport)...)
+							if err == nil {
+								err = checkA2APythonError(lines, c.version, transport, e.code, e.status)
+							}
+							if err != nil {
+								return fmt.Errorf("Python client %s over %s, %s: %w", c.version, transport, e.name, err)
+							}
 						}
 					}
 				}
@@ -461,6 +518,42 @@ func checkA2AJSFlow(lines []map[string]any, version, transport string) error {
 	}
 	if str("cancel", "state") != "canceled" {
 		return fmt.Errorf("cancel: %v", steps["cancel"])
+	}
+	return nil
+}
+
+// checkA2APythonError checks what the Python SDK made of a router error (a "call" line). Over
+// JSON-RPC it is the router's code: 0.3 types it as A2AClientJSONRPCError with the code, 1.x
+// names the code in an A2AClientError's message. A missing token is HTTP's 401 (A2A puts
+// authentication in HTTP), which both lines raise as an HTTP error before reading the body.
+// Over REST it is the HTTP status: 0.3's REST transport reads no error body, and 1.x reads a
+// google.rpc.Status only by an A2A reason, typing a 404 without one as MethodNotFoundError
+// ("Resource not found"), whoever answered it. Never another A2A error.
+func checkA2APythonError(lines []map[string]any, version, transport string, code float64, status int) error {
+	if len(lines) != 1 || lines[0]["ok"] != false {
+		return fmt.Errorf("want one failed call, got %v", lines)
+	}
+	e, _ := lines[0]["error"].(map[string]any)
+	class, _ := e["class"].(string)
+	msg, _ := e["message"].(string)
+	if version == "1.0" && transport == "HTTP+JSON" && status == http.StatusNotFound {
+		if class != "MethodNotFoundError" || !strings.Contains(msg, "Resource not found") {
+			return fmt.Errorf("error %v: want the SDK's reading of a bare 404, MethodNotFoundError", e)
+		}
+		return nil
+	}
+	for _, c := range a2aErrorClasses {
+		if strings.Contains(class, c) {
+			return fmt.Errorf("error %v: the SDK read the router's error as A2A's %s", e, c)
+		}
+	}
+	switch {
+	case transport == "JSONRPC" && status != http.StatusUnauthorized:
+		if e["code"] != code && !strings.Contains(msg, fmt.Sprintf("JSON-RPC Error %d:", int(code))) {
+			return fmt.Errorf("error %v: want the router's code %v", e, code)
+		}
+	case !strings.Contains(msg, fmt.Sprintf("HTTP Error %d", status)):
+		return fmt.Errorf("error %v: want HTTP status %d", e, status)
 	}
 	return nil
 }

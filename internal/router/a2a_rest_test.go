@@ -104,7 +104,7 @@ func TestREST_RouterErrors(t *testing.T) {
 // message's parts under "content"): send, stream (every event, in order), get; and an A2A error
 // of the agent, a malformed body and the router's own refusal reach it as the 0.3 binding's
 // errors, the JSON-RPC error object with a status. (The JS SDK itself calls through the router
-// in TestAccRouter_A2AJSSDK.)
+// in TestAccRouter_A2ASDKs.)
 func TestA2A_REST03OverJSONRPC(t *testing.T) {
 	for _, agent := range a2aversion.Versions {
 		t.Run("agent "+string(agent), func(t *testing.T) {

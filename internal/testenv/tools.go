@@ -42,6 +42,10 @@ const (
 	// MCPPythonVersion is the official Python MCP SDK the router's MCP tests use as client and
 	// tool server.
 	MCPPythonVersion = "1.27.2"
+	// A2APythonVersions are the official Python A2A SDK's two lines (0.3 and 1.x) whose clients
+	// call agents through the router in the acceptance tests.
+	A2APython03Version = "0.3.26"
+	A2APython1Version  = "1.3.0"
 )
 
 //go:embed k8sbuild/go.mod.txt k8sbuild/go.sum.txt k8sbuild/tools.go.txt k8sbuild/node-tools.go.txt
@@ -185,7 +189,7 @@ func (b *Builder) moduleDir(ctx context.Context, workDir, modVersion string) (st
 // Tools returns the full set, in the order a cold build should run them (the slowest and most
 // needed first).
 func Tools() []Tool {
-	return []Tool{Kubernetes(), Node(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK(), MCPPython(), Containerd(), CoreDNS(), SpiffeCSI(), NetworkPolicies()}
+	return []Tool{Kubernetes(), Node(), Kwok(), Tofu(), Spire(), SpireControllerManager(), Keycloak(), Terraform(), ACPSDK(), MCPPython(), A2APython03(), A2APython1(), Containerd(), CoreDNS(), SpiffeCSI(), NetworkPolicies()}
 }
 
 // ToolByName finds a tool of Tools by name.
@@ -452,6 +456,15 @@ func pythonVenv(name, version string, packages ...string) Tool {
 // MCPPython is a Python virtualenv with the official MCP SDK from PyPI.
 func MCPPython() Tool {
 	return pythonVenv("mcp-python", MCPPythonVersion, "mcp=="+MCPPythonVersion)
+}
+
+// A2APython03 and A2APython1 are Python virtualenvs with the official A2A SDK's 0.3 and 1.x
+// lines from PyPI (their HTTP clients; the server extras are not needed).
+func A2APython03() Tool {
+	return pythonVenv("a2a-python-v03", A2APython03Version, "a2a-sdk=="+A2APython03Version)
+}
+func A2APython1() Tool {
+	return pythonVenv("a2a-python-v1", A2APython1Version, "a2a-sdk=="+A2APython1Version)
 }
 
 // Versions of the real node's runtime (see Node and Containerd): the kubelet and kube-proxy come
