@@ -2,13 +2,15 @@
 // SPIFFE trust bundle, binding a card to the workload identity that published it.
 //
 // A signature is an A2A AgentCardSignature: a JWS (RFC 7515) with a detached payload, the card
-// without its "signatures" member canonicalized per RFC 8785 (JCS), as the A2A specification
-// asks. Its protected header carries the SVID's certificate chain in x5c. A verifier checks the
-// chain against the trust domain's X.509 bundle (the leaf is an X509-SVID), the signature with
-// the leaf's key, and that the leaf's SPIFFE ID is the identity registered for the card's agent.
+// canonicalized as A2A 1.0 (section 8.4.1) has it and the official SDKs read it (see Payload).
+// Its protected header carries the SVID's certificate chain in x5c, and the key's RFC 7638
+// thumbprint as kid. A verifier checks the chain against the trust domain's X.509 bundle (the
+// leaf is an X509-SVID), the signature with the leaf's key, and that the leaf's SPIFFE ID is
+// the identity registered for the card's agent.
 package cardsig
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -19,11 +21,13 @@ import (
 	"fmt"
 	"strings"
 
+	a2apb "github.com/a2aproject/a2a-go/v2/a2apb/v1"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/gowebpki/jcs"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Why a card does not verify; errors.Is tells them apart (the router counts them by reason).
@@ -44,8 +48,9 @@ type signature struct {
 // with (EC P-256/P-384, RSA).
 var algorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.RS256, jose.PS256, jose.EdDSA}
 
-// Payload is what a card's signatures sign: the card without "signatures", canonicalized (JCS).
-func Payload(card []byte) ([]byte, error) {
+// Canonical is the card as it is, without "signatures", canonicalized per RFC 8785 (JCS): what
+// tells two cards apart, every member counted.
+func Canonical(card []byte) ([]byte, error) {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(card, &members); err != nil {
 		return nil, fmt.Errorf("the card is not a JSON object: %w", err)
@@ -56,6 +61,68 @@ func Payload(card []byte) ([]byte, error) {
 		return nil, err
 	}
 	return jcs.Transform(raw)
+}
+
+// Payload is what a card's signatures sign, as A2A 1.0 has it (section 8.4.1) and its official
+// SDKs compute it (@a2a-js/sdk's canonicalizeAgentCard, a2a-sdk's in Python): the card read
+// through the 1.0 schema (a2a-go's AgentCard message: members outside it, such as 0.3's url,
+// are dropped and not signed), fields at their default value omitted unless the schema tracks
+// their presence, empty strings, lists and objects removed, "signatures" excluded, then JCS.
+// (The specification's own example keeps an empty description and skills, which are required;
+// both SDKs remove them, and a signature that neither verifies is of no use.)
+func Payload(card []byte) ([]byte, error) {
+	var pb a2apb.AgentCard
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(card, &pb); err != nil {
+		return nil, fmt.Errorf("the card is not an A2A agent card: %w", err)
+	}
+	pb.Signatures = nil
+	raw, err := protojson.Marshal(&pb)
+	if err != nil {
+		return nil, err
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	cleaned, err := json.Marshal(withoutEmpty(doc))
+	if err != nil {
+		return nil, err
+	}
+	return jcs.Transform(cleaned)
+}
+
+// withoutEmpty removes empty strings, lists and objects from a JSON document, recursively (a
+// member whose value becomes empty goes too), and returns nil for an empty one.
+func withoutEmpty(v any) any {
+	switch v := v.(type) {
+	case string:
+		if v == "" {
+			return nil
+		}
+	case []any:
+		var kept []any
+		for _, e := range v {
+			if e = withoutEmpty(e); e != nil {
+				kept = append(kept, e)
+			}
+		}
+		if len(kept) == 0 {
+			return nil
+		}
+		return kept
+	case map[string]any:
+		kept := map[string]any{}
+		for k, e := range v {
+			if e = withoutEmpty(e); e != nil {
+				kept[k] = e
+			}
+		}
+		if len(kept) == 0 {
+			return nil
+		}
+		return kept
+	}
+	return v
 }
 
 // Sign returns the card with one signature made with the SVID's key (replacing any it had).
@@ -72,8 +139,13 @@ func Sign(card []byte, svid *x509svid.SVID) ([]byte, error) {
 	for i, c := range svid.Certificates {
 		chain[i] = base64.StdEncoding.EncodeToString(c.Raw)
 	}
+	// A2A asks for a kid: the key's thumbprint names it without a registry of key ids.
+	thumbprint, err := (&jose.JSONWebKey{Key: svid.PrivateKey.Public()}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: svid.PrivateKey},
-		(&jose.SignerOptions{}).WithHeader("x5c", chain).WithType("JOSE"))
+		(&jose.SignerOptions{}).WithHeader("x5c", chain).WithHeader("kid", base64.RawURLEncoding.EncodeToString(thumbprint)).WithType("JOSE"))
 	if err != nil {
 		return nil, err
 	}
@@ -127,13 +199,21 @@ func Verify(card []byte, bundles x509bundle.Source, want spiffeid.ID) error {
 	if len(parsed.Signatures) == 0 {
 		return ErrUnsigned
 	}
-	payload, err := Payload(card)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	// A signature over either reading of the card is taken: the A2A 1.0 payload, which this
+	// package signs, and the whole card canonicalized (what it signed before, and what readers
+	// that canonicalize the card as it is sign). Both are of this card; the router compares the
+	// card itself with the registered one apart.
+	var payloads [][]byte
+	for _, read := range []func([]byte) ([]byte, error){Payload, Canonical} {
+		p, err := read(card)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		}
+		payloads = append(payloads, p)
 	}
 	var errs []error
 	for _, s := range parsed.Signatures {
-		id, err := verifyOne(s, payload, bundles)
+		id, err := verifyOne(s, payloads, bundles)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -146,9 +226,10 @@ func Verify(card []byte, bundles x509bundle.Source, want spiffeid.ID) error {
 	return fmt.Errorf("%w: %w", ErrBadSignature, errors.Join(errs...))
 }
 
-// verifyOne verifies one signature and returns the SPIFFE ID of its signer.
-func verifyOne(s signature, payload []byte, bundles x509bundle.Source) (spiffeid.ID, error) {
-	jws, err := jose.ParseDetached(s.Protected+".."+s.Signature, payload, algorithms)
+// verifyOne verifies one signature over one of the payloads and returns the SPIFFE ID of its
+// signer.
+func verifyOne(s signature, payloads [][]byte, bundles x509bundle.Source) (spiffeid.ID, error) {
+	jws, err := jose.ParseDetached(s.Protected+".."+s.Signature, payloads[0], algorithms)
 	if err != nil {
 		return spiffeid.ID{}, err
 	}
@@ -176,8 +257,10 @@ func verifyOne(s signature, payload []byte, bundles x509bundle.Source) (spiffeid
 	if err != nil {
 		return spiffeid.ID{}, fmt.Errorf("the signing certificate is no X509-SVID of a trusted domain: %w", err)
 	}
-	if err := jws.DetachedVerify(payload, certs[0].PublicKey); err != nil {
-		return spiffeid.ID{}, err
+	for _, p := range payloads {
+		if err = jws.DetachedVerify(p, certs[0].PublicKey); err == nil {
+			return id, nil
+		}
 	}
-	return id, nil
+	return spiffeid.ID{}, err
 }

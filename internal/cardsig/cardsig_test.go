@@ -54,7 +54,7 @@ func TestVerifyRefuses(t *testing.T) {
 	byForeign, _ := Sign([]byte(card), foreign.SVID(t, "/ns/research/sa/writer"))
 	var tampered map[string]any
 	_ = json.Unmarshal(signed, &tampered)
-	tampered["url"] = "http://evil.example.com/"
+	tampered["description"] = "Writes, and also wires money"
 	tamperedJSON, _ := json.Marshal(tampered)
 
 	for name, tc := range map[string]struct {
@@ -75,6 +75,46 @@ func TestVerifyRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPayloadReadsTheA2A10Schema: what a signature covers is the card as A2A 1.0 reads it
+// (section 8.4.1, as @a2a-js/sdk and the Python a2a-sdk compute it): members outside the 1.0
+// schema, such as 0.3's url, are not signed (the router compares the whole card with the
+// registered one apart, with Canonical); default values and empty members are left out; member
+// order and spacing do not count.
+func TestPayloadReadsTheA2A10Schema(t *testing.T) {
+	got, err := Payload([]byte(`{"url":"http://a","preferredTransport":"JSONRPC","name":"a","description":"",` +
+		`"capabilities":{"streaming":false,"extensions":[]},"skills":[{"id":"s","name":"S","tags":[]}],"signatures":[{"protected":"x","signature":"y"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// streaming is optional in the schema, so an explicit false is kept; the rest of the empty
+	// members go.
+	if want := `{"capabilities":{"streaming":false},"name":"a","skills":[{"id":"s","name":"S"}]}`; string(got) != want {
+		t.Fatalf("payload %s, want %s", got, want)
+	}
+	ca := cardsigtest.NewAuthority(t, "example.org")
+	writer := ca.SVID(t, "/ns/research/sa/writer")
+	signed, _ := Sign([]byte(card), writer)
+	var moved map[string]any
+	_ = json.Unmarshal(signed, &moved)
+	moved["url"] = "http://elsewhere.example.com/"
+	movedJSON, _ := json.Marshal(moved)
+	if err := Verify(movedJSON, ca.Bundle(), writer.ID); err != nil {
+		t.Fatalf("a member outside the 1.0 schema changed: %v (it is not signed)", err)
+	}
+	if a, b := mustCanonical(t, signed), mustCanonical(t, movedJSON); bytes.Equal(a, b) {
+		t.Fatal("Canonical does not tell the two cards apart")
+	}
+}
+
+func mustCanonical(t *testing.T, card []byte) []byte {
+	t.Helper()
+	c, err := Canonical(card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // headerWithoutChain is a card whose signature verifies with the writer's key but names no

@@ -175,11 +175,11 @@ func (v *cardVerifier) verifyFrom(ctx context.Context, route *Route, want spiffe
 	if err := cardsig.Verify(body, v.bundles, want); err != nil {
 		return err
 	}
-	signed, err := cardsig.Payload(body)
+	signed, err := cardsig.Canonical(body)
 	if err != nil {
 		return err
 	}
-	registered, err := cardsig.Payload(route.Card)
+	registered, err := cardsig.Canonical(route.Card)
 	if err != nil || !bytes.Equal(signed, registered) {
 		return errCardMismatch
 	}

@@ -159,6 +159,10 @@ func routerCard(ctx context.Context, served a2aServed, publicURL string) (json.R
 	}
 	card := *served.card
 	card.SupportedInterfaces = nil
+	// The agent's signatures are of the agent's card, not of this one (its interfaces are the
+	// router's): passed on, they would fail every client that verifies them. The router has
+	// verified them itself (card_verification).
+	card.Signatures = nil
 	// An agent whose card names 0.3 REST alone has no JSON-RPC to translate into; one whose card
 	// names nothing is taken to speak JSON-RPC, in whatever version its clients do.
 	if len(served.jsonrpc) > 0 || len(served.rest) == 0 {

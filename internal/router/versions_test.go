@@ -258,6 +258,19 @@ func TestCard_ListsWhatTheRouterServes(t *testing.T) {
 	}
 }
 
+// TestCard_DropsTheAgentsSignatures: the router's card is not the agent's (its interfaces are
+// the router's), so the agent's signatures, which would not verify over it, are not served.
+func TestCard_DropsTheAgentsSignatures(t *testing.T) {
+	raw, err := routerCard(context.Background(), readA2ACard(json.RawMessage(`{"name":"a","supportedInterfaces":[{"url":"http://a","protocolBinding":"JSONRPC","protocolVersion":"1.0"}],`+
+		`"signatures":[{"protected":"eyJhbGciOiJFUzI1NiJ9","signature":"c2ln"}]}`)), "http://router/a2a/ns/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "signatures") {
+		t.Fatalf("the router's card carries the agent's signatures: %s", raw)
+	}
+}
+
 // TestA2A_RESTOverJSONRPC: a 1.0 REST client (the Go SDK's) calls agents that speak only
 // JSON-RPC, of either version, through the router: send, stream (every event, in order), get,
 // resubscribe and cancel; and an A2A error of the agent reaches it typed.

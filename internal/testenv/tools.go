@@ -459,12 +459,14 @@ func MCPPython() Tool {
 }
 
 // A2APython03 and A2APython1 are Python virtualenvs with the official A2A SDK's 0.3 and 1.x
-// lines from PyPI (their HTTP clients; the server extras are not needed).
+// lines from PyPI: their HTTP clients, and 1.x's card signing (the signing extra, PyJWT; the
+// cache directory names it, so that a venv built without it is not taken).
 func A2APython03() Tool {
 	return pythonVenv("a2a-python-v03", A2APython03Version, "a2a-sdk=="+A2APython03Version)
 }
+
 func A2APython1() Tool {
-	return pythonVenv("a2a-python-v1", A2APython1Version, "a2a-sdk=="+A2APython1Version)
+	return pythonVenv("a2a-python-v1", A2APython1Version+"-signing", "a2a-sdk[signing]=="+A2APython1Version)
 }
 
 // Versions of the real node's runtime (see Node and Containerd): the kubelet and kube-proxy come
