@@ -582,7 +582,14 @@ func firstEvent(url, auth string, n int) (time.Duration, time.Duration, error) {
 // openStreams holds n streams open through the router and returns its RSS (MiB).
 func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (memory, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	var closing sync.WaitGroup
+	defer func() {
+		// The streams are closed before the next run opens its own: with thousands of them the
+		// descriptors of both would not fit under the limit.
+		cancel()
+		closing.Wait()
+		time.Sleep(time.Second) // for the backend and the proxy to see the closes
+	}()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}}
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -606,7 +613,8 @@ func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (me
 				errs <- err
 				return
 			}
-			go func() { <-ctx.Done(); resp.Body.Close() }()
+			closing.Add(1)
+			go func() { defer closing.Done(); <-ctx.Done(); resp.Body.Close() }()
 		}()
 	}
 	wg.Wait()
