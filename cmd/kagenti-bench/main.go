@@ -243,9 +243,20 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 					"TOFU_CPU_PROFILE=" + filepath.Join(profileDir, fmt.Sprintf("tofu-plan-%d.pprof", n))}
 			}
 			settle(n, "the no-op plan")
+			_, listsBefore, err := countAuditLists(sb.Kubernetes.AuditLog)
+			if err != nil {
+				return r, err
+			}
 			if r.plan, err = tfEnv(profile, "plan", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
 				return r, err
 			}
+			// Each kind's objects are read from one LIST while it is fresh: more LISTs than
+			// kinds say a plan took its lists again.
+			_, listsAfter, err := countAuditLists(sb.Kubernetes.AuditLog)
+			if err != nil {
+				return r, err
+			}
+			fmt.Fprintf(os.Stderr, "kagenti-bench: %d agents: the no-op plan took %s and made %d LIST requests\n", n, secs(r.plan), listsAfter-listsBefore)
 			if profileDir != "" {
 				walk, err := tf("plan", "-refresh=false", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism))
 				if err != nil {
@@ -314,24 +325,34 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 
 // countAudit counts the provider's completed requests in the audit log.
 func countAudit(path string) (int, error) {
+	n, _, err := countAuditLists(path)
+	return n, err
+}
+
+// countAuditLists counts the provider's completed requests in the audit log, and of those the
+// LISTs.
+func countAuditLists(path string) (requests, lists int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
-	n := 0
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
 		var ev struct {
 			Stage     string `json:"stage"`
 			UserAgent string `json:"userAgent"`
+			Verb      string `json:"verb"`
 		}
 		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Stage == "ResponseComplete" && strings.HasPrefix(ev.UserAgent, "terraform-provider-kagenti") {
-			n++
+			requests++
+			if ev.Verb == "list" {
+				lists++
+			}
 		}
 	}
-	return n, sc.Err()
+	return requests, lists, sc.Err()
 }
 
 // peakRSS is the largest VmHWM sample (KiB).
