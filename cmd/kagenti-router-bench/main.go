@@ -363,8 +363,9 @@ http://%[1]s {
 		}
 	}
 	// Latency: rounds as for requests/s, the targets taking turns; a proxy's added latency is
-	// taken within each round, against the direct run seconds before or after it, and its
-	// median reported (a single run swung from 0.6 to 1.6 ms with the machine's other load).
+	// taken within each round, against the direct run that opens the round (5 to 15 s before
+	// it), and its median reported (a single run swung from 0.6 to 1.6 ms with the machine's
+	// other load).
 	p50s, p99s, added50s, added99s := map[string][]time.Duration{}, map[string][]time.Duration{}, map[string][]time.Duration{}, map[string][]time.Duration{}
 	for round := range latencyRounds {
 		order := []target{targets[0]}

@@ -127,7 +127,12 @@ func withoutEmpty(v any) any {
 
 // Sign returns the card with one signature made with the SVID's key (replacing any it had).
 func Sign(card []byte, svid *x509svid.SVID) ([]byte, error) {
-	payload, err := Payload(card)
+	return signReading(card, svid, Payload)
+}
+
+// signReading is Sign over a reading of the card.
+func signReading(card []byte, svid *x509svid.SVID, read func([]byte) ([]byte, error)) ([]byte, error) {
+	payload, err := read(card)
 	if err != nil {
 		return nil, err
 	}
@@ -188,12 +193,21 @@ func algorithmOf(key any) (jose.SignatureAlgorithm, error) {
 
 // Verify checks that a signature of the card verifies with an X509-SVID of want that chains
 // to the bundles. It returns an error wrapping ErrUnsigned, ErrBadSignature or
-// ErrWrongIdentity.
+// ErrWrongIdentity. A signature over the 1.0 reading (Payload) leaves the members outside the
+// 1.0 schema unsigned: a caller that relies on those checks them apart (see VerifyFor).
 func Verify(card []byte, bundles x509bundle.Source, want spiffeid.ID) error {
+	return VerifyFor(card, card, bundles, want)
+}
+
+// VerifyFor checks that a signature of signed (a card as its agent serves it) verifies over
+// card, with an X509-SVID of want that chains to the bundles: the agent attests card, however
+// it writes its own (an SDK's server writes it anew, leaving out empty members and moving 0.3's
+// members). Errors are Verify's.
+func VerifyFor(card, signed []byte, bundles x509bundle.Source, want spiffeid.ID) error {
 	var parsed struct {
 		Signatures []signature `json:"signatures"`
 	}
-	if err := json.Unmarshal(card, &parsed); err != nil {
+	if err := json.Unmarshal(signed, &parsed); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if len(parsed.Signatures) == 0 {
@@ -201,15 +215,20 @@ func Verify(card []byte, bundles x509bundle.Source, want spiffeid.ID) error {
 	}
 	// A signature over either reading of the card is taken: the A2A 1.0 payload, which this
 	// package signs, and the whole card canonicalized (what it signed before, and what readers
-	// that canonicalize the card as it is sign). Both are of this card; the router compares the
-	// card itself with the registered one apart.
+	// that canonicalize the card as it is sign). A reading the card does not allow (a member
+	// of the wrong type for the 1.0 schema) is skipped.
 	var payloads [][]byte
+	var readErrs []error
 	for _, read := range []func([]byte) ([]byte, error){Payload, Canonical} {
 		p, err := read(card)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadSignature, err)
+			readErrs = append(readErrs, err)
+			continue
 		}
 		payloads = append(payloads, p)
+	}
+	if len(payloads) == 0 {
+		return fmt.Errorf("%w: %w", ErrBadSignature, errors.Join(readErrs...))
 	}
 	var errs []error
 	for _, s := range parsed.Signatures {

@@ -108,6 +108,33 @@ func TestPayloadReadsTheA2A10Schema(t *testing.T) {
 	}
 }
 
+// TestVerifyTakesBothReadings: a signature over the whole card canonicalized (what this package
+// signed before, and what some readers sign) still verifies; VerifyFor checks a served card's
+// signatures over the card it should be, however the served one is written.
+func TestVerifyTakesBothReadings(t *testing.T) {
+	ca := cardsigtest.NewAuthority(t, "example.org")
+	writer := ca.SVID(t, "/ns/research/sa/writer")
+	whole, err := signReading([]byte(card), writer, Canonical)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(whole, ca.Bundle(), writer.ID); err != nil {
+		t.Fatalf("a signature over the whole card: %v", err)
+	}
+	signed, _ := Sign([]byte(card), writer)
+	var rewritten map[string]any
+	_ = json.Unmarshal(signed, &rewritten)
+	rewritten["skills"] = []any{map[string]any{"name": "Write", "id": "write", "tags": []any{}}}
+	rewrittenJSON, _ := json.Marshal(rewritten)
+	if err := VerifyFor([]byte(card), rewrittenJSON, ca.Bundle(), writer.ID); err != nil {
+		t.Fatalf("the card written anew (an empty member added): %v", err)
+	}
+	other := bytes.Replace([]byte(card), []byte("Writes"), []byte("Writes anything"), 1)
+	if err := VerifyFor(other, signed, ca.Bundle(), writer.ID); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("signatures of one card over another: %v, want %v", err, ErrBadSignature)
+	}
+}
+
 func mustCanonical(t *testing.T, card []byte) []byte {
 	t.Helper()
 	c, err := Canonical(card)

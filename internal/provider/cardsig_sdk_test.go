@@ -27,9 +27,9 @@ import (
 // official SDKs, @a2a-js/sdk 1.3.0 and the Python a2a-sdk 1.3.0; cards those SDKs sign (with the
 // SVID's key and chain in the header) verify with the router's verifier (cardsig.Verify); a card
 // changed after signing verifies with none. The cards are the provider's own, rendered by the
-// composition: 1.0 with an empty description and no skills, 1.0 and 0.3 with REST and skills.
-// (A card in 0.3's shape alone is not among them: the SDKs' 1.0 readers each map its url to an
-// interface of their own making before canonicalizing it.)
+// composition: 1.0 with an empty description and no skills, 1.0 without streaming, 1.0 and 0.3
+// with REST and skills. (A card in 0.3's shape alone is not among them: the Python SDK's 1.0
+// reader maps its url to an interface of its own making before canonicalizing it.)
 func TestAccCardSignature_A2ASDKs(t *testing.T) {
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance test: TF_ACC=1 (it runs the official A2A SDKs)")
@@ -63,6 +63,8 @@ func TestAccCardSignature_A2ASDKs(t *testing.T) {
 
 	cards := map[string]composition.Input{
 		"v1": {A2AVersions: []string{"1.0"}},
+		// streaming is optional in the schema: its explicit false is signed.
+		"v1-no-streaming": {A2AVersions: []string{"1.0"}, NoStreaming: true, Description: "Answers at once"},
 		"both-rest-skills": {A2AVersions: []string{"1.0", "0.3"}, A2AREST: true, Description: "Writes reports",
 			Skills: []composition.Skill{{ID: "write", Name: "Write", Description: "Writes a report", Tags: []string{"docs"}, Examples: []string{"a report on Q3"}}}},
 	}
@@ -138,6 +140,11 @@ func TestAccCardSignature_A2ASDKs(t *testing.T) {
 			}
 			if err := cardsig.Verify(signed, ca.Bundle(), svid.ID); err != nil {
 				t.Errorf("cardsig does not verify %s as %s signed it: %v", name, sdk.name, err)
+			}
+			// The router's check: the signature is of the registered card.
+			registered, _ := os.ReadFile(card)
+			if err := cardsig.VerifyFor(registered, signed, ca.Bundle(), svid.ID); err != nil {
+				t.Errorf("the signature %s made is not of the registered card %s: %v", sdk.name, name, err)
 			}
 			var changed map[string]any
 			_ = json.Unmarshal(signed, &changed)

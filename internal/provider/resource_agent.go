@@ -151,7 +151,7 @@ func (r *agentResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 		MarkdownDescription: "Whether the agent serves A2A's JSON-RPC binding at its URL. Set `false`, with `a2a_rest = true`, for an " +
 			"agent that serves only HTTP+JSON: when `a2a_versions` has `1.0`, the router calls it over its 1.0 REST for every client " +
 			"(JSON-RPC of both versions, 0.3 REST, the MCP facade), through the A2A project's own Go SDK; an agent that serves 0.3 " +
-			"REST alone is reachable only by 0.3 REST clients. Default `true`.",
+			"REST alone is reachable only by 0.3 REST clients. Ignored for ACP agents. Default `true`.",
 		Optional: true, Computed: true, Default: booldefault.StaticBool(true),
 	}
 	attrs["skills"] = rschema.ListNestedAttribute{

@@ -54,6 +54,12 @@ func TestCardVerification(t *testing.T) {
 	planner := ca.SVID(t, "/ns/research/sa/planner")
 	foreign := cardsigtest.NewAuthority(t, "example.org").SVID(t, "/ns/research/sa/writer")
 	other := strings.Replace(verifiedCard, "Writes", "Writes anything", 1)
+	// The registered card as an A2A SDK's server writes it anew: members reordered, empty ones
+	// left out. Its signature (over the 1.0 reading) is of the registered card too.
+	rewritten := `{"version":"1.0.0","name":"writer","url":"http://writer.research:8080","description":"Writes","defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"]}`
+	// 0.3's url is outside the 1.0 reading, so not signed; the router serves the registered card,
+	// with its own URL in the place of the agent's, whatever the agent's says.
+	moved := strings.Replace(verifiedCard, "http://writer.research:8080", "http://elsewhere.example.com", 1)
 	for _, tc := range []struct {
 		name     string
 		served   *url.URL
@@ -65,6 +71,8 @@ func TestCardVerification(t *testing.T) {
 		{"signed by another identity", cardAgent(t, verifiedCard, planner), writer.ID.String(), "wrong_identity"},
 		{"signed under another CA", cardAgent(t, verifiedCard, foreign), writer.ID.String(), "bad_signature"},
 		{"another card, signed", cardAgent(t, other, writer), writer.ID.String(), "mismatch"},
+		{"the card written anew, signed", cardAgent(t, rewritten, writer), writer.ID.String(), ""},
+		{"another 0.3 url, signed", cardAgent(t, moved, writer), writer.ID.String(), ""},
 		{"no identity to bind to", cardAgent(t, verifiedCard, writer), "", "no_identity"},
 	} {
 		for _, mode := range []string{contract.CardVerificationStrict, contract.CardVerificationPermissive} {

@@ -169,8 +169,8 @@ func TestA2A_RESTOnlyAgentKeepsTheCall(t *testing.T) {
 	}
 }
 
-// TestMCP_RESTOnlyAgent: the MCP facade calls an agent that serves 1.0 REST alone, streaming,
-// with its events as progress.
+// TestMCP_RESTOnlyAgent: the MCP facade calls an agent that serves 1.0 REST alone (its stream,
+// through the REST hop) and gets its answer.
 func TestMCP_RESTOnlyAgent(t *testing.T) {
 	peer, exec := newA2ARESTPeer(t)
 	e := newTestEnvWith(t, peer, exec, restOnlyCard)
