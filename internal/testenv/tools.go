@@ -45,6 +45,7 @@ const (
 	// A2APythonVersions are the official Python A2A SDK's two lines (0.3 and 1.x) whose clients
 	// call agents through the router in the acceptance tests.
 	A2APython03Version = "0.3.26"
+	uvicornForA2A      = "0.35.0"
 	A2APython1Version  = "1.3.0"
 )
 
@@ -459,10 +460,11 @@ func MCPPython() Tool {
 }
 
 // A2APython03 and A2APython1 are Python virtualenvs with the official A2A SDK's 0.3 and 1.x
-// lines from PyPI: their HTTP clients, and 1.x's card signing (the signing extra, PyJWT; the
-// cache directory names it, so that a venv built without it is not taken).
+// lines from PyPI: their HTTP clients, 0.3's server (the http-server extra, with uvicorn, which
+// it does not bring) and 1.x's card signing (the signing extra, PyJWT). The cache directory
+// names the extras, so that a venv built without them is not taken.
 func A2APython03() Tool {
-	return pythonVenv("a2a-python-v03", A2APython03Version, "a2a-sdk=="+A2APython03Version)
+	return pythonVenv("a2a-python-v03", A2APython03Version+"-server", "a2a-sdk[http-server]=="+A2APython03Version, "uvicorn=="+uvicornForA2A)
 }
 
 func A2APython1() Tool {
