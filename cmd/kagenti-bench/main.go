@@ -25,6 +25,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/kagenti/terraform-provider-kagenti/internal/composition"
 	"github.com/kagenti/terraform-provider-kagenti/internal/testenv"
 )
@@ -218,7 +220,7 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 		}
 		tf := func(args ...string) (time.Duration, error) { return tfEnv(nil, args...) }
 		_ = os.Remove(rssFile)
-		auditBefore, err := countAudit(sb.Kubernetes.AuditLog)
+		auditBefore, _, err := countAudit(sb.Kubernetes.AuditLog)
 		if err != nil {
 			return r, err
 		}
@@ -227,7 +229,7 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 		if err != nil {
 			return r, err
 		}
-		auditAfter, err := countAudit(sb.Kubernetes.AuditLog)
+		auditAfter, _, err := countAudit(sb.Kubernetes.AuditLog)
 		if err != nil {
 			return r, err
 		}
@@ -243,7 +245,7 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 					"TOFU_CPU_PROFILE=" + filepath.Join(profileDir, fmt.Sprintf("tofu-plan-%d.pprof", n))}
 			}
 			settle(n, "the no-op plan")
-			_, listsBefore, err := countAuditLists(sb.Kubernetes.AuditLog)
+			_, listsBefore, err := countAudit(sb.Kubernetes.AuditLog)
 			if err != nil {
 				return r, err
 			}
@@ -252,7 +254,7 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 			}
 			// Each kind's objects are read from one LIST while it is fresh: more LISTs than
 			// kinds say a plan took its lists again.
-			_, listsAfter, err := countAuditLists(sb.Kubernetes.AuditLog)
+			_, listsAfter, err := countAudit(sb.Kubernetes.AuditLog)
 			if err != nil {
 				return r, err
 			}
@@ -323,15 +325,8 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 	return r, k("delete", "namespace", ns, "--wait=false")
 }
 
-// countAudit counts the provider's completed requests in the audit log.
-func countAudit(path string) (int, error) {
-	n, _, err := countAuditLists(path)
-	return n, err
-}
-
-// countAuditLists counts the provider's completed requests in the audit log, and of those the
-// LISTs.
-func countAuditLists(path string) (requests, lists int, err error) {
+// countAudit counts the provider's completed requests in the audit log, and of those the LISTs.
+func countAudit(path string) (requests, lists int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, err
@@ -413,28 +408,17 @@ func settle(n int, before string) {
 	}
 }
 
-// busyCores is how many cores the machine kept busy over d, from /proc/stat.
+// busyCores is how many cores the machine kept busy over d (/proc/stat, read with procfs).
 func busyCores(d time.Duration) (float64, error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return 0, err
+	}
 	read := func() (busy, total float64, err error) {
-		raw, err := os.ReadFile("/proc/stat")
-		if err != nil {
-			return 0, 0, err
-		}
-		line, _, _ := strings.Cut(string(raw), "\n")
-		fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-		for i, f := range fields[1:] {
-			v, err := strconv.ParseFloat(f, 64)
-			if err != nil {
-				return 0, 0, err
-			}
-			if i < 8 {
-				total += v
-				if i != 3 && i != 4 { // not idle, not iowait
-					busy += v
-				}
-			}
-		}
-		return busy, total, nil
+		stat, err := fs.Stat()
+		c := stat.CPUTotal // guest time is counted in user already
+		busy = c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
+		return busy, busy + c.Idle + c.Iowait, err
 	}
 	b0, t0, err := read()
 	if err != nil {

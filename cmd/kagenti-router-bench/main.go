@@ -11,6 +11,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/prometheus/procfs"
 )
 
 const sendBody = `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"message":{"messageId":"m","role":"user","parts":[{"kind":"text","text":"hi"}]}}}`
@@ -277,6 +279,15 @@ http://%[1]s {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
+	// inTurns is the order the targets run in a round: direct first, then the proxies in an
+	// order that rotates, so that none always runs right after another.
+	inTurns := func(targets []target, round int) []target {
+		order := []target{targets[0]}
+		for i := range len(targets) - 1 {
+			order = append(order, targets[1+(i+round)%(len(targets)-1)])
+		}
+		return order
+	}
 	type row struct {
 		rps                float64
 		cpuPerRequest      time.Duration
@@ -309,10 +320,10 @@ http://%[1]s {
 	// load runs wrk against a target and measures its requests/s and the proxy's CPU time.
 	load := func(name, url string, pid int, length time.Duration) (row, error) {
 		cpu0 := cpuTime(pid)
-		busy0, total0 := machineTicks()
+		busy0, total0 := machineCPU()
 		out, err := exec.Command("wrk", "-t2", "-c64", "-d"+length.String(), "-s", scripts[name], url).CombinedOutput()
 		cpuUsed := cpuTime(pid) - cpu0
-		busy1, total1 := machineTicks()
+		busy1, total1 := machineCPU()
 		if err != nil {
 			return row{}, fmt.Errorf("wrk %s: %w\n%s", name, err, out)
 		}
@@ -332,11 +343,7 @@ http://%[1]s {
 	}
 	for round := range rounds {
 		got := map[string]row{}
-		// The proxies take turns in a rotating order: none always runs right after another.
-		order := []target{targets[0]}
-		for i := range 3 {
-			order = append(order, targets[1+(i+round)%3])
-		}
+		order := inTurns(targets, round)
 		for _, t := range order {
 			r, err := load(t.name, t.url, t.pid, roundLength)
 			if err != nil {
@@ -368,10 +375,7 @@ http://%[1]s {
 	// other load).
 	p50s, p99s, added50s, added99s := map[string][]time.Duration{}, map[string][]time.Duration{}, map[string][]time.Duration{}, map[string][]time.Duration{}
 	for round := range latencyRounds {
-		order := []target{targets[0]}
-		for i := range 3 {
-			order = append(order, targets[1+(i+round)%3])
-		}
+		order := inTurns(targets, round)
 		got50, got99 := map[string]time.Duration{}, map[string]time.Duration{}
 		for _, t := range order {
 			p50, p99, err := openLoop(t.url, t.auth, rate, duration)
@@ -390,8 +394,8 @@ http://%[1]s {
 		rs := samples[t.name]
 		sort.Slice(rs, func(i, j int) bool { return rs[i].rps < rs[j].rps })
 		r := rs[len(rs)/2]
-		r.p50, r.p99 = medianDuration(p50s[t.name]), medianDuration(p99s[t.name])
-		r.added50, r.added99 = medianDuration(added50s[t.name]), medianDuration(added99s[t.name])
+		r.p50, r.p99 = median(p50s[t.name]), median(p99s[t.name])
+		r.added50, r.added99 = median(added50s[t.name]), median(added99s[t.name])
 		var err error
 		r.p50first, r.p99first, err = firstEvent(t.url, t.auth, 200)
 		if err != nil {
@@ -399,15 +403,11 @@ http://%[1]s {
 		}
 		rows[t.name] = r
 	}
-	heap := ""
-	if profile != "" {
-		heap = profile + ".heap"
-	}
 	idle, err := rss(router.Process.Pid)
 	if err != nil {
 		return err
 	}
-	streaming, err := openStreams("http://"+routerAddr+"/a2a/bench/agent", "Bearer "+token, streams, router.Process.Pid, "http://"+debugAddr, heap)
+	streaming, err := openStreams("http://"+routerAddr+"/a2a/bench/agent", "Bearer "+token, streams, router.Process.Pid, "http://"+debugAddr, profile)
 	if err != nil {
 		return err
 	}
@@ -458,17 +458,15 @@ http://%[1]s {
 		}
 		fmt.Printf("%s requests/s by round (sorted): %s\n", t.name, strings.Join(each, ", "))
 	}
-	median := func(name string, rs []float64) float64 {
+	ratioMedian := func(name string, rs []float64) float64 {
 		var each []string
 		for _, r := range rs {
 			each = append(each, fmt.Sprintf("%.2f", r))
 		}
 		fmt.Printf("router / %s requests/s by round, in order: %s\n", name, strings.Join(each, ", "))
-		sorted := slices.Clone(rs)
-		sort.Float64s(sorted)
-		return sorted[len(sorted)/2]
+		return median(rs)
 	}
-	vsNginx, vsCaddy := median("nginx", ratios), median("caddy", caddyRatios)
+	vsNginx, vsCaddy := ratioMedian("nginx", ratios), ratioMedian("caddy", caddyRatios)
 	fmt.Printf("\nrouter / nginx requests/s: %.2f (median of the rounds' ratios; of the medians above: %.2f)\n", vsNginx, k.rps/n.rps)
 	fmt.Printf("router / caddy requests/s: %.2f (median of the rounds' ratios; of the medians above: %.2f)\n", vsCaddy, k.rps/c.rps)
 	fmt.Printf("kagenti-router RSS after the runs above: %s\nkagenti-router RSS with %d open streams: %s\n", idle, streams, streaming)
@@ -479,9 +477,9 @@ http://%[1]s {
 
 var requestsPerSecond = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 
-// medianDuration is the median of ds (the upper one of an even count).
-func medianDuration(ds []time.Duration) time.Duration {
-	sorted := slices.Clone(ds)
+// median is the median of xs (the upper one of an even count).
+func median[T cmp.Ordered](xs []T) T {
+	sorted := slices.Clone(xs)
 	slices.Sort(sorted)
 	return sorted[len(sorted)/2]
 }
@@ -581,7 +579,7 @@ func firstEvent(url, auth string, n int) (time.Duration, time.Duration, error) {
 }
 
 // openStreams holds n streams open through the router and returns its RSS (MiB).
-func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (memory, error) {
+func openStreams(url, auth string, n, pid int, debugURL, profile string) (memory, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var closing sync.WaitGroup
 	defer func() {
@@ -624,17 +622,17 @@ func openStreams(url, auth string, n, pid int, debugURL, heapProfile string) (me
 		return memory{}, fmt.Errorf("open stream: %w", err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if heapProfile != "" {
+	if profile != "" {
 		// After a collection (gc=1): what the streams hold, not the garbage of the runs before.
-		if err := saveProfile(debugURL+"/debug/pprof/heap?gc=1", heapProfile); err != nil {
+		if err := saveProfile(debugURL+"/debug/pprof/heap?gc=1", profile+".heap"); err != nil {
 			return memory{}, err
 		}
 		// The text form ends with the runtime's memory statistics (stacks, idle heap, ...).
-		if err := saveProfile(debugURL+"/debug/pprof/heap?debug=1", heapProfile+".txt"); err != nil {
+		if err := saveProfile(debugURL+"/debug/pprof/heap?debug=1", profile+".heap.txt"); err != nil {
 			return memory{}, err
 		}
 		// The goroutines a stream holds, and where each waits.
-		if err := saveProfile(debugURL+"/debug/pprof/goroutine?debug=1", strings.TrimSuffix(heapProfile, ".heap")+".goroutines"); err != nil {
+		if err := saveProfile(debugURL+"/debug/pprof/goroutine?debug=1", profile+".goroutines"); err != nil {
 			return memory{}, err
 		}
 	}
@@ -755,23 +753,20 @@ func saveProfile(url, path string) error {
 	return f.Close()
 }
 
-// machineTicks is the machine's CPU time so far, busy and in all, in USER_HZ ticks (/proc/stat).
-func machineTicks() (busy, total int64) {
-	stat, err := os.ReadFile("/proc/stat")
+// machineCPU is the machine's CPU time so far, busy and in all, in seconds (/proc/stat, read
+// with procfs); zero when it cannot be read.
+func machineCPU() (busy, total float64) {
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0, 0
 	}
-	line, _, _ := strings.Cut(string(stat), "\n")
-	fields := strings.Fields(line)[1:]
-	// user nice system idle iowait irq softirq steal; guest time is counted in user already.
-	for i, f := range fields[:min(8, len(fields))] {
-		v, _ := strconv.ParseInt(f, 10, 64)
-		total += v
-		if i != 3 && i != 4 { // idle and iowait
-			busy += v
-		}
+	stat, err := fs.Stat()
+	if err != nil {
+		return 0, 0
 	}
-	return busy, total
+	c := stat.CPUTotal // guest time is counted in user already
+	busy = c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
+	return busy, busy + c.Idle + c.Iowait
 }
 
 // cpuTime is the user and system CPU time a process and its children (nginx's workers) have
