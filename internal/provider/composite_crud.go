@@ -119,7 +119,7 @@ func (e *compositeEngine) checkTools(ctx context.Context, in composition.Input, 
 	}
 	applier, err := e.data.Applier()
 	if err != nil {
-		diags.Append(kubernetesUnreachable("resolving the tools of "+in.Namespace+"/"+in.Name, err))
+		diags.Append(kubernetesAPIError("resolving the tools of "+in.Namespace+"/"+in.Name, err))
 		return diags
 	}
 	keys := contract.NewKeys(e.data.labelDomain)
@@ -135,7 +135,7 @@ func (e *compositeEngine) checkTools(ctx context.Context, in composition.Input, 
 		}
 		svc, err := applier.Get(ctx, kube.Ref{GVK: serviceGVK, Namespace: ns, Name: name})
 		if err != nil {
-			diags.Append(kubernetesUnreachable("resolving tool "+t.ID, err))
+			diags.Append(kubernetesAPIError("resolving tool "+t.ID, err))
 			continue
 		}
 		if svc == nil || svc.GetLabels()[keys.Type()] != contract.TypeTool {
@@ -314,7 +314,7 @@ func (e *compositeEngine) read(ctx context.Context, m compositeResourceModel, pr
 	imported := len(raw) == 0
 	if imported {
 		if err := e.importEnvValues(ctx, in); err != nil {
-			resp.Diagnostics.Append(kubernetesUnreachable("reading Deployment "+ns+"/"+name, err))
+			resp.Diagnostics.Append(kubernetesAPIError("reading Deployment "+ns+"/"+name, err))
 			return
 		}
 	}

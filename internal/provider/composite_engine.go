@@ -129,7 +129,7 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 	var diags diag.Diagnostics
 	applier, err := e.data.Applier()
 	if err != nil {
-		diags.Append(kubernetesUnreachable("reading "+in.Namespace+"/"+in.Name, err))
+		diags.Append(kubernetesAPIError("reading "+in.Namespace+"/"+in.Name, err))
 		return false, nil, diags
 	}
 	if known == nil {
@@ -137,7 +137,7 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 	}
 	obs, outOfSync, err := observeComposed(ctx, applier, out, known.objects)
 	if err != nil {
-		diags.Append(kubernetesUnreachable("reading "+in.Namespace+"/"+in.Name, err))
+		diags.Append(kubernetesAPIError("reading "+in.Namespace+"/"+in.Name, err))
 		return false, nil, diags
 	}
 	anyExists := false
@@ -164,7 +164,7 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 				observed = true
 				if o.Live != nil {
 					if status, err = kube.DeploymentStatusOf(o.Live); err != nil {
-						diags.Append(kubernetesUnreachable("reading Deployment "+in.Namespace+"/"+in.Name, err))
+						diags.Append(kubernetesAPIError("reading Deployment "+in.Namespace+"/"+in.Name, err))
 						return anyExists, outOfSync, diags
 					}
 				}
@@ -172,7 +172,7 @@ func (e *compositeEngine) observe(ctx context.Context, in composition.Input, out
 		}
 		if status == nil && !observed {
 			if status, err = applier.ReadDeployment(ctx, in.Namespace, in.Name); err != nil {
-				diags.Append(kubernetesUnreachable("reading Deployment "+in.Namespace+"/"+in.Name, err))
+				diags.Append(kubernetesAPIError("reading Deployment "+in.Namespace+"/"+in.Name, err))
 				return anyExists, outOfSync, diags
 			}
 		}
@@ -291,7 +291,7 @@ func readInputFailed(kind composition.Kind, namespace, name string, err error) d
 	case errors.As(err, &spec):
 		return storedSpecUnreadable(string(kind), namespace+"/"+name, spec)
 	default:
-		return kubernetesUnreachable("reading "+namespace+"/"+name, err)
+		return kubernetesAPIError("reading "+namespace+"/"+name, err)
 	}
 }
 

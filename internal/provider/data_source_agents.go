@@ -152,7 +152,7 @@ func (d *discoveryDataSource) Read(ctx context.Context, req datasource.ReadReque
 	}
 	applier, err := d.data.Applier()
 	if err != nil {
-		resp.Diagnostics.Append(kubernetesUnreachable("listing "+d.kind+"s", err))
+		resp.Diagnostics.Append(kubernetesAPIError("listing "+d.kind+"s", err))
 		return
 	}
 	keys := contract.NewKeys(d.data.labelDomain)
@@ -160,14 +160,14 @@ func (d *discoveryDataSource) Read(ctx context.Context, req datasource.ReadReque
 	sel := map[string]string{keys.Type(): d.kind}
 	services, err := applier.List(ctx, k8sschema.GroupVersionKind{Version: "v1", Kind: "Service"}, ns, sel)
 	if err != nil {
-		resp.Diagnostics.Append(kubernetesUnreachable("listing "+d.kind+"s", err))
+		resp.Diagnostics.Append(kubernetesAPIError("listing "+d.kind+"s", err))
 		return
 	}
 	cards := map[string]string{}
 	if d.kind == contract.TypeAgent {
 		cms, err := applier.List(ctx, k8sschema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, ns, sel)
 		if err != nil {
-			resp.Diagnostics.Append(kubernetesUnreachable("listing agent cards", err))
+			resp.Diagnostics.Append(kubernetesAPIError("listing agent cards", err))
 			return
 		}
 		for _, cm := range cms {

@@ -109,12 +109,12 @@ func (d *environmentDataSource) Read(ctx context.Context, req datasource.ReadReq
 
 	restCfg, err := d.data.Kubernetes()
 	if err != nil {
-		resp.Diagnostics.Append(kubernetesUnreachable("reading kagenti_environment", err))
+		resp.Diagnostics.Append(kubernetesAPIError("reading kagenti_environment", err))
 		return
 	}
 	version, err := kube.ServerVersion(ctx, restCfg)
 	if err != nil {
-		resp.Diagnostics.Append(kubernetesUnreachable("reading kagenti_environment", err))
+		resp.Diagnostics.Append(kubernetesAPIError("reading kagenti_environment", err))
 		return
 	}
 	tflog.Debug(ctx, "kubernetes reached", map[string]any{"host": restCfg.Host, "version": version})

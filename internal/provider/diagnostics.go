@@ -19,7 +19,9 @@ func unexpectedConfigureType(got any) diag.Diagnostic {
 		fmt.Sprintf("Expected *provider.providerData, got %T. Please report this issue to the provider developers.", got))
 }
 
-func kubernetesUnreachable(doing string, err error) diag.Diagnostic {
+// kubernetesAPIError is the diagnostic for a Kubernetes API call that failed: a permission the
+// credentials lack (the API answered Forbidden), or the API not reached.
+func kubernetesAPIError(doing string, err error) diag.Diagnostic {
 	if apierrors.IsForbidden(err) {
 		// The API answered: the credentials lack a permission, and the message names it.
 		return diag.NewErrorDiagnostic("Kubernetes Permission Denied",

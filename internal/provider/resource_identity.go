@@ -498,7 +498,7 @@ func storeClientSecret(ctx context.Context, data *providerData, kc *keycloak.Cli
 		err = applier.ApplySecret(ctx, namespace, name, map[string]string{"client-id": clientID, contract.ClientSecretKey: secret})
 	}
 	if err != nil {
-		diags.Append(kubernetesUnreachable("storing the client secret of "+clientID, err))
+		diags.Append(kubernetesAPIError("storing the client secret of "+clientID, err))
 	}
 	return diags
 }

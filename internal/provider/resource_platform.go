@@ -514,12 +514,12 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 	}
 	applier, err := r.data.Applier()
 	if err != nil {
-		diags.Append(kubernetesUnreachable("applying the platform", err))
+		diags.Append(kubernetesAPIError("applying the platform", err))
 		return
 	}
 	if in.AdoptNamespace {
 		if exists, err := applier.NamespaceExists(ctx, in.Namespace); err != nil {
-			diags.Append(kubernetesUnreachable("checking namespace "+in.Namespace, err))
+			diags.Append(kubernetesAPIError("checking namespace "+in.Namespace, err))
 			return
 		} else if !exists {
 			diags.AddAttributeError(path.Root("namespace"), "Namespace Not Found",
@@ -530,7 +530,7 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 	} else if creating {
 		// Refuse to take over a namespace that exists: destroy would delete it with everything in it.
 		if exists, err := applier.NamespaceExists(ctx, in.Namespace); err != nil {
-			diags.Append(kubernetesUnreachable("checking namespace "+in.Namespace, err))
+			diags.Append(kubernetesAPIError("checking namespace "+in.Namespace, err))
 			return
 		} else if exists {
 			live, _ := applier.Get(ctx, kube.Ref{GVK: out.Objects[0].Object.GroupVersionKind(), Name: in.Namespace})
@@ -587,7 +587,7 @@ func (r *platformResource) apply(ctx context.Context, m *platformResourceModel, 
 	}
 	obs, outOfSync, oerr := observeComposed(ctx, applier, out, live)
 	if oerr != nil {
-		diags.Append(kubernetesUnreachable("reading the platform", oerr))
+		diags.Append(kubernetesAPIError("reading the platform", oerr))
 		return
 	}
 	if diags.HasError() {
@@ -647,7 +647,7 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 	}
 	applier, err := r.data.Applier()
 	if err != nil {
-		resp.Diagnostics.Append(kubernetesUnreachable("reading the platform", err))
+		resp.Diagnostics.Append(kubernetesAPIError("reading the platform", err))
 		return
 	}
 	ns := state.ID.ValueString()
@@ -727,7 +727,7 @@ func (r *platformResource) Read(ctx context.Context, req resource.ReadRequest, r
 	}
 	obs, _, err := observeComposed(ctx, applier, out, nil)
 	if err != nil {
-		resp.Diagnostics.Append(kubernetesUnreachable("reading the platform", err))
+		resp.Diagnostics.Append(kubernetesAPIError("reading the platform", err))
 		return
 	}
 	if !slices.ContainsFunc(obs, func(o kube.Observation) bool { return o.Exists }) {
@@ -759,7 +759,7 @@ func (r *platformResource) Delete(ctx context.Context, req resource.DeleteReques
 	}
 	applier, err := r.data.Applier()
 	if err != nil {
-		resp.Diagnostics.Append(kubernetesUnreachable("deleting the platform", err))
+		resp.Diagnostics.Append(kubernetesAPIError("deleting the platform", err))
 		return
 	}
 	if len(enrolled(&state)) > 0 {
