@@ -92,12 +92,7 @@ func TestAccCardSignature_A2ASDKs(t *testing.T) {
 		tampered = append(tampered, write(name+"-tampered.json", b))
 	}
 
-	builder := &testenv.Builder{CacheDir: testenv.DefaultCacheDir(), Log: os.Stderr}
-	tool := testenv.A2APython1()
-	if err := builder.Ensure(ctx, tool); err != nil {
-		t.Fatal(err)
-	}
-	python, pyDir := builder.Path(tool, "venv/bin/python"), mustAbs(t, filepath.Join("testdata", "a2a-python", "v1"))
+	python, pyDir := venvPython(t, testenv.A2APython1()), mustAbs(t, filepath.Join("testdata", "a2a-python", "v1"))
 	sdks := []struct {
 		name string
 		run  func(args ...string) ([]map[string]any, error)
@@ -109,7 +104,7 @@ func TestAccCardSignature_A2ASDKs(t *testing.T) {
 			return runClientScript(ctx, pyDir, append([]string{python, "cardsig.py"}, args...))
 		}},
 	}
-	for _, sdk := range sdks {
+	for i, sdk := range sdks {
 		lines, err := sdk.run(append(append([]string{"verify", pubFile}, ours...), tampered...)...)
 		if err != nil {
 			t.Fatalf("%s: %v", sdk.name, err)
@@ -130,7 +125,7 @@ func TestAccCardSignature_A2ASDKs(t *testing.T) {
 			}
 		}
 		for name, card := range unsigned {
-			out := filepath.Join(dir, name+"-"+fmt.Sprint(len(sdk.name))+"-sdk.json")
+			out := filepath.Join(dir, fmt.Sprintf("%s-sdk%d.json", name, i))
 			if _, err := sdk.run("sign", privFile, headerFile, card, out); err != nil {
 				t.Fatalf("%s signing %s: %v", sdk.name, name, err)
 			}

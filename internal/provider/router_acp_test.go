@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -24,11 +23,7 @@ import (
 // kagenti-router's /acp/{namespace} routes.
 func TestAccRouter_ACPWithSDK(t *testing.T) {
 	client := testAccKube(t)
-	builder := &testenv.Builder{CacheDir: testenv.DefaultCacheDir(), Log: os.Stderr}
-	if err := builder.Ensure(context.Background(), testenv.ACPSDK()); err != nil {
-		t.Fatal(err)
-	}
-	python := builder.Path(testenv.ACPSDK(), "venv/bin/python")
+	python := venvPython(t, testenv.ACPSDK())
 	port := freePort(t)
 	server := exec.Command(python, "testdata/acp/server.py", fmt.Sprint(port))
 	server.Stdout, server.Stderr = testWriter{t}, testWriter{t}

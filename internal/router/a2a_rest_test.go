@@ -112,19 +112,7 @@ func TestA2A_REST03OverJSONRPC(t *testing.T) {
 			token := e.issuer.token(t)
 			call := func(method, path, body, accept string) (*http.Response, []byte) {
 				t.Helper()
-				req, _ := http.NewRequest(method, e.agentURL()+path, strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Accept", accept)
-				if token != "" {
-					req.Header.Set("Authorization", "Bearer "+token)
-				}
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return resp, b
+				return e.call(t, method, path, token, body, accept)
 			}
 			message := func(text string) string {
 				return `{"message":{"messageId":"` + text + `","role":"ROLE_USER","content":[{"text":"` + text + `"}]},"configuration":{"blocking":true}}`

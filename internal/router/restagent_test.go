@@ -81,16 +81,8 @@ func TestA2A_RESTOnlyAgent(t *testing.T) {
 	}
 
 	t.Run("REST 0.3", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodPost, e.agentURL()+"/v1/message:send", strings.NewReader(
-			`{"message":{"messageId":"m1","role":"ROLE_USER","content":[{"text":"rest03"}]},"configuration":{"blocking":true}}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := e.call(t, http.MethodPost, "/v1/message:send", token,
+			`{"message":{"messageId":"m1","role":"ROLE_USER","content":[{"text":"rest03"}]},"configuration":{"blocking":true}}`, "")
 		var sent struct {
 			Message struct {
 				Content []struct {
@@ -132,15 +124,7 @@ func TestA2A_RESTOnlyAgentKeepsTheCall(t *testing.T) {
 	token := e.issuer.token(t)
 	post := func(body string) string {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, e.agentURL(), strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		_, b := e.call(t, http.MethodPost, "", token, body, "")
 		return string(b)
 	}
 	const id = `9007199254740993`

@@ -199,6 +199,27 @@ func startRouter(t testing.TB, cfg Config) (*Router, string) {
 
 func (e *testEnv) agentURL() string { return e.url + "/a2a/team1/agent1" }
 
+// call sends a request with a JSON body to path below the agent's URL through the router, with
+// the bearer token when one is given, and returns the answer and its body.
+func (e *testEnv) call(t *testing.T, method, path, token, body, accept string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.agentURL()+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
 // bearer adds a token to every SDK call.
 func bearer(ctx context.Context, token string) context.Context {
 	return a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + token}})

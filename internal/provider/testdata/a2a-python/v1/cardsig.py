@@ -8,6 +8,7 @@ Usage (python: the a2a-python-v1 venv of the tool cache):
       OUT is IN with the SDK's signature added; HEADER is the JWS protected header (alg, kid,
       typ, and any other member, such as x5c).
 """
+import copy
 import json
 import sys
 
@@ -33,7 +34,8 @@ def verify(public_key, cards):
 
 def sign(private_key, header, src, dst):
     card = json.loads(read(src))
-    signed = create_agent_card_signer(private_key, header)(parse_agent_card(json.loads(read(src))))
+    # (parse_agent_card rewrites the dict it is given.)
+    signed = create_agent_card_signer(private_key, header)(parse_agent_card(copy.deepcopy(card)))
     # The card as it was (members the 1.0 schema does not know included), with the signature.
     card['signatures'] = MessageToDict(signed)['signatures']
     with open(dst, 'w') as f:
