@@ -46,6 +46,16 @@ func serve(debugMode bool) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// KAGENTI_PROVIDER_HEAP_PROFILE names a file for the heap profile of the run's end (what the
+	// last collection found live): for whoever measures the provider's memory.
+	if path := os.Getenv("KAGENTI_PROVIDER_HEAP_PROFILE"); path != "" {
+		defer func() {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	return providerserver.Serve(context.Background(), provider.New(version), providerserver.ServeOpts{
 		Address:         "registry.terraform.io/kagenti/kagenti",
 		Debug:           debugMode,

@@ -52,12 +52,34 @@ func run(ctx context.Context) error {
 	parallelism := flag.Int("parallelism", 10, "tofu -parallelism")
 	providerEnv := flag.String("provider-env", "", "comma-separated KEY=VALUE pairs set for the provider alone, not tofu or kubectl "+
 		"(GOGC=200,GOMEMLIMIT=384MiB: the provider's own GC tuning yields to them)")
-	profileDir := flag.String("profile", "", "a directory for the CPU profiles of each no-op plan, the provider's (plan-N.pprof) and tofu's (tofu-plan-N.pprof); "+
+	planVariants := flag.String("plan-variants", "", "semicolon-separated -provider-env alternatives under which each no-op plan round is also timed, "+
+		"in turns with -provider-env on the same applied state (GOGC=200;GOGC=800,GOMEMLIMIT=off), each median printed on stderr")
+	planRounds := flag.Int("plan-rounds", 3, "no-op plans timed for each size, of which the median is reported")
+	profileDir := flag.String("profile", "", "a directory for the CPU profiles of each no-op plan, the provider's (plan-N-ROUND.pprof) and tofu's (tofu-plan-N-ROUND.pprof), "+
+		"the provider's heap at its end (heap-plan-N-ROUND.pprof), "+
+		"and the provider's GC trace (gctrace-plan-N-ROUND.log, summed up on stderr); "+
 		"each size also times a plan without refresh, printed on stderr, to part the plan walk from the refresh")
 	flag.Parse()
-	envPrefix, err := shellEnv(*providerEnv)
+	if *planRounds < 1 {
+		return fmt.Errorf("-plan-rounds %d: at least one plan is timed", *planRounds)
+	}
+	baseEnv, err := envWords(*providerEnv)
 	if err != nil {
 		return err
+	}
+	base := "the provider's own GC tuning"
+	if *providerEnv != "" {
+		base = *providerEnv
+	}
+	variants := []planVariant{{name: base, env: baseEnv}}
+	if *planVariants != "" {
+		for _, v := range strings.Split(*planVariants, ";") {
+			words, err := envWords(v)
+			if err != nil {
+				return fmt.Errorf("-plan-variants: %w", err)
+			}
+			variants = append(variants, planVariant{name: v, env: words})
+		}
 	}
 	if *profileDir != "" {
 		if *profileDir, err = filepath.Abs(*profileDir); err != nil {
@@ -112,16 +134,24 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("build provider: %w", err)
 	}
 	rssFile := filepath.Join(work, "rss")
+	// tofu starts the wrapper with its own environment, where KAGENTI_BENCH_PROVIDER_ENV holds
+	// KEY=VALUE words for the provider alone (GOGC for tofu would measure another tofu). With
+	// KAGENTI_BENCH_GCTRACE set (to a file), the provider writes the runtime's GC trace there
+	// instead of to tofu, which would drop it.
 	wrapper := fmt.Sprintf(`#!/bin/sh
-%s%q "$@" &
+if [ -n "$KAGENTI_BENCH_GCTRACE" ]; then
+  env GODEBUG=gctrace=1 $KAGENTI_BENCH_PROVIDER_ENV %[1]q "$@" 2>>"$KAGENTI_BENCH_GCTRACE" &
+else
+  env $KAGENTI_BENCH_PROVIDER_ENV %[1]q "$@" &
+fi
 pid=$!
 trap 'kill $pid 2>/dev/null' TERM INT
 while kill -0 $pid 2>/dev/null; do
-  awk '/VmHWM/ {print $2}' /proc/$pid/status >> %q 2>/dev/null
+  awk '/VmHWM/ {print $2}' /proc/$pid/status >> %[2]q 2>/dev/null
   sleep 0.05
 done
 wait $pid
-`, envPrefix, real, rssFile)
+`, real, rssFile)
 	if err := os.WriteFile(filepath.Join(plugins, "terraform-provider-kagenti"), []byte(wrapper), 0o755); err != nil {
 		return err
 	}
@@ -138,7 +168,8 @@ wait $pid
 `, plugins, mirror)), 0o644); err != nil {
 		return err
 	}
-	env := append(os.Environ(), "TF_CLI_CONFIG_FILE="+rc, "KUBECONFIG="+sb.Kubernetes.Kubeconfig, "TF_IN_AUTOMATION=1")
+	env := append(os.Environ(), "TF_CLI_CONFIG_FILE="+rc, "KUBECONFIG="+sb.Kubernetes.Kubeconfig, "TF_IN_AUTOMATION=1",
+		"KAGENTI_BENCH_PROVIDER_ENV="+baseEnv)
 
 	var results []result
 	for _, s := range strings.Split(*sizes, ",") {
@@ -146,7 +177,7 @@ wait $pid
 		if err != nil {
 			return err
 		}
-		r, err := benchN(ctx, n, *parallelism, work, tofu, kubectl, env, sb, rssFile, *profileDir)
+		r, err := benchN(ctx, n, *parallelism, *planRounds, variants, work, tofu, kubectl, env, sb, rssFile, *profileDir)
 		if err != nil {
 			return fmt.Errorf("N=%d: %w", n, err)
 		}
@@ -159,6 +190,16 @@ wait $pid
 		fmt.Printf("| %d | %s | %s | %s | %s | %s | %s | %.1f | %.0f MiB |\n", r.n, secs(r.apply), secs(r.applyNoWait), secs(r.plan), secs(r.refresh), secs(r.kubectl), secs(r.kwait), r.requestsPerAgent, r.peakRSSMiB)
 	}
 	return nil
+}
+
+// median of durations (the mean of the middle two when their number is even).
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
@@ -184,7 +225,7 @@ resource "kagenti_agent" "a%[1]d" {
 	return b.String()
 }
 
-func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string, env []string, sb *testenv.Sandbox, rssFile, profileDir string) (result, error) {
+func benchN(ctx context.Context, n, parallelism, planRounds int, variants []planVariant, work, tofu, kubectl string, env []string, sb *testenv.Sandbox, rssFile, profileDir string) (result, error) {
 	r := result{n: n}
 	k := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", sb.Kubernetes.Kubeconfig}, args...)...)
@@ -237,28 +278,25 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 			r.apply = d
 			r.requestsPerAgent = float64(auditAfter-auditBefore) / float64(n)
 			r.peakRSSMiB = peakRSS(rssFile) / 1024
-			// A no-op plan: refresh of every agent, nothing to change (exit code 0).
-			var profile []string
-			if profileDir != "" {
-				// tofu hands its environment to the provider it starts.
-				profile = []string{"KAGENTI_PROVIDER_CPU_PROFILE=" + filepath.Join(profileDir, fmt.Sprintf("plan-%d.pprof", n)),
-					"TOFU_CPU_PROFILE=" + filepath.Join(profileDir, fmt.Sprintf("tofu-plan-%d.pprof", n))}
+			// A no-op plan: refresh of every agent, nothing to change (exit code 0). Timed in
+			// rounds, the median reported: one plan of 500 agents took anywhere from 7.1 to 9.0 s
+			// on a quiet machine.
+			rounds := make([][]time.Duration, len(variants))
+			for round := 1; round <= planRounds; round++ {
+				for i, v := range variants {
+					d, err := noopPlan(n, round, planRounds, v, len(variants) > 1, profileDir, sb.Kubernetes.AuditLog, rssFile, tfEnv, parallelism)
+					if err != nil {
+						return r, err
+					}
+					rounds[i] = append(rounds[i], d)
+				}
 			}
-			settle(n, "the no-op plan")
-			_, listsBefore, err := countAudit(sb.Kubernetes.AuditLog)
-			if err != nil {
-				return r, err
+			r.plan = median(rounds[0])
+			if len(variants) > 1 {
+				for i, v := range variants {
+					fmt.Fprintf(os.Stderr, "kagenti-bench: %d agents: no-op plan with %s: median %s of %d rounds %s\n", n, v.name, secs(median(rounds[i])), planRounds, durations(rounds[i]))
+				}
 			}
-			if r.plan, err = tfEnv(profile, "plan", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism)); err != nil {
-				return r, err
-			}
-			// Each kind's objects are read from one LIST while it is fresh: more LISTs than
-			// kinds say a plan took its lists again.
-			_, listsAfter, err := countAudit(sb.Kubernetes.AuditLog)
-			if err != nil {
-				return r, err
-			}
-			fmt.Fprintf(os.Stderr, "kagenti-bench: %d agents: the no-op plan took %s and made %d LIST requests\n", n, secs(r.plan), listsAfter-listsBefore)
 			if profileDir != "" {
 				walk, err := tf("plan", "-refresh=false", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism))
 				if err != nil {
@@ -325,6 +363,69 @@ func benchN(ctx context.Context, n, parallelism int, work, tofu, kubectl string,
 	return r, k("delete", "namespace", ns, "--wait=false")
 }
 
+// noopPlan times one no-op plan (exit code 0) with the provider under variant v, after the
+// machine settles, and prints its LISTs and, with a profile directory, its GC trace's sums.
+// Each plan's files there are named by size, round and (when several are timed) variant.
+func noopPlan(n, round, rounds int, v planVariant, named bool, profileDir, auditLog, rssFile string,
+	tofu func(extraEnv []string, args ...string) (time.Duration, error), parallelism int) (time.Duration, error) {
+	// tofu hands its environment to the provider it starts.
+	extra := []string{"KAGENTI_BENCH_PROVIDER_ENV=" + v.env}
+	label := fmt.Sprintf("no-op plan %d of %d", round, rounds)
+	suffix := fmt.Sprintf("%d-%d", n, round)
+	if named {
+		label += " with " + v.name
+		env := v.env
+		if env == "" {
+			env = "default"
+		}
+		suffix += "-" + strings.NewReplacer("=", "", " ", "-").Replace(env)
+	}
+	gcFile := ""
+	if profileDir != "" {
+		gcFile = filepath.Join(profileDir, "gctrace-plan-"+suffix+".log")
+		extra = append(extra, "KAGENTI_PROVIDER_CPU_PROFILE="+filepath.Join(profileDir, "plan-"+suffix+".pprof"),
+			"KAGENTI_PROVIDER_HEAP_PROFILE="+filepath.Join(profileDir, "heap-plan-"+suffix+".pprof"),
+			"TOFU_CPU_PROFILE="+filepath.Join(profileDir, "tofu-plan-"+suffix+".pprof"),
+			"KAGENTI_BENCH_GCTRACE="+gcFile)
+	}
+	settle(n, label)
+	_ = os.Remove(rssFile)
+	_, listsBefore, err := countAudit(auditLog)
+	if err != nil {
+		return 0, err
+	}
+	d, err := tofu(extra, "plan", "-detailed-exitcode", "-no-color", fmt.Sprintf("-parallelism=%d", parallelism))
+	if err != nil {
+		return 0, err
+	}
+	// Each kind's objects are read from one LIST while it is fresh: more LISTs than kinds say a
+	// plan took its lists again.
+	_, listsAfter, err := countAudit(auditLog)
+	if err != nil {
+		return 0, err
+	}
+	gc := ""
+	if gcFile != "" {
+		t, err := readGCTrace(gcFile)
+		if err != nil {
+			return 0, err
+		}
+		gc = fmt.Sprintf("; the provider collected %d times in %s of CPU, at most %d MB live after marking", t.cycles, secs(t.cpu), t.maxLiveMB)
+	}
+	fmt.Fprintf(os.Stderr, "kagenti-bench: %d agents: %s took %s and made %d LIST requests; the provider peaked at %.0f MiB%s\n",
+		n, label, secs(d), listsAfter-listsBefore, peakRSS(rssFile)/1024, gc)
+	return d, nil
+}
+
+// durations lists rounds' times as "(9.42 s, 9.65 s, 9.66 s)".
+func durations(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = secs(d)
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
 // countAudit counts the provider's completed requests in the audit log, and of those the LISTs.
 func countAudit(path string) (requests, lists int, err error) {
 	f, err := os.Open(path)
@@ -350,6 +451,43 @@ func countAudit(path string) (requests, lists int, err error) {
 	return requests, lists, sc.Err()
 }
 
+type gcTrace struct {
+	cycles    int
+	cpu       time.Duration
+	maxLiveMB int
+}
+
+// gcLine is a collection in a GODEBUG=gctrace=1 log: its CPU times (stop-the-world sweep
+// termination, assist/background/idle marking, mark termination) and its heap at start, at end
+// and left live after marking.
+var gcLine = regexp.MustCompile(`^gc \d+ @[\d.]+s \d+%: [^,]* ms clock, ([\d.+/]+) ms cpu, (\d+)->(\d+)->(\d+) MB`)
+
+// readGCTrace sums a provider's GC trace: the collections, their CPU time, the largest live heap.
+func readGCTrace(path string) (gcTrace, error) {
+	var t gcTrace
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return t, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		m := gcLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		t.cycles++
+		for _, f := range strings.FieldsFunc(m[1], func(r rune) bool { return r == '+' || r == '/' }) {
+			ms, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				return t, fmt.Errorf("%s: %q: %w", path, line, err)
+			}
+			t.cpu += time.Duration(ms * float64(time.Millisecond))
+		}
+		live, _ := strconv.Atoi(m[4])
+		t.maxLiveMB = max(t.maxLiveMB, live)
+	}
+	return t, nil
+}
+
 // peakRSS is the largest VmHWM sample (KiB).
 func peakRSS(path string) float64 {
 	data, _ := os.ReadFile(path)
@@ -362,25 +500,33 @@ func peakRSS(path string) float64 {
 	return peak
 }
 
-// shellEnv is -provider-env as the prefix of a shell command ("env K='v' ... "), empty when
-// none is given.
-func shellEnv(pairs string) (string, error) {
+// envWords is -provider-env (or one of -plan-variants) as the words the wrapper passes to env(1):
+// "K=v K2=v2", empty when none is given.
+func envWords(pairs string) (string, error) {
 	if pairs == "" {
 		return "", nil
 	}
-	var b strings.Builder
-	b.WriteString("env ")
+	var words []string
 	for _, pair := range strings.Split(pairs, ",") {
 		k, v, ok := strings.Cut(pair, "=")
-		if !ok || !envName.MatchString(k) || strings.Contains(v, "'") {
-			return "", fmt.Errorf("-provider-env: %q is not KEY=VALUE (a value without quotes)", pair)
+		if !ok || !envName.MatchString(k) || !envValue.MatchString(v) {
+			return "", fmt.Errorf("%q is not KEY=VALUE (a value of letters, digits and ._-)", pair)
 		}
-		fmt.Fprintf(&b, "%s='%s' ", k, v)
+		words = append(words, pair)
 	}
-	return b.String(), nil
+	return strings.Join(words, " "), nil
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var (
+	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	envValue = regexp.MustCompile(`^[A-Za-z0-9._-]*$`)
+)
+
+// planVariant is an environment of the provider under which no-op plans are timed.
+type planVariant struct {
+	name string // as given
+	env  string // envWords
+}
 
 // settle waits, before a timed command, until the machine is quiet: after an apply or a
 // delete the sandbox's controllers, scheduler and kwok go on working through thousands of pods
