@@ -3,6 +3,8 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/kagenti/terraform-provider-kagenti/internal/keycloak"
 	"github.com/kagenti/terraform-provider-kagenti/internal/kubeconfig"
@@ -176,4 +179,26 @@ func validateKeycloakRealms(kcc *keycloakConfigModel) diag.Diagnostics {
 				"and remove realm. (managed_realm defaults to \"kagenti\", auth_realm to \"master\".)")
 	}
 	return diags
+}
+
+// memoryLimitEnv sets the provider's soft memory limit, and the provider's alone: Terraform and
+// OpenTofu hand their environment to the provider, so GOMEMLIMIT would set theirs as well.
+const memoryLimitEnv = "KAGENTI_PROVIDER_MEMORY_LIMIT"
+
+// memoryLimit reads KAGENTI_PROVIDER_MEMORY_LIMIT: "off" for no limit (math.MaxInt64, as
+// runtime/debug takes it) or a quantity of bytes as Kubernetes writes them (512Mi, 1Gi). set is
+// false when it is unset.
+func memoryLimit() (limit int64, set bool, err error) {
+	v := os.Getenv(memoryLimitEnv)
+	switch v {
+	case "":
+		return 0, false, nil
+	case "off":
+		return math.MaxInt64, true, nil
+	}
+	q, err := resource.ParseQuantity(v)
+	if err != nil || q.Sign() <= 0 || q.Value() < 64<<20 {
+		return 0, false, fmt.Errorf("%s is %q: set it to off or to a size of at least 64Mi, such as 512Mi or 1Gi", memoryLimitEnv, v)
+	}
+	return q.Value(), true, nil
 }
