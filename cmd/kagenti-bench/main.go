@@ -57,7 +57,7 @@ func run(ctx context.Context) error {
 	planRounds := flag.Int("plan-rounds", 3, "no-op plans timed for each size, of which the median is reported")
 	profileDir := flag.String("profile", "", "a directory for the CPU profiles of each no-op plan, the provider's (plan-N-ROUND.pprof) and tofu's (tofu-plan-N-ROUND.pprof), "+
 		"the provider's heap at its end (heap-plan-N-ROUND.pprof), "+
-		"and the provider's GC trace (gctrace-plan-N-ROUND.log, summed up on stderr); "+
+		"and the provider's GC trace (gctrace-plan-N-ROUND.log, summed up on stderr), each name ending in -VARIANT with -plan-variants; "+
 		"each size also times a plan without refresh, printed on stderr, to part the plan walk from the refresh")
 	flag.Parse()
 	if *planRounds < 1 {
