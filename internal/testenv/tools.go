@@ -42,8 +42,8 @@ const (
 	// MCPPythonVersion is the official Python MCP SDK the router's MCP tests use as client and
 	// tool server.
 	MCPPythonVersion = "1.27.2"
-	// A2APythonVersions are the official Python A2A SDK's two lines (0.3 and 1.x) whose clients
-	// call agents through the router in the acceptance tests.
+	// A2APython03Version and A2APython1Version are the official Python A2A SDK's two lines (0.3
+	// and 1.x) whose clients call agents through the router in the acceptance tests.
 	A2APython03Version = "0.3.26"
 	uvicornForA2A      = "0.35.0"
 	A2APython1Version  = "1.3.0"
